@@ -1,0 +1,434 @@
+"""The data model (SQLAlchemy 2 typed ORM). Alembic owns the schema: see migrations/.
+
+Conventions:
+* Budgets and bids are integers in the currency's minor unit, as Meta sends them
+  (`*_minor`). Reported money (spend, revenue) is stored in micros of the major unit
+  (`*_micros`): exact, summable in SQL, the same for every currency.
+* Timestamps are `UTCDateTime` (tz-aware UTC on both databases). Metric dates are
+  the ad account's local dates (`Date`).
+* Table names the seed system's operators query are kept as they were.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.db.types import JSONDocument, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+
+
+class Level(StrEnum):
+    CAMPAIGN = "campaign"
+    ADSET = "adset"
+    AD = "ad"
+
+
+class TokenStatus(StrEnum):
+    OK = "ok"
+    NEEDS_RECONNECT = "needs_reconnect"
+
+
+class SyncStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# --------------------------------------------------------------------------- people
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ------------------------------------------------------------------ accounts & entities
+
+
+class AdAccount(Base):
+    __tablename__ = "ad_accounts"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    platform: Mapped[str] = mapped_column(String(20), default="meta")
+    external_id: Mapped[str] = mapped_column(String(40))  # "act_…"
+    name: Mapped[str] = mapped_column(String(300))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone_name: Mapped[str] = mapped_column(String(64))
+    account_status: Mapped[int] = mapped_column(SmallInteger)
+    min_daily_budget_minor: Mapped[int | None] = mapped_column(BigInteger)
+    graph_url: Mapped[str | None] = mapped_column(String(500))  # None: the setting
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    token_status: Mapped[str] = mapped_column(String(20), default=TokenStatus.OK)
+    token_checked_at: Mapped[datetime | None]
+    token_error: Mapped[str | None] = mapped_column(Text)
+    rate_limited_until: Mapped[datetime | None]
+    last_sync_at: Mapped[datetime | None]
+    last_sync_status: Mapped[str | None] = mapped_column(String(20))
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    entities: Mapped[list[AdEntity]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class AdEntity(Base):
+    """A campaign, ad set or ad, as last read from Meta."""
+
+    __tablename__ = "ad_entities"
+    __table_args__ = (
+        UniqueConstraint("account_id", "external_id"),
+        Index("ix_ad_entities_account_level", "account_id", "level"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(10))
+    external_id: Mapped[str] = mapped_column(String(40))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ad_entities.id", ondelete="CASCADE"), index=True
+    )
+    meta_campaign_id: Mapped[str | None] = mapped_column(String(40))
+    meta_adset_id: Mapped[str | None] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(String(20))
+    effective_status: Mapped[str] = mapped_column(String(40))
+    daily_budget_minor: Mapped[int | None] = mapped_column(BigInteger)
+    lifetime_budget_minor: Mapped[int | None] = mapped_column(BigInteger)
+    budget_remaining_minor: Mapped[int | None] = mapped_column(BigInteger)
+    bid_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    objective: Mapped[str | None] = mapped_column(String(60))
+    created_time: Mapped[datetime | None]
+    updated_time: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[AdAccount] = relationship(back_populates="entities")
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+class _MetricColumns:
+    """The numbers every insights table carries."""
+
+    spend_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    impressions: Mapped[int] = mapped_column(BigInteger, default=0)
+    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
+    reach: Mapped[int] = mapped_column(BigInteger, default=0)
+    conversions: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+METRIC_COLUMNS = (
+    "spend_micros",
+    "impressions",
+    "clicks",
+    "reach",
+    "conversions",
+    "revenue_micros",
+)
+
+
+class _InsightRow(_MetricColumns):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    entity_id: Mapped[int] = mapped_column(ForeignKey("ad_entities.id", ondelete="CASCADE"))
+    date: Mapped[date] = mapped_column(Date)
+
+
+class AdMetric(_InsightRow, Base):
+    """Daily numbers per entity (campaign, ad set and ad levels) and account-local date."""
+
+    __tablename__ = "ad_metrics"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "date"),
+        Index("ix_ad_metrics_account_date", "account_id", "date"),
+    )
+
+
+class AdDemographicInsight(_InsightRow, Base):
+    __tablename__ = "ad_demographic_insights"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "date", "age", "gender"),
+        Index("ix_ad_demographic_insights_account_date", "account_id", "date"),
+    )
+
+    age: Mapped[str] = mapped_column(String(20))
+    gender: Mapped[str] = mapped_column(String(20))
+
+
+class AdPlacementInsight(_InsightRow, Base):
+    __tablename__ = "ad_placement_insights"
+    __table_args__ = (
+        UniqueConstraint(
+            "entity_id", "date", "publisher_platform", "platform_position", "impression_device"
+        ),
+        Index("ix_ad_placement_insights_account_date", "account_id", "date"),
+    )
+
+    publisher_platform: Mapped[str] = mapped_column(String(40))
+    platform_position: Mapped[str] = mapped_column(String(60))
+    impression_device: Mapped[str] = mapped_column(String(40))
+
+
+class AdGeographicInsight(_InsightRow, Base):
+    """One table for the three geographic breakdowns: `geo_type` country | region | dma."""
+
+    __tablename__ = "ad_geographic_insights"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "date", "geo_type", "geo_value"),
+        Index("ix_ad_geographic_insights_account_date", "account_id", "date"),
+    )
+
+    geo_type: Mapped[str] = mapped_column(String(10))
+    geo_value: Mapped[str] = mapped_column(String(200))
+
+
+class AdHourlyInsight(_InsightRow, Base):
+    """Hour of day (0–23) in the advertiser's time zone, per account-local date."""
+
+    __tablename__ = "ad_hourly_insights"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "date", "hour"),
+        Index("ix_ad_hourly_insights_account_date", "account_id", "date"),
+    )
+
+    hour: Mapped[int] = mapped_column(SmallInteger)
+
+
+class SyncRun(Base):
+    """One sync of one account: what was read, how long it took, how it ended."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_account_started", "account_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default=SyncStatus.RUNNING)
+    since: Mapped[date | None] = mapped_column(Date)
+    until: Mapped[date | None] = mapped_column(Date)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# ------------------------------------------------------------------------- automation
+
+
+class AutomationRule(Base):
+    __tablename__ = "automation_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(10))
+    document: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(30), default="draft")
+    check_frequency_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    next_execution_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_execution_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AutomationRuleVersion(Base):
+    """Every saved document of a rule, so a change can be seen and undone."""
+
+    __tablename__ = "automation_rule_versions"
+    __table_args__ = (UniqueConstraint("rule_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuleExecution(Base):
+    __tablename__ = "rule_executions"
+    __table_args__ = (Index("ix_rule_executions_rule_started", "rule_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
+    rule_version: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    entities_checked: Mapped[int] = mapped_column(Integer, default=0)
+    entities_matched: Mapped[int] = mapped_column(Integer, default=0)
+    actions_taken: Mapped[int] = mapped_column(Integer, default=0)
+    actions_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    trace: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
+class ActionHistory(Base):
+    """Every action Rex took or would take on Meta: an intent row first, the outcome after."""
+
+    __tablename__ = "action_history"
+    __table_args__ = (Index("ix_action_history_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automation_rules.id", ondelete="SET NULL")
+    )
+    execution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rule_executions.id", ondelete="SET NULL")
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="SET NULL"))
+    entity_name: Mapped[str | None] = mapped_column(String(400))
+    action_type: Mapped[str] = mapped_column(String(30))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    can_rollback: Mapped[bool] = mapped_column(Boolean, default=False)
+    rollback_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_history.id", ondelete="SET NULL")
+    )
+    rolled_back_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_history.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class PendingAction(Base):
+    """The approval queue: a proposed change waiting for a person."""
+
+    __tablename__ = "pending_actions"
+    __table_args__ = (Index("ix_pending_actions_status_expires", "status", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automation_rules.id", ondelete="SET NULL")
+    )
+    execution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rule_executions.id", ondelete="SET NULL")
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="SET NULL"))
+    action_type: Mapped[str] = mapped_column(String(30))
+    proposal: Mapped[dict[str, Any]]
+    justification: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    expires_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_history.id", ondelete="SET NULL")
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automation_rules.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+# ------------------------------------------------------------------------ suggestions
+
+
+class RexSuggestion(Base):
+    __tablename__ = "rex_suggestions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(60))
+    title: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any]]
+    confidence: Mapped[float | None]
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]
+
+
+class RexSuggestionPerformance(Base):
+    __tablename__ = "rex_suggestion_performance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    suggestion_id: Mapped[int] = mapped_column(
+        ForeignKey("rex_suggestions.id", ondelete="CASCADE"), index=True
+    )
+    baseline_metrics: Mapped[dict[str, Any]]
+    current_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    deltas: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    is_improving: Mapped[bool | None]
+    last_comparison_at: Mapped[datetime | None]
+
+
+# -------------------------------------------------------------------------- operations
+
+
+class SchedulerHeartbeat(Base):
+    __tablename__ = "scheduler_heartbeats"
+    __table_args__ = (UniqueConstraint("host", "pid", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_tick_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+    jobs: Mapped[dict[str, Any]] = mapped_column(default=dict)

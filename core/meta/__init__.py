@@ -1,0 +1,26 @@
+"""Meta's Graph API: the client, its typed errors and Meta's objects as Rex reads them."""
+
+from core.meta.client import BatchRequest, GraphClient
+from core.meta.errors import (
+    ConnectionFailedError,
+    GraphError,
+    InvalidParameterError,
+    ObjectGoneError,
+    PermissionDeniedError,
+    RateLimitedError,
+    TokenInvalidError,
+    TransientError,
+)
+
+__all__ = [
+    "BatchRequest",
+    "ConnectionFailedError",
+    "GraphClient",
+    "GraphError",
+    "InvalidParameterError",
+    "ObjectGoneError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "TokenInvalidError",
+    "TransientError",
+]

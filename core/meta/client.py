@@ -1,0 +1,469 @@
+"""The Graph API client: the only code in Rex that speaks HTTP to Meta.
+
+What it guarantees:
+* a timeout on every call; the token travels in the `Authorization` header, never in
+  a URL, so it cannot leak into logs, proxies or exception texts;
+  `appsecret_proof` on every call when an app secret is configured;
+* one error mapping (`core.meta.errors.error_from_response`);
+* bounded retries with exponential backoff and full jitter, on transient errors and
+  rate limits only — and transient errors of a non-idempotent call (a copy) are not
+  retried, because the first attempt may have taken effect;
+* after a rate limit, no call to that account before the regain time (a short wait is
+  waited out, a long one raises `RateLimitedError` at once without calling Meta);
+* slowing down when Meta's usage headers pass 75 %;
+* cursor paging, batches of at most 50 with `null` items retried, async insights
+  report runs polled until `Job Completed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+
+from core.meta.errors import (
+    AsyncReportError,
+    ConnectionFailedError,
+    GraphError,
+    InvalidParameterError,
+    RateLimitedError,
+    TransientError,
+    UnexpectedResponseError,
+    error_from_response,
+    usage_percent,
+)
+from core.meta.objects import (
+    ACCOUNT_FIELDS,
+    EDGE_FOR_LEVEL,
+    ENTITY_FIELDS,
+    AccountInfo,
+    CopyResult,
+    EntityInfo,
+    InsightRow,
+)
+from core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 50
+PAGE_LIMIT = 500
+SLOWDOWN_PERCENT = 75
+ALL_STATUSES = (
+    "ACTIVE",
+    "PAUSED",
+    "ARCHIVED",
+    "IN_PROCESS",
+    "WITH_ISSUES",
+    "CAMPAIGN_PAUSED",
+    "ADSET_PAUSED",
+    "DISAPPROVED",
+    "PENDING_REVIEW",
+    "PREAPPROVED",
+    "PENDING_BILLING_INFO",
+)
+ASYNC_DONE = "Job Completed"
+ASYNC_FAILED = ("Job Failed", "Job Skipped")
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One item of a batch. `params` are encoded the way Meta's SDKs encode them."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    idempotent: bool = True
+
+
+BatchResult = dict[str, Any] | GraphError
+
+
+class GraphClient:
+    def __init__(
+        self,
+        token: str,
+        *,
+        account_id: str | None = None,
+        base_url: str | None = None,
+        version: str | None = None,
+        app_secret: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_seconds: float | None = None,
+        max_inline_wait_seconds: float | None = None,
+        async_max_wait_seconds: float | None = None,
+        poll_seconds: float = 1.0,
+        blocked_until: datetime | None = None,
+        http: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        settings = get_settings()
+        if not token:
+            raise ValueError("an access token is required")
+        self._token = token
+        self.account_id = account_id
+        self.base_url = (base_url or settings.graph_base_url).rstrip("/")
+        self.version = version or settings.graph_api_version
+        app_secret = app_secret if app_secret is not None else settings.meta_app_secret
+        self._proof = (
+            hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+            if app_secret
+            else None
+        )
+        self.timeout = timeout if timeout is not None else settings.graph_timeout_seconds
+        self.max_retries = max_retries if max_retries is not None else settings.graph_max_retries
+        self.backoff_seconds = (
+            backoff_seconds if backoff_seconds is not None else settings.graph_backoff_seconds
+        )
+        self.max_inline_wait = (
+            max_inline_wait_seconds
+            if max_inline_wait_seconds is not None
+            else settings.graph_max_inline_wait_seconds
+        )
+        self.async_max_wait = (
+            async_max_wait_seconds
+            if async_max_wait_seconds is not None
+            else settings.sync_async_max_wait_seconds
+        )
+        self.poll_seconds = poll_seconds
+        self.blocked_until = blocked_until
+        self.last_usage_percent = 0
+        self.calls = 0
+        self._http = http or requests.Session()
+        self._sleep = sleep
+
+    def __repr__(self) -> str:  # never the token
+        return f"GraphClient({self.base_url}/{self.version}, account={self.account_id})"
+
+    # ------------------------------------------------------------------ transport
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params)
+
+    def post(
+        self, path: str, params: Mapping[str, Any] | None = None, *, idempotent: bool = True
+    ) -> dict[str, Any]:
+        return self.request("POST", path, params, idempotent=idempotent)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
+    ) -> Any:
+        """One Graph call with retries. Returns the decoded JSON body."""
+        encoded = encode_params(params or {})
+        if self._proof:
+            encoded["appsecret_proof"] = self._proof
+        url = f"{self.base_url}/{self.version}/{path.lstrip('/')}"
+        attempt = 0
+        while True:
+            self._wait_out_block(attempt)
+            try:
+                return self._send(method, url, path, encoded)
+            except RateLimitedError as error:
+                self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
+                if attempt >= self.max_retries or error.retry_after_seconds > self.max_inline_wait:
+                    raise
+            except TransientError:
+                if attempt >= self.max_retries or not idempotent:
+                    raise
+                self._sleep(self._backoff(attempt))
+            attempt += 1
+
+    def _send(self, method: str, url: str, path: str, params: dict[str, str]) -> Any:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        started = time.monotonic()
+        self.calls += 1
+        try:
+            response = self._http.request(
+                method,
+                url,
+                params=params if method == "GET" else None,
+                data=params if method != "GET" else None,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except requests.Timeout:
+            raise ConnectionFailedError(
+                f"no answer from {self.base_url} within {self.timeout:g} s ({method} /{path})"
+            ) from None
+        except requests.RequestException as error:
+            raise ConnectionFailedError(
+                f"cannot reach {self.base_url} ({method} /{path}): {type(error).__name__}"
+            ) from None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.debug("graph %s /%s → %s in %.0f ms", method, path, response.status_code, elapsed_ms)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
+            raise error_from_response(
+                response.status_code, body, response.headers, account_id=self.account_id
+            )
+        if body is None:
+            raise UnexpectedResponseError(
+                f"{method} /{path} answered HTTP {response.status_code} without JSON",
+                http_status=response.status_code,
+            )
+        self._note_usage(response.headers)
+        return body
+
+    def _wait_out_block(self, attempt: int) -> None:
+        """No call before the regain time: wait a short block out, refuse a long one."""
+        if self.blocked_until is None:
+            return
+        wait = (self.blocked_until - datetime.now(UTC)).total_seconds()
+        if wait <= 0:
+            self.blocked_until = None
+            return
+        if wait > self.max_inline_wait or attempt > self.max_retries:
+            raise RateLimitedError(
+                f"calls to {self.account_id or 'this app'} are paused by an earlier rate limit",
+                regain_at=self.blocked_until,
+            )
+        self._sleep(wait)
+        self.blocked_until = None
+
+    def _note_usage(self, headers: Mapping[str, str]) -> None:
+        percent = usage_percent(headers)
+        self.last_usage_percent = percent
+        if percent > SLOWDOWN_PERCENT:
+            # Slow down in proportion as the limit nears: up to 4 × the backoff base.
+            self._sleep(self.backoff_seconds * 4 * (percent - SLOWDOWN_PERCENT) / 25)
+
+    def _backoff(self, attempt: int) -> float:
+        # Exponential backoff with full jitter, capped at a minute.
+        return random.uniform(0, min(60.0, self.backoff_seconds * 2**attempt))
+
+    # --------------------------------------------------------------------- paging
+
+    def iter_edge(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Every item of an edge, page after page (`after` cursors; empty pages allowed)."""
+        query = dict(params or {})
+        query.setdefault("limit", PAGE_LIMIT)
+        seen_cursors: set[str] = set()
+        while True:
+            page = self.get(path, query)
+            if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+                raise UnexpectedResponseError(f"GET /{path} did not answer a list page")
+            yield from page["data"]
+            paging = page.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after:
+                return
+            if after in seen_cursors:
+                raise UnexpectedResponseError(f"GET /{path} repeated a paging cursor")
+            seen_cursors.add(after)
+            query["after"] = after
+
+    # ---------------------------------------------------------------------- batch
+
+    def batch(self, requests_: Sequence[BatchRequest]) -> list[BatchResult]:
+        """Run requests in batches of ≤ 50; one result (body or GraphError) per request.
+
+        Items Meta answers with `null` (it ran out of time) and transient item errors
+        are sent again, with backoff, up to the retry limit — unless the item is not
+        idempotent, whose outcome is then unknown and reported as such.
+        """
+        results: list[BatchResult | None] = [None] * len(requests_)
+        pending = list(range(len(requests_)))
+        attempt = 0
+        while pending:
+            retry: list[int] = []
+            for start in range(0, len(pending), BATCH_LIMIT):
+                chunk = pending[start : start + BATCH_LIMIT]
+                answers = self.post("", {"batch": [_batch_item(requests_[i]) for i in chunk]})
+                if not isinstance(answers, list) or len(answers) != len(chunk):
+                    raise UnexpectedResponseError("the batch answer does not match the request")
+                for index, answer in zip(chunk, answers, strict=True):
+                    result = self._batch_result(requests_[index], answer)
+                    retryable = isinstance(result, TransientError) and (requests_[index].idempotent)
+                    if retryable and attempt < self.max_retries:
+                        retry.append(index)
+                    results[index] = result
+            pending = retry
+            if pending:
+                self._sleep(self._backoff(attempt))
+                attempt += 1
+        return [result for result in results if result is not None]
+
+    def _batch_result(self, request: BatchRequest, answer: Any) -> BatchResult:
+        if answer is None:
+            return ConnectionFailedError(
+                f"Meta gave no answer for {request.method} /{request.path} in a batch "
+                "(its outcome is unknown)"
+            )
+        code = int(answer.get("code") or 0)
+        headers = {h.get("name", ""): h.get("value", "") for h in answer.get("headers") or []}
+        try:
+            body = json.loads(answer.get("body") or "null")
+        except ValueError:
+            body = None
+        if code >= 400 or (isinstance(body, dict) and "error" in body):
+            error = error_from_response(code, body, headers, account_id=self.account_id)
+            if isinstance(error, RateLimitedError):
+                self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
+            return error
+        if not isinstance(body, dict):
+            return UnexpectedResponseError(f"batch item {request.path} answered no object")
+        return body
+
+    # ------------------------------------------------------------------- reading
+
+    def get_account(self, account_id: str) -> AccountInfo:
+        body = self.get(account_id, {"fields": ",".join(ACCOUNT_FIELDS)})
+        return AccountInfo.from_graph(body)
+
+    def list_entities(
+        self, account_id: str, level: str, *, include_archived: bool = True
+    ) -> list[EntityInfo]:
+        """Campaigns, ad sets or ads of an account, paused and (by default) archived too."""
+        statuses = list(ALL_STATUSES if include_archived else ALL_STATUSES[:2] + ALL_STATUSES[3:])
+        params = {"fields": ",".join(ENTITY_FIELDS[level]), "effective_status": statuses}
+        edge = f"{account_id}/{EDGE_FOR_LEVEL[level]}"
+        return [EntityInfo.from_graph(level, item) for item in self.iter_edge(edge, params)]
+
+    def get_objects(self, object_ids: Sequence[str], fields: Sequence[str]) -> list[BatchResult]:
+        """Read several objects by id in batches (deleted objects are readable by id)."""
+        query = {"fields": ",".join(fields)}
+        return self.batch([BatchRequest("GET", object_id, query) for object_id in object_ids])
+
+    def insights(
+        self,
+        object_id: str,
+        *,
+        level: str,
+        since: date,
+        until: date,
+        fields: Sequence[str],
+        breakdowns: Sequence[str] = (),
+        time_increment: int | str = 1,
+        use_async: bool = False,
+    ) -> Iterator[InsightRow]:
+        """Insights rows of `object_id` for an account-local date range."""
+        params: dict[str, Any] = {
+            "level": level,
+            "fields": ",".join(fields),
+            "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+            "time_increment": time_increment,
+            "limit": PAGE_LIMIT,
+        }
+        if breakdowns:
+            params["breakdowns"] = list(breakdowns)
+        if use_async:
+            rows = self._async_report(object_id, params)
+        else:
+            rows = self.iter_edge(f"{object_id}/insights", params)
+        for raw in rows:
+            yield InsightRow.from_graph(raw, breakdowns)
+
+    def _async_report(self, object_id: str, params: dict[str, Any]) -> Iterator[Any]:
+        started = self.post(f"{object_id}/insights", params)
+        run_id = started.get("report_run_id")
+        if not run_id:
+            raise UnexpectedResponseError("the async insights request returned no report_run_id")
+        deadline = time.monotonic() + self.async_max_wait
+        interval = self.poll_seconds
+        while True:
+            status = self.get(str(run_id), {"fields": "async_status,async_percent_completion"})
+            state = status.get("async_status")
+            # Not "percent == 100": it can read 100 while the job is still running.
+            if state == ASYNC_DONE:
+                break
+            if state in ASYNC_FAILED:
+                raise AsyncReportError(f"insights report {run_id} ended '{state}'")
+            if time.monotonic() + interval > deadline:
+                raise AsyncReportError(
+                    f"insights report {run_id} still '{state}' after {self.async_max_wait:g} s"
+                )
+            self._sleep(interval)
+            interval = min(interval * 1.5, 10.0)
+        yield from self.iter_edge(f"{run_id}/insights", {"limit": PAGE_LIMIT})
+
+    # ------------------------------------------------------------------- writing
+
+    def set_status(self, object_id: str, status: str) -> None:
+        if status not in ("ACTIVE", "PAUSED", "ARCHIVED"):
+            raise InvalidParameterError(
+                f"status {status!r} is not one Rex sets", blamed_field="status"
+            )
+        self._expect_success(self.post(object_id, {"status": status}), object_id)
+
+    def set_budget(self, object_id: str, kind: str, amount_minor: int) -> None:
+        """Set `daily` or `lifetime` budget, in the account currency's minor unit."""
+        if kind not in ("daily", "lifetime"):
+            raise InvalidParameterError(f"budget kind {kind!r}", blamed_field="budget")
+        if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
+            raise InvalidParameterError(
+                f"{kind}_budget must be a positive integer in minor units, got {amount_minor!r}",
+                blamed_field=f"{kind}_budget",
+            )
+        self._expect_success(self.post(object_id, {f"{kind}_budget": amount_minor}), object_id)
+
+    def copy(
+        self,
+        object_id: str,
+        level: str,
+        *,
+        status_option: str = "PAUSED",
+        deep_copy: bool = False,
+        rename_suffix: str | None = None,
+        parent_id: str | None = None,
+    ) -> CopyResult:
+        """Copy a campaign, ad set or ad. Never retried on transient errors: a first
+        attempt that timed out may have made the copy already."""
+        params: dict[str, Any] = {"status_option": status_option}
+        if level in ("campaign", "adset"):
+            params["deep_copy"] = deep_copy
+        if rename_suffix is not None:
+            params["rename_options"] = {
+                "rename_strategy": "DEEP_RENAME" if deep_copy else "ONLY_TOP_LEVEL_RENAME",
+                "rename_suffix": rename_suffix,
+            }
+        if parent_id is not None:
+            params["campaign_id" if level == "adset" else "adset_id"] = parent_id
+        body = self.post(f"{object_id}/copies", params, idempotent=False)
+        return CopyResult.from_graph(level, body)
+
+    @staticmethod
+    def _expect_success(body: Any, object_id: str) -> None:
+        if not (isinstance(body, dict) and body.get("success") is True):
+            raise UnexpectedResponseError(f"Meta did not confirm the update of {object_id}")
+
+
+def encode_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Encode parameters as Meta's SDKs do: lists, dicts and bools as compact JSON."""
+    encoded: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, dict, bool)):
+            encoded[key] = json.dumps(value, separators=(",", ":"))
+        else:
+            encoded[key] = str(value)
+    return encoded
+
+
+def _batch_item(request: BatchRequest) -> dict[str, str]:
+    params = encode_params(request.params)
+    item = {"method": request.method, "relative_url": request.path}
+    if request.method == "GET":
+        if params:
+            item["relative_url"] = f"{request.path}?{urlencode(params)}"
+    elif params:
+        item["body"] = urlencode(params)
+    return item

@@ -1,0 +1,305 @@
+"""Meta's errors as classes, from one mapping function (`error_from_response`).
+
+Callers decide on the class, never on message text:
+
+| class                 | Meta codes                              | what Rex does           |
+|-----------------------|-----------------------------------------|-------------------------|
+| TransientError        | 1, 2, `is_transient`, HTTP 5xx, network | retry with backoff      |
+| RateLimitedError      | 4, 17, 32, 341, 613, 80000–80014        | wait until the regain   |
+| TokenInvalidError     | 190 (subcodes 458–467, 492), 102        | account needs reconnect |
+| PermissionDeniedError | 10, 200–299                             | permanent (the object)  |
+| ObjectGoneError       | 100 with subcode 33                     | permanent               |
+| InvalidParameterError | 100 (other subcodes), 2635 …            | permanent; names field  |
+| PolicyBlockedError    | 368                                     | permanent               |
+
+Messages never contain the access token: the client does not put it into URLs, and
+`GraphError` texts are built from Meta's error fields only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.errors import RexError
+
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613}) | frozenset(range(80000, 80015))
+TRANSIENT_CODES = frozenset({1, 2})
+TOKEN_CODES = frozenset({102, 190})
+PERMISSION_CODES = frozenset({10}) | frozenset(range(200, 300))
+POLICY_CODES = frozenset({368})
+OBJECT_GONE_SUBCODES = frozenset({33})
+DEPRECATED_VERSION_CODE = 2635
+DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
+
+
+class GraphError(RexError):
+    """Any failure talking to Meta's Graph API (or the sandbox)."""
+
+    hint = "See the error message from Meta."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        http_status: int | None = None,
+        error_type: str | None = None,
+        user_title: str | None = None,
+        user_message: str | None = None,
+        fbtrace_id: str | None = None,
+        blamed_field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.subcode = subcode
+        self.http_status = http_status
+        self.error_type = error_type
+        self.user_title = user_title
+        self.user_message = user_message
+        self.fbtrace_id = fbtrace_id
+        self.blamed_field = blamed_field
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """One line for logs and records: what Meta said, its code, the field it blamed."""
+        parts = [self.user_message or self.message]
+        if self.user_message and self.message and self.message not in self.user_message:
+            parts.append(f"({self.message})")
+        tags = []
+        if self.code is not None:
+            tags.append(f"code {self.code}" + (f"/{self.subcode}" if self.subcode else ""))
+        if self.blamed_field:
+            tags.append(f"field {self.blamed_field}")
+        if self.fbtrace_id:
+            tags.append(f"trace {self.fbtrace_id}")
+        return " ".join(parts) + (f" [{', '.join(tags)}]" if tags else "")
+
+    def explain(self) -> str:
+        """What happened and what to do, in words for the person using Rex."""
+        return f"{self.describe()}. {self.hint}"
+
+
+class TransientError(GraphError):
+    """Meta could not answer now; the same call may succeed later."""
+
+    hint = "Meta had a temporary problem; Rex retries on its own. If it persists, try later."
+
+
+class ConnectionFailedError(TransientError):
+    """No answer at all: DNS, refused connection, timeout. A write's outcome is unknown."""
+
+    hint = (
+        "Rex could not reach the Graph API. Check the network and the account's Graph URL; "
+        "for a write, Rex checks Meta's current state before it tries again."
+    )
+
+
+class RateLimitedError(GraphError):
+    """Meta throttles this app or account until `regain_at`."""
+
+    hint = "Meta is throttling calls; Rex pauses calls to this account until the regain time."
+
+    def __init__(self, message: str, *, regain_at: datetime, **kwargs: Any) -> None:
+        self.regain_at = regain_at
+        super().__init__(message, **kwargs)
+
+    def describe(self) -> str:
+        return f"{super().describe()} — calls resume at {self.regain_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    @property
+    def retry_after_seconds(self) -> float:
+        return max(0.0, (self.regain_at - datetime.now(UTC)).total_seconds())
+
+
+class TokenInvalidError(GraphError):
+    """The access token is expired, revoked or wrong: only a person can fix it."""
+
+    hint = (
+        "The access token was rejected. Reconnect the account with a new token "
+        "(Accounts page, or `python -m core accounts add --account act_… --token …`)."
+    )
+
+
+class PermissionDeniedError(GraphError):
+    hint = (
+        "The token lacks permission for this object (it needs ads_management / ads_read on "
+        "the ad account). Grant it in Business Manager, then reconnect."
+    )
+
+
+class InvalidParameterError(GraphError):
+    hint = "Meta refused a value Rex sent; the blamed field says which one."
+
+
+class ObjectGoneError(InvalidParameterError):
+    hint = "The object no longer exists at Meta (deleted, or not visible to this token)."
+
+
+class PolicyBlockedError(GraphError):
+    hint = "Meta blocked this action for policy reasons; review the account in Ads Manager."
+
+
+class DeprecatedVersionError(InvalidParameterError):
+    hint = "The Marketing API version is no longer served: raise REX_GRAPH_API_VERSION."
+
+
+class UnexpectedResponseError(GraphError):
+    """An answer that is not in Meta's shapes (not JSON, `success: false` …)."""
+
+    hint = "Meta answered in an unexpected shape; the call may not have taken effect."
+
+
+class AsyncReportError(GraphError):
+    """An async insights report ended Job Failed / Job Skipped, or took too long."""
+
+    hint = "Meta could not build the report; Rex will try again at the next sync."
+
+
+def error_from_response(
+    http_status: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    account_id: str | None = None,
+    now: datetime | None = None,
+) -> GraphError:
+    """The one place that turns Meta's error answers into classes."""
+    headers = headers or {}
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        if http_status >= 500:
+            return TransientError(
+                f"HTTP {http_status} without an error body", http_status=http_status
+            )
+        return UnexpectedResponseError(
+            f"HTTP {http_status} with an unexpected body", http_status=http_status
+        )
+
+    code = _as_int(error.get("code"))
+    subcode = _as_int(error.get("error_subcode"))
+    fields: dict[str, Any] = {
+        "code": code,
+        "subcode": subcode,
+        "http_status": http_status,
+        "error_type": error.get("type"),
+        "user_title": error.get("error_user_title"),
+        "user_message": error.get("error_user_msg"),
+        "fbtrace_id": error.get("fbtrace_id"),
+    }
+    message = str(error.get("message") or "Graph API error")
+
+    if code in RATE_LIMIT_CODES:
+        regain_at = regain_time(headers, account_id=account_id, now=now)
+        return RateLimitedError(message, regain_at=regain_at, **fields)
+    if code in TOKEN_CODES:
+        return TokenInvalidError(message, **fields)
+    if code in TRANSIENT_CODES or error.get("is_transient") is True or http_status >= 500:
+        return TransientError(message, **fields)
+    if code in PERMISSION_CODES:
+        return PermissionDeniedError(message, **fields)
+    if code in POLICY_CODES:
+        return PolicyBlockedError(message, **fields)
+    if code == DEPRECATED_VERSION_CODE:
+        return DeprecatedVersionError(message, **fields)
+    blamed = blamed_field(error)
+    if code == 100 and subcode in OBJECT_GONE_SUBCODES:
+        return ObjectGoneError(message, blamed_field=blamed, **fields)
+    return InvalidParameterError(message, blamed_field=blamed, **fields)
+
+
+def blamed_field(error: Mapping[str, Any]) -> str | None:
+    """The field Meta blames: `error_data.blame_field_specs` ([["daily_budget"]]) if any."""
+    data = error.get("error_data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    specs = data.get("blame_field_specs") if isinstance(data, Mapping) else None
+    if isinstance(specs, list) and specs:
+        first = specs[0]
+        if isinstance(first, list) and first:
+            return ".".join(str(part) for part in first)
+        if isinstance(first, str):
+            return first
+    return None
+
+
+def regain_time(
+    headers: Mapping[str, str], *, account_id: str | None = None, now: datetime | None = None
+) -> datetime:
+    """When a throttled app/account may call again, read from Meta's usage headers.
+
+    `X-Business-Use-Case-Usage` gives `estimated_time_to_regain_access` in minutes per
+    account; `X-Ad-Account-Usage` gives `reset_time_duration` in seconds. The longest
+    wait wins; with neither header Rex waits a conservative default.
+    """
+    now = now or datetime.now(UTC)
+    waits: list[timedelta] = []
+    buc = _json_header(headers, "X-Business-Use-Case-Usage")
+    if isinstance(buc, Mapping):
+        digits = account_id.removeprefix("act_") if account_id else None
+        for key, entries in buc.items():
+            if digits and str(key) != digits:
+                continue
+            for entry in entries if isinstance(entries, list) else []:
+                minutes = _as_int(entry.get("estimated_time_to_regain_access"))
+                if minutes:
+                    waits.append(timedelta(minutes=minutes))
+    account_usage = _json_header(headers, "X-Ad-Account-Usage")
+    if isinstance(account_usage, Mapping):
+        seconds = _as_int(account_usage.get("reset_time_duration"))
+        if seconds:
+            waits.append(timedelta(seconds=seconds))
+    return now + (max(waits) if waits else DEFAULT_RATE_LIMIT_WAIT)
+
+
+def usage_percent(headers: Mapping[str, str]) -> int:
+    """The highest utilisation any of Meta's usage headers reports (0–100)."""
+    values: list[int] = []
+    app = _json_header(headers, "X-App-Usage")
+    if isinstance(app, Mapping):
+        values += [_as_int(app.get(k)) or 0 for k in ("call_count", "total_time", "total_cputime")]
+    account = _json_header(headers, "X-Ad-Account-Usage")
+    if isinstance(account, Mapping):
+        values.append(_as_int(account.get("acc_id_util_pct")) or 0)
+    buc = _json_header(headers, "X-Business-Use-Case-Usage")
+    if isinstance(buc, Mapping):
+        for entries in buc.values():
+            for entry in entries if isinstance(entries, list) else []:
+                values += [
+                    _as_int(entry.get(k)) or 0
+                    for k in ("call_count", "total_time", "total_cputime")
+                ]
+    return max(values, default=0)
+
+
+def _json_header(headers: Mapping[str, str], name: str) -> Any:
+    value = _header(headers, name)
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,124 @@
+"""Settings, read from the environment and an optional `.env` file.
+
+Every setting is documented in the README's settings table; the names there are the
+environment variables below (`REX_` prefix, except `DATABASE_URL`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'rex.db'}",
+        validation_alias=AliasChoices("DATABASE_URL", "REX_DATABASE_URL"),
+        description="SQLAlchemy URL. SQLite file by default; "
+        "postgresql+psycopg://user@host/db for production.",
+    )
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Where Rex keeps local files (SQLite database, generated key file).",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Fernet key that encrypts access tokens at rest. When unset, a key "
+        "is generated once into REX_SECRET_KEY_FILE (mode 0600).",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="Key file used when REX_SECRET_KEY is unset (default: <data_dir>/secret.key).",
+    )
+
+    graph_base_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Meta Graph API base URL (an account may override it, e.g. a sandbox).",
+    )
+    graph_api_version: str = Field(default="v26.0", description="Marketing API version.")
+    meta_app_secret: str | None = Field(
+        default=None, description="App secret; when set every call carries appsecret_proof."
+    )
+    graph_timeout_seconds: float = Field(default=30.0, gt=0, description="Per-call timeout.")
+    graph_max_retries: int = Field(
+        default=4, ge=0, le=10, description="Retries of transient / rate-limited calls."
+    )
+    graph_backoff_seconds: float = Field(
+        default=1.0, ge=0, description="Base of the exponential backoff (full jitter)."
+    )
+    graph_max_inline_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A rate limit that regains within this many seconds is waited out; "
+        "a longer one stops calls to that account until the regain time.",
+    )
+
+    sync_days: int = Field(default=30, ge=1, le=90, description="Days of metrics `sync` reads.")
+    sync_async_min_days: int = Field(
+        default=8,
+        ge=1,
+        description="Insights ranges at least this long run as async report jobs.",
+    )
+    sync_async_max_wait_seconds: float = Field(
+        default=600.0, gt=0, description="How long an async insights report may take."
+    )
+    breakdown_level: str = Field(
+        default="adset",
+        description="Level at which breakdown tables are synced (campaign, adset or ad).",
+    )
+
+    sandbox_host: str = Field(default="127.0.0.1", description="Sandbox bind address.")
+    sandbox_port: int = Field(default=8765, ge=0, le=65535, description="Sandbox port.")
+    sandbox_seed: int = Field(default=1, description="Seed of the sandbox's generated world.")
+    run_sandbox: bool = Field(
+        default=True, description="`make run` starts the sandbox and connects its accounts."
+    )
+    ui_port: int = Field(default=8501, ge=1, le=65535, description="Streamlit port.")
+
+    log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, url: str) -> str:
+        return normalise_database_url(url)
+
+    @field_validator("breakdown_level")
+    @classmethod
+    def _check_level(cls, level: str) -> str:
+        if level not in ("campaign", "adset", "ad"):
+            raise ValueError("must be one of campaign, adset, ad")
+        return level
+
+    @property
+    def key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the common spellings of a PostgreSQL URL and use the psycopg 3 driver."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings (after the environment changed) and read them again."""
+    get_settings.cache_clear()
+    return get_settings()

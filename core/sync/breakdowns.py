@@ -1,0 +1,74 @@
+"""The four breakdown tables: which Meta breakdowns fill them and how a row is keyed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.db.models import (
+    AdDemographicInsight,
+    AdGeographicInsight,
+    AdHourlyInsight,
+    AdPlacementInsight,
+    Base,
+)
+
+HOURLY = "hourly_stats_aggregated_by_advertiser_time_zone"
+
+
+@dataclass(frozen=True)
+class BreakdownTable:
+    """A table and the insights calls that fill it.
+
+    `calls` are breakdown combinations, one insights request each; `dimensions` turns a
+    row's segment (Meta's breakdown values) into the table's key columns.
+    """
+
+    name: str
+    model: type[Base]
+    calls: tuple[tuple[str, ...], ...]
+    key: tuple[str, ...]
+    dimensions: Callable[[tuple[str, ...], dict[str, str]], dict[str, object]]
+
+
+def _hour(segment: dict[str, str]) -> int:
+    # "13:00:00 - 13:59:59" → 13
+    return int(segment[HOURLY].split(":", 1)[0])
+
+
+BREAKDOWN_TABLES: tuple[BreakdownTable, ...] = (
+    BreakdownTable(
+        name="demographics",
+        model=AdDemographicInsight,
+        calls=(("age", "gender"),),
+        key=("age", "gender"),
+        dimensions=lambda _call, s: {"age": s["age"], "gender": s["gender"]},
+    ),
+    BreakdownTable(
+        name="placement",
+        model=AdPlacementInsight,
+        calls=(("publisher_platform", "platform_position", "impression_device"),),
+        key=("publisher_platform", "platform_position", "impression_device"),
+        dimensions=lambda _call, s: {
+            "publisher_platform": s["publisher_platform"],
+            "platform_position": s["platform_position"],
+            "impression_device": s["impression_device"],
+        },
+    ),
+    BreakdownTable(
+        name="geography",
+        model=AdGeographicInsight,
+        calls=(("country",), ("region",), ("dma",)),
+        key=("geo_type", "geo_value"),
+        dimensions=lambda call, s: {"geo_type": call[0], "geo_value": s[call[0]]},
+    ),
+    BreakdownTable(
+        name="hourly",
+        model=AdHourlyInsight,
+        calls=((HOURLY,),),
+        key=("hour",),
+        dimensions=lambda _call, s: {"hour": _hour(s)},
+    ),
+)
+
+BREAKDOWN_CALLS = sum(len(table.calls) for table in BREAKDOWN_TABLES)

@@ -1,0 +1,446 @@
+"""Sync: make Rex's copy of each ad account match what Meta reports.
+
+Per account, in order: account fields → campaigns, ad sets, ads (paused and archived
+included; entities Meta stopped listing are read by id) → daily metrics at campaign,
+ad set and ad level → the four breakdown tables. Metric days are the account's local
+days; every sync re-reads its whole window (default 30 days, ≥ Meta's 28-day
+attribution look-back) because Meta keeps revising recent numbers, and `reconcile`
+writes only what changed, so running it twice changes nothing.
+
+One account's failure does not stop the others: a rejected token marks the account
+"needs reconnect", a rate limit records when calls may resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+
+from core.accounts import client_for, get_account
+from core.db import read_session, write_session
+from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun, SyncStatus, TokenStatus
+from core.db.types import utcnow
+from core.errors import RexError
+from core.meta import GraphClient, GraphError, ObjectGoneError, RateLimitedError, TokenInvalidError
+from core.meta.objects import INSIGHT_FIELDS, AccountInfo, EntityInfo, InsightRow
+from core.settings import get_settings
+from core.sync.breakdowns import BREAKDOWN_CALLS, BREAKDOWN_TABLES, BreakdownTable
+from core.sync.reconcile import ReconcileCounts, reconcile
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("campaign", "adset", "ad")
+_ENTITY_FIELDS = (
+    "name",
+    "status",
+    "effective_status",
+    "meta_campaign_id",
+    "meta_adset_id",
+    "daily_budget_minor",
+    "lifetime_budget_minor",
+    "budget_remaining_minor",
+    "bid_amount_minor",
+    "objective",
+    "created_time",
+    "updated_time",
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a sync, for a progress bar: `done` of `total` steps of this account."""
+
+    account: str
+    step: str
+    done: int
+    total: int
+    detail: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class SyncResult:
+    account: str
+    status: str
+    since: date | None = None
+    until: date | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SyncStatus.SUCCEEDED
+
+
+@dataclass
+class SyncOptions:
+    days: int | None = None
+    breakdowns: bool = True
+    now: datetime | None = None  # the instant "today" is taken from (tests, replays)
+    client_options: dict[str, Any] = field(default_factory=dict)
+
+
+def sync_accounts(
+    accounts: Sequence[str] | None = None,
+    *,
+    options: SyncOptions | None = None,
+    progress: ProgressCallback | None = None,
+    engine: Engine | None = None,
+) -> list[SyncResult]:
+    """Sync the given accounts (external ids like act_…), or every connected one."""
+    options = options or SyncOptions()
+    if accounts:
+        ids = [get_account(account, engine=engine).id for account in accounts]
+    else:
+        with read_session(engine) as session:
+            ids = list(session.scalars(select(AdAccount.id).order_by(AdAccount.id)))
+    return [
+        sync_account(account_id, options=options, progress=progress, engine=engine)
+        for account_id in ids
+    ]
+
+
+def sync_account(
+    account_id: int,
+    *,
+    options: SyncOptions | None = None,
+    progress: ProgressCallback | None = None,
+    engine: Engine | None = None,
+) -> SyncResult:
+    options = options or SyncOptions()
+    started = time.monotonic()
+    with read_session(engine) as session:
+        account = session.get_one(AdAccount, account_id)
+    result = SyncResult(account=account.external_id, status=SyncStatus.RUNNING)
+
+    if account.token_status == TokenStatus.NEEDS_RECONNECT:
+        result.status = SyncStatus.FAILED
+        result.error = "the access token was rejected earlier: reconnect the account first"
+        _notify(progress, Progress(account.external_id, "skipped", 1, 1, result.error))
+        return result
+
+    with write_session(engine) as session:
+        run = SyncRun(account_id=account.id, status=SyncStatus.RUNNING)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+
+    job = _AccountSync(account, options, progress, engine)
+    try:
+        job.run()
+    except (GraphError, RexError) as error:
+        result.status, result.error = SyncStatus.FAILED, _describe(error)
+        _record_failure(account.id, error, engine)
+        log.warning("sync %s failed: %s", account.external_id, result.error)
+    except Exception as error:  # a bug: record it, keep the other accounts going
+        result.status, result.error = SyncStatus.FAILED, f"internal error: {type(error).__name__}"
+        log.exception("sync %s crashed", account.external_id)
+    else:
+        result.status = SyncStatus.SUCCEEDED
+    result.since, result.until, result.counts = job.since, job.until, job.counts
+    result.seconds = time.monotonic() - started
+    _finish(account.id, run_id, result, engine)
+    return result
+
+
+class _AccountSync:
+    def __init__(
+        self,
+        account: AdAccount,
+        options: SyncOptions,
+        progress: ProgressCallback | None,
+        engine: Engine | None,
+    ) -> None:
+        settings = get_settings()
+        self.account = account
+        self.options = options
+        self.progress = progress
+        self.engine = engine
+        self.days = options.days or settings.sync_days
+        self.use_async = self.days >= settings.sync_async_min_days
+        self.breakdown_level = settings.breakdown_level
+        self.client: GraphClient = client_for(account, **options.client_options)
+        self.counts: dict[str, Any] = {}
+        self.since: date | None = None
+        self.until: date | None = None
+        self.total = 1 + len(LEVELS) + 1 + (BREAKDOWN_CALLS if options.breakdowns else 0)
+        self.done = 0
+        self.entity_ids: dict[str, int] = {}
+
+    def step(self, name: str, detail: str = "") -> None:
+        self.done += 1
+        _notify(
+            self.progress, Progress(self.account.external_id, name, self.done, self.total, detail)
+        )
+
+    def run(self) -> None:
+        info = self.client.get_account(self.account.external_id)
+        self.save_account(info)
+        today = (self.options.now or utcnow()).astimezone(ZoneInfo(info.timezone_name)).date()
+        self.until = today
+        self.since = today - timedelta(days=self.days - 1)
+        self.step("account", f"{info.name} · {info.currency} · {info.timezone_name}")
+
+        self.sync_entities()
+        self.sync_metrics()
+        if self.options.breakdowns:
+            for table in BREAKDOWN_TABLES:
+                self.sync_breakdown(table)
+
+    # ------------------------------------------------------------------ account
+
+    def save_account(self, info: AccountInfo) -> None:
+        with write_session(self.engine) as session:
+            row = session.get_one(AdAccount, self.account.id)
+            row.name = info.name
+            row.currency = info.currency
+            row.timezone_name = info.timezone_name
+            row.account_status = info.account_status
+            row.min_daily_budget_minor = info.min_daily_budget_minor
+            row.token_checked_at = utcnow()
+
+    # ----------------------------------------------------------------- entities
+
+    def sync_entities(self) -> None:
+        listed: dict[str, EntityInfo] = {}
+        for level in LEVELS:
+            entities = self.client.list_entities(self.account.external_id, level)
+            listed.update((entity.external_id, entity) for entity in entities)
+            self.step(f"{level}s", f"{len(entities)} {level}s")
+
+        with read_session(self.engine) as session:
+            known = dict(
+                session.execute(
+                    select(AdEntity.external_id, AdEntity.level).where(
+                        AdEntity.account_id == self.account.id
+                    )
+                ).tuples()
+            )
+        unlisted = {
+            external_id: level for external_id, level in known.items() if external_id not in listed
+        }
+        gone = self.read_unlisted(unlisted, listed)
+
+        counts = {"inserted": 0, "updated": 0, "unchanged": 0, "gone": len(gone)}
+        with write_session(self.engine) as session:
+            rows = {
+                row.external_id: row
+                for row in session.scalars(
+                    select(AdEntity).where(AdEntity.account_id == self.account.id)
+                )
+            }
+            now = utcnow()
+            for level in LEVELS:  # parents before children
+                for entity in (e for e in listed.values() if e.level == level):
+                    self.upsert_entity(session, rows, entity, now, counts)
+            for external_id in gone:
+                row = rows[external_id]
+                if row.status != "DELETED" or row.effective_status != "DELETED":
+                    row.status = row.effective_status = "DELETED"
+                    row.updated_at = now
+                    counts["updated"] += 1
+            session.flush()
+            self.entity_ids = {external_id: row.id for external_id, row in rows.items()}
+        self.counts["entities"] = counts
+
+    def read_unlisted(self, unlisted: dict[str, str], listed: dict[str, EntityInfo]) -> list[str]:
+        """Entities Rex knows that Meta's edges no longer list: deleted ones are still
+        readable by id. Returns the ids Meta no longer knows at all."""
+        if not unlisted:
+            return []
+        ids = sorted(unlisted)
+        fields = (
+            "id",
+            "name",
+            "status",
+            "effective_status",
+            "campaign_id",
+            "adset_id",
+            "daily_budget",
+            "lifetime_budget",
+        )
+        gone = []
+        for external_id, answer in zip(ids, self.client.get_objects(ids, fields), strict=True):
+            if isinstance(answer, ObjectGoneError):
+                gone.append(external_id)
+            elif isinstance(answer, GraphError):
+                raise answer
+            else:
+                listed[external_id] = EntityInfo.from_graph(unlisted[external_id], answer)
+        return gone
+
+    def upsert_entity(
+        self,
+        session: Any,
+        rows: dict[str, AdEntity],
+        entity: EntityInfo,
+        now: datetime,
+        counts: dict[str, int],
+    ) -> None:
+        parent = rows.get(entity.parent_external_id or "")
+        values = {
+            "name": entity.name,
+            "status": entity.status,
+            "effective_status": entity.effective_status,
+            "meta_campaign_id": entity.campaign_id,
+            "meta_adset_id": entity.adset_id,
+            "daily_budget_minor": entity.daily_budget_minor,
+            "lifetime_budget_minor": entity.lifetime_budget_minor,
+            "budget_remaining_minor": entity.budget_remaining_minor,
+            "bid_amount_minor": entity.bid_amount_minor,
+            "objective": entity.objective,
+            "created_time": entity.created_time,
+            "updated_time": entity.updated_time,
+        }
+        row = rows.get(entity.external_id)
+        if row is None:
+            row = AdEntity(
+                account_id=self.account.id,
+                level=entity.level,
+                external_id=entity.external_id,
+                parent_id=parent.id if parent else None,
+                first_seen_at=now,
+                updated_at=now,
+                **values,
+            )
+            session.add(row)
+            session.flush()  # children need the id
+            rows[entity.external_id] = row
+            counts["inserted"] += 1
+            return
+        parent_id = parent.id if parent else row.parent_id
+        changed = row.parent_id != parent_id or any(
+            getattr(row, name) != values[name] for name in _ENTITY_FIELDS
+        )
+        if changed:
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.parent_id = parent_id
+            row.updated_at = now
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+
+    # ------------------------------------------------------------------ metrics
+
+    def sync_metrics(self) -> None:
+        rows: list[dict[str, Any]] = []
+        unmatched = 0
+        for level in LEVELS:
+            for insight in self.insights(level, ()):
+                row = self.metric_row(level, insight)
+                if row is None:
+                    unmatched += 1
+                else:
+                    rows.append(row)
+        with write_session(self.engine) as session:
+            counts = reconcile(
+                session,
+                AdMetric,
+                scope=[
+                    AdMetric.account_id == self.account.id,
+                    AdMetric.date >= self.since,
+                    AdMetric.date <= self.until,
+                ],
+                key=("entity_id", "date"),
+                rows=rows,
+            )
+        self.counts["metrics"] = {**counts.as_dict(), "rows": len(rows), "unmatched": unmatched}
+        self.step("daily metrics", f"{len(rows)} rows for {self.since} … {self.until}")
+
+    def sync_breakdown(self, table: BreakdownTable) -> None:
+        rows: list[dict[str, Any]] = []
+        for call in table.calls:
+            for insight in self.insights(self.breakdown_level, call):
+                row = self.metric_row(self.breakdown_level, insight)
+                if row is not None:
+                    rows.append({**row, **table.dimensions(call, insight.segment)})
+            self.step(f"{table.name} ({','.join(call)})")
+        model = table.model
+        with write_session(self.engine) as session:
+            counts: ReconcileCounts = reconcile(
+                session,
+                model,
+                scope=[
+                    model.account_id == self.account.id,  # type: ignore[attr-defined]
+                    model.date >= self.since,  # type: ignore[attr-defined]
+                    model.date <= self.until,  # type: ignore[attr-defined]
+                ],
+                key=("entity_id", "date", *table.key),
+                rows=rows,
+            )
+        self.counts[table.name] = {**counts.as_dict(), "rows": len(rows)}
+
+    def insights(self, level: str, breakdowns: Sequence[str]) -> list[InsightRow]:
+        assert self.since is not None and self.until is not None
+        return list(
+            self.client.insights(
+                self.account.external_id,
+                level=level,
+                since=self.since,
+                until=self.until,
+                fields=INSIGHT_FIELDS,
+                breakdowns=breakdowns,
+                use_async=self.use_async,
+            )
+        )
+
+    def metric_row(self, level: str, insight: InsightRow) -> dict[str, Any] | None:
+        entity_id = self.entity_ids.get(insight.ids.get(f"{level}_id", ""))
+        if entity_id is None:
+            return None
+        return {
+            "account_id": self.account.id,
+            "entity_id": entity_id,
+            "date": insight.date_start,
+            **insight.metrics(),
+        }
+
+
+# ---------------------------------------------------------------------- recording
+
+
+def _record_failure(account_id: int, error: Exception, engine: Engine | None) -> None:
+    with write_session(engine) as session:
+        row = session.get_one(AdAccount, account_id)
+        if isinstance(error, TokenInvalidError):
+            row.token_status = TokenStatus.NEEDS_RECONNECT
+            row.token_error = _describe(error)
+        if isinstance(error, RateLimitedError):
+            row.rate_limited_until = error.regain_at
+
+
+def _finish(account_id: int, run_id: int, result: SyncResult, engine: Engine | None) -> None:
+    now = utcnow()
+    with write_session(engine) as session:
+        run = session.get_one(SyncRun, run_id)
+        run.finished_at = now
+        run.status = result.status
+        run.since, run.until = result.since, result.until
+        run.counts = result.counts
+        run.error = result.error
+        row = session.get_one(AdAccount, account_id)
+        row.last_sync_status = result.status
+        row.last_sync_error = result.error
+        if result.ok:
+            row.last_sync_at = now
+            row.rate_limited_until = None
+
+
+def _describe(error: Exception) -> str:
+    return error.explain() if isinstance(error, GraphError) else str(error)
+
+
+def _notify(progress: ProgressCallback | None, event: Progress) -> None:
+    if progress is not None:
+        progress(event)
