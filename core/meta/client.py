@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from core.logs import register_secret
 from core.meta.errors import (
     AsyncReportError,
     ConnectionFailedError,
@@ -111,6 +112,7 @@ class GraphClient:
         if not token:
             raise ValueError("an access token is required")
         self._token = token
+        register_secret(token)
         self.account_id = account_id
         self.base_url = (base_url or settings.graph_base_url).rstrip("/")
         self.version = version or settings.graph_api_version

@@ -1,0 +1,375 @@
+"""`python -m core …`: the operations commands.
+
+    db upgrade|downgrade|current     the schema (Alembic)
+    sandbox serve                    the built-in Graph-compatible server
+    accounts add|list|remove         connected ad accounts
+    sync                             read accounts, entities, metrics and breakdowns
+    up                               everything `make run` starts
+
+Every command exits 0 on success, 1 when Rex or Meta refused (the message says why and
+what to do), 2 on a usage error. Tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core.errors import RexError
+from core.logs import configure_logging
+from core.meta.errors import GraphError
+from core.settings import get_settings
+
+log = logging.getLogger("rex.cli")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level or get_settings().log_level)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except (RexError, GraphError) as error:
+        hint = getattr(error, "hint", "")
+        print(f"error: {error}" + (f"\n  → {hint}" if hint else ""), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="Rex operations: database, sandbox, accounts, sync.",
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING … (default: REX_LOG_LEVEL)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    _db_commands(commands)
+    _sandbox_commands(commands)
+    _account_commands(commands)
+
+    sync = commands.add_parser("sync", help="sync accounts from Meta (or the sandbox)")
+    sync.add_argument("--account", action="append", help="act_… (repeatable; default: all)")
+    sync.add_argument("--days", type=int, help="days of metrics to read (default REX_SYNC_DAYS)")
+    sync.add_argument("--no-breakdowns", action="store_true", help="skip the breakdown tables")
+    sync.set_defaults(handler=cmd_sync)
+
+    up = commands.add_parser(
+        "up", help="migrate, start the sandbox, connect and sync it, serve the app"
+    )
+    up.add_argument("--no-sandbox", action="store_true", help="don't start the sandbox")
+    up.add_argument("--no-ui", action="store_true", help="don't start Streamlit")
+    up.add_argument("--no-sync", action="store_true", help="skip the first sync")
+    up.set_defaults(handler=cmd_up)
+    return parser
+
+
+# --------------------------------------------------------------------------- db
+
+
+def _db_commands(commands: Any) -> None:
+    db = commands.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
+    upgrade = db.add_parser("upgrade", help="migrate to a revision (default head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    downgrade = db.add_parser("downgrade", help="migrate down, e.g. -1 or base")
+    downgrade.add_argument("revision")
+    downgrade.set_defaults(handler=cmd_db_downgrade)
+    db.add_parser("current", help="the database's revision").set_defaults(handler=cmd_db_current)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from core.db import migrate
+
+    migrate.upgrade(args.revision)
+    print(f"database at {migrate.current_revision()} ({_safe_url()})")
+    return 0
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    from core.db import migrate
+
+    migrate.downgrade(args.revision)
+    print(f"database at {migrate.current_revision() or 'base'} ({_safe_url()})")
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from core.db import migrate
+
+    current, head = migrate.current_revision(), migrate.head_revision()
+    state = "up to date" if current == head else f"behind head {head}: run `db upgrade`"
+    print(f"{current or 'empty'} ({state})")
+    return 0
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------- sandbox
+
+
+def _sandbox_commands(commands: Any) -> None:
+    sandbox = commands.add_parser("sandbox", help="the built-in Graph-compatible server")
+    actions = sandbox.add_subparsers(metavar="ACTION")
+    serve = actions.add_parser(
+        "serve",
+        help="serve the sandbox; the first stdout line is JSON {graph_url, token, accounts}",
+    )
+    settings = get_settings()
+    serve.add_argument("--host", default=settings.sandbox_host)
+    serve.add_argument("--port", type=int, default=settings.sandbox_port, help="0 = any free")
+    serve.add_argument("--seed", type=int, default=settings.sandbox_seed)
+    serve.add_argument("--scenario", help="a scenario JSON file (docs/sandbox.md)")
+    serve.add_argument("--token", help="the token to accept (default: a random one)")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="inject errors, e.g. --fault 5xx=0.1 --fault buc=0.05 (docs/sandbox.md)",
+    )
+    serve.add_argument("--latency-ms", type=int, default=0, help="added to every answer")
+    serve.add_argument("--expired-token", action="store_true", help="answer 190 to everything")
+    serve.set_defaults(handler=cmd_sandbox_serve)
+
+
+def parse_faults(items: Sequence[str]) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for item in items:
+        kind, sep, rate = item.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = -1.0
+        if not sep or not kind or not 0 <= value <= 1:
+            raise _usage(f"--fault {item!r}: write KIND=RATE with a rate from 0 to 1, e.g. 5xx=0.1")
+        rates[kind.strip()] = value
+    return rates
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from core.sandbox import FaultConfig, run_server
+
+    faults = FaultConfig(
+        rates=parse_faults(args.fault),
+        latency_ms=args.latency_ms,
+        expired_token=args.expired_token,
+    )
+    run_server(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        scenario=args.scenario,
+        token=args.token,
+        faults=faults,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------- accounts
+
+
+def _account_commands(commands: Any) -> None:
+    accounts = commands.add_parser("accounts", help="connected ad accounts")
+    actions = accounts.add_subparsers(metavar="ACTION")
+    add = actions.add_parser(
+        "add", help="connect an account (the token is checked with a live read first)"
+    )
+    add.add_argument("--account", required=True, help="act_…")
+    token = add.add_mutually_exclusive_group()
+    token.add_argument("--token", help="access token (visible to `ps`: prefer --token-stdin)")
+    token.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
+    add.add_argument("--graph-url", help="another Graph endpoint, e.g. the sandbox's graph_url")
+    add.set_defaults(handler=cmd_accounts_add)
+
+    listing = actions.add_parser("list", help="connected accounts")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=cmd_accounts_list)
+
+    remove = actions.add_parser("remove", help="remove an account and all its synced data")
+    remove.add_argument("account", help="act_… or Rex's id")
+    remove.add_argument("--yes", action="store_true", help="don't ask for confirmation")
+    remove.set_defaults(handler=cmd_accounts_remove)
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    from core.accounts import connect_account
+
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    elif args.token:
+        token = args.token
+    else:
+        token = getpass.getpass("Access token (not echoed): ")
+    view = connect_account(args.account, token, graph_url=args.graph_url)
+    print(
+        f"connected {view.external_id} “{view.name}” ({view.currency}, {view.timezone_name}, "
+        f"{view.status_label}); run `python -m core sync --account {view.external_id}`"
+    )
+    return 0
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    from core.accounts import list_accounts
+
+    accounts = list_accounts()
+    if args.json:
+        print(json.dumps([_account_json(a) for a in accounts], indent=2))
+        return 0
+    if not accounts:
+        print("no accounts yet: `python -m core accounts add --account act_… --token-stdin`")
+        return 0
+    header = ("ID", "ACCOUNT", "NAME", "CUR", "TIME ZONE", "TOKEN", "LAST SYNC", "ENTITIES")
+    rows = [header]
+    for a in accounts:
+        last = a.last_sync_at.strftime("%Y-%m-%d %H:%M UTC") if a.last_sync_at else "never"
+        if a.last_sync_status and a.last_sync_status != "succeeded":
+            last += f" ({a.last_sync_status})"
+        rows.append(
+            (
+                str(a.id),
+                a.external_id,
+                a.name,
+                a.currency,
+                a.timezone_name,
+                a.token_status,
+                last,
+                f"{a.campaigns}/{a.adsets}/{a.ads}",
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def _account_json(a: Any) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "account": a.external_id,
+        "name": a.name,
+        "currency": a.currency,
+        "timezone": a.timezone_name,
+        "status": a.status_label,
+        "token_status": a.token_status,
+        "graph_url": a.graph_url,
+        "last_sync_at": a.last_sync_at.isoformat() if a.last_sync_at else None,
+        "last_sync_status": a.last_sync_status,
+        "last_sync_error": a.last_sync_error,
+        "campaigns": a.campaigns,
+        "adsets": a.adsets,
+        "ads": a.ads,
+    }
+
+
+def cmd_accounts_remove(args: argparse.Namespace) -> int:
+    from core.accounts import get_account, remove_account
+
+    view = get_account(args.account)
+    if not args.yes:
+        answer = input(f"Remove {view.external_id} “{view.name}” and all its synced data? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    remove_account(view.id)
+    print(f"removed {view.external_id}")
+    return 0
+
+
+# ------------------------------------------------------------------------- sync
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from core.sync.runner import SyncOptions, sync_accounts
+
+    if args.days is not None and not 1 <= args.days <= 90:
+        raise _usage("--days: give a number of days from 1 to 90")
+    results = sync_accounts(
+        args.account,
+        options=SyncOptions(days=args.days, breakdowns=not args.no_breakdowns),
+        progress=_print_progress,
+    )
+    if not results:
+        print("no accounts to sync: connect one with `python -m core accounts add`")
+        return 0
+    for result in results:
+        if result.ok:
+            summary = ", ".join(f"{k} {v}" for k, v in _flatten(result.counts).items() if v)
+            print(
+                f"✓ {result.account}: {result.since} … {result.until} in {result.seconds:.1f} s"
+                + (f" ({summary})" if summary else " (no changes)")
+            )
+        else:
+            print(f"✗ {result.account}: {result.error}", file=sys.stderr)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _print_progress(event: Any) -> None:
+    width = 24
+    filled = int(width * event.done / max(event.total, 1))
+    bar = "█" * filled + "·" * (width - filled)
+    detail = f" {event.detail}" if event.detail else ""
+    line = f"\r{event.account} [{bar}] {event.done}/{event.total} {event.step}{detail}"
+    stream = sys.stderr
+    if stream.isatty():
+        stream.write(line[:120].ljust(120))
+        if event.done >= event.total:
+            stream.write("\n")
+    else:
+        stream.write(line.lstrip("\r") + "\n")
+    stream.flush()
+
+
+def _flatten(counts: dict[str, Any], prefix: str = "") -> dict[str, int]:
+    flat: dict[str, int] = {}
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, int):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# --------------------------------------------------------------------------- up
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from core.launcher import Launcher
+
+    return Launcher(
+        sandbox=not args.no_sandbox and get_settings().run_sandbox,
+        ui=not args.no_ui,
+        first_sync=not args.no_sync,
+    ).run()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class _UsageError(RexError):
+    pass
+
+
+def _usage(message: str) -> _UsageError:
+    return _UsageError(message)
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

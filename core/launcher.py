@@ -1,0 +1,185 @@
+"""`python -m core up` (what `make run` runs): Rex and its helpers in one terminal.
+
+1. migrate the database to head;
+2. start the sandbox Graph server (a child process) and connect its ad accounts —
+   the sandbox's token changes on every start, so they are reconnected each time;
+3. a first sync with progress;
+4. serve the Streamlit app (and, once it exists, the scheduler) as child processes;
+5. wait; Ctrl-C or SIGTERM stops every child (terminate, then kill after a grace period).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from core.errors import RexError
+from core.settings import get_settings
+
+log = logging.getLogger("rex.up")
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 10.0
+
+
+class LaunchError(RexError):
+    """A child process could not be started."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[str]
+
+
+@dataclass
+class Launcher:
+    sandbox: bool = True
+    ui: bool = True
+    first_sync: bool = True
+    children: list[Child] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _waiting: bool = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self.migrate()
+            accounts = self.start_sandbox() if self.sandbox else []
+            if self.first_sync and not self._stop.is_set():
+                self.sync(accounts)
+            if self.ui and not self._stop.is_set():
+                self.start_ui()
+            return self.wait()
+        finally:
+            self.stop_children()
+
+    # ----------------------------------------------------------------- steps
+
+    def migrate(self) -> None:
+        from core.db import migrate
+
+        migrate.upgrade("head")
+        print(f"✓ database migrated to {migrate.current_revision()}", flush=True)
+
+    def start_sandbox(self) -> list[str]:
+        from core.accounts import connect_account
+
+        settings = get_settings()
+        command = [
+            sys.executable, "-m", "core", "sandbox", "serve",
+            "--host", settings.sandbox_host,
+            "--port", str(settings.sandbox_port),
+            "--seed", str(settings.sandbox_seed),
+        ]  # fmt: skip
+        process = self._spawn("sandbox", command, capture_stdout=True)
+        announcement = self._first_line(process)
+        graph_url, token = announcement["graph_url"], announcement["token"]
+        accounts = list(announcement["accounts"])
+        for account in accounts:
+            view = connect_account(account, token, graph_url=graph_url)
+            print(f"✓ sandbox account {view.external_id} “{view.name}” connected", flush=True)
+        # Keep draining the sandbox's stdout so it never blocks on a full pipe.
+        threading.Thread(target=_drain, args=(process,), daemon=True).start()
+        print(f"✓ sandbox serving {graph_url}", flush=True)
+        return accounts
+
+    def sync(self, accounts: list[str]) -> None:
+        from core.cli import _print_progress
+        from core.sync.runner import sync_accounts
+
+        results = sync_accounts(accounts or None, progress=_print_progress)
+        for result in results:
+            mark = "✓" if result.ok else "✗"
+            print(f"{mark} {result.account} synced {result.error or ''}".rstrip(), flush=True)
+
+    def start_ui(self) -> None:
+        settings = get_settings()
+        command = [
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            "--server.port", str(settings.ui_port),
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+        ]  # fmt: skip
+        self._spawn("ui", command)
+        print(f"✓ Rex is at http://localhost:{settings.ui_port} — Ctrl-C stops it", flush=True)
+
+    def wait(self) -> int:
+        self._waiting = True
+        while not self._stop.wait(0.5):
+            for child in self.children:
+                code = child.process.poll()
+                if code is not None:
+                    print(f"✗ {child.name} exited with code {code}; stopping", file=sys.stderr)
+                    return 1
+        return 0
+
+    # -------------------------------------------------------------- children
+
+    def _spawn(
+        self, name: str, command: list[str], *, capture_stdout: bool = False
+    ) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE if capture_stdout else None,
+            text=True,
+            env=os.environ.copy(),
+            start_new_session=True,  # our signal handler decides when children stop
+        )
+        self.children.append(Child(name, process))
+        return process
+
+    def _first_line(self, process: subprocess.Popen[str]) -> dict:
+        assert process.stdout is not None
+        line_holder: list[str] = []
+        reader = threading.Thread(
+            target=lambda: line_holder.append(process.stdout.readline()),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        reader.join(STARTUP_TIMEOUT_SECONDS)
+        line = line_holder[0] if line_holder else ""
+        if not line.strip():
+            code = process.poll()
+            raise LaunchError(
+                f"the sandbox did not start (exit code {code}); is port "
+                f"{get_settings().sandbox_port} in use? Set REX_SANDBOX_PORT to a free port."
+            )
+        return json.loads(line)
+
+    def stop_children(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in reversed(self.children):
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self.children.clear()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        print(f"\nstopping ({signal.Signals(signum).name})…", file=sys.stderr, flush=True)
+        self._stop.set()
+        if not self._waiting:  # still starting up: abandon the step in hand
+            raise KeyboardInterrupt
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for _line in process.stdout:
+        pass

@@ -1,0 +1,171 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL) and the sandbox over HTTP.
+
+* `db` runs a test once per database. PostgreSQL is the machine's server (DATABASE_URL of
+  the test run: REX_TEST_PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test);
+  each test session migrates its own schema there and drops it at the end. When the server
+  is unreachable the PostgreSQL tests fail — they are never skipped.
+* `sandbox` is the built-in Graph server on a loopback port, its clock frozen at `NOW`,
+  reset to its generated world before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, create_engine, text
+
+from core.db import migrate
+from core.db.engine import dispose_engines, get_engine
+from core.db.models import Base
+from core.settings import reload_settings
+
+NOW = datetime(2026, 11, 20, 18, 30, tzinfo=UTC)  # a Friday; Tokyo is already on the 21st
+PG_URL = os.environ.get("REX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SANDBOX_SEED = 7
+
+# Settings every test runs with: its own data dir and key, quick retries.
+_TEST_ENV = {
+    "REX_SECRET_KEY": Fernet.generate_key().decode(),
+    "REX_GRAPH_BACKOFF_SECONDS": "0.01",
+    "REX_GRAPH_MAX_INLINE_WAIT_SECONDS": "2",
+    "REX_GRAPH_TIMEOUT_SECONDS": "10",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    data_dir = tmp_path_factory.mktemp("rex-data")
+    saved = dict(os.environ)
+    os.environ.update(_TEST_ENV)
+    os.environ["REX_DATA_DIR"] = str(data_dir)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ["REX_DATABASE_URL"] = f"sqlite:///{data_dir / 'default.db'}"
+    reload_settings()
+    yield data_dir
+    os.environ.clear()
+    os.environ.update(saved)
+    dispose_engines()
+    reload_settings()
+
+
+# --- databases ------------------------------------------------------------------------
+
+
+def pg_schema_url(schema: str) -> str:
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    """A connection to the PostgreSQL server itself; fails (never skips) when it is down."""
+    engine = create_engine(PG_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # noqa: BLE001 - the message is what matters here
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_URL} ({type(error).__name__}). Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+            "or point REX_TEST_PG_URL at a server.",
+            pytrace=False,
+        )
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def fresh_schema(pg_admin: Engine) -> Iterator[callable]:
+    """Makes empty PostgreSQL schemas, dropped at the end of the session."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"rex_test_{os.getpid()}_{secrets.token_hex(3)}"
+        with pg_admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        made.append(name)
+        return pg_schema_url(name)
+
+    yield make
+    dispose_engines()
+    with pg_admin.begin() as connection:
+        for name in made:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+
+
+@pytest.fixture(scope="session")
+def migrated_urls(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """One migrated database per backend for the whole session (created on first use)."""
+    return {}
+
+
+def _migrated_url(kind: str, request: pytest.FixtureRequest, cache: dict[str, str]) -> str:
+    if kind not in cache:
+        if kind == "sqlite":
+            folder = request.getfixturevalue("tmp_path_factory").mktemp("sqlite")
+            url = f"sqlite:///{folder / 'rex.db'}"
+        else:
+            url = request.getfixturevalue("fresh_schema")()
+        migrate.upgrade("head", url=url)
+        cache[kind] = url
+    return cache[kind]
+
+
+def _empty_tables(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+def use_database(url: str) -> Engine:
+    """Point Rex's settings at `url` (as DATABASE_URL would) and return its engine."""
+    os.environ["REX_DATABASE_URL"] = url
+    reload_settings()
+    return get_engine()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Iterator[Engine]:
+    """A migrated, empty database that Rex's settings point at — once per backend."""
+    url = _migrated_url(request.param, request, migrated_urls)
+    engine = use_database(url)
+    _empty_tables(engine)
+    yield engine
+
+
+@pytest.fixture
+def sqlite_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Engine:
+    """Like `db`, SQLite only (for tests about the SQLite file itself)."""
+    engine = use_database(_migrated_url("sqlite", request, migrated_urls))
+    _empty_tables(engine)
+    return engine
+
+
+# --- the sandbox ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server() -> Iterator[object]:
+    from core.sandbox import SandboxServer
+
+    server = SandboxServer(port=0, seed=SANDBOX_SEED, now=NOW).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(_sandbox_server):  # type: ignore[no-untyped-def]
+    """The sandbox Graph server in its generated state, with no faults and empty logs."""
+    _sandbox_server.reset()
+    return _sandbox_server
