@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench screenshots clean postgres
 
 run: $(STAMP)
 	$(BIN)/python -m core up

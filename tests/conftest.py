@@ -68,7 +68,7 @@ def pg_admin() -> Iterator[Engine]:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - the message is what matters here
+    except Exception as error:
         pytest.fail(
             f"PostgreSQL is not reachable at {PG_URL} ({type(error).__name__}). Start it with "
             "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
