@@ -1,0 +1,111 @@
+"""`python -m core …` as an operator runs it: real processes, the test database, the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rex(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),  # conftest pointed REX_DATABASE_URL at the test database
+    )
+
+
+def test_help_lists_the_operations_commands() -> None:
+    result = rex("--help")
+    assert result.returncode == 0
+    for command in ("db", "sandbox", "accounts", "sync", "up"):
+        assert command in result.stdout
+
+
+def test_add_sync_list_remove_an_account(db: Engine, sandbox) -> None:
+    account = sandbox.account_ids[1]
+
+    added = rex(
+        "accounts", "add", "--account", account, "--graph-url", sandbox.url, "--token-stdin",
+        stdin=sandbox.token + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert f"connected {account}" in added.stdout
+    assert "JPY" in added.stdout and "Asia/Tokyo" in added.stdout
+
+    synced = rex("sync", "--account", account, "--days", "3", "--no-breakdowns")
+    assert synced.returncode == 0, synced.stderr
+    assert f"✓ {account}" in synced.stdout
+    assert "metrics" in synced.stderr  # the progress lines
+
+    listed = json.loads(rex("accounts", "list", "--json").stdout)
+    assert [a["account"] for a in listed] == [account]
+    assert listed[0]["last_sync_status"] == "succeeded"
+    assert listed[0]["ads"] >= 40
+    assert sandbox.token not in json.dumps(listed)
+
+    removed = rex("accounts", "remove", account, "--yes")
+    assert removed.returncode == 0
+    assert json.loads(rex("accounts", "list", "--json").stdout) == []
+
+
+def test_errors_name_the_field_and_exit_1(db: Engine, sandbox) -> None:
+    bad_id = rex("accounts", "add", "--account", "12-34", "--token", "x" * 20)
+    assert bad_id.returncode == 1
+    assert "account:" in bad_id.stderr and "act_" in bad_id.stderr
+
+    bad_token = rex(
+        "accounts", "add", "--account", sandbox.account_ids[0], "--graph-url", sandbox.url,
+        "--token", "wrong-token-123456",
+    )  # fmt: skip
+    assert bad_token.returncode == 1
+    assert "Reconnect" in bad_token.stderr or "token" in bad_token.stderr
+    assert "wrong-token-123456" not in bad_token.stderr
+
+    bad_days = rex("sync", "--days", "0")
+    assert bad_days.returncode == 1 and "--days" in bad_days.stderr
+
+
+def test_sandbox_serve_announces_itself_then_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "sandbox", "serve", "--port", "0", "--seed", "3",
+         "--token", "cli-test-token"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        announcement = json.loads(process.stdout.readline())
+        assert announcement["graph_url"].startswith("http://127.0.0.1:")
+        assert announcement["token"] == "cli-test-token"
+        assert len(announcement["accounts"]) >= 2
+        assert all(a.startswith("act_") for a in announcement["accounts"])
+
+        import requests
+
+        answer = requests.get(
+            f"{announcement['graph_url']}/v26.0/{announcement['accounts'][0]}",
+            params={"access_token": "cli-test-token", "fields": "currency"},
+            timeout=10,
+        )
+        assert answer.json()["currency"] in ("USD", "JPY")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+
+
+def test_db_commands(db: Engine) -> None:
+    current = rex("db", "current")
+    assert current.returncode == 0 and "up to date" in current.stdout
+    upgraded = rex("db", "upgrade")
+    assert upgraded.returncode == 0
+    assert "password" not in upgraded.stdout
