@@ -1,0 +1,1 @@
+"""Rules: the rule document (RULES.md), the metric catalogue, windows."""

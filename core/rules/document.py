@@ -1,0 +1,408 @@
+"""The rule document (RULES.md) as a typed model: Rex's public interface.
+
+`parse_rule(data)` turns JSON (text or decoded) into a `RuleDocument` or raises
+`RuleDocumentError` whose `problems` each name the field by its path in the document
+and say how to fix it, e.g. `conditions.all[1].value: between needs [lo, hi] with
+lo ≤ hi`. `rule_json_schema()` is the published JSON Schema (docs/rule.schema.json).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from core.errors import InputError
+from core.rules.metrics import METRICS
+from core.rules.windows import Window, WindowError
+
+SCHEMA_VERSION = 1
+LEVELS = ("campaign", "adset", "ad")
+COMPARISONS = (">", ">=", "<", "<=", "=", "!=")
+RANGE_OPS = ("between", "not_between")
+FILTER_FIELDS = ("id", "name", "effective_status", "campaign_id", "adset_id")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class RuleDocumentError(InputError):
+    """A rule document that does not validate; `problems` lists (field path, fix)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        first_field, first_problem = problems[0]
+        super().__init__(first_field, first_problem)
+        self.args = ("\n".join(f"{path}: {problem}" for path, problem in problems),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _json_number(value: Decimal) -> int | float:
+    """Numbers leave as JSON numbers (3, 0.8), not strings; they were parsed from text."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+Number = Annotated[
+    Decimal, Field(allow_inf_nan=False), PlainSerializer(_json_number, when_used="json")
+]
+
+
+# ------------------------------------------------------------------------- scope
+
+
+class Filter(_Strict):
+    field: Literal["id", "name", "effective_status", "campaign_id", "adset_id"]
+    op: Literal["=", "!=", "in", "not_in", "contains", "not_contains"]
+    value: str | list[str]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Filter:
+        many = self.op in ("in", "not_in")
+        if many and not (isinstance(self.value, list) and self.value):
+            raise ValueError(f"@value '{self.op}' needs a non-empty list of strings")
+        if not many and not isinstance(self.value, str):
+            raise ValueError(f"@value '{self.op}' needs one string")
+        return self
+
+
+class Scope(_Strict):
+    account_ids: list[str] = Field(default_factory=list)
+    level: Literal["campaign", "adset", "ad"]
+    filters: list[Filter] = Field(default_factory=list)
+
+    @field_validator("account_ids")
+    @classmethod
+    def _account_ids(cls, values: list[str]) -> list[str]:
+        from core.accounts import normalise_account_id
+
+        try:
+            return sorted({normalise_account_id(v) for v in values})
+        except InputError as error:
+            raise ValueError(error.problem) from None
+
+
+# -------------------------------------------------------------------- conditions
+
+
+class Reference(_Strict):
+    """The same entity's metric over another window, times a factor (its baseline)."""
+
+    metric: str
+    window: str
+    times: Number = Decimal(1)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, name: str) -> str:
+        return _check_metric(name, windowed=True)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, window: str) -> str:
+        return _check_window(window)
+
+
+def _value_kind(value: Any) -> str:
+    if isinstance(value, (dict, Reference)):
+        return "reference"
+    return "range" if isinstance(value, list) else "number"
+
+
+Value = Annotated[
+    Annotated[Number, Tag("number")]
+    | Annotated[list[Number], Tag("range")]
+    | Annotated[Reference, Tag("reference")],
+    Discriminator(_value_kind),
+]
+
+
+class Condition(_Strict):
+    metric: str
+    window: str | None = None
+    op: Literal[">", ">=", "<", "<=", "=", "!=", "between", "not_between"]
+    value: Value
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, name: str) -> str:
+        return _check_metric(name, windowed=None)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, window: str | None) -> str | None:
+        return None if window is None else _check_window(window)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Condition:
+        metric = METRICS[self.metric]
+        if metric.needs_window and self.window is None:
+            raise ValueError(f"@window '{self.metric}' needs a window, e.g. \"last_7d\"")
+        if not metric.needs_window and self.window is not None:
+            raise ValueError(f"@window '{self.metric}' is a current value: remove the window")
+        if self.op in RANGE_OPS:
+            ok = isinstance(self.value, list) and len(self.value) == 2
+            if not ok or self.value[0] > self.value[1]:  # type: ignore[index]
+                raise ValueError(f"@value {self.op} needs [lo, hi] with lo ≤ hi")
+        elif isinstance(self.value, list):
+            raise ValueError(f"@value '{self.op}' compares with one number or a reference")
+        return self
+
+
+class All(_Strict):
+    all: list[Node] = Field(min_length=1)
+
+
+class Any_(_Strict):
+    any: list[Node] = Field(min_length=1)
+
+
+def _node_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "all" if "all" in value else "any" if "any" in value else "condition"
+    return {All: "all", Any_: "any"}.get(type(value), "condition")
+
+
+Node = Annotated[
+    Annotated[All, Tag("all")] | Annotated[Any_, Tag("any")] | Annotated[Condition, Tag("condition")],
+    Discriminator(_node_kind),
+]
+
+
+# ----------------------------------------------------------------------- actions
+
+
+class Pause(_Strict):
+    type: Literal["pause"]
+
+
+class Resume(_Strict):
+    type: Literal["resume"]
+
+
+class ChangeBudget(_Strict):
+    type: Literal["change_budget"]
+    by_percent: Number | None = None
+    by_amount: Number | None = None
+    to: Number | None = Field(default=None, gt=0)
+    min: Number | None = Field(default=None, gt=0)
+    max: Number | None = Field(default=None, gt=0)
+    budget: Literal["daily", "lifetime"] | None = None
+
+    @model_validator(mode="after")
+    def _one_change(self) -> ChangeBudget:
+        given = [n for n in ("by_percent", "by_amount", "to") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of by_percent, by_amount or to"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.by_percent is not None and (self.by_percent == 0 or self.by_percent <= -100):
+            raise ValueError("@by_percent must be non-zero and above -100")
+        if self.by_amount == 0:
+            raise ValueError("@by_amount must be non-zero")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("@min must not be above max")
+        return self
+
+
+class Duplicate(_Strict):
+    type: Literal["duplicate"]
+    name_suffix: str = Field(default=" - Copy", max_length=100)
+
+
+class Notify(_Strict):
+    type: Literal["notify"]
+    message: str | None = Field(default=None, max_length=2000)
+
+
+Action = Annotated[
+    Pause | Resume | ChangeBudget | Duplicate | Notify, Field(discriminator="type")
+]
+
+
+# ---------------------------------------------------------------- schedule, safety
+
+
+class Schedule(_Strict):
+    every_minutes: int = Field(default=60, ge=1, le=10_080)
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+    hours: tuple[int, int] | None = None
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, hours: tuple[int, int] | None) -> tuple[int, int] | None:
+        if hours is not None and not 0 <= hours[0] < hours[1] <= 24:
+            raise ValueError("hours is [start, end) with 0 ≤ start < end ≤ 24, e.g. [8, 20]")
+        return hours
+
+
+class Safety(_Strict):
+    max_daily_actions: int = Field(default=10, ge=1, le=10_000)
+    cooldown_minutes: int = Field(default=1440, ge=0, le=525_600)
+    dry_run: bool = False
+    require_approval: bool = False
+    min_spend: Number | None = Field(default=None, ge=0)
+    min_impressions: int | None = Field(default=None, ge=0)
+
+
+# ---------------------------------------------------------------------- document
+
+
+class RuleDocument(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(min_length=1, max_length=200)
+    status: Literal["active", "paused", "draft"] = "active"
+    scope: Scope
+    conditions: Node
+    actions: list[Action] = Field(min_length=1, max_length=10)
+    schedule: Schedule = Field(default_factory=Schedule)
+    safety: Safety = Field(default_factory=Safety)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise ValueError("give the rule a name")
+        return name
+
+    @model_validator(mode="after")
+    def _actions_fit_level(self) -> RuleDocument:
+        for action in self.actions:
+            if isinstance(action, ChangeBudget) and self.scope.level == "ad":
+                raise ValueError(
+                    "@scope.level ads have no budget: change_budget needs campaign or adset"
+                )
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(self.model_dump_json(exclude_none=True))
+
+    def conditions_list(self) -> list[Condition]:
+        """Every condition in the tree, depth first."""
+        found: list[Condition] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, Condition):
+                found.append(node)
+            else:
+                for child in node.all if isinstance(node, All) else node.any:
+                    walk(child)
+
+        walk(self.conditions)
+        return found
+
+
+All.model_rebuild()
+Any_.model_rebuild()
+
+
+# ------------------------------------------------------------------- validation
+
+
+def parse_rule(data: str | bytes | dict[str, Any]) -> RuleDocument:
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError as error:
+            raise RuleDocumentError([("document", f"not valid JSON ({error})")]) from None
+    if not isinstance(data, dict):
+        raise RuleDocumentError([("document", "a rule is a JSON object {…}")])
+    try:
+        return RuleDocument.model_validate(data)
+    except ValidationError as error:
+        raise RuleDocumentError(_problems(error)) from None
+
+
+def rule_json_schema() -> dict[str, Any]:
+    schema = RuleDocument.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Rex rule document"
+    return schema
+
+
+VALUE_HELP = "a number, [lo, hi] for between, or a reference {metric, window, times}"
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for item in error.errors(include_url=False):
+        path = _path(item["loc"])
+        message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if message.startswith("@"):  # a validator naming the field it is about
+            field, _, message = message[1:].partition(" ")
+            path = field if field.startswith("scope.") else f"{path}.{field}"
+        if item["type"] == "extra_forbidden":
+            message = "unknown field: remove it (RULES.md lists the fields)"
+        elif item["type"] == "missing":
+            message = "required: add it"
+        elif item["type"] == "union_tag_invalid" and path.startswith("actions"):
+            message = "unknown action type; use pause, resume, change_budget, duplicate or notify"
+        elif _is_type_error(item["type"]) and ".value." in f"{path}." and "conditions" in path:
+            path, message = path[: path.index(".value") + 6], f"give {VALUE_HELP}"
+        if (path, message) not in problems:
+            problems.append((path, message))
+    return problems or [("document", str(error))]
+
+
+def _is_type_error(kind: str) -> bool:
+    return kind.endswith("_type") or kind.endswith("_parsing")
+
+
+_TAGS = {"number", "range", "reference", "all", "any", "condition", "pause", "resume", "change_budget", "duplicate", "notify"}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for index, piece in enumerate(loc):
+        if isinstance(piece, int):
+            parts[-1 if parts else 0 :] = [f"{parts[-1] if parts else ''}[{piece}]"]
+        elif piece in _TAGS and index > 0 and not _is_field_name(loc, index):
+            continue  # pydantic's name for the union branch, not a field
+        elif piece in ("function-after[_value_fits_op(), Filter]",) or str(piece).startswith(
+            ("function-", "list[", "decimal", "tagged-union")
+        ):
+            continue
+        else:
+            parts.append(str(piece))
+    return ".".join(parts) or "document"
+
+
+def _is_field_name(loc: tuple[Any, ...], index: int) -> bool:
+    """`all` / `any` are both tags and the real field names of group nodes."""
+    piece = loc[index]
+    if piece not in ("all", "any"):
+        return False
+    return index > 0 and loc[index - 1] == piece
+
+
+def _check_metric(name: str, *, windowed: bool | None) -> str:
+    if name not in METRICS:
+        known = ", ".join(METRICS)
+        raise ValueError(f"unknown metric {name!r}; use one of {known}")
+    if windowed and not METRICS[name].needs_window:
+        raise ValueError(f"'{name}' has no window and cannot be a baseline reference")
+    return name
+
+
+def _check_window(window: str) -> str:
+    try:
+        return Window.parse(window).name
+    except WindowError as error:
+        raise ValueError(str(error)) from None
