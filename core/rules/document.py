@@ -179,7 +179,9 @@ def _node_kind(value: Any) -> str:
 
 
 Node = Annotated[
-    Annotated[All, Tag("all")] | Annotated[Any_, Tag("any")] | Annotated[Condition, Tag("condition")],
+    Annotated[All, Tag("all")]
+    | Annotated[Any_, Tag("any")]
+    | Annotated[Condition, Tag("condition")],
     Discriminator(_node_kind),
 ]
 
@@ -231,9 +233,7 @@ class Notify(_Strict):
     message: str | None = Field(default=None, max_length=2000)
 
 
-Action = Annotated[
-    Pause | Resume | ChangeBudget | Duplicate | Notify, Field(discriminator="type")
-]
+Action = Annotated[Pause | Resume | ChangeBudget | Duplicate | Notify, Field(discriminator="type")]
 
 
 # ---------------------------------------------------------------- schedule, safety
@@ -365,7 +365,8 @@ def _is_type_error(kind: str) -> bool:
     return kind.endswith("_type") or kind.endswith("_parsing")
 
 
-_TAGS = {"number", "range", "reference", "all", "any", "condition", "pause", "resume", "change_budget", "duplicate", "notify"}
+_TAGS = {"number", "range", "reference", "all", "any", "condition"}
+_TAGS |= {"pause", "resume", "change_budget", "duplicate", "notify"}
 
 
 def _path(loc: tuple[Any, ...]) -> str:
