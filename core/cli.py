@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     _sandbox_commands(commands)
     _account_commands(commands)
 
+    rules = commands.add_parser("rules", help="rule documents").add_subparsers(metavar="ACTION")
+    rules.add_parser(
+        "schema", help="print the rule document's JSON Schema (docs/rule.schema.json)"
+    ).set_defaults(handler=cmd_rules_schema)
+
     sync = commands.add_parser("sync", help="sync accounts from Meta (or the sandbox)")
     sync.add_argument("--account", action="append", help="act_… (repeatable; default: all)")
     sync.add_argument("--days", type=int, help="days of metrics to read (default REX_SYNC_DAYS)")
@@ -288,6 +293,16 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
             return 1
     remove_account(view.id)
     print(f"removed {view.external_id}")
+    return 0
+
+
+# ------------------------------------------------------------------------ rules
+
+
+def cmd_rules_schema(args: argparse.Namespace) -> int:
+    from core.rules.document import rule_json_schema
+
+    print(json.dumps(rule_json_schema(), indent=2, ensure_ascii=False))
     return 0
 
 
