@@ -61,10 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sandbox_commands(commands)
     _account_commands(commands)
 
-    rules = commands.add_parser("rules", help="rule documents").add_subparsers(metavar="ACTION")
-    rules.add_parser(
-        "schema", help="print the rule document's JSON Schema (docs/rule.schema.json)"
-    ).set_defaults(handler=cmd_rules_schema)
+    _rule_commands(commands)
 
     sync = commands.add_parser("sync", help="sync accounts from Meta (or the sandbox)")
     sync.add_argument("--account", action="append", help="act_… (repeatable; default: all)")
@@ -297,6 +294,99 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------ rules
+
+
+def _rule_commands(commands: Any) -> None:
+    rules = commands.add_parser("rules", help="automation rules (RULES.md documents)")
+    actions = rules.add_subparsers(metavar="ACTION")
+    imported = actions.add_parser("import", help="save a rule document; prints the new id")
+    imported.add_argument("file", help="a JSON file, or - for stdin")
+    imported.add_argument("--replace", type=int, metavar="ID", help="save as a new version of ID")
+    imported.set_defaults(handler=cmd_rules_import)
+    exported = actions.add_parser("export", help="print rule documents as JSON")
+    exported.add_argument("rule_id", nargs="?", type=int, help="one rule (default: all)")
+    exported.set_defaults(handler=cmd_rules_export)
+    actions.add_parser("list", help="saved rules").set_defaults(handler=cmd_rules_list)
+    for name, help_text in (
+        ("enable", "set a rule active"),
+        ("disable", "pause a rule"),
+        ("delete", "delete a rule (its executions and actions stay on the record)"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("rule_id", type=int)
+        action.set_defaults(handler=cmd_rules_change, change=name)
+    actions.add_parser(
+        "schema", help="print the rule document's JSON Schema (docs/rule.schema.json)"
+    ).set_defaults(handler=cmd_rules_schema)
+
+
+def cmd_rules_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.rules.store import save_rule
+
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise _usage(f"file: {path} does not exist")
+        text = path.read_text(encoding="utf-8")
+    view = save_rule(text, rule_id=args.replace)
+    print(view.id)
+    print(
+        f"saved rule {view.id} “{view.name}” version {view.version} ({view.status})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_rules_export(args: argparse.Namespace) -> int:
+    from core.rules.store import get_rule, list_rules
+
+    if args.rule_id is not None:
+        print(json.dumps(get_rule(args.rule_id).document, indent=2, ensure_ascii=False))
+    else:
+        documents = [rule.document for rule in list_rules()]
+        print(json.dumps(documents, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    from core.rules.store import list_rules
+
+    rules = list_rules()
+    if not rules:
+        print("no rules yet: `python -m core rules import FILE` (docs/rule.schema.json)")
+        return 0
+    rows = [("ID", "NAME", "LEVEL", "STATUS", "VERSION", "EVERY", "NEXT RUN")]
+    for rule in rules:
+        next_run = rule.next_execution_at
+        rows.append(
+            (
+                str(rule.id),
+                rule.name,
+                rule.level,
+                rule.status,
+                str(rule.version),
+                f"{rule.check_frequency_minutes} min",
+                next_run.strftime("%Y-%m-%d %H:%M UTC") if next_run else "—",
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def cmd_rules_change(args: argparse.Namespace) -> int:
+    from core.rules.store import delete_rule, set_status
+
+    if args.change == "delete":
+        view = delete_rule(args.rule_id)
+        print(f"deleted rule {view.id} “{view.name}”")
+    else:
+        view = set_status(args.rule_id, "active" if args.change == "enable" else "paused")
+        print(f"rule {view.id} “{view.name}” is {view.status} (version {view.version})")
+    return 0
 
 
 def cmd_rules_schema(args: argparse.Namespace) -> int:

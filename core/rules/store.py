@@ -1,0 +1,154 @@
+"""Saved rules: create, change (every change a new version), enable/disable, delete.
+
+The stored document is the validated, normalised JSON of `RuleDocument`; the columns the
+seed system's operators query (`name`, `status`, `check_frequency_minutes`,
+`next_execution_at`) are kept in step with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from core.db import read_session, write_session
+from core.db.models import AdAccount, AutomationRule, AutomationRuleVersion
+from core.db.types import utcnow
+from core.errors import InputError, NotFoundError
+from core.rules.document import RuleDocument, parse_rule
+
+SUPPORTED_PLATFORMS = ("meta",)
+
+
+@dataclass(frozen=True)
+class RuleView:
+    id: int
+    name: str
+    level: str
+    status: str
+    version: int
+    check_frequency_minutes: int
+    next_execution_at: datetime | None
+    last_execution_at: datetime | None
+    document: dict[str, Any]
+
+    @property
+    def rule(self) -> RuleDocument:
+        return parse_rule(self.document)
+
+
+def save_rule(
+    document: RuleDocument | dict[str, Any] | str,
+    *,
+    rule_id: int | None = None,
+    engine: Engine | None = None,
+    now: datetime | None = None,
+) -> RuleView:
+    """Validate and store a rule (new, or a new version of `rule_id`)."""
+    rule = document if isinstance(document, RuleDocument) else parse_rule(document)
+    now = now or utcnow()
+    body = rule.to_json()
+    with write_session(engine) as session:
+        _check_accounts(session, rule)
+        if rule_id is None:
+            row = AutomationRule(version=1)
+            session.add(row)
+        else:
+            row = _find(session, rule_id)
+            if row.document == body:
+                return _view(row)  # nothing changed: no new version
+            row.version += 1
+        row.name = rule.name
+        row.level = rule.scope.level
+        row.document = body
+        row.status = rule.status
+        row.check_frequency_minutes = rule.schedule.every_minutes
+        row.next_execution_at = now if rule.status == "active" else None
+        session.flush()
+        session.add(AutomationRuleVersion(rule_id=row.id, version=row.version, document=body))
+        session.flush()
+        return _view(row)
+
+
+def set_status(
+    rule_id: int, status: str, *, engine: Engine | None = None, now: datetime | None = None
+) -> RuleView:
+    """Enable (`active`), disable (`paused`) or park (`draft`) a rule: a new version."""
+    if status not in ("active", "paused", "draft"):
+        raise InputError("status", f"{status!r}: use active, paused or draft")
+    current = get_rule(rule_id, engine=engine)
+    document = dict(current.document, status=status)
+    return save_rule(document, rule_id=rule_id, engine=engine, now=now)
+
+
+def delete_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
+    """Delete a rule and its versions; its executions and actions stay on the record."""
+    with write_session(engine) as session:
+        row = _find(session, rule_id)
+        view = _view(row)
+        session.delete(row)
+    return view
+
+
+def get_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
+    with read_session(engine) as session:
+        return _view(_find(session, rule_id))
+
+
+def list_rules(*, engine: Engine | None = None) -> list[RuleView]:
+    with read_session(engine) as session:
+        rows = session.scalars(select(AutomationRule).order_by(AutomationRule.id)).all()
+        return [_view(row) for row in rows]
+
+
+def rule_versions(rule_id: int, *, engine: Engine | None = None) -> list[tuple[int, dict]]:
+    """Every saved document of a rule, oldest first."""
+    with read_session(engine) as session:
+        _find(session, rule_id)
+        rows = session.execute(
+            select(AutomationRuleVersion.version, AutomationRuleVersion.document)
+            .where(AutomationRuleVersion.rule_id == rule_id)
+            .order_by(AutomationRuleVersion.version)
+        ).all()
+        return [(version, document) for version, document in rows]
+
+
+def _check_accounts(session: Any, rule: RuleDocument) -> None:
+    """Scoped accounts must be connected, on a platform Rex can act on."""
+    for index, external_id in enumerate(rule.scope.account_ids):
+        row = session.scalar(select(AdAccount).where(AdAccount.external_id == external_id))
+        field = f"scope.account_ids[{index}]"
+        if row is None:
+            raise InputError(
+                field, f"{external_id} is not connected: connect it first, or remove it"
+            )
+        if row.platform not in SUPPORTED_PLATFORMS:
+            raise InputError(
+                field, f"{external_id} is a {row.platform} account; Rex acts on Meta accounts only"
+            )
+
+
+def _find(session: Any, rule_id: int) -> AutomationRule:
+    row = session.get(AutomationRule, rule_id)
+    if row is None:
+        count = session.scalar(select(func.count(AutomationRule.id)))
+        raise NotFoundError(
+            f"no rule with id {rule_id} ({count} rules exist: `python -m core rules list`)"
+        )
+    return row
+
+
+def _view(row: AutomationRule) -> RuleView:
+    return RuleView(
+        id=row.id,
+        name=row.name,
+        level=row.level,
+        status=row.status,
+        version=row.version,
+        check_frequency_minutes=row.check_frequency_minutes,
+        next_execution_at=row.next_execution_at,
+        last_execution_at=row.last_execution_at,
+        document=row.document,
+    )
