@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "needs_db", True):
+            from core.db.migrate import require_current_schema
+
+            require_current_schema()
         return handler(args)
     except (RexError, GraphError) as error:
         hint = getattr(error, "hint", "")
@@ -75,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-sandbox", action="store_true", help="don't start the sandbox")
     up.add_argument("--no-ui", action="store_true", help="don't start Streamlit")
     up.add_argument("--no-sync", action="store_true", help="skip the first sync")
-    up.set_defaults(handler=cmd_up)
+    up.set_defaults(handler=cmd_up, needs_db=False)  # it migrates
     return parser
 
 
@@ -86,11 +90,13 @@ def _db_commands(commands: Any) -> None:
     db = commands.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     upgrade = db.add_parser("upgrade", help="migrate to a revision (default head)")
     upgrade.add_argument("revision", nargs="?", default="head")
-    upgrade.set_defaults(handler=cmd_db_upgrade)
+    upgrade.set_defaults(handler=cmd_db_upgrade, needs_db=False)
     downgrade = db.add_parser("downgrade", help="migrate down, e.g. -1 or base")
     downgrade.add_argument("revision")
-    downgrade.set_defaults(handler=cmd_db_downgrade)
-    db.add_parser("current", help="the database's revision").set_defaults(handler=cmd_db_current)
+    downgrade.set_defaults(handler=cmd_db_downgrade, needs_db=False)
+    db.add_parser("current", help="the database's revision").set_defaults(
+        handler=cmd_db_current, needs_db=False
+    )
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -149,7 +155,7 @@ def _sandbox_commands(commands: Any) -> None:
     )
     serve.add_argument("--latency-ms", type=int, default=0, help="added to every answer")
     serve.add_argument("--expired-token", action="store_true", help="answer 190 to everything")
-    serve.set_defaults(handler=cmd_sandbox_serve)
+    serve.set_defaults(handler=cmd_sandbox_serve, needs_db=False)
 
 
 def parse_faults(items: Sequence[str]) -> dict[str, float]:
@@ -317,7 +323,7 @@ def _rule_commands(commands: Any) -> None:
         action.set_defaults(handler=cmd_rules_change, change=name)
     actions.add_parser(
         "schema", help="print the rule document's JSON Schema (docs/rule.schema.json)"
-    ).set_defaults(handler=cmd_rules_schema)
+    ).set_defaults(handler=cmd_rules_schema, needs_db=False)
 
 
 def cmd_rules_import(args: argparse.Namespace) -> int:

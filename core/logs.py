@@ -68,4 +68,8 @@ def configure_logging(level: str = "INFO", stream=None) -> None:  # type: ignore
     handler._rex = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    quiet = max(logging.WARNING, root.level)
+    for noisy in ("urllib3", "alembic.runtime.plugins", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(
+            quiet if noisy.startswith("alembic") else max(logging.INFO, root.level)
+        )

@@ -109,3 +109,14 @@ def test_db_commands(db: Engine) -> None:
     upgraded = rex("db", "upgrade")
     assert upgraded.returncode == 0
     assert "password" not in upgraded.stdout
+
+
+def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path: Path) -> None:
+    env = dict(os.environ, REX_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "accounts", "list"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "run `python -m core db upgrade`" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from core.db.engine import get_engine
+from core.errors import RexError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -40,3 +41,17 @@ def current_revision(url: str | None = None) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class SchemaOutOfDateError(RexError):
+    """The database is not at the schema this code expects."""
+
+
+def require_current_schema(url: str | None = None) -> None:
+    """Refuse to work on a database that is not migrated to head, saying how to fix it."""
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        state = "empty" if current is None else f"at revision {current}"
+        raise SchemaOutOfDateError(
+            f"the database is {state}, this Rex needs {head}: run `python -m core db upgrade`"
+        )
