@@ -122,8 +122,6 @@ METRICS: dict[str, Metric] = {
     )
 }  # fmt: skip
 
-SUM_COLUMNS = ("spend_micros", "revenue_micros", "impressions", "clicks", "reach", "conversions")
-
 
 def get_metric(name: str) -> Metric:
     return METRICS[name]

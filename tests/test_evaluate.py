@@ -1,0 +1,238 @@
+"""Set-based evaluation on stored metrics: windows per account time zone, undefined ratios,
+baselines, nested groups — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+
+from core.db import read_session, write_session
+from core.db.models import AdAccount, AdEntity, AdMetric
+from core.rules.document import parse_rule
+from core.rules.evaluate import evaluate
+
+# 07:30 UTC: still the 19th in Los Angeles (23:30), already the 20th in Tokyo (16:30).
+NOW = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)
+LA_TODAY, TOKYO_TODAY = date(2026, 11, 19), date(2026, 11, 20)
+M = 1_000_000  # micros per unit
+
+
+def _account(session, external_id: str, currency: str, tz: str) -> AdAccount:  # type: ignore[no-untyped-def]
+    account = AdAccount(
+        external_id=external_id, name=external_id, currency=currency, timezone_name=tz,
+        account_status=1, token_encrypted="x",
+    )  # fmt: skip
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _campaign(session, account: AdAccount, name: str, **fields) -> AdEntity:  # type: ignore[no-untyped-def]
+    entity = AdEntity(
+        account_id=account.id, level="campaign", external_id=f"{account.external_id}:{name}",
+        name=name, status=fields.pop("status", "ACTIVE"),
+        effective_status=fields.pop("effective_status", "ACTIVE"), **fields,
+    )  # fmt: skip
+    session.add(entity)
+    session.flush()
+    return entity
+
+
+def _day(session, entity: AdEntity, day: date, spend: str, revenue: str, **counts) -> None:  # type: ignore[no-untyped-def]
+    session.add(
+        AdMetric(
+            account_id=entity.account_id, entity_id=entity.id, date=day,
+            spend_micros=int(Decimal(spend) * M), revenue_micros=int(Decimal(revenue) * M),
+            impressions=counts.get("impressions", 1000), clicks=counts.get("clicks", 10),
+            reach=counts.get("reach", 800), conversions=counts.get("conversions", 1),
+        )
+    )  # fmt: skip
+
+
+@pytest.fixture
+def worked_example(db: Engine) -> None:
+    """The seed's example: A (ROAS 4.2, profit 250), B (ROAS 2.1, profit 55), C (ROAS 5,
+    profit 180) over the last 7 days; outside the window, days that would change it all."""
+    with write_session() as session:
+        shop = _account(session, "act_1", "USD", "America/Los_Angeles")
+        for name, spend, revenue in (
+            ("A", "78.125", "328.125"),
+            ("B", "50", "105"),
+            ("C", "45", "225"),
+        ):
+            campaign = _campaign(session, shop, name, daily_budget_minor=20_000)
+            yesterday = LA_TODAY - timedelta(days=1)
+            _day(session, campaign, yesterday, spend, revenue)
+            _day(session, campaign, yesterday - timedelta(days=6), "0", "0")
+            # today and the 8th day back are outside last_7d: huge losses there
+            _day(session, campaign, LA_TODAY, "9999", "0")
+            _day(session, campaign, LA_TODAY - timedelta(days=8), "9999", "0")
+        _campaign(session, shop, "no spend")
+        _campaign(session, shop, "archived", status="ARCHIVED", effective_status="ARCHIVED")
+
+
+SCALE_WINNERS = {
+    "name": "Scale winners",
+    "scope": {"level": "campaign"},
+    "conditions": {
+        "all": [
+            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
+            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
+        ]
+    },
+    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
+}
+
+
+def _run(document: dict):  # type: ignore[no-untyped-def]
+    with read_session() as session:
+        return evaluate(session, parse_rule(document), NOW)
+
+
+def test_the_worked_example_matches_a_and_c(worked_example: None) -> None:
+    result = _run(SCALE_WINNERS)
+    by_name = {c.name: c for c in result.candidates}
+
+    assert sorted(c.name for c in result.matched) == ["A", "C"]
+    assert set(by_name) == {"A", "B", "C", "no spend"}  # archived is not a candidate
+    assert by_name["A"].values == {"roas@last_7d": Decimal("4.2"), "profit@last_7d": 250}
+    assert by_name["C"].values["roas@last_7d"] == 5
+    assert [c.held for c in by_name["B"].conditions] == [False, False]
+    assert result.today == {"act_1": "2026-11-19"}
+
+
+def test_an_undefined_ratio_never_matches_and_the_trace_says_why(worked_example: None) -> None:
+    losers = dict(
+        SCALE_WINNERS,
+        conditions={"metric": "roas", "window": "last_7d", "op": "<", "value": 100},
+    )
+    result = _run(losers)
+    no_spend = next(c for c in result.candidates if c.name == "no spend")
+    assert not no_spend.matched
+    assert no_spend.values["roas@last_7d"] is None
+    assert no_spend.conditions[0].undefined == "roas over last_7d is undefined"
+    assert sorted(c.name for c in result.matched) == ["A", "B", "C"]
+    trace = result.to_json()
+    assert trace["candidates"][3]["conditions"][0]["undefined"]
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "matched"),
+    [
+        ("between", [2.1, 4.2], ["A", "B"]),  # both edges inclusive
+        ("not_between", [2.1, 4.2], ["C"]),
+        (">=", 4.2, ["A", "C"]),
+        ("=", 5, ["C"]),
+        ("!=", 5, ["A", "B"]),
+        ("<=", 2.1, ["B"]),
+    ],
+)
+def test_operators_and_range_edges(worked_example: None, op: str, value, matched) -> None:  # type: ignore[no-untyped-def]
+    rule = dict(
+        SCALE_WINNERS, conditions={"metric": "roas", "window": "last_7d", "op": op, "value": value}
+    )
+    assert sorted(c.name for c in _run(rule).matched) == matched
+
+
+def test_nested_any_inside_all(worked_example: None) -> None:
+    rule = dict(
+        SCALE_WINNERS,
+        conditions={
+            "all": [
+                {"metric": "spend", "window": "last_7d", "op": ">", "value": 40},
+                {
+                    "any": [
+                        {"metric": "roas", "window": "last_7d", "op": ">=", "value": 5},
+                        {"metric": "profit", "window": "last_7d", "op": "<", "value": 60},
+                    ]
+                },
+            ]
+        },
+    )
+    result = _run(rule)
+    assert sorted(c.name for c in result.matched) == ["B", "C"]
+    a = next(c for c in result.candidates if c.name == "A")
+    assert [c.path for c in a.conditions] == [
+        "conditions.all[0]",
+        "conditions.all[1].any[0]",
+        "conditions.all[1].any[1]",
+    ]
+
+
+def test_a_metric_against_its_own_baseline(db: Engine) -> None:
+    with write_session() as session:
+        shop = _account(session, "act_1", "USD", "America/Los_Angeles")
+        improving = _campaign(session, shop, "improving")
+        worsening = _campaign(session, shop, "worsening")
+        for back in range(1, 31):
+            day = LA_TODAY - timedelta(days=back)
+            recent = back <= 3
+            _day(session, improving, day, "10", "30", conversions=2 if recent else 1)
+            _day(session, worsening, day, "10", "30", conversions=1 if recent else 2)
+    rule = dict(
+        SCALE_WINNERS,
+        conditions={
+            "metric": "cpa",
+            "window": "last_3d",
+            "op": "<",
+            "value": {"metric": "cpa", "window": "last_30d", "times": 0.8},
+        },
+    )
+    result = _run(rule)
+    assert [c.name for c in result.matched] == ["improving"]
+    improving_trace = next(c for c in result.candidates if c.name == "improving")
+    # 3 days at CPA 5; 30 days: 300 spend / 33 purchases
+    assert improving_trace.values["cpa@last_3d"] == 5
+    assert improving_trace.conditions[0].expected == Decimal(300) / 33 * Decimal("0.8")
+
+
+def test_windows_are_each_accounts_own_days(db: Engine) -> None:
+    with write_session() as session:
+        la = _account(session, "act_1", "USD", "America/Los_Angeles")
+        tokyo = _account(session, "act_2", "JPY", "Asia/Tokyo")
+        la_campaign, tokyo_campaign = _campaign(session, la, "LA"), _campaign(session, tokyo, "TK")
+        for campaign in (la_campaign, tokyo_campaign):
+            _day(session, campaign, date(2026, 11, 18), "100", "0")
+            _day(session, campaign, date(2026, 11, 19), "200", "0")
+            _day(session, campaign, date(2026, 11, 20), "400", "0")
+
+    def spend(window: str) -> dict[str, Decimal | None]:
+        rule = dict(
+            SCALE_WINNERS,
+            scope={"level": "campaign"},
+            conditions={"metric": "spend", "window": window, "op": ">", "value": 0},
+        )
+        return {c.name: c.values[f"spend@{window}"] for c in _run(rule).candidates}
+
+    # In LA it is 23:30 on the 19th; in Tokyo 16:30 on the 20th.
+    assert spend("today") == {"LA": 200, "TK": 400}
+    assert spend("yesterday") == {"LA": 100, "TK": 200}
+    assert spend("last_2d_with_today") == {"LA": 300, "TK": 600}
+
+
+def test_current_budget_in_major_units_and_scope_filters(db: Engine) -> None:
+    with write_session() as session:
+        tokyo = _account(session, "act_2", "JPY", "Asia/Tokyo")
+        _campaign(session, tokyo, "Prospecting JP", daily_budget_minor=5000)
+        _campaign(session, tokyo, "Retargeting JP", daily_budget_minor=20000)
+    rule = dict(
+        SCALE_WINNERS,
+        scope={
+            "level": "campaign",
+            "filters": [{"field": "name", "op": "contains", "value": "prospecting"}],
+        },
+        conditions={"metric": "daily_budget", "op": "<", "value": 6000},
+    )
+    result = _run(rule)
+    assert [(c.name, c.values["daily_budget"]) for c in result.candidates] == [
+        ("Prospecting JP", Decimal(5000))
+    ]
+    assert len(result.matched) == 1
+
+
+def test_min_spend_keeps_thin_data_from_matching(worked_example: None) -> None:
+    rule = dict(SCALE_WINNERS, safety={"min_spend": 50})
+    assert sorted(c.name for c in _run(rule).matched) == ["A"]
