@@ -1,0 +1,86 @@
+"""The new budget of a change_budget action: percent / amount / to, bounds, currencies."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.actions.budget import BudgetNotApplicable, new_budget
+from core.rules.document import ChangeBudget
+
+
+def change(**fields) -> ChangeBudget:  # type: ignore[no-untyped-def]
+    return ChangeBudget(type="change_budget", **fields)
+
+
+def usd(action: ChangeBudget, daily: int | None = 20_000, **kw) -> tuple[int, int, str | None]:  # type: ignore[no-untyped-def]
+    result = new_budget(action, currency="USD", daily_minor=daily, lifetime_minor=None, **kw)
+    return result.old_minor, result.new_minor, result.note
+
+
+def test_the_worked_example_raises_by_a_quarter_up_to_the_max() -> None:
+    rule = change(by_percent=25, max=500)
+    assert usd(rule, 20_000)[1] == 25_000  # A: $200 → $250
+    assert usd(rule, 32_000)[1] == 40_000  # C: $320 → $400
+    assert usd(rule, 45_000)[:2] == (45_000, 50_000)  # stops at $500
+    assert usd(rule, 45_000)[2] == "stopped at max"
+
+
+def test_an_increase_never_lowers_a_budget_already_above_max() -> None:
+    assert usd(change(by_percent=25, max=500), 60_000)[:2] == (60_000, 60_000)
+
+
+def test_a_decrease_stops_at_min_and_never_raises_one_below_it() -> None:
+    rule = change(by_percent=-50, min=50)
+    assert usd(rule, 8_000)[1] == 5_000
+    assert usd(rule, 4_000)[:2] == (4_000, 4_000)
+
+
+def test_to_is_clamped_into_the_bounds() -> None:
+    assert usd(change(to=900, max=500))[1] == 50_000
+    assert usd(change(to=10, min=20))[1] == 2_000
+    assert usd(change(to="123.45"))[1] == 12_345
+
+
+def test_by_amount_in_major_units_of_each_currency() -> None:
+    assert usd(change(by_amount=-25))[1] == 17_500
+    jpy = new_budget(change(by_amount=500), currency="JPY", daily_minor=3_000, lifetime_minor=None)
+    assert (jpy.old_minor, jpy.new_minor) == (3_000, 3_500)
+
+
+def test_jpy_percent_rounds_to_whole_yen() -> None:
+    result = new_budget(
+        change(by_percent=10), currency="JPY", daily_minor=1_234, lifetime_minor=None
+    )
+    assert result.new_minor == 1_357  # 1357.4 → 1357 yen, not 135,740
+
+
+def test_a_change_that_rounds_to_nothing_is_no_change() -> None:
+    result = new_budget(
+        change(by_percent="0.01"), currency="USD", daily_minor=100, lifetime_minor=None
+    )
+    assert not result.changes
+
+
+def test_meta_minimum_is_a_floor() -> None:
+    assert usd(change(by_percent=-90), 2_000, meta_minimum_minor=100)[1:] == (
+        200,
+        None,
+    )
+    old, new, note = usd(change(by_percent=-99), 2_000, meta_minimum_minor=100)
+    assert new == 100 and "minimum is 1.00 USD" in note
+
+
+def test_lifetime_budget_and_missing_budgets() -> None:
+    result = new_budget(
+        change(by_percent=10), currency="USD", daily_minor=None, lifetime_minor=100_000
+    )
+    assert (result.kind, result.new_minor) == ("lifetime", 110_000)
+    with pytest.raises(BudgetNotApplicable, match="no budget of its own"):
+        new_budget(change(by_percent=10), currency="USD", daily_minor=None, lifetime_minor=None)
+    with pytest.raises(BudgetNotApplicable, match="no lifetime budget"):
+        new_budget(
+            change(by_percent=10, budget="lifetime"),
+            currency="USD",
+            daily_minor=1,
+            lifetime_minor=None,
+        )
