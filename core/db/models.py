@@ -63,6 +63,34 @@ class SyncStatus(StrEnum):
     FAILED = "failed"
 
 
+class ActionStatus(StrEnum):
+    """`action_history.status`: an intent is `pending` until its outcome is known."""
+
+    PENDING = "pending"  # intent recorded, call not yet answered
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # Meta refused; error_message says why
+    UNKNOWN = "unknown"  # the answer was lost; recovery reads Meta's state
+    DEFERRED = "deferred"  # not sent: rate limit or token problem on the account
+    DRY_RUN = "dry_run"  # "would …": the rule is in dry run
+    SKIPPED = "skipped"  # not sent: cooldown, cap, no change, budget on the campaign …
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # some actions failed
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not evaluated (stale data, account needs reconnect …)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # and executed (see action_id)
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    STALE = "stale"  # the entity changed since the proposal
+
+
 # --------------------------------------------------------------------------- people
 
 

@@ -48,8 +48,8 @@ class ConditionResult:
             "metric": self.metric,
             "window": self.window,
             "op": self.op,
-            "expected": _jsonable(self.expected),
-            "actual": _jsonable(self.actual),
+            "expected": trace_value(self.expected),
+            "actual": trace_value(self.actual),
             "held": self.held,
             **({"undefined": self.undefined} if self.undefined else {}),
         }
@@ -64,6 +64,7 @@ class Candidate:
     account: str
     currency: str
     timezone_name: str
+    status: str
     effective_status: str
     daily_budget_minor: int | None
     lifetime_budget_minor: int | None
@@ -79,7 +80,7 @@ class Candidate:
             "external_id": self.external_id,
             "name": self.name,
             "account": self.account,
-            "values": {k: _jsonable(v) for k, v in sorted(self.values.items())},
+            "values": {k: trace_value(v) for k, v in sorted(self.values.items())},
             "conditions": [c.to_json() for c in self.conditions],
             "matched": self.matched,
             **({"note": self.note} if self.note else {}),
@@ -172,6 +173,7 @@ def _candidates(session: Session, rule: RuleDocument, accounts: list[AdAccount])
             account=by_id[e.account_id].external_id,
             currency=by_id[e.account_id].currency,
             timezone_name=by_id[e.account_id].timezone_name,
+            status=e.status,
             effective_status=e.effective_status,
             daily_budget_minor=e.daily_budget_minor,
             lifetime_budget_minor=e.lifetime_budget_minor,
@@ -369,9 +371,9 @@ def _compare(actual: Decimal, op: str, expected: Any) -> bool:
     }[op]
 
 
-def _jsonable(value: Any) -> Any:
+def trace_value(value: Any) -> Any:
     if isinstance(value, Decimal):  # as text, exact, at most 4 decimals
         return format(value.quantize(Decimal("0.0001")).normalize(), "f")
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [trace_value(v) for v in value]
     return value

@@ -1,0 +1,1 @@
+"""The rule engine: claim due rules → evaluate → guard → act / queue → record."""

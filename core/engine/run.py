@@ -1,0 +1,555 @@
+"""Running a rule: claim → evaluate → guard → act / queue → record.
+
+A run evaluates the rule on synced data (one aggregate query), then walks the matched
+entities in a deterministic order (account, entity id) and, for each action:
+
+* skips it, with the reason in the trace, when the account cannot be acted on (token
+  rejected, rate limited), outside the rule's days / hours, in cooldown, past the daily
+  cap (the account's local day, counted in the database across runs and processes),
+  when the change rounds to nothing, or when an ad set's budget lives on its campaign;
+* in dry run records a "would …" row (`dry_run`) and writes nothing to Meta;
+* with approval required queues a pending action with the values that justified it;
+* otherwise records an intent (`pending`, unique idempotency key per rule, entity,
+  action and evaluation slot) and hands the intents to `core.actions.execute`.
+
+The `rule_executions` row gets the counts, status, duration, error and the trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from core.actions.budget import BudgetNotApplicable, new_budget
+from core.actions.execute import Write, budget_write, copy_write, execute_intents, status_write
+from core.db import read_session, write_session
+from core.db.models import (
+    ActionHistory,
+    ActionStatus,
+    AdAccount,
+    ApprovalStatus,
+    AutomationRule,
+    ExecutionStatus,
+    Notification,
+    PendingAction,
+    RuleExecution,
+    TokenStatus,
+)
+from core.db.types import utcnow
+from core.engine.claim import Claim, claim_due, claim_rule, release
+from core.errors import RexError
+from core.money import format_money, from_minor
+from core.rules.document import (
+    ChangeBudget,
+    Duplicate,
+    Notify,
+    Pause,
+    Resume,
+    RuleDocument,
+    parse_rule,
+)
+from core.rules.evaluate import Candidate, evaluate, trace_value
+
+log = logging.getLogger(__name__)
+
+APPROVAL_TTL = timedelta(hours=24)
+COUNTED = (
+    ActionStatus.PENDING,
+    ActionStatus.SUCCEEDED,
+    ActionStatus.UNKNOWN,
+    ActionStatus.DRY_RUN,
+)
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class RuleBusyError(RexError):
+    """Another runner holds this rule right now."""
+
+
+@dataclass
+class RunResult:
+    execution_id: int
+    rule_id: int
+    status: str
+    entities_checked: int = 0
+    entities_matched: int = 0
+    actions_taken: int = 0
+    actions_skipped: int = 0
+    duration_ms: int = 0
+    error: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_due_rules(
+    now: datetime | None = None, *, runner: str | None = None, engine: Engine | None = None
+) -> list[RunResult]:
+    now = now or utcnow()
+    claims = claim_due(now, runner=runner, engine=engine)
+    return [run_claimed(claim, now, engine=engine) for claim in claims]
+
+
+def run_rule_now(
+    rule_id: int,
+    now: datetime | None = None,
+    *,
+    runner: str | None = None,
+    engine: Engine | None = None,
+) -> RunResult:
+    now = now or utcnow()
+    claim = claim_rule(rule_id, now, runner=runner, engine=engine)
+    if claim is None:
+        raise RuleBusyError(f"rule {rule_id} is running elsewhere right now; try again shortly")
+    return run_claimed(claim, now, engine=engine)
+
+
+def run_claimed(claim: Claim, now: datetime, *, engine: Engine | None = None) -> RunResult:
+    started = time.monotonic()
+    with write_session(engine) as session:
+        rule_row = session.get_one(AutomationRule, claim.rule_id)
+        execution = RuleExecution(
+            rule_id=rule_row.id, rule_version=rule_row.version, started_at=now,
+            status=ExecutionStatus.RUNNING,
+        )  # fmt: skip
+        session.add(execution)
+        session.flush()
+        result = RunResult(execution_id=execution.id, rule_id=rule_row.id, status="running")
+        document, every = rule_row.document, rule_row.check_frequency_minutes
+    trace: dict[str, Any] = {}
+    try:
+        rule = parse_rule(document)
+        _run(rule, claim, now, result, trace, engine)
+    except Exception as error:  # recorded on the execution; the scheduler keeps going
+        log.exception("rule %s failed", claim.rule_id)
+        result.status = ExecutionStatus.FAILED
+        result.error = str(error) if isinstance(error, RexError) else f"internal error: {error!r}"
+    finally:
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        _finish(result, trace, engine)
+        release(
+            claim,
+            next_execution_at=_next_due(claim.slot, every, now),
+            last_execution_at=now,
+            engine=engine,
+        )
+    return result
+
+
+# ------------------------------------------------------------------------- run
+
+
+def _run(
+    rule: RuleDocument,
+    claim: Claim,
+    now: datetime,
+    result: RunResult,
+    trace: dict[str, Any],
+    engine: Engine | None,
+) -> None:
+    with read_session(engine) as session:
+        evaluation = evaluate(session, rule, now)
+        accounts = {
+            a.external_id: a
+            for a in session.scalars(
+                select(AdAccount).where(
+                    AdAccount.external_id.in_({c.account for c in evaluation.candidates})
+                )
+            )
+        }
+    trace.update(evaluation.to_json())
+    result.entities_checked = len(evaluation.candidates)
+    result.entities_matched = len(evaluation.matched)
+
+    planner = _Planner(rule, claim, now, accounts, engine)
+    for candidate in sorted(evaluation.matched, key=lambda c: (c.account, c.external_id)):
+        for index, action in enumerate(rule.actions):
+            planner.plan(candidate, index, action)
+    if planner.intents:
+        execute_intents(planner.intents, engine=engine, now=now)
+        with read_session(engine) as session:
+            recorded = {
+                row.id: row
+                for row in session.scalars(
+                    select(ActionHistory).where(ActionHistory.id.in_(planner.intents))
+                )
+            }
+        for step in planner.steps:
+            row = recorded.get(step.get("action_id"))  # type: ignore[arg-type]
+            if row is not None:
+                step["outcome"] = row.status
+                if row.error_message:
+                    step["error"] = row.error_message
+    result.steps = planner.steps
+    result.actions_taken = sum(
+        1 for s in planner.steps if s["outcome"] in (ActionStatus.SUCCEEDED, "queued", "notified")
+    )
+    result.actions_skipped = sum(1 for s in planner.steps if s["outcome"] == ActionStatus.SKIPPED)
+    trace["actions"] = planner.steps
+    bad = (ActionStatus.FAILED, ActionStatus.UNKNOWN, ActionStatus.DEFERRED)
+    failed = [s for s in planner.steps if s["outcome"] in bad]
+    ok = [s for s in planner.steps if s["outcome"] not in bad]
+    if failed:
+        result.status = ExecutionStatus.PARTIAL if ok else ExecutionStatus.FAILED
+        result.error = f"{len(failed)} action(s) failed: {failed[0].get('error') or ''}".strip()
+    elif planner.held_accounts and not evaluation.matched:
+        result.status = ExecutionStatus.SKIPPED
+        result.error = "; ".join(sorted(planner.held_accounts.values()))
+    else:
+        result.status = ExecutionStatus.SUCCEEDED
+
+
+class _Planner:
+    """Decides, per matched entity and action, what happens; records it."""
+
+    def __init__(
+        self,
+        rule: RuleDocument,
+        claim: Claim,
+        now: datetime,
+        accounts: dict[str, AdAccount],
+        engine: Engine | None,
+    ) -> None:
+        self.rule, self.claim, self.now, self.engine = rule, claim, now, engine
+        self.accounts = accounts
+        self.steps: list[dict[str, Any]] = []
+        self.intents: list[int] = []
+        self.used_today: dict[int, int] = {}
+        self.held_accounts: dict[str, str] = {}
+
+    def plan(self, candidate: Candidate, index: int, action: Any) -> None:
+        step: dict[str, Any] = {
+            "entity_id": candidate.entity_id,
+            "entity": candidate.external_id,
+            "name": candidate.name,
+            "account": candidate.account,
+            "action": action.type,
+        }
+        self.steps.append(step)
+        account = self.accounts[candidate.account]
+        reason = self.guard(candidate, account)
+        if reason:
+            step.update(outcome=ActionStatus.SKIPPED, reason=reason)
+            return
+        try:
+            change = self.change(candidate, account, action)
+        except _Skip as skip:
+            step.update(outcome=ActionStatus.SKIPPED, reason=str(skip))
+            return
+        step.update(old=change.old_text, new=change.new_text, note=change.note)
+
+        if isinstance(action, Notify):
+            self.notify(candidate, account, action, step)
+        elif self.rule.safety.dry_run:
+            step["action_id"] = self.record(candidate, account, change, ActionStatus.DRY_RUN)
+            step["outcome"] = ActionStatus.DRY_RUN
+        elif self.rule.safety.require_approval:
+            self.queue(candidate, account, change, step)
+        else:
+            key = (
+                f"r{self.claim.rule_id}:e{candidate.entity_id}:a{index}:{action.type}:"
+                f"{self.claim.slot:%Y%m%dT%H%M}Z"
+            )
+            action_id = self.record(candidate, account, change, ActionStatus.PENDING, key)
+            if action_id is None:
+                step.update(outcome=ActionStatus.SKIPPED, reason="already done in this slot")
+                return
+            step["action_id"] = action_id
+            step["outcome"] = ActionStatus.PENDING
+            self.intents.append(action_id)
+        self.used_today[account.id] = self.used_today.get(account.id, 0) + 1
+
+    # --------------------------------------------------------------- guards
+
+    def guard(self, candidate: Candidate, account: AdAccount) -> str | None:
+        if account.token_status == TokenStatus.NEEDS_RECONNECT:
+            self.held_accounts[account.external_id] = f"{account.external_id} needs reconnect"
+            return "the account needs reconnecting (its token was rejected)"
+        if account.rate_limited_until and account.rate_limited_until > self.now:
+            return f"Meta rate-limits the account until {account.rate_limited_until:%H:%M} UTC"
+        local = self.now.astimezone(ZoneInfo(account.timezone_name))
+        schedule = self.rule.schedule
+        if schedule.days and DAY_NAMES[local.weekday()] not in schedule.days:
+            return f"not a scheduled day ({DAY_NAMES[local.weekday()]} in {account.timezone_name})"
+        if schedule.hours and not schedule.hours[0] <= local.hour < schedule.hours[1]:
+            return f"outside the rule's hours ({local:%H:%M} in {account.timezone_name})"
+        cooldown = self.cooldown_until(candidate)
+        if cooldown:
+            return f"in cooldown until {cooldown:%Y-%m-%d %H:%M} UTC"
+        used = self.count_today(account) + self.used_today.get(account.id, 0)
+        if used >= self.rule.safety.max_daily_actions:
+            return f"daily cap reached ({self.rule.safety.max_daily_actions} actions today)"
+        return None
+
+    def cooldown_until(self, candidate: Candidate) -> datetime | None:
+        minutes = self.rule.safety.cooldown_minutes
+        if not minutes:
+            return None
+        since = self.now - timedelta(minutes=minutes)
+        with read_session(self.engine) as session:
+            acted = session.scalar(
+                select(func.max(ActionHistory.created_at)).where(
+                    ActionHistory.rule_id == self.claim.rule_id,
+                    ActionHistory.entity_id == candidate.entity_id,
+                    ActionHistory.status.in_(COUNTED),
+                    ActionHistory.created_at > since,
+                )
+            )
+            queued = session.scalar(
+                select(func.max(PendingAction.created_at)).where(
+                    PendingAction.rule_id == self.claim.rule_id,
+                    PendingAction.entity_id == candidate.entity_id,
+                    PendingAction.status.in_((ApprovalStatus.PENDING, ApprovalStatus.APPROVED)),
+                    PendingAction.created_at > since,
+                )
+            )
+        last = max((t for t in (acted, queued) if t is not None), default=None)
+        return None if last is None else last + timedelta(minutes=minutes)
+
+    def count_today(self, account: AdAccount) -> int:
+        """Actions of this rule on this account since the account's local midnight."""
+        zone = ZoneInfo(account.timezone_name)
+        local = self.now.astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        with read_session(self.engine) as session:
+            taken = session.scalar(
+                select(func.count(ActionHistory.id)).where(
+                    ActionHistory.rule_id == self.claim.rule_id,
+                    ActionHistory.account_id == account.id,
+                    ActionHistory.status.in_(COUNTED),
+                    ActionHistory.created_at >= midnight,
+                )
+            )
+            queued = session.scalar(
+                select(func.count(PendingAction.id)).where(
+                    PendingAction.rule_id == self.claim.rule_id,
+                    PendingAction.account_id == account.id,
+                    PendingAction.status.in_((ApprovalStatus.PENDING, ApprovalStatus.APPROVED)),
+                    PendingAction.created_at >= midnight,
+                )
+            )
+        return int(taken or 0) + int(queued or 0)
+
+    # -------------------------------------------------------------- changes
+
+    def change(self, candidate: Candidate, account: AdAccount, action: Any) -> _Change:
+        if isinstance(action, Pause):
+            if candidate.status == "PAUSED":
+                raise _Skip("already paused")
+            write = status_write(candidate.external_id, "PAUSED")
+            return _Change(action.type, write, candidate.status, "PAUSED")
+        if isinstance(action, Resume):
+            if candidate.status == "ACTIVE":
+                raise _Skip("already active")
+            write = status_write(candidate.external_id, "ACTIVE")
+            return _Change(action.type, write, candidate.status, "ACTIVE")
+        if isinstance(action, ChangeBudget):
+            if candidate.campaign_budget:
+                raise _Skip(
+                    "its budget lives on its campaign (campaign budget optimisation): "
+                    "use a campaign-level rule"
+                )
+            try:
+                budget = new_budget(
+                    action,
+                    currency=candidate.currency,
+                    daily_minor=candidate.daily_budget_minor,
+                    lifetime_minor=candidate.lifetime_budget_minor,
+                    meta_minimum_minor=account.min_daily_budget_minor,
+                )
+            except BudgetNotApplicable as error:
+                raise _Skip(f"no budget to change: {error}") from None
+            if not budget.changes:
+                raise _Skip(
+                    "the change rounds to nothing" + (f" ({budget.note})" if budget.note else "")
+                )
+
+            def money(minor: int) -> str:
+                return format_money(from_minor(minor, candidate.currency), candidate.currency)
+
+            return _Change(
+                action.type,
+                budget_write(candidate.external_id, budget.kind, budget.new_minor),
+                money(budget.old_minor),
+                money(budget.new_minor),
+                note=budget.note,
+                details={
+                    "budget": budget.kind,
+                    "currency": candidate.currency,
+                    "old_minor": budget.old_minor,
+                    "new_minor": budget.new_minor,
+                },
+            )
+        if isinstance(action, Duplicate):
+            level = self.rule.scope.level
+            return _Change(action.type, copy_write(candidate.external_id, level,
+                                                   action.name_suffix), None, None)  # fmt: skip
+        if isinstance(action, Notify):
+            return _Change(action.type, None, None, action.message or self.rule.name)
+        raise _Skip(f"unknown action {action!r}")
+
+    # ------------------------------------------------------------- records
+
+    def record(
+        self,
+        candidate: Candidate,
+        account: AdAccount,
+        change: _Change,
+        status: ActionStatus,
+        key: str | None = None,
+    ) -> int | None:
+        details = dict(change.details)
+        if change.write is not None:
+            details["request"] = change.write.to_json()
+        details["level"] = self.rule.scope.level
+        details["values"] = {k: trace_value(v) for k, v in candidate.values.items()}
+        try:
+            with write_session(self.engine) as session:
+                row = ActionHistory(
+                    rule_id=self.claim.rule_id,
+                    execution_id=None,
+                    account_id=account.id,
+                    entity_id=candidate.entity_id,
+                    entity_name=candidate.name,
+                    action_type=change.action_type,
+                    old_value=change.old_text,
+                    new_value=change.new_text,
+                    status=status,
+                    idempotency_key=key,
+                    details=details,
+                    created_at=self.now,
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            return None  # this slot already recorded it: never twice
+
+    def queue(
+        self, candidate: Candidate, account: AdAccount, change: _Change, step: dict[str, Any]
+    ) -> None:
+        with write_session(self.engine) as session:
+            waiting = session.scalar(
+                select(PendingAction.id).where(
+                    PendingAction.rule_id == self.claim.rule_id,
+                    PendingAction.entity_id == candidate.entity_id,
+                    PendingAction.action_type == change.action_type,
+                    PendingAction.status == ApprovalStatus.PENDING,
+                )
+            )
+            if waiting:
+                step.update(outcome=ActionStatus.SKIPPED, reason=f"awaiting approval #{waiting}")
+                return
+            pending = PendingAction(
+                rule_id=self.claim.rule_id,
+                account_id=account.id,
+                entity_id=candidate.entity_id,
+                action_type=change.action_type,
+                proposal={
+                    "old": change.old_text,
+                    "new": change.new_text,
+                    "note": change.note,
+                    "request": change.write.to_json() if change.write else None,
+                    "level": self.rule.scope.level,
+                    "entity": candidate.external_id,
+                    "entity_name": candidate.name,
+                    **change.details,
+                },
+                justification={
+                    "values": {k: trace_value(v) for k, v in candidate.values.items()},
+                    "conditions": [c.to_json() for c in candidate.conditions],
+                },
+                status=ApprovalStatus.PENDING,
+                expires_at=self.now + APPROVAL_TTL,
+                created_at=self.now,
+            )
+            session.add(pending)
+            session.flush()
+            step.update(outcome="queued", pending_id=pending.id)
+
+    def notify(
+        self, candidate: Candidate, account: AdAccount, action: Notify, step: dict[str, Any]
+    ) -> None:
+        change = _Change("notify", None, None, action.message)
+        if self.rule.safety.dry_run:
+            step["action_id"] = self.record(candidate, account, change, ActionStatus.DRY_RUN)
+            step["outcome"] = ActionStatus.DRY_RUN
+            return
+        values = ", ".join(f"{k} {trace_value(v)}" for k, v in sorted(candidate.values.items()))
+        with write_session(self.engine) as session:
+            session.add(
+                Notification(
+                    account_id=account.id,
+                    rule_id=self.claim.rule_id,
+                    kind="rule_notify",
+                    title=f"{self.rule.name}: {candidate.name}",
+                    body=(action.message or "The rule's conditions held.") + f" ({values})",
+                    created_at=self.now,
+                )
+            )
+        step["action_id"] = self.record(candidate, account, change, ActionStatus.SUCCEEDED)
+        step["outcome"] = "notified"
+
+
+@dataclass
+class _Change:
+    action_type: str
+    write: Write | None
+    old_text: str | None
+    new_text: str | None
+    note: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class _Skip(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------- finish
+
+
+def _finish(result: RunResult, trace: dict[str, Any], engine: Engine | None) -> None:
+    with write_session(engine) as session:
+        execution = session.get_one(RuleExecution, result.execution_id)
+        execution.finished_at = execution.started_at + timedelta(milliseconds=result.duration_ms)
+        execution.duration_ms = result.duration_ms
+        execution.entities_checked = result.entities_checked
+        execution.entities_matched = result.entities_matched
+        execution.actions_taken = result.actions_taken
+        execution.actions_skipped = result.actions_skipped
+        execution.status = result.status
+        execution.error = result.error
+        for step in result.steps:
+            if step.get("action_id"):
+                row = session.get(ActionHistory, step["action_id"])
+                if row is not None and row.execution_id is None:
+                    row.execution_id = execution.id
+            if step.get("pending_id"):
+                pending = session.get(PendingAction, step["pending_id"])
+                if pending is not None:
+                    pending.execution_id = execution.id
+        execution.trace = _jsonable(trace)
+
+
+def _next_due(slot: datetime, every_minutes: int, now: datetime) -> datetime:
+    """The next slot after `now` on the rule's grid (missed slots are not replayed)."""
+    step = timedelta(minutes=every_minutes)
+    due = slot + step
+    if due <= now:
+        due += step * ((now - due) // step + 1)
+    return due
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
