@@ -1,0 +1,254 @@
+"""The approval queue: a person approves or rejects what a rule proposed.
+
+Approving re-reads the entity from Meta first: if its status or budget is no longer
+what the proposal was based on, the action is stale and is not executed. The decision
+is a conditional update on the pending row (status `pending` and its `version`), so
+approving twice, or two people approving at once, executes once. Expired proposals
+cannot be approved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from core.accounts import client_for
+from core.actions.execute import execute_intents
+from core.db import read_session, write_session
+from core.db.models import (
+    ActionHistory,
+    ActionStatus,
+    AdAccount,
+    AdEntity,
+    ApprovalStatus,
+    PendingAction,
+)
+from core.db.types import utcnow
+from core.errors import InputError, NotFoundError, RexError
+from core.meta.objects import ENTITY_FIELDS, EntityInfo
+
+
+class ApprovalError(RexError):
+    """The proposal cannot be decided (already decided, expired, stale)."""
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    id: int
+    rule_id: int | None
+    account_id: int
+    entity_id: int | None
+    entity_name: str | None
+    action_type: str
+    old: str | None
+    new: str | None
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    action_id: int | None
+    justification: dict[str, Any] | None
+
+
+def list_approvals(
+    status: str | None = ApprovalStatus.PENDING, *, engine: Engine | None = None
+) -> list[ApprovalView]:
+    with read_session(engine) as session:
+        query = select(PendingAction).order_by(PendingAction.created_at, PendingAction.id)
+        if status:
+            query = query.where(PendingAction.status == status)
+        return [_view(row) for row in session.scalars(query)]
+
+
+def expire_approvals(now: datetime | None = None, *, engine: Engine | None = None) -> int:
+    """Mark pending proposals past their expiry as expired; returns how many."""
+    now = now or utcnow()
+    with write_session(engine) as session:
+        result = session.execute(
+            update(PendingAction)
+            .where(PendingAction.status == ApprovalStatus.PENDING, PendingAction.expires_at <= now)
+            .values(
+                status=ApprovalStatus.EXPIRED,
+                decided_at=now,
+                decided_by="rex",
+                decision_reason="expired before anyone decided",
+            )  # fmt: skip
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount
+
+
+def reject(
+    approval_id: int,
+    *,
+    by: str,
+    reason: str | None = None,
+    engine: Engine | None = None,
+    now: datetime | None = None,
+) -> ApprovalView:
+    now = now or utcnow()
+    _decide(approval_id, ApprovalStatus.REJECTED, by, reason, engine, now)
+    return get_approval(approval_id, engine=engine)
+
+
+def approve(
+    approval_id: int,
+    *,
+    by: str,
+    reason: str | None = None,
+    engine: Engine | None = None,
+    now: datetime | None = None,
+) -> ApprovalView:
+    """Execute a proposal once, if it is still pending, unexpired and not stale."""
+    now = now or utcnow()
+    if not (by or "").strip():
+        raise InputError("by", "say who approves (a name or e-mail)")
+    proposal = get_approval(approval_id, engine=engine)
+    _check_decidable(proposal, now)
+
+    drift = _drift(approval_id, engine)
+    if drift:
+        _decide(approval_id, ApprovalStatus.STALE, by, drift, engine, now)
+        raise ApprovalError(f"proposal {approval_id} is stale and was not executed: {drift}")
+
+    # Claim the decision: only one approver gets past this line.
+    action_id = _decide(approval_id, ApprovalStatus.APPROVED, by, reason, engine, now,
+                        create_intent=True)  # fmt: skip
+    if action_id is not None:
+        execute_intents([action_id], engine=engine, now=now)
+    return get_approval(approval_id, engine=engine)
+
+
+def get_approval(approval_id: int, *, engine: Engine | None = None) -> ApprovalView:
+    with read_session(engine) as session:
+        row = session.get(PendingAction, approval_id)
+        if row is None:
+            raise NotFoundError(f"no pending action with id {approval_id}")
+        return _view(row)
+
+
+# ------------------------------------------------------------------------ internals
+
+
+def _check_decidable(proposal: ApprovalView, now: datetime) -> None:
+    if proposal.status != ApprovalStatus.PENDING:
+        raise ApprovalError(
+            f"proposal {proposal.id} is already {proposal.status}"
+            + (f" by {proposal.decided_by}" if proposal.decided_by else "")
+        )
+    if proposal.expires_at <= now:
+        raise ApprovalError(
+            f"proposal {proposal.id} expired at {proposal.expires_at:%Y-%m-%d %H:%M} UTC; "
+            "the rule proposes again at its next run if the conditions still hold"
+        )
+
+
+def _decide(
+    approval_id: int,
+    status: str,
+    by: str,
+    reason: str | None,
+    engine: Engine | None,
+    now: datetime,
+    *,
+    create_intent: bool = False,
+) -> int | None:
+    with write_session(engine) as session:
+        row = session.get(PendingAction, approval_id)
+        if row is None:
+            raise NotFoundError(f"no pending action with id {approval_id}")
+        if status != ApprovalStatus.STALE:
+            _check_decidable(_view(row), now)
+        claimed = session.execute(
+            update(PendingAction)
+            .where(
+                PendingAction.id == approval_id,
+                PendingAction.status == ApprovalStatus.PENDING,
+                PendingAction.version == row.version,
+            )
+            .values(
+                status=status,
+                decided_by=by,
+                decided_at=now,
+                decision_reason=reason,
+                version=row.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            raise ApprovalError(f"proposal {approval_id} was decided by someone else just now")
+        if not create_intent:
+            return None
+        proposal = row.proposal
+        intent = ActionHistory(
+            rule_id=row.rule_id,
+            execution_id=row.execution_id,
+            account_id=row.account_id,
+            entity_id=row.entity_id,
+            entity_name=proposal.get("entity_name"),
+            action_type=row.action_type,
+            old_value=proposal.get("old"),
+            new_value=proposal.get("new"),
+            status=ActionStatus.PENDING,
+            idempotency_key=f"approval:{approval_id}",
+            details={**proposal, "approved_by": by, "approval_id": approval_id},
+            created_at=now,
+        )
+        session.add(intent)
+        session.flush()
+        session.execute(
+            update(PendingAction)
+            .where(PendingAction.id == approval_id)
+            .values(action_id=intent.id)
+            .execution_options(synchronize_session=False)
+        )
+        return intent.id
+
+
+def _drift(approval_id: int, engine: Engine | None) -> str | None:
+    """What changed at Meta since the proposal, or None."""
+    with read_session(engine) as session:
+        row = session.get_one(PendingAction, approval_id)
+        account = session.get_one(AdAccount, row.account_id)
+        entity = session.get(AdEntity, row.entity_id) if row.entity_id else None
+        proposal = dict(row.proposal)
+    if entity is None:
+        return "the entity no longer exists in Rex"
+    answer = client_for(account).get_objects([entity.external_id], ENTITY_FIELDS[entity.level])[0]
+    if not isinstance(answer, dict):
+        return f"Meta cannot read it now: {answer}"
+    info = EntityInfo.from_graph(entity.level, answer)
+    if "old_minor" in proposal:
+        kind = proposal.get("budget", "daily")
+        current = info.daily_budget_minor if kind == "daily" else info.lifetime_budget_minor
+        if current != proposal["old_minor"]:
+            return f"its {kind} budget changed since the proposal (now {current} minor units)"
+    elif row.action_type in ("pause", "resume") and info.status != proposal.get("old"):
+        return f"its status changed since the proposal ({proposal.get('old')} → {info.status})"
+    return None
+
+
+def _view(row: PendingAction) -> ApprovalView:
+    return ApprovalView(
+        id=row.id,
+        rule_id=row.rule_id,
+        account_id=row.account_id,
+        entity_id=row.entity_id,
+        entity_name=row.proposal.get("entity_name"),
+        action_type=row.action_type,
+        old=row.proposal.get("old"),
+        new=row.proposal.get("new"),
+        status=row.status,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        decision_reason=row.decision_reason,
+        action_id=row.action_id,
+        justification=row.justification,
+    )
