@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--no-breakdowns", action="store_true", help="skip the breakdown tables")
     sync.set_defaults(handler=cmd_sync)
 
+    run = commands.add_parser("run", help="run the rules that are due (or one rule now)")
+    run.add_argument("--rule", type=int, metavar="ID", help="run this rule now, due or not")
+    run.set_defaults(handler=cmd_run)
+
+    _approval_commands(commands)
+    _action_commands(commands)
+
     up = commands.add_parser(
         "up", help="migrate, start the sandbox, connect and sync it, serve the app"
     )
@@ -321,6 +328,10 @@ def _rule_commands(commands: Any) -> None:
         action = actions.add_parser(name, help=help_text)
         action.add_argument("rule_id", type=int)
         action.set_defaults(handler=cmd_rules_change, change=name)
+    preview = actions.add_parser("preview", help="what a rule matches now (changes nothing)")
+    preview.add_argument("rule_id", type=int)
+    preview.add_argument("--all", action="store_true", help="show candidates that don't match")
+    preview.set_defaults(handler=cmd_rules_preview)
     actions.add_parser(
         "schema", help="print the rule document's JSON Schema (docs/rule.schema.json)"
     ).set_defaults(handler=cmd_rules_schema, needs_db=False)
@@ -393,6 +404,137 @@ def cmd_rules_change(args: argparse.Namespace) -> int:
         view = set_status(args.rule_id, "active" if args.change == "enable" else "paused")
         print(f"rule {view.id} “{view.name}” is {view.status} (version {view.version})")
     return 0
+
+
+def cmd_rules_preview(args: argparse.Namespace) -> int:
+    from core.engine.run import preview_rule
+
+    evaluation = preview_rule(args.rule_id)
+    shown = evaluation.candidates if args.all else evaluation.matched
+    print(
+        f"{len(evaluation.matched)} of {len(evaluation.candidates)} candidates match now "
+        f"(local dates: {', '.join(f'{a} {d}' for a, d in evaluation.today.items()) or '—'})"
+    )
+    for candidate in shown:
+        mark = "✓" if candidate.matched else "·"
+        values = ", ".join(
+            f"{key} {_value(value)}" for key, value in sorted(candidate.values.items())
+        )
+        print(f"{mark} {candidate.external_id} {candidate.name}: {values}")
+        for condition in candidate.conditions:
+            if not condition.held:
+                why = condition.undefined or f"{_value(condition.actual)} {condition.op} " + (
+                    f"{_value(condition.expected)} is false"
+                )
+                print(f"    ✗ {condition.path}: {why}")
+        if candidate.note:
+            print(f"    ✗ {candidate.note}")
+    return 0
+
+
+def _value(value: Any) -> str:
+    from core.rules.evaluate import trace_value
+
+    shown = trace_value(value)
+    return "—" if shown is None else str(shown)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.engine.run import run_due_rules, run_rule_now
+
+    results = [run_rule_now(args.rule)] if args.rule else run_due_rules()
+    if not results:
+        print("no rules are due")
+    for r in results:
+        print(
+            f"rule {r.rule_id}: {r.status} — {r.entities_checked} checked, "
+            f"{r.entities_matched} matched, {r.actions_taken} acted, {r.actions_skipped} skipped "
+            f"in {r.duration_ms} ms (execution {r.execution_id})"
+            + (f"\n  {r.error}" if r.error else "")
+        )
+        for step in r.steps:
+            change = f" {step.get('old')} → {step.get('new')}" if step.get("new") else ""
+            reason = f" ({step['reason']})" if step.get("reason") else ""
+            error = f" — {step['error']}" if step.get("error") else ""
+            print(f"  {step['outcome']}: {step['action']} {step['name']}{change}{reason}{error}")
+    return 0 if all(r.status != "failed" for r in results) else 1
+
+
+# -------------------------------------------------------------------- approvals
+
+
+def _approval_commands(commands: Any) -> None:
+    approvals = commands.add_parser("approvals", help="the approval queue")
+    actions = approvals.add_subparsers(metavar="ACTION")
+    listing = actions.add_parser("list", help="pending proposals (--all: every one)")
+    listing.add_argument("--all", action="store_true")
+    listing.set_defaults(handler=cmd_approvals_list)
+    for name in ("approve", "reject"):
+        decide = actions.add_parser(name, help=f"{name} a proposal by id")
+        decide.add_argument("approval_id", type=int)
+        decide.add_argument("--by", default=getpass.getuser(), help="who decides")
+        decide.add_argument("--reason")
+        decide.set_defaults(handler=cmd_approvals_decide, decision=name)
+
+
+def cmd_approvals_list(args: argparse.Namespace) -> int:
+    from core.actions.approvals import expire_approvals, list_approvals
+
+    expire_approvals()
+    items = list_approvals(None if args.all else "pending")
+    if not items:
+        print("nothing awaits approval")
+        return 0
+    rows = [("ID", "ENTITY", "ACTION", "CURRENT → PROPOSED", "STATUS", "EXPIRES")]
+    for item in items:
+        rows.append(
+            (
+                str(item.id),
+                item.entity_name or "—",
+                item.action_type,
+                f"{item.old or '—'} → {item.new or '—'}",
+                item.status,
+                f"{item.expires_at:%Y-%m-%d %H:%M} UTC",
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def cmd_approvals_decide(args: argparse.Namespace) -> int:
+    from core.actions.approvals import approve, reject
+
+    if args.decision == "approve":
+        view = approve(args.approval_id, by=args.by, reason=args.reason)
+    else:
+        view = reject(args.approval_id, by=args.by, reason=args.reason)
+    executed = f" (action {view.action_id})" if view.action_id else ""
+    print(f"proposal {view.id}: {view.status}{executed}")
+    return 0
+
+
+# ---------------------------------------------------------------------- actions
+
+
+def _action_commands(commands: Any) -> None:
+    actions = commands.add_parser("actions", help="actions Rex took").add_subparsers(
+        metavar="ACTION"
+    )
+    rollback = actions.add_parser("rollback", help="undo an action (refused if it drifted)")
+    rollback.add_argument("action_id", type=int)
+    rollback.add_argument("--by", default=getpass.getuser())
+    rollback.set_defaults(handler=cmd_actions_rollback)
+
+
+def cmd_actions_rollback(args: argparse.Namespace) -> int:
+    from core.actions.rollback import rollback
+
+    undo = rollback(args.action_id, by=args.by)
+    print(
+        f"rollback action {undo.id}: {undo.status} ({undo.old_value} → {undo.new_value})"
+        + (f" — {undo.error_message}" if undo.error_message else "")
+    )
+    return 0 if undo.status == "succeeded" else 1
 
 
 def cmd_rules_schema(args: argparse.Namespace) -> int:

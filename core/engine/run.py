@@ -553,3 +553,14 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def preview_rule(
+    rule: int | RuleDocument, now: datetime | None = None, *, engine: Engine | None = None
+):  # type: ignore[no-untyped-def]
+    """What a rule (saved, by id, or an unsaved document) matches now; changes nothing."""
+    from core.rules.store import get_rule
+
+    document = get_rule(rule, engine=engine).rule if isinstance(rule, int) else rule
+    with read_session(engine) as session:
+        return evaluate(session, document, now or utcnow())
