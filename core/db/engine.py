@@ -93,9 +93,11 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
 
 @contextmanager
 def read_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session for reading; anything it changes is rolled back."""
+    """A session for reading; anything it changes is rolled back. Objects read stay
+    usable after it ends (detached with their loaded values, not expired)."""
     with Session(bind=engine or get_engine(), expire_on_commit=False) as session:
         try:
             yield session
         finally:
+            session.expunge_all()
             session.rollback()

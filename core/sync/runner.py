@@ -219,13 +219,12 @@ class _AccountSync:
             self.step(f"{level}s", f"{len(entities)} {level}s")
 
         with read_session(self.engine) as session:
-            known = dict(
-                session.execute(
-                    select(AdEntity.external_id, AdEntity.level).where(
-                        AdEntity.account_id == self.account.id
-                    )
-                ).tuples()
-            )
+            rows = session.execute(
+                select(AdEntity.external_id, AdEntity.level).where(
+                    AdEntity.account_id == self.account.id
+                )
+            ).all()
+            known = {external_id: level for external_id, level in rows}
         unlisted = {
             external_id: level for external_id, level in known.items() if external_id not in listed
         }

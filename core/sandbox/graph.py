@@ -1,0 +1,786 @@
+"""The Graph API as the sandbox answers it: routing, reads, insights, writes, batch.
+
+`Graph.handle(method, path, params, headers)` → `(status, headers, body)`; the HTTP
+server (server.py) only decodes requests and encodes answers. Shapes follow
+docs/GRAPH_API_NOTES: `{"data", "paging"}` pages with opaque cursors, errors as
+`{"error": {message, type, code, error_subcode, fbtrace_id, …}}` (HTTP 400 mostly),
+usage headers on every answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from core.money import decimals, offset
+from core.sandbox.faults import RATE_LIMIT_KINDS, Faults, error_body, rate_limit_headers
+from core.sandbox.world import (
+    SUPPORTED_BREAKDOWNS,
+    Account,
+    Day,
+    Entity,
+    World,
+    date_range,
+    meta_time,
+)
+
+Answer = tuple[int, dict[str, str], Any]
+
+EDGES = {"campaigns": "campaign", "adsets": "adset", "ads": "ad"}
+DEFAULT_EDGE_LIMIT = 25
+MAX_LIMIT = 5000
+BATCH_LIMIT = 50
+HIDDEN = ("ARCHIVED", "DELETED")
+COPY_CHILD_LIMIT = 3
+BUDGET_CHANGES_PER_HOUR = 4
+
+
+class GraphFailure(Exception):
+    """An error answer, raised anywhere in a handler."""
+
+    def __init__(
+        self,
+        message: str,
+        code: int = 100,
+        *,
+        subcode: int | None = None,
+        status: int = 400,
+        user_title: str | None = None,
+        user_msg: str | None = None,
+        blame: str | None = None,
+        error_type: str = "OAuthException",
+    ) -> None:
+        super().__init__(message)
+        self.body: dict[str, Any] = {"message": message, "type": error_type, "code": code}
+        if subcode:
+            self.body["error_subcode"] = subcode
+        if user_title:
+            self.body["error_user_title"] = user_title
+        if user_msg:
+            self.body["error_user_msg"] = user_msg
+        if blame:
+            self.body["error_data"] = json.dumps({"blame_field_specs": [[blame]]})
+        self.status = status
+
+
+def _gone(object_id: str) -> GraphFailure:
+    return GraphFailure(
+        f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation.",
+        100,
+        subcode=33,
+        error_type="GraphMethodException",
+    )
+
+
+class Graph:
+    def __init__(
+        self,
+        world: World,
+        faults: Faults,
+        *,
+        token: str,
+        base_url: str,
+        api_version_min: int,
+        app_secret: str | None,
+    ) -> None:
+        self.world = world
+        self.faults = faults
+        self.token = token
+        self.base_url = base_url
+        self.api_version_min = api_version_min
+        self.app_secret = app_secret
+
+    # ------------------------------------------------------------------ entry
+
+    def handle(self, method: str, path: str, params: dict[str, str], headers: dict) -> Answer:
+        trace_id = secrets.token_urlsafe(8)
+        parts = [p for p in path.split("/") if p]
+        version = parts.pop(0) if parts and _is_version(parts[0]) else None
+        try:
+            self._check_version(version)
+            self._check_token(params, headers)
+            fault = self.faults.draw()
+            if self.faults.config.expired_token:
+                fault = "token"
+            if fault:
+                return self._fault(fault, parts, trace_id)
+            with self.world.lock:
+                body = self._route(method.upper(), parts, params, version)
+            return 200, self._usage_headers(parts), body
+        except GraphFailure as failure:
+            body = {"error": {**failure.body, "fbtrace_id": trace_id}}
+            return failure.status, self._usage_headers(parts), body
+
+    def _check_version(self, version: str | None) -> None:
+        if version is None:
+            return
+        major = int(version[1:].split(".")[0])
+        if major < self.api_version_min:
+            raise GraphFailure(
+                f"(#2635) You are calling a deprecated version of the Ads API. Please update "
+                f"to the latest version: v{self.api_version_min + 2}.0.",
+                2635,
+            )
+
+    def _check_token(self, params: dict[str, str], headers: dict) -> None:
+        token = params.get("access_token")
+        auth = headers.get("authorization") or ""
+        if not token and auth.split(" ", 1)[0].lower() in ("bearer", "oauth"):
+            token = auth.split(" ", 1)[1].strip()
+        if not token:
+            raise GraphFailure("An access token is required to request this resource.", 104)
+        if not hmac.compare_digest(token, self.token):
+            raise GraphFailure("Invalid OAuth access token - Cannot parse access token", 190)
+        if self.app_secret:
+            proof = params.get("appsecret_proof")
+            expected = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256)
+            if not proof:
+                raise GraphFailure(
+                    "API calls from the server require an appsecret_proof argument", 100
+                )
+            if not hmac.compare_digest(proof, expected.hexdigest()):
+                raise GraphFailure("Invalid appsecret_proof provided in the API argument", 100)
+
+    def _fault(self, kind: str, parts: list[str], trace_id: str) -> Answer:
+        status, body = error_body(kind, trace_id)
+        headers = self._usage_headers(parts)
+        if kind in RATE_LIMIT_KINDS:
+            account = self.world.account_of(parts[0]) if parts else None
+            headers.update(
+                rate_limit_headers(
+                    kind,
+                    account.numeric_id if account else None,
+                    self.faults.config.regain_minutes,
+                )
+            )
+        return status, headers, body
+
+    def _usage_headers(self, parts: list[str]) -> dict[str, str]:
+        account = self.world.account_of(parts[0]) if parts else None
+        usage = {"X-App-Usage": json.dumps({"call_count": 2, "total_cputime": 1, "total_time": 1})}
+        if account:
+            usage["X-Ad-Account-Usage"] = json.dumps(
+                {
+                    "acc_id_util_pct": 3,
+                    "reset_time_duration": 0,
+                    "ads_api_access_tier": "standard_access",
+                }
+            )
+            usage["X-Business-Use-Case-Usage"] = json.dumps(
+                {
+                    account.numeric_id: [
+                        {
+                            "type": "ads_management",
+                            "call_count": 2,
+                            "total_cputime": 1,
+                            "total_time": 1,
+                            "estimated_time_to_regain_access": 0,
+                        }
+                    ]
+                }
+            )
+        return usage
+
+    # ---------------------------------------------------------------- routing
+
+    def _route(self, method: str, parts: list[str], params: dict[str, str], version: str | None):  # type: ignore[no-untyped-def]
+        if not parts:
+            if method == "POST" and "batch" in params:
+                return self._batch(params, version)
+            raise GraphFailure("Unsupported request: POST / needs a batch parameter", 100)
+        object_id = parts[0]
+        edge = parts[1] if len(parts) > 1 else None
+        if len(parts) > 2:
+            raise GraphFailure(f"Unknown path components: /{'/'.join(parts[2:])}", 2500)
+        if method == "GET":
+            if edge is None:
+                return self._read_object(object_id, params)
+            if edge in EDGES:
+                return self._edge(object_id, EDGES[edge], params)
+            if edge == "insights":
+                return self._insights_page(object_id, params)
+        elif method == "POST":
+            if edge is None:
+                return self._update(object_id, params)
+            if edge == "copies":
+                return self._copy(object_id, params)
+            if edge == "insights":
+                return self._start_report(object_id, params)
+        elif method == "DELETE" and edge is None:
+            return self._update(object_id, {"status": "DELETED"})
+        raise GraphFailure(f"Unsupported {method} request to /{'/'.join(parts)}", 100)
+
+    # ------------------------------------------------------------------ reads
+
+    def _read_object(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
+        fields = _fields(params)
+        if object_id in self.world.accounts:
+            return self._account_json(self.world.accounts[object_id], fields)
+        if object_id in self.world.entities:
+            return self._entity_json(self.world.entities[object_id], fields)
+        if object_id in self.world.reports:
+            return self._report_status(object_id)
+        raise _gone(object_id)
+
+    def _account_json(self, account: Account, fields: list[str]) -> dict[str, Any]:
+        spent = sum(
+            self.world.day(ad, day).spend
+            for ad in self.world.children(account.id, "ad")
+            for day in date_range(
+                account.today(self.world.clock()) - timedelta(days=59),
+                account.today(self.world.clock()),
+            )
+        )
+        now = self.world.clock()
+        offset_hours = now.astimezone(_zone(account.timezone_name)).utcoffset()
+        values = {
+            "id": account.id,
+            "account_id": account.numeric_id,
+            "name": account.name,
+            "currency": account.currency,
+            "timezone_name": account.timezone_name,
+            "timezone_offset_hours_utc": offset_hours.total_seconds() / 3600 if offset_hours else 0,
+            "account_status": account.account_status,
+            "min_daily_budget": account.min_daily_budget,
+            "amount_spent": str(spent),
+            "business_name": "Rex Sandbox",
+        }
+        return _pick(values, fields or ["id"])
+
+    def _entity_json(self, entity: Entity, fields: list[str]) -> dict[str, Any]:
+        tz = self.world.accounts[entity.account_id].timezone_name
+        values: dict[str, Any] = {
+            "id": entity.id,
+            "name": entity.name,
+            "status": entity.status,
+            "configured_status": entity.status,
+            "effective_status": self.world.effective_status(entity),
+            "account_id": entity.account_id.removeprefix("act_"),
+            "created_time": meta_time(entity.created_time, tz),
+            "updated_time": meta_time(entity.updated_time, tz),
+        }
+        if entity.level in ("adset", "ad"):
+            values["campaign_id"] = entity.campaign_id
+        if entity.level == "ad":
+            values["adset_id"] = entity.adset_id
+        if entity.level in ("campaign", "adset"):
+            values["daily_budget"] = str(entity.daily_budget or 0)
+            values["lifetime_budget"] = str(entity.lifetime_budget or 0)
+            values["budget_remaining"] = str(
+                max(0, (entity.daily_budget or entity.lifetime_budget or 0) - 0)
+            )
+        if entity.level == "campaign":
+            values["objective"] = entity.objective
+        if entity.level == "adset" and entity.bid_amount is not None:
+            values["bid_amount"] = entity.bid_amount
+        return _pick(values, fields or ["id"])
+
+    def _edge(self, owner_id: str, level: str, params: dict[str, str]) -> dict[str, Any]:
+        if owner_id not in self.world.accounts and owner_id not in self.world.entities:
+            raise _gone(owner_id)
+        statuses = _json_list(params.get("effective_status"), "effective_status")
+        items = []
+        for entity in self.world.children(owner_id, level):
+            effective = self.world.effective_status(entity)
+            if effective == "DELETED" or entity.status == "DELETED":
+                continue  # deleted objects never come back from edges
+            if statuses is not None:
+                if effective not in statuses:
+                    continue
+            elif effective in HIDDEN:
+                continue
+            items.append(entity)
+        fields = _fields(params)
+        page = self._page([self._entity_json(e, fields) for e in items], params, owner_id, level)
+        if params.get("summary") in ("true", "1", "total_count"):
+            page["summary"] = {"total_count": len(items)}
+        return page
+
+    def _page(self, items: list[Any], params: dict[str, str], *path: str) -> dict[str, Any]:
+        limit = _int(params.get("limit"), "limit", DEFAULT_EDGE_LIMIT, low=1, high=MAX_LIMIT)
+        start = _cursor(params.get("after")) if params.get("after") else 0
+        chunk = items[start : start + limit]
+        page: dict[str, Any] = {"data": chunk}
+        if items:
+            page["paging"] = {
+                "cursors": {
+                    "before": _encode_cursor(start),
+                    "after": _encode_cursor(start + len(chunk)),
+                }
+            }
+            if start + len(chunk) < len(items):
+                query = {k: v for k, v in params.items() if k not in ("access_token", "after")}
+                query["after"] = _encode_cursor(start + len(chunk))
+                edge = "/".join(p for p in path if p)
+                page["paging"]["next"] = f"{self.base_url}/v26.0/{edge}?{urlencode(query)}"
+        return page
+
+    # --------------------------------------------------------------- insights
+
+    def _insights_page(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
+        if object_id in self.world.reports:
+            report = self.world.reports[object_id]
+            if report["status"] != "Job Completed":
+                raise GraphFailure(f"Report {object_id} is not ready: {report['status']}", 100)
+            return self._page(report["rows"], params, object_id, "insights")
+        rows = self._insight_rows(object_id, params)
+        return self._page(rows, params, object_id, "insights")
+
+    def _start_report(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
+        rows = self._insight_rows(object_id, params)
+        run_id = self.world.new_id()
+        self.world.reports[run_id] = {
+            "rows": rows,
+            "polls": 0,
+            "status": "Job Not Started",
+            "fail": self.faults.draw(special="async_fail") is not None,
+        }
+        return {"report_run_id": run_id}
+
+    def _report_status(self, run_id: str) -> dict[str, Any]:
+        report = self.world.reports[run_id]
+        polls = report["polls"]
+        report["polls"] += 1
+        # Not started → running → running at 100 % (Meta's trap) → completed (or failed).
+        steps = [("Job Not Started", 0), ("Job Running", 40), ("Job Running", 100)]
+        if polls < len(steps):
+            status, percent = steps[polls]
+        elif report["fail"]:
+            status, percent = "Job Failed", 100
+        else:
+            status, percent = "Job Completed", 100
+        report["status"] = status
+        return {
+            "id": run_id,
+            "account_id": "",
+            "async_status": status,
+            "async_percent_completion": percent,
+            "date_start": "",
+        }
+
+    def _insight_rows(self, object_id: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        account = self.world.account_of(object_id)
+        if account is None:
+            raise _gone(object_id)
+        owner = self.world.entities.get(object_id)
+        level = params.get("level") or (owner.level if owner else "account")
+        if level not in ("account", "campaign", "adset", "ad"):
+            raise GraphFailure(
+                "level must be one of account, campaign, adset, ad", 100, blame="level"
+            )
+        since, until = self._time_range(account, params)
+        breakdowns = tuple(_json_list(params.get("breakdowns"), "breakdowns") or ())
+        if breakdowns and breakdowns not in SUPPORTED_BREAKDOWNS:
+            raise GraphFailure(
+                f"(#100) Current combination of data breakdown columns ({', '.join(breakdowns)}) "
+                "is invalid",
+                100,
+                blame="breakdowns",
+            )
+        daily = str(params.get("time_increment", "all_days")) == "1"
+        fields = _fields(params) or ["spend", "impressions"]
+        ads = [owner] if owner and owner.level == "ad" else self.world.children(object_id, "ad")
+
+        sums: dict[tuple, Day] = {}
+        for ad in ads:
+            group = _group_ids(ad, level, account)
+            for day in date_range(since, until):
+                parts = (
+                    self.world.segment_days(ad, day, breakdowns)
+                    if breakdowns
+                    else [((), self.world.day(ad, day))]
+                )
+                for segment, numbers in parts:
+                    if numbers.is_empty():
+                        continue
+                    key = (day if daily else since, tuple(group.items()), segment)
+                    sums[key] = sums.get(key, Day(0, 0, 0, 0, 0, 0)) + numbers
+        rows = []
+        for (day, group, segment), numbers in sorted(sums.items(), key=lambda kv: str(kv[0])):
+            row: dict[str, Any] = {}
+            for name, value in group:
+                if name in fields:
+                    row[name] = value
+            row.update(_metrics_json(numbers, account.currency, fields))
+            row.update(dict(zip(breakdowns, segment, strict=True)))
+            row["date_start"] = day.isoformat()
+            row["date_stop"] = (day if daily else until).isoformat()
+            rows.append(row)
+        return rows
+
+    def _time_range(self, account: Account, params: dict[str, str]) -> tuple[date, date]:
+        today = account.today(self.world.clock())
+        if params.get("time_range"):
+            try:
+                value = json.loads(params["time_range"])
+                since = date.fromisoformat(value["since"])
+                until = date.fromisoformat(value["until"])
+            except (ValueError, KeyError, TypeError):
+                raise GraphFailure(
+                    'time_range must be {"since": "YYYY-MM-DD", "until": "YYYY-MM-DD"}',
+                    100,
+                    blame="time_range",
+                ) from None
+            if since > until:
+                raise GraphFailure(
+                    "time_range: since must not be after until", 100, blame="time_range"
+                )
+            return since, until
+        preset = params.get("date_preset", "last_30d")
+        if preset == "today":
+            return today, today
+        if preset == "yesterday":
+            return today - timedelta(days=1), today - timedelta(days=1)
+        if preset == "maximum":
+            return today - timedelta(days=59), today
+        if preset.startswith("last_") and preset.endswith("d") and preset[5:-1].isdigit():
+            days = int(preset[5:-1])
+            return today - timedelta(days=days), today - timedelta(days=1)
+        raise GraphFailure(
+            f"date_preset {preset!r} is not supported by the sandbox", 100, blame="date_preset"
+        )
+
+    # ----------------------------------------------------------------- writes
+
+    def _update(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
+        entity = self.world.entities.get(object_id)
+        if entity is None:
+            if object_id in self.world.accounts:
+                raise GraphFailure("(#3) Application does not have the capability", 3)
+            raise _gone(object_id)
+        changes: dict[str, Any] = {}
+        if "status" in params:
+            status = params["status"]
+            if status not in ("ACTIVE", "PAUSED", "ARCHIVED", "DELETED"):
+                raise GraphFailure(
+                    "(#100) Param status must be one of {ACTIVE, PAUSED, DELETED, ARCHIVED}",
+                    100,
+                    blame="status",
+                )
+            if entity.status == "DELETED":
+                raise _gone(object_id)
+            changes["status"] = status
+        for kind in ("daily_budget", "lifetime_budget"):
+            if kind in params:
+                changes[kind] = self._check_budget(entity, kind, params[kind])
+        if "name" in params:
+            changes["name"] = params["name"]
+        if not changes:
+            raise GraphFailure("(#100) No fields to update were given", 100)
+        if any(k.endswith("_budget") for k in changes):
+            self._count_budget_change(entity)
+        for key, value in changes.items():
+            setattr(entity, key, value)
+        entity.updated_time = self.world.clock()
+        result = {"success": True}
+        self.world.log_write("POST", object_id, object_id, params, result)
+        return result
+
+    def _check_budget(self, entity: Entity, kind: str, raw: str) -> int:
+        account = self.world.accounts[entity.account_id]
+        if entity.level == "ad":
+            raise GraphFailure(f"(#100) Ads have no {kind}", 100, blame=kind)
+        if not raw.isdigit():
+            raise GraphFailure(
+                f"(#100) {kind} must be an integer in the currency's minimum unit",
+                100,
+                blame=kind,
+            )
+        amount = int(raw)
+        campaign = self.world.entities.get(entity.campaign_id or "")
+        cbo = campaign is not None and bool(campaign.daily_budget or campaign.lifetime_budget)
+        if entity.level == "adset" and cbo:
+            raise GraphFailure(
+                "Invalid parameter",
+                100,
+                subcode=1885621,
+                user_title="Can't Set Ad Set Budget",
+                user_msg="You can't set an ad set budget because this campaign uses a campaign "
+                "budget (Advantage campaign budget). Change the campaign's budget instead.",
+                blame=kind,
+            )
+        other = "lifetime_budget" if kind == "daily_budget" else "daily_budget"
+        if getattr(entity, other) and not getattr(entity, kind):
+            raise GraphFailure(
+                "Invalid parameter",
+                100,
+                subcode=1885621,
+                user_title="Budget type can't change",
+                user_msg=f"This {entity.level} uses a {other.replace('_', ' ')}.",
+                blame=kind,
+            )
+        minimum = account.min_daily_budget
+        if kind == "daily_budget" and amount < minimum:
+            shown = f"{minimum / offset(account.currency):.{decimals(account.currency)}f}"
+            raise GraphFailure(
+                "Invalid parameter",
+                100,
+                subcode=1885272,
+                user_title="Your Budget Is Too Low",
+                user_msg=f"The minimum daily budget for this ad set is {shown} {account.currency}.",
+                blame=kind,
+            )
+        return amount
+
+    def _count_budget_change(self, entity: Entity) -> None:
+        now = self.world.clock()
+        hour_ago = now - timedelta(hours=1)
+        recent = [t for t in self.world.budget_changes.get(entity.id, []) if t > hour_ago]
+        if len(recent) >= BUDGET_CHANGES_PER_HOUR:
+            raise GraphFailure(
+                "Calls to this api have exceeded the rate limit.",
+                613,
+                subcode=1487632,
+                user_title="Too many budget changes",
+                user_msg="You can change the budget of an ad set at most 4 times an hour.",
+            )
+        self.world.budget_changes[entity.id] = [*recent, now]
+
+    def _copy(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
+        source = self.world.entities.get(object_id)
+        if source is None or source.status == "DELETED":
+            raise _gone(object_id)
+        status = params.get("status_option", "PAUSED")
+        if status not in ("ACTIVE", "PAUSED", "INHERITED_FROM_SOURCE"):
+            raise GraphFailure(
+                "(#100) status_option must be ACTIVE, PAUSED or INHERITED_FROM_SOURCE",
+                100,
+                blame="status_option",
+            )
+        rename = _json_object(params.get("rename_options"), "rename_options")
+        strategy = rename.get("rename_strategy", "ONLY_TOP_LEVEL_RENAME")
+        suffix = rename.get("rename_suffix", " - Copy")
+        prefix = rename.get("rename_prefix", "")
+        deep = params.get("deep_copy") in ("true", "1") and source.level != "ad"
+        parent_key = {"adset": "campaign_id", "ad": "adset_id"}.get(source.level)
+        parent_id = params.get(parent_key) if parent_key else None
+        if parent_id and parent_id not in self.world.entities:
+            raise _gone(parent_id)
+        children = []
+        if deep:
+            below = "adset" if source.level == "campaign" else "ad"
+            children = self.world.children(source.id, below)
+            grandchildren = self.world.children(source.id, "ad") if below == "adset" else []
+            if len(children) + len(grandchildren) > COPY_CHILD_LIMIT:
+                raise GraphFailure(
+                    "Invalid parameter",
+                    100,
+                    subcode=1885194,
+                    user_title="Too Many Objects to Copy",
+                    user_msg="Synchronous deep copies are limited to 3 child objects; "
+                    "copy asynchronously instead.",
+                )
+
+        def new_status(entity: Entity) -> str:
+            return entity.status if status == "INHERITED_FROM_SOURCE" else status
+
+        def new_name(entity: Entity, top: bool) -> str:
+            if strategy == "NO_RENAME" or (strategy == "ONLY_TOP_LEVEL_RENAME" and not top):
+                return entity.name
+            return f"{prefix}{entity.name}{suffix}"
+
+        copy = self.world.copy_entity(
+            source, status=new_status(source), name=new_name(source, True), parent_id=parent_id
+        )
+        objects = [{"ad_object_type": source.level, "source_id": source.id, "copied_id": copy.id}]
+        for child in children:
+            child_copy = self.world.copy_entity(
+                child, status=new_status(child), name=new_name(child, False), parent_id=copy.id
+            )
+            objects.append(
+                {"ad_object_type": child.level, "source_id": child.id, "copied_id": child_copy.id}
+            )
+            for ad in self.world.children(child.id, "ad") if child.level == "adset" else []:
+                ad_copy = self.world.copy_entity(
+                    ad, status=new_status(ad), name=new_name(ad, False), parent_id=child_copy.id
+                )
+                objects.append(
+                    {"ad_object_type": "ad", "source_id": ad.id, "copied_id": ad_copy.id}
+                )
+        result: dict[str, Any] = {f"copied_{source.level}_id": copy.id}
+        if source.level != "ad":
+            result["ad_object_ids"] = objects
+        self.world.log_write("POST", f"{object_id}/copies", object_id, params, result)
+        return result
+
+    # ------------------------------------------------------------------ batch
+
+    def _batch(self, params: dict[str, str], version: str | None) -> list[Any]:
+        items = _json_list(params.get("batch"), "batch")
+        if items is None or not items:
+            raise GraphFailure("(#100) The batch parameter must be a non-empty JSON array", 100)
+        if len(items) > BATCH_LIMIT:
+            raise GraphFailure(
+                "(#1) Too many requests in batch message. Maximum batch size is 50", 1
+            )
+        answers: list[Any] = []
+        for item in items:
+            if not isinstance(item, dict) or "relative_url" not in item:
+                answers.append(
+                    _batch_answer(
+                        400,
+                        {
+                            "error": {
+                                "message": "(#100) Each batch item needs method and relative_url",
+                                "code": 100,
+                            }
+                        },
+                    )
+                )
+                continue
+            if self.faults.draw(special="batch_null"):
+                answers.append(None)  # Meta ran out of time for this one: not executed
+                continue
+            answers.append(self._batch_item(item, params, version))
+        return answers
+
+    def _batch_item(self, item: dict, outer: dict[str, str], version: str | None) -> Any:
+        relative = str(item["relative_url"]).lstrip("/")
+        path, _, query = relative.partition("?")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if item.get("body"):
+            params.update(parse_qsl(str(item["body"]), keep_blank_values=True))
+        parts = [p for p in path.split("/") if p]
+        if parts and _is_version(parts[0]):
+            parts.pop(0)
+        fault = self.faults.draw()
+        if fault:
+            status, headers, body = self._fault(fault, parts, secrets.token_urlsafe(8))
+            return _batch_answer(status, body, headers)
+        try:
+            body = self._route(str(item.get("method", "GET")).upper(), parts, params, version)
+            return _batch_answer(200, body)
+        except GraphFailure as failure:
+            return _batch_answer(failure.status, {"error": failure.body})
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _is_version(text: str) -> bool:
+    return text.startswith("v") and text[1:].replace(".", "").isdigit()
+
+
+def _zone(name: str):  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def _fields(params: dict[str, str]) -> list[str]:
+    return [f.strip() for f in params.get("fields", "").split(",") if f.strip()]
+
+
+def _pick(values: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    picked = {"id": values["id"]} if "id" in values else {}
+    picked.update({f: values[f] for f in fields if f in values and values[f] is not None})
+    return picked
+
+
+def _json_list(raw: str | None, name: str) -> list[Any] | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = [v for v in raw.split(",") if v]  # Meta also takes a bare comma list
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise GraphFailure(f"(#100) {name} must be a JSON array", 100, blame=name)
+    return value
+
+
+def _json_object(raw: str | None, name: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise GraphFailure(f"(#100) {name} must be a JSON object", 100, blame=name) from None
+    if not isinstance(value, dict):
+        raise GraphFailure(f"(#100) {name} must be a JSON object", 100, blame=name)
+    return value
+
+
+def _int(raw: str | None, name: str, default: int, *, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise GraphFailure(
+            f"(#100) {name} must be an integer from {low} to {high}", 100, blame=name
+        )
+    return int(raw)
+
+
+def _encode_cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"rex:{index}".encode()).decode().rstrip("=")
+
+
+def _cursor(raw: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        return int(text.removeprefix("rex:"))
+    except (ValueError, UnicodeDecodeError):
+        raise GraphFailure("(#100) The after cursor is invalid", 100, blame="after") from None
+
+
+def _group_ids(ad: Entity, level: str, account: Account) -> dict[str, str]:
+    ids = {"account_id": account.numeric_id}
+    if level in ("campaign", "adset", "ad"):
+        ids["campaign_id"] = ad.campaign_id or ""
+    if level in ("adset", "ad"):
+        ids["adset_id"] = ad.adset_id or ""
+    if level == "ad":
+        ids["ad_id"] = ad.id
+    return ids
+
+
+def _money(minor: int, currency: str) -> str:
+    places = decimals(currency)
+    value = minor / offset(currency)
+    return f"{value:.{places}f}" if places else str(minor)
+
+
+def _metrics_json(day: Day, currency: str, fields: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "spend": _money(day.spend, currency),
+        "impressions": str(day.impressions),
+        "clicks": str(day.clicks),
+        "reach": str(day.reach),
+    }
+    if day.impressions:
+        values["ctr"] = f"{day.clicks / day.impressions * 100:.6f}"
+        values["cpm"] = f"{day.spend / offset(currency) / day.impressions * 1000:.6f}"
+    if day.reach:
+        values["frequency"] = f"{day.impressions / day.reach:.6f}"
+    if day.purchases:
+        count = str(day.purchases)
+        value = _money(day.revenue, currency)
+        values["actions"] = [
+            {"action_type": "link_click", "value": str(day.clicks)},
+            {"action_type": "offsite_conversion.fb_pixel_purchase", "value": count},
+            {"action_type": "purchase", "value": count},
+            {"action_type": "omni_purchase", "value": count},
+        ]
+        values["action_values"] = [
+            {"action_type": "offsite_conversion.fb_pixel_purchase", "value": value},
+            {"action_type": "purchase", "value": value},
+            {"action_type": "omni_purchase", "value": value},
+        ]
+    elif day.clicks:
+        values["actions"] = [{"action_type": "link_click", "value": str(day.clicks)}]
+    return {k: v for k, v in values.items() if k in fields}
+
+
+def _batch_answer(status: int, body: Any, headers: dict[str, str] | None = None) -> dict:
+    header_list = [{"name": "Content-Type", "value": "text/javascript; charset=UTF-8"}]
+    header_list += [{"name": k, "value": v} for k, v in (headers or {}).items()]
+    return {"code": status, "headers": header_list, "body": json.dumps(body)}

@@ -1,0 +1,238 @@
+"""Scenario files: a sandbox world written down exactly, to reproduce a situation.
+
+A scenario replaces the generated world entirely. JSON (see docs/sandbox.md):
+
+    {"accounts": [{"id": "act_2001", "name": "…", "currency": "USD",
+                   "timezone": "America/Los_Angeles",
+      "campaigns": [{"id": "3001", "name": "A", "status": "ACTIVE", "daily_budget": 20000,
+        "adsets": [{"id": "4001", "name": "A · 1", "ads": [{"id": "5001", "name": "A · 1 · a",
+          "days": [{"days_ago": [1, 7], "spend": "11.16", "revenue": "46.87",
+                    "purchases": 1, "impressions": 1000, "clicks": 20, "reach": 800}]}]}]}]}]}
+
+Budgets are integers in the currency's minor unit (as Meta sends them); a day's `spend`
+and `revenue` are major units (as insights report them). A day is `"date": "2026-11-19"`
+or `"days_ago": N` / `[from, to]` relative to the sandbox's today in the account's time
+zone (each day of a range gets the same numbers).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from datetime import date as LocalDate  # `date` is also a field name below
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import InputError
+from core.money import MoneyError, offset, to_minor
+from core.sandbox.world import Account, Clock, Day, Entity, World
+
+
+class ScenarioError(InputError):
+    """A scenario file that does not load; names the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Status = Literal["ACTIVE", "PAUSED", "ARCHIVED", "DELETED"]
+
+
+class DaySpec(_Strict):
+    date: LocalDate | None = None
+    days_ago: int | tuple[int, int] | None = None
+    spend: Decimal = Field(default=Decimal(0), ge=0)
+    revenue: Decimal = Field(default=Decimal(0), ge=0)
+    purchases: int = Field(default=0, ge=0)
+    impressions: int = Field(default=0, ge=0)
+    clicks: int = Field(default=0, ge=0)
+    reach: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_date(self) -> DaySpec:
+        if (self.date is None) == (self.days_ago is None):
+            raise ValueError("give either date (YYYY-MM-DD) or days_ago (N or [from, to])")
+        return self
+
+
+class AdSpec(_Strict):
+    id: str
+    name: str
+    status: Status = "ACTIVE"
+    days: list[DaySpec] = Field(default_factory=list)
+
+
+class AdSetSpec(_Strict):
+    id: str
+    name: str
+    status: Status = "ACTIVE"
+    daily_budget: int | None = Field(default=None, gt=0)
+    lifetime_budget: int | None = Field(default=None, gt=0)
+    ads: list[AdSpec] = Field(default_factory=list)
+
+
+class CampaignSpec(_Strict):
+    id: str
+    name: str
+    status: Status = "ACTIVE"
+    objective: str = "OUTCOME_SALES"
+    daily_budget: int | None = Field(default=None, gt=0)
+    lifetime_budget: int | None = Field(default=None, gt=0)
+    adsets: list[AdSetSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _budget_in_one_place(self) -> CampaignSpec:
+        cbo = self.daily_budget is not None or self.lifetime_budget is not None
+        if cbo and any(a.daily_budget or a.lifetime_budget for a in self.adsets):
+            raise ValueError(
+                "a budget lives on the campaign or on its ad sets, never both; "
+                "remove the ad sets' budgets or the campaign's"
+            )
+        return self
+
+
+class AccountSpec(_Strict):
+    id: str = Field(pattern=r"^act_\d+$")
+    name: str
+    currency: str = Field(min_length=3, max_length=3)
+    timezone: str
+    account_status: int = 1
+    min_daily_budget: int = Field(default=100, gt=0)
+    campaigns: list[CampaignSpec] = Field(default_factory=list)
+
+
+class ScenarioSpec(_Strict):
+    accounts: list[AccountSpec] = Field(min_length=1)
+
+
+def load_scenario(source: str | Path | dict[str, Any]) -> ScenarioSpec:
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        path = Path(source)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ScenarioError("scenario", f"{path} does not exist") from None
+        except ValueError as error:
+            raise ScenarioError("scenario", f"{path} is not valid JSON ({error})") from None
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError as error:
+        item = error.errors(include_url=False)[0]
+        raise ScenarioError(_path(item["loc"]), item["msg"].removeprefix("Value error, ")) from None
+    _check_references(spec)
+    return spec
+
+
+def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
+    from zoneinfo import ZoneInfo
+
+    world = World(seed, clock)
+    world.scripted = True
+    now = clock()
+    for a_index, acc in enumerate(spec.accounts):
+        try:
+            ZoneInfo(acc.timezone)
+            offset(acc.currency)
+        except (KeyError, ValueError, MoneyError) as error:
+            raise ScenarioError(f"accounts[{a_index}]", f"{error}") from None
+        account = Account(
+            acc.id,
+            acc.name,
+            acc.currency.upper(),
+            acc.timezone,
+            acc.account_status,
+            acc.min_daily_budget,
+        )
+        world.accounts[account.id] = account
+        today = account.today(now)
+        for c_index, c in enumerate(acc.campaigns):
+            world.entities[c.id] = Entity(
+                id=c.id,
+                level="campaign",
+                account_id=acc.id,
+                name=c.name,
+                status=c.status,
+                created_time=now,
+                updated_time=now,
+                objective=c.objective,
+                daily_budget=c.daily_budget,
+                lifetime_budget=c.lifetime_budget,
+            )
+            for s_index, s in enumerate(c.adsets):
+                world.entities[s.id] = Entity(
+                    id=s.id,
+                    level="adset",
+                    account_id=acc.id,
+                    name=s.name,
+                    status=s.status,
+                    created_time=now,
+                    updated_time=now,
+                    campaign_id=c.id,
+                    daily_budget=s.daily_budget,
+                    lifetime_budget=s.lifetime_budget,
+                )
+                for d_index, ad in enumerate(s.ads):
+                    world.entities[ad.id] = Entity(
+                        id=ad.id,
+                        level="ad",
+                        account_id=acc.id,
+                        name=ad.name,
+                        status=ad.status,
+                        created_time=now,
+                        updated_time=now,
+                        campaign_id=c.id,
+                        adset_id=s.id,
+                    )
+                    where = f"accounts[{a_index}].campaigns[{c_index}].adsets[{s_index}]"
+                    for day_index, day in enumerate(ad.days):
+                        field = f"{where}.ads[{d_index}].days[{day_index}]"
+                        numbers = _day(day, account.currency, field)
+                        for local in _dates(day, today):
+                            world.fixed_days[(ad.id, local)] = numbers
+    return world
+
+
+def _day(spec: DaySpec, currency: str, field: str) -> Day:
+    try:
+        spend = to_minor(spec.spend, currency)
+        revenue = to_minor(spec.revenue, currency)
+    except MoneyError as error:
+        raise ScenarioError(field, str(error)) from None
+    return Day(spend, spec.impressions, spec.clicks, spec.reach, spec.purchases, revenue)
+
+
+def _dates(spec: DaySpec, today: date) -> list[date]:
+    if spec.date is not None:
+        return [spec.date]
+    ago = spec.days_ago
+    first, last = (ago, ago) if isinstance(ago, int) else (max(ago), min(ago))  # type: ignore[arg-type]
+    return [today - timedelta(days=n) for n in range(last, first + 1)]
+
+
+def _check_references(spec: ScenarioSpec) -> None:
+    seen: dict[str, str] = {}
+    for a_index, account in enumerate(spec.accounts):
+        for c_index, c in enumerate(account.campaigns):
+            objects = [(f"accounts[{a_index}].campaigns[{c_index}]", c.id)]
+            for s_index, s in enumerate(c.adsets):
+                base = f"accounts[{a_index}].campaigns[{c_index}].adsets[{s_index}]"
+                objects.append((base, s.id))
+                objects += [(f"{base}.ads[{i}]", ad.id) for i, ad in enumerate(s.ads)]
+            for where, object_id in objects:
+                if object_id in seen:
+                    used = f"{object_id} is already used by {seen[object_id]}; ids are unique"
+                    raise ScenarioError(f"{where}.id", used)
+                seen[object_id] = where
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for piece in loc:
+        text += f"[{piece}]" if isinstance(piece, int) else (f".{piece}" if text else str(piece))
+    return text or "scenario"

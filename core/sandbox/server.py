@@ -1,0 +1,295 @@
+"""The sandbox's HTTP server: Graph requests on loopback, plus admin endpoints.
+
+    SandboxServer(port=0, seed=7).start()  → .url, .token, .account_ids, .state
+    run_server(...)                         → blocking; first stdout line is JSON
+
+Admin endpoints (no token; for tests and demos) live under /__sandbox:
+`GET writes` · `GET requests` · `GET|POST faults` · `POST reset` · `POST insights`
+(override one ad's day) · `GET state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import signal
+import sys
+import threading
+import time
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from core.money import MoneyError, to_minor
+from core.sandbox.faults import FaultConfig, Faults
+from core.sandbox.graph import Graph
+from core.sandbox.scenario import ScenarioSpec, build_world, load_scenario
+from core.sandbox.world import Day, World, fixed_clock, generate
+
+ADMIN = "/__sandbox"
+
+
+class SandboxServer:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 7,
+        scenario: str | Path | dict | None = None,
+        token: str | None = None,
+        now: datetime | Any = None,
+        faults: FaultConfig | None = None,
+        api_version_min: int = 24,
+        app_secret: str | None = None,
+    ) -> None:
+        self.seed = seed
+        self.token = token or f"SANDBOX{secrets.token_urlsafe(24)}"
+        self.clock = fixed_clock(now)
+        self.scenario: ScenarioSpec | None = load_scenario(scenario) if scenario else None
+        self.initial_faults = faults or FaultConfig()
+        self.faults = Faults(self.initial_faults)
+        self.api_version_min = api_version_min
+        self.app_secret = app_secret
+        self.state: World = self._new_world()
+        self._http = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._http.daemon_threads = True
+        self.host, self.port = self._http.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self.graph = self._new_graph()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def account_ids(self) -> list[str]:
+        return sorted(self.state.accounts)
+
+    # life cycle -------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Back to the generated (or scenario) world; logs emptied, faults as configured."""
+        self.state = self._new_world()
+        self.faults.configure(self.initial_faults)
+        self.graph = self._new_graph()
+
+    def set_faults(self, config: FaultConfig) -> None:
+        self.faults.configure(config)
+
+    def override_day(self, ad_id: str, day: date, numbers: Day) -> None:
+        with self.state.lock:
+            if ad_id not in self.state.entities:
+                raise KeyError(ad_id)
+            self.state.fixed_days[(ad_id, day)] = numbers
+
+    # internals --------------------------------------------------------------------
+
+    def _new_world(self) -> World:
+        if self.scenario is not None:
+            return build_world(self.scenario, self.seed, self.clock)
+        return generate(self.seed, self.clock)
+
+    def _new_graph(self) -> Graph:
+        return Graph(
+            self.state,
+            self.faults,
+            token=self.token,
+            base_url=getattr(self, "url", ""),
+            api_version_min=self.api_version_min,
+            app_secret=self.app_secret,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        with self.state.lock:
+            return {
+                "accounts": [
+                    {
+                        "id": a.id,
+                        "name": a.name,
+                        "currency": a.currency,
+                        "timezone": a.timezone_name,
+                    }
+                    for a in self.state.accounts.values()
+                ],
+                "entities": [
+                    {
+                        "id": e.id,
+                        "level": e.level,
+                        "account_id": e.account_id,
+                        "name": e.name,
+                        "status": e.status,
+                        "effective_status": self.state.effective_status(e),
+                        "campaign_id": e.campaign_id,
+                        "adset_id": e.adset_id,
+                        "daily_budget": e.daily_budget,
+                        "lifetime_budget": e.lifetime_budget,
+                    }
+                    for e in sorted(self.state.entities.values(), key=lambda e: e.id)
+                ],
+            }
+
+
+def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "RexSandbox/1.0"
+
+        def log_message(self, *_args: Any) -> None:  # quiet; the request log has it
+            pass
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
+        def _serve(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            params = dict(parse_qsl(parts.query, keep_blank_values=True))
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if parts.path.startswith(ADMIN):
+                self._admin(method, parts.path[len(ADMIN) :].strip("/"), raw)
+                return
+            content_type = self.headers.get("Content-Type", "")
+            if raw and "json" in content_type:
+                with contextlib.suppress(ValueError, AttributeError):
+                    params.update({k: _as_param(v) for k, v in json.loads(raw).items()})
+            elif raw:
+                params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+            latency = server.faults.config.latency_ms
+            if latency:
+                time.sleep(latency / 1000)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, extra, body = server.graph.handle(method, parts.path, params, headers)
+            with server.state.lock:
+                server.state.request_log.append(
+                    {
+                        "method": method,
+                        "path": parts.path,
+                        "status": status,
+                        "params": sorted(k for k in params if k != "access_token"),
+                        "at": server.clock().isoformat(),
+                    }
+                )
+            self._send(status, body, extra)
+
+        def _admin(self, method: str, action: str, raw: bytes) -> None:
+            try:
+                data = json.loads(raw) if raw else {}
+                status, body = 200, _admin(server, method, action, data)
+            except (ValueError, KeyError, TypeError, MoneyError) as error:
+                status, body = 400, {"error": {"message": str(error)}}
+            self._send(status, body, {})
+
+        def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+def _as_param(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
+    world = server.state
+    if action == "writes" and method == "GET":
+        with world.lock:
+            return [
+                {
+                    "at": w.at.isoformat(),
+                    "method": w.method,
+                    "path": w.path,
+                    "object_id": w.object_id,
+                    "params": {
+                        k: v
+                        for k, v in w.params.items()
+                        if k not in ("access_token", "appsecret_proof")
+                    },
+                    "result": w.result,
+                }
+                for w in world.write_log
+            ]
+    if action == "requests" and method == "GET":
+        with world.lock:
+            return list(world.request_log)
+    if action == "faults":
+        if method == "POST":
+            server.set_faults(FaultConfig.from_json(data))
+        return server.faults.config.to_json()
+    if action == "reset" and method == "POST":
+        server.reset()
+        return {"reset": True, "accounts": server.account_ids}
+    if action == "state" and method == "GET":
+        return server.summary()
+    if action == "insights" and method == "POST":
+        ad_id = str(data["ad_id"])
+        entity = world.entities[ad_id]
+        currency = world.accounts[entity.account_id].currency
+        numbers = Day(
+            spend=to_minor(str(data.get("spend", 0)), currency),
+            impressions=int(data.get("impressions", 0)),
+            clicks=int(data.get("clicks", 0)),
+            reach=int(data.get("reach", 0)),
+            purchases=int(data.get("purchases", 0)),
+            revenue=to_minor(str(data.get("purchase_value", data.get("revenue", 0))), currency),
+        )
+        server.override_day(ad_id, date.fromisoformat(data["date"]), numbers)
+        return {"ok": True}
+    raise KeyError(f"unknown admin call {method} {ADMIN}/{action}")
+
+
+def run_server(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    seed: int = 7,
+    scenario: str | None = None,
+    token: str | None = None,
+    faults: FaultConfig | None = None,
+) -> None:
+    """Serve until SIGTERM / SIGINT. The first stdout line announces the server as JSON."""
+    server = SandboxServer(host, port, seed, scenario, token, None, faults)
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server.start()
+    announcement = {
+        "graph_url": server.url,
+        "token": server.token,
+        "accounts": server.account_ids,
+        "admin_url": f"{server.url}{ADMIN}",
+    }
+    sys.stdout.write(json.dumps(announcement) + "\n")
+    sys.stdout.flush()
+    stop.wait()
+    server.stop()
