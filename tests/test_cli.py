@@ -37,9 +37,15 @@ def test_add_sync_list_remove_an_account(db: Engine, sandbox) -> None:
     account = sandbox.account_ids[1]
 
     added = rex(
-        "accounts", "add", "--account", account, "--graph-url", sandbox.url, "--token-stdin",
+        "accounts",
+        "add",
+        "--account",
+        account,
+        "--graph-url",
+        sandbox.url,
+        "--token-stdin",
         stdin=sandbox.token + "\n",
-    )  # fmt: skip
+    )
     assert added.returncode == 0, added.stderr
     assert f"connected {account}" in added.stdout
     assert "JPY" in added.stdout and "Asia/Tokyo" in added.stdout
@@ -66,9 +72,15 @@ def test_errors_name_the_field_and_exit_1(db: Engine, sandbox) -> None:
     assert "account:" in bad_id.stderr and "act_" in bad_id.stderr
 
     bad_token = rex(
-        "accounts", "add", "--account", sandbox.account_ids[0], "--graph-url", sandbox.url,
-        "--token", "wrong-token-123456",
-    )  # fmt: skip
+        "accounts",
+        "add",
+        "--account",
+        sandbox.account_ids[0],
+        "--graph-url",
+        sandbox.url,
+        "--token",
+        "wrong-token-123456",
+    )
     assert bad_token.returncode == 1
     assert "Reconnect" in bad_token.stderr or "token" in bad_token.stderr
     assert "wrong-token-123456" not in bad_token.stderr
@@ -79,10 +91,24 @@ def test_errors_name_the_field_and_exit_1(db: Engine, sandbox) -> None:
 
 def test_sandbox_serve_announces_itself_then_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "core", "sandbox", "serve", "--port", "0", "--seed", "3",
-         "--token", "cli-test-token"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--seed",
+            "3",
+            "--token",
+            "cli-test-token",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         announcement = json.loads(process.stdout.readline())
         assert announcement["graph_url"].startswith("http://127.0.0.1:")
@@ -115,8 +141,12 @@ def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path: Path) -> None:
     env = dict(os.environ, REX_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
     result = subprocess.run(
         [sys.executable, "-m", "core", "accounts", "list"],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "run `python -m core db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr

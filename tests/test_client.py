@@ -63,8 +63,10 @@ def test_account_fields_in_both_currencies(sandbox) -> None:  # type: ignore[no-
     usd = client(sandbox).get_account(USD)
     jpy = client(sandbox, JPY).get_account(JPY)
     assert (usd.currency, usd.timezone_name, usd.status_label) == (
-        "USD", "America/Los_Angeles", "active",
-    )  # fmt: skip
+        "USD",
+        "America/Los_Angeles",
+        "active",
+    )
     assert (jpy.currency, jpy.timezone_name) == ("JPY", "Asia/Tokyo")
 
 
@@ -97,19 +99,25 @@ def test_insights_daily_rows_with_purchases_counted_once(sandbox) -> None:  # ty
     today = NOW.astimezone(__import__("zoneinfo").ZoneInfo("America/Los_Angeles")).date()
     rows = list(
         client(sandbox).insights(
-            USD, level="campaign", since=today - timedelta(days=6), until=today,
+            USD,
+            level="campaign",
+            since=today - timedelta(days=6),
+            until=today,
             fields=INSIGHT_FIELDS,
         )
-    )  # fmt: skip
+    )
     assert {r.date_start for r in rows} == {today - timedelta(days=n) for n in range(7)}
     assert all(r.date_start == r.date_stop for r in rows)
     # omni_purchase, purchase and the pixel event all report the same purchases: not 3×
     raw = requests.get(
         f"{sandbox.url}/v26.0/{rows[0].ids['campaign_id']}/insights",
-        params={"access_token": sandbox.token, "fields": "actions",
-                "time_range": f'{{"since":"{rows[0].date_start}","until":"{rows[0].date_start}"}}'},
+        params={
+            "access_token": sandbox.token,
+            "fields": "actions",
+            "time_range": f'{{"since":"{rows[0].date_start}","until":"{rows[0].date_start}"}}',
+        },
         timeout=5,
-    ).json()["data"][0]  # fmt: skip
+    ).json()["data"][0]
     purchases = {a["action_type"]: int(a["value"]) for a in raw["actions"]}
     assert rows[0].conversions == purchases["omni_purchase"]
 
@@ -120,9 +128,10 @@ def test_async_report_waits_for_job_completed_not_percent(sandbox) -> None:  # t
     direct = list(graph.insights(USD, level="ad", since=since, until=until, fields=INSIGHT_FIELDS))
     before = requests_made(sandbox)
     report = list(
-        graph.insights(USD, level="ad", since=since, until=until, fields=INSIGHT_FIELDS,
-                       use_async=True)
-    )  # fmt: skip
+        graph.insights(
+            USD, level="ad", since=since, until=until, fields=INSIGHT_FIELDS, use_async=True
+        )
+    )
     assert report == direct
     # POST, then polls through "Job Running" at 100 % before "Job Completed", then pages
     assert requests_made(sandbox) - before >= 1 + 4 + 1
@@ -132,10 +141,15 @@ def test_async_report_that_fails_raises(sandbox) -> None:  # type: ignore[no-unt
     sandbox.set_faults(FaultConfig(fail_next=["async_fail"]))
     with pytest.raises(AsyncReportError, match="Job Failed"):
         list(
-            client(sandbox).insights(USD, level="ad", since=date(2026, 11, 1),
-                                     until=date(2026, 11, 2), fields=INSIGHT_FIELDS,
-                                     use_async=True)
-        )  # fmt: skip
+            client(sandbox).insights(
+                USD,
+                level="ad",
+                since=date(2026, 11, 1),
+                until=date(2026, 11, 2),
+                fields=INSIGHT_FIELDS,
+                use_async=True,
+            )
+        )
 
 
 def test_batch_answers_each_item_and_one_failure_does_not_fail_the_rest(sandbox) -> None:  # type: ignore[no-untyped-def]
@@ -168,12 +182,16 @@ def test_pausing_an_adset_pauses_its_ads_effectively(sandbox) -> None:  # type: 
     adset = first(sandbox, USD, "adset", status="ACTIVE", effective_status="ACTIVE")
     client(sandbox).set_status(adset["id"], "PAUSED")
     ads = client(sandbox).get_objects(
-        [e["id"] for e in requests.get(f"{sandbox.url}/__sandbox/state", timeout=5)
-         .json()["entities"] if e.get("adset_id") == adset["id"]],
+        [
+            e["id"]
+            for e in requests.get(f"{sandbox.url}/__sandbox/state", timeout=5).json()["entities"]
+            if e.get("adset_id") == adset["id"]
+        ],
         ["id", "status", "effective_status"],
-    )  # fmt: skip
-    assert ads and all(a["effective_status"] in ("ADSET_PAUSED",) for a in ads
-                       if a["status"] == "ACTIVE")  # fmt: skip
+    )
+    assert ads and all(
+        a["effective_status"] in ("ADSET_PAUSED",) for a in ads if a["status"] == "ACTIVE"
+    )
     assert writes(sandbox)[-1]["params"] == {"status": "PAUSED"}
 
 

@@ -22,9 +22,13 @@ M = 1_000_000  # micros per unit
 
 def _account(session, external_id: str, currency: str, tz: str) -> AdAccount:  # type: ignore[no-untyped-def]
     account = AdAccount(
-        external_id=external_id, name=external_id, currency=currency, timezone_name=tz,
-        account_status=1, token_encrypted="x",
-    )  # fmt: skip
+        external_id=external_id,
+        name=external_id,
+        currency=currency,
+        timezone_name=tz,
+        account_status=1,
+        token_encrypted="x",
+    )
     session.add(account)
     session.flush()
     return account
@@ -32,10 +36,14 @@ def _account(session, external_id: str, currency: str, tz: str) -> AdAccount:  #
 
 def _campaign(session, account: AdAccount, name: str, **fields) -> AdEntity:  # type: ignore[no-untyped-def]
     entity = AdEntity(
-        account_id=account.id, level="campaign", external_id=f"{account.external_id}:{name}",
-        name=name, status=fields.pop("status", "ACTIVE"),
-        effective_status=fields.pop("effective_status", "ACTIVE"), **fields,
-    )  # fmt: skip
+        account_id=account.id,
+        level="campaign",
+        external_id=f"{account.external_id}:{name}",
+        name=name,
+        status=fields.pop("status", "ACTIVE"),
+        effective_status=fields.pop("effective_status", "ACTIVE"),
+        **fields,
+    )
     session.add(entity)
     session.flush()
     return entity
@@ -44,12 +52,17 @@ def _campaign(session, account: AdAccount, name: str, **fields) -> AdEntity:  # 
 def _day(session, entity: AdEntity, day: date, spend: str, revenue: str, **counts) -> None:  # type: ignore[no-untyped-def]
     session.add(
         AdMetric(
-            account_id=entity.account_id, entity_id=entity.id, date=day,
-            spend_micros=int(Decimal(spend) * M), revenue_micros=int(Decimal(revenue) * M),
-            impressions=counts.get("impressions", 1000), clicks=counts.get("clicks", 10),
-            reach=counts.get("reach", 800), conversions=counts.get("conversions", 1),
+            account_id=entity.account_id,
+            entity_id=entity.id,
+            date=day,
+            spend_micros=int(Decimal(spend) * M),
+            revenue_micros=int(Decimal(revenue) * M),
+            impressions=counts.get("impressions", 1000),
+            clicks=counts.get("clicks", 10),
+            reach=counts.get("reach", 800),
+            conversions=counts.get("conversions", 1),
         )
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

@@ -95,8 +95,12 @@ def test_cli_import_list_export_disable(account: str, tmp_path: Path) -> None:
     def rex(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "core", "rules", *args],
-            cwd=ROOT, input=stdin, capture_output=True, text=True, env=os.environ.copy(),
-        )  # fmt: skip
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+        )
 
     imported = rex("import", "-", stdin=json.dumps(RULE))
     assert imported.returncode == 0, imported.stderr

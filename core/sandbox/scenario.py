@@ -106,6 +106,7 @@ class AccountSpec(_Strict):
 
 
 class ScenarioSpec(_Strict):
+    description: str = ""
     accounts: list[AccountSpec] = Field(min_length=1)
 
 
