@@ -39,7 +39,9 @@ def connect(sandbox, *accounts: str) -> None:  # type: ignore[no-untyped-def]
 def sync(*accounts: str, days: int = 3, breakdowns: bool = True, progress=None):  # type: ignore[no-untyped-def]
     return sync_accounts(
         list(accounts) or None,
-        options=SyncOptions(days=days, breakdowns=breakdowns, now=NOW),
+        options=SyncOptions(
+            days=days, breakdowns=breakdowns, now=NOW, client_options={"poll_seconds": 0.01}
+        ),
         progress=progress,
     )
 

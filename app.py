@@ -1,0 +1,13 @@
+"""Rex: the Streamlit app. It only routes; each page is a thin file in pages/."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Rex", page_icon="📈", layout="wide")
+
+navigation = st.navigation(
+    {
+        "Insights": [st.Page("pages/overview.py", title="Overview", icon="📊", default=True)],
+        "Settings": [st.Page("pages/accounts.py", title="Accounts", icon="🔑")],
+    }
+)
+navigation.run()

@@ -1,0 +1,197 @@
+"""Read-only views for the UI (and the CLI): what a person looks at, ready to render.
+
+Money comes out in major units (Decimal) with its currency; dates are the account's
+local dates; ROAS is None where nothing was spent (undefined, shown as "—").
+Aggregation happens in SQL on either database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import aliased
+
+from core.accounts import AccountView, get_account
+from core.db import read_session
+from core.db.models import AdEntity, AdMetric
+from core.db.types import utcnow
+from core.money import format_money, from_micros, from_minor
+from core.rules.windows import local_today
+
+
+@dataclass(frozen=True)
+class DailyPoint:
+    day: date
+    spend: Decimal
+    revenue: Decimal
+
+    @property
+    def roas(self) -> Decimal | None:
+        return self.revenue / self.spend if self.spend else None
+
+
+@dataclass(frozen=True)
+class Totals:
+    spend: Decimal
+    revenue: Decimal
+
+    @property
+    def profit(self) -> Decimal:
+        return self.revenue - self.spend
+
+    @property
+    def roas(self) -> Decimal | None:
+        return self.revenue / self.spend if self.spend else None
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    account: AccountView
+    today: date
+    first_day: date
+    series: list[DailyPoint]  # every day of the range, zero where nothing was spent
+    current: Totals
+    previous: Totals  # the same number of days just before
+
+    def money(self, amount: Decimal | None) -> str:
+        return format_money(amount, self.account.currency)
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    level: str
+    external_id: str
+    name: str
+    parent: str | None
+    status: str
+    effective_status: str
+    budget: str  # "200.00 USD / day", "—", or "on campaign"
+    spend: Decimal
+    revenue: Decimal
+
+    @property
+    def roas(self) -> Decimal | None:
+        return self.revenue / self.spend if self.spend else None
+
+
+def account_overview(
+    account_id: int, *, days: int = 30, now: datetime | None = None, engine: Engine | None = None
+) -> AccountOverview:
+    account = get_account(account_id, engine=engine)
+    today = local_today(account.timezone_name, now or utcnow())
+    first = today - timedelta(days=days - 1)
+    before = first - timedelta(days=days)
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(
+                AdMetric.date,
+                func.sum(AdMetric.spend_micros),
+                func.sum(AdMetric.revenue_micros),
+            )
+            .join(AdEntity, AdEntity.id == AdMetric.entity_id)
+            .where(
+                AdMetric.account_id == account.id,
+                AdEntity.level == "campaign",  # campaign rows add up to the account
+                AdMetric.date >= before,
+                AdMetric.date <= today,
+            )
+            .group_by(AdMetric.date)
+        ).all()
+    by_day = {day: (int(spend or 0), int(revenue or 0)) for day, spend, revenue in rows}
+    series = [
+        DailyPoint(
+            day,
+            from_micros(by_day.get(day, (0, 0))[0], account.currency),
+            from_micros(by_day.get(day, (0, 0))[1], account.currency),
+        )
+        for day in (first + timedelta(days=n) for n in range(days))
+    ]
+    previous = [v for d, v in by_day.items() if before <= d < first]
+    return AccountOverview(
+        account=account,
+        today=today,
+        first_day=first,
+        series=series,
+        current=Totals(
+            sum((p.spend for p in series), Decimal(0)), sum((p.revenue for p in series), Decimal(0))
+        ),  # fmt: skip
+        previous=Totals(
+            from_micros(sum(s for s, _ in previous), account.currency),
+            from_micros(sum(r for _, r in previous), account.currency),
+        ),
+    )
+
+
+def entity_rows(
+    account_id: int,
+    *,
+    level: str | None = None,
+    days: int = 30,
+    now: datetime | None = None,
+    engine: Engine | None = None,
+) -> list[EntityRow]:
+    """Campaigns, ad sets and ads with status, budget and the last `days` days' numbers."""
+    account = get_account(account_id, engine=engine)
+    today = local_today(account.timezone_name, now or utcnow())
+    first = today - timedelta(days=days - 1)
+    parent = aliased(AdEntity)
+    metrics = (
+        select(
+            AdMetric.entity_id,
+            func.sum(AdMetric.spend_micros).label("spend"),
+            func.sum(AdMetric.revenue_micros).label("revenue"),
+        )
+        .where(AdMetric.account_id == account.id, AdMetric.date.between(first, today))
+        .group_by(AdMetric.entity_id)
+        .subquery()
+    )
+    query = (
+        select(AdEntity, parent.name, metrics.c.spend, metrics.c.revenue)
+        .outerjoin(parent, parent.id == AdEntity.parent_id)
+        .outerjoin(metrics, metrics.c.entity_id == AdEntity.id)
+        .where(AdEntity.account_id == account.id)
+    )
+    if level:
+        query = query.where(AdEntity.level == level)
+    order = {"campaign": 0, "adset": 1, "ad": 2}
+    with read_session(engine) as session:
+        campaign_budgets = {
+            e.external_id
+            for e in session.scalars(
+                select(AdEntity).where(
+                    AdEntity.account_id == account.id,
+                    AdEntity.level == "campaign",
+                    (AdEntity.daily_budget_minor.is_not(None))
+                    | (AdEntity.lifetime_budget_minor.is_not(None)),
+                )
+            )
+        }
+        result = [
+            EntityRow(
+                level=entity.level,
+                external_id=entity.external_id,
+                name=entity.name,
+                parent=parent_name,
+                status=entity.status,
+                effective_status=entity.effective_status,
+                budget=_budget_text(entity, account.currency, campaign_budgets),
+                spend=from_micros(int(spend or 0), account.currency),
+                revenue=from_micros(int(revenue or 0), account.currency),
+            )
+            for entity, parent_name, spend, revenue in session.execute(query)
+        ]
+    return sorted(result, key=lambda r: (order[r.level], -r.spend, r.name))
+
+
+def _budget_text(entity: AdEntity, currency: str, campaign_budgets: set[str]) -> str:
+    if entity.daily_budget_minor:
+        return f"{format_money(from_minor(entity.daily_budget_minor, currency), currency)} / day"
+    if entity.lifetime_budget_minor:
+        amount = format_money(from_minor(entity.lifetime_budget_minor, currency), currency)
+        return f"{amount} lifetime"
+    if entity.level == "adset" and entity.meta_campaign_id in campaign_budgets:
+        return "on campaign"
+    return "—"

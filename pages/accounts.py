@@ -1,0 +1,98 @@
+"""Accounts: connect an ad account, see its token and sync state, sync now, remove."""
+
+import streamlit as st
+
+from core.accounts import connect_account, list_accounts, remove_account
+from core.errors import InputError
+from core.meta import GraphError
+from core.sync.runner import sync_accounts
+
+st.title("Accounts")
+flash = st.session_state.pop("accounts_flash", None)
+if flash:
+    st.success(flash)
+
+accounts = list_accounts()
+if not accounts:
+    st.info(
+        "No ad account is connected. Connect one below with an access token that has "
+        "`ads_management` — or run `make run` to try Rex on the built-in sandbox."
+    )
+
+for account in accounts:
+    status = "⚠️ needs reconnect" if account.needs_reconnect else "✅ token OK"
+    with st.expander(f"{account.name} · {account.external_id} · {status}", expanded=True):
+        left, right = st.columns([3, 2])
+        left.markdown(
+            f"**Currency** {account.currency} · **Time zone** {account.timezone_name} · "
+            f"**Status** {account.status_label}  \n"
+            f"**Campaigns / ad sets / ads** {account.campaigns} / {account.adsets} / "
+            f"{account.ads}  \n"
+            f"**Last sync** "
+            + (f"{account.last_sync_at:%Y-%m-%d %H:%M} UTC" if account.last_sync_at else "never")
+            + (f" ({account.last_sync_status})" if account.last_sync_status else "")
+            + (f"  \n**Graph endpoint** {account.graph_url}" if account.graph_url else "")
+        )
+        if account.token_error:
+            left.error(account.token_error)
+        elif account.last_sync_error:
+            left.warning(f"Last sync failed: {account.last_sync_error}")
+        if account.rate_limited_until:
+            left.info(f"Meta rate-limits calls until {account.rate_limited_until:%H:%M} UTC.")
+
+        if right.button("Sync now", key=f"sync_{account.id}", disabled=account.needs_reconnect):
+            bar = right.progress(0.0, text="Starting…")
+
+            def show(event, bar=bar):  # type: ignore[no-untyped-def]
+                bar.progress(
+                    min(event.done / max(event.total, 1), 1.0),
+                    text=f"{event.step} {event.detail}".strip(),
+                )
+
+            result = sync_accounts([account.external_id], progress=show)[0]
+            if result.ok:
+                right.success(f"Synced {result.since} … {result.until} in {result.seconds:.1f} s")
+            else:
+                right.error(result.error)
+        confirm = right.checkbox(
+            "I want to remove this account and its data", key=f"confirm_remove_{account.id}"
+        )
+        if right.button("Remove", key=f"remove_{account.id}", disabled=not confirm):
+            remove_account(account.id)
+            st.session_state["accounts_flash"] = f"Removed {account.name} and its synced data."
+            st.rerun()
+
+st.subheader("Connect an ad account")
+with st.form("connect", clear_on_submit=False):
+    account_field = st.text_input(
+        "Ad account ID", placeholder="act_1234567890", key="connect_account"
+    )
+    token_field = st.text_input(
+        "Access token",
+        type="password",
+        key="connect_token",
+        help="Checked with a live read before it is stored, then kept "
+        "encrypted. It is never shown again.",
+    )
+    graph_field = st.text_input(
+        "Graph API URL (optional)",
+        placeholder="https://graph.facebook.com",
+        help="Only for the sandbox or a proxy; leave empty for Meta.",
+        key="connect_graph_url",
+    )
+    submitted = st.form_submit_button("Check and connect")
+if submitted:
+    try:
+        view = connect_account(account_field, token_field, graph_url=graph_field or None)
+    except InputError as error:
+        st.error(f"**{error.field}**: {error.problem}")
+    except GraphError as error:
+        st.error(f"Meta refused: {error.explain()}")
+    else:
+        for key in ("connect_account", "connect_token", "connect_graph_url"):
+            st.session_state.pop(key, None)  # the token leaves the browser session
+        st.session_state["accounts_flash"] = (
+            f"Connected {view.name} ({view.external_id}, {view.currency}, {view.timezone_name}). "
+            "Use **Sync now** to read its data."
+        )
+        st.rerun()

@@ -1,0 +1,123 @@
+"""Overview: an account's last 30 days and its campaigns, ad sets and ads."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.accounts import list_accounts
+from core.reports import account_overview, entity_rows
+
+st.title("Overview")
+
+accounts = list_accounts()
+if not accounts:
+    st.info(
+        "No ad account is connected yet. Connect one on the **Accounts** page — or run "
+        "`make run`, which starts the built-in sandbox and connects its demo accounts."
+    )
+    st.stop()
+
+labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_name}" for a in accounts}
+account_id = st.selectbox(
+    "Ad account", list(labels), format_func=labels.get, key="overview_account"
+)
+overview = account_overview(account_id)
+account = overview.account
+
+if account.needs_reconnect:
+    st.warning(
+        "Meta rejected this account's access token, so its numbers are not being updated. "
+        "Reconnect it on the Accounts page with a new token."
+    )
+elif account.last_sync_at is None:
+    st.info("This account has not been synced yet: use **Sync now** on the Accounts page.")
+
+st.caption(
+    f"Last 30 days, {overview.first_day:%b %d} – {overview.today:%b %d, %Y} "
+    f"({account.timezone_name} dates) · last sync "
+    + (f"{account.last_sync_at:%Y-%m-%d %H:%M} UTC" if account.last_sync_at else "never")
+)
+
+
+def delta(current, previous) -> str:  # type: ignore[no-untyped-def]
+    change = current - previous
+    return ("+" if change > 0 else "") + overview.money(change) + " vs previous 30 days"
+
+
+current, previous = overview.current, overview.previous
+columns = st.columns(4)
+columns[0].metric(
+    "Spend", overview.money(current.spend), delta(current.spend, previous.spend), delta_color="off"
+)
+columns[1].metric(
+    "Revenue", overview.money(current.revenue), delta(current.revenue, previous.revenue)
+)
+columns[2].metric("Profit", overview.money(current.profit), delta(current.profit, previous.profit))
+columns[3].metric(
+    "ROAS",
+    f"{current.roas:.2f}" if current.roas is not None else "—",
+    f"{current.roas - previous.roas:+.2f} vs previous 30 days"
+    if current.roas is not None and previous.roas is not None
+    else None,
+)
+
+days = [p.day for p in overview.series]
+figure = go.Figure()
+figure.add_bar(
+    x=days, y=[float(p.spend) for p in overview.series], name="Spend", marker_color="#94a3b8"
+)
+figure.add_bar(
+    x=days, y=[float(p.revenue) for p in overview.series], name="Revenue", marker_color="#2563eb"
+)
+figure.add_scatter(
+    x=days,
+    y=[float(p.roas) if p.roas is not None else None for p in overview.series],
+    name="ROAS",
+    yaxis="y2",
+    mode="lines+markers",
+    line={"color": "#f97316"},
+)
+figure.update_layout(
+    barmode="group",
+    height=380,
+    margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    yaxis={"title": f"{account.currency}"},
+    yaxis2={"title": "ROAS", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+    legend={"orientation": "h", "y": 1.12},
+)
+st.plotly_chart(figure, use_container_width=True)
+
+st.subheader("Campaigns, ad sets and ads")
+level = st.segmented_control(
+    "Level",
+    ["campaign", "adset", "ad"],
+    default="campaign",
+    key="overview_level",
+    format_func={"campaign": "Campaigns", "adset": "Ad sets", "ad": "Ads"}.get,
+)
+rows = entity_rows(account_id, level=level)
+if not rows:
+    st.info("Nothing synced at this level yet.")
+else:
+    st.dataframe(
+        [
+            {
+                "Name": r.name,
+                "Parent": r.parent or "",
+                "Status": r.status,
+                "Effective status": r.effective_status,
+                "Budget": r.budget,
+                f"Spend 30d ({account.currency})": float(r.spend),
+                f"Revenue 30d ({account.currency})": float(r.revenue),
+                "ROAS 30d": float(r.roas) if r.roas is not None else None,
+                "ID": r.external_id,
+            }
+            for r in rows
+        ],
+        hide_index=True,
+        use_container_width=True,
+        column_config={
+            f"Spend 30d ({account.currency})": st.column_config.NumberColumn(format="%.2f"),
+            f"Revenue 30d ({account.currency})": st.column_config.NumberColumn(format="%.2f"),
+            "ROAS 30d": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
