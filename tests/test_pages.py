@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from core.accounts import connect_account, list_accounts
+from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
 
@@ -73,7 +74,9 @@ def test_connecting_names_the_bad_field(db: Engine) -> None:
     assert list_accounts() == []
 
 
-def test_connect_then_sync_now_from_the_page(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_connect_then_sync_now_from_the_page(db: Engine, sandbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("REX_SYNC_DAYS", "3")  # the button, not a long sync, is under test
+    reload_settings()
     app = run("pages/accounts.py")
     app.text_input[0].set_value(sandbox.account_ids[1])
     app.text_input[1].set_value(sandbox.token)
@@ -88,6 +91,8 @@ def test_connect_then_sync_now_from_the_page(db: Engine, sandbox) -> None:  # ty
     assert not app.exception
     assert app.success and app.success[-1].value.startswith("Synced")
     assert list_accounts()[0].ads >= 40
+    monkeypatch.undo()
+    reload_settings()
 
 
 def test_a_refused_token_is_explained(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]

@@ -103,7 +103,7 @@ class GraphClient:
         backoff_seconds: float | None = None,
         max_inline_wait_seconds: float | None = None,
         async_max_wait_seconds: float | None = None,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 0.5,
         blocked_until: datetime | None = None,
         http: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,

@@ -348,8 +348,8 @@ class Graph:
         report = self.world.reports[run_id]
         polls = report["polls"]
         report["polls"] += 1
-        # Not started → running → running at 100 % (Meta's trap) → completed (or failed).
-        steps = [("Job Not Started", 0), ("Job Running", 40), ("Job Running", 100)]
+        # First "Job Running" at 100 % (Meta's trap: not done yet), then completed (or failed).
+        steps = [("Job Running", 100)]
         if polls < len(steps):
             status, percent = steps[polls]
         elif report["fail"]:
