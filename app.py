@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="Rex", page_icon="📈", layout="wide")
+st.set_page_config(page_title="Rex", page_icon=":material/trending_up:", layout="wide")
 
 navigation = st.navigation(
     {
-        "Insights": [st.Page("pages/overview.py", title="Overview", icon="📊", default=True)],
-        "Settings": [st.Page("pages/accounts.py", title="Accounts", icon="🔑")],
+        "Insights": [st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True)],
+        "Settings": [st.Page("pages/accounts.py", title="Accounts", icon=":material/key:")],
     }
 )
 navigation.run()

@@ -54,10 +54,17 @@ class AccountOverview:
     first_day: date
     series: list[DailyPoint]  # every day of the range, zero where nothing was spent
     current: Totals
-    previous: Totals  # the same number of days just before
+    previous: Totals | None  # the same number of days just before; None if never synced
 
     def money(self, amount: Decimal | None) -> str:
         return format_money(amount, self.account.currency)
+
+    def change(self, name: str) -> Decimal | None:
+        """Current minus previous period for spend / revenue / profit / roas, if known."""
+        if self.previous is None:
+            return None
+        now, before = getattr(self.current, name), getattr(self.previous, name)
+        return None if now is None or before is None else now - before
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,9 @@ def account_overview(
         previous=Totals(
             from_micros(sum(s for s, _ in previous), account.currency),
             from_micros(sum(r for _, r in previous), account.currency),
-        ),
+        )
+        if previous
+        else None,
     )
 
 

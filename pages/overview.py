@@ -38,27 +38,21 @@ st.caption(
 )
 
 
-def delta(current, previous) -> str:  # type: ignore[no-untyped-def]
-    change = current - previous
-    return ("+" if change > 0 else "") + overview.money(change) + " vs previous 30 days"
+def delta(name: str, money: bool = True) -> str | None:
+    change = overview.change(name)
+    if change is None:  # the previous 30 days were never synced: no comparison
+        return None
+    shown = overview.money(change) if money else f"{change:.2f}"
+    return ("+" if change > 0 else "") + shown + " vs previous 30 days"
 
 
-current, previous = overview.current, overview.previous
+current = overview.current
 columns = st.columns(4)
-columns[0].metric(
-    "Spend", overview.money(current.spend), delta(current.spend, previous.spend), delta_color="off"
-)
-columns[1].metric(
-    "Revenue", overview.money(current.revenue), delta(current.revenue, previous.revenue)
-)
-columns[2].metric("Profit", overview.money(current.profit), delta(current.profit, previous.profit))
-columns[3].metric(
-    "ROAS",
-    f"{current.roas:.2f}" if current.roas is not None else "—",
-    f"{current.roas - previous.roas:+.2f} vs previous 30 days"
-    if current.roas is not None and previous.roas is not None
-    else None,
-)
+columns[0].metric("Spend", overview.money(current.spend), delta("spend"), delta_color="off")
+columns[1].metric("Revenue", overview.money(current.revenue), delta("revenue"))
+columns[2].metric("Profit", overview.money(current.profit), delta("profit"))
+roas = f"{current.roas:.2f}" if current.roas is not None else "—"
+columns[3].metric("ROAS", roas, delta("roas", money=False))
 
 days = [p.day for p in overview.series]
 figure = go.Figure()
@@ -84,7 +78,7 @@ figure.update_layout(
     yaxis2={"title": "ROAS", "overlaying": "y", "side": "right", "rangemode": "tozero"},
     legend={"orientation": "h", "y": 1.12},
 )
-st.plotly_chart(figure, use_container_width=True)
+st.plotly_chart(figure, width="stretch")
 
 st.subheader("Campaigns, ad sets and ads")
 level = st.segmented_control(
@@ -114,7 +108,7 @@ else:
             for r in rows
         ],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={
             f"Spend 30d ({account.currency})": st.column_config.NumberColumn(format="%.2f"),
             f"Revenue 30d ({account.currency})": st.column_config.NumberColumn(format="%.2f"),
