@@ -20,8 +20,10 @@ if not accounts:
     )
 
 for account in accounts:
-    status = "⚠️ needs reconnect" if account.needs_reconnect else "✅ token OK"
-    with st.expander(f"{account.name} · {account.external_id} · {status}", expanded=True):
+    status = "needs reconnect" if account.needs_reconnect else "token OK"
+    icon = ":material/warning:" if account.needs_reconnect else ":material/check_circle:"
+    label = f"{account.name} · {account.external_id} · {status}"
+    with st.expander(label, expanded=True, icon=icon):
         left, right = st.columns([3, 2])
         left.markdown(
             f"**Currency** {account.currency} · **Time zone** {account.timezone_name} · "

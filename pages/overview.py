@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
+from core.money import decimals
 from core.reports import account_overview, entity_rows
 
 st.title("Overview")
@@ -75,7 +76,14 @@ figure.update_layout(
     height=380,
     margin={"l": 10, "r": 10, "t": 30, "b": 10},
     yaxis={"title": f"{account.currency}"},
-    yaxis2={"title": "ROAS", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+    yaxis2={
+        "title": "ROAS",
+        "overlaying": "y",
+        "side": "right",
+        "rangemode": "tozero",
+        "tickformat": ".1f",
+        "showgrid": False,
+    },
     legend={"orientation": "h", "y": 1.12},
 )
 st.plotly_chart(figure, width="stretch")
@@ -92,6 +100,7 @@ rows = entity_rows(account_id, level=level)
 if not rows:
     st.info("Nothing synced at this level yet.")
 else:
+    money_format = f"%.{decimals(account.currency)}f"
     st.dataframe(
         [
             {
@@ -102,7 +111,7 @@ else:
                 "Budget": r.budget,
                 f"Spend 30d ({account.currency})": float(r.spend),
                 f"Revenue 30d ({account.currency})": float(r.revenue),
-                "ROAS 30d": float(r.roas) if r.roas is not None else None,
+                "ROAS 30d": f"{r.roas:.2f}" if r.roas is not None else "—",
                 "ID": r.external_id,
             }
             for r in rows
@@ -110,8 +119,8 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
-            f"Spend 30d ({account.currency})": st.column_config.NumberColumn(format="%.2f"),
-            f"Revenue 30d ({account.currency})": st.column_config.NumberColumn(format="%.2f"),
-            "ROAS 30d": st.column_config.NumberColumn(format="%.2f"),
+            f"Spend 30d ({account.currency})": st.column_config.NumberColumn(format=money_format),
+            f"Revenue 30d ({account.currency})": st.column_config.NumberColumn(format=money_format),
+            "Budget": st.column_config.TextColumn(width="medium"),
         },
     )

@@ -72,7 +72,11 @@ def _shoot(base: str, out: Path) -> int:
         for name, (path, heading) in PAGES.items():
             page.goto(base + path)
             page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
-            page.wait_for_timeout(1500)  # let charts draw
+            page.wait_for_timeout(6000)  # data grids render a moment after the page
+            for grid in page.locator('[data-testid="stDataFrame"]').all():
+                grid.locator("canvas").first.wait_for(timeout=30_000)
+                grid.scroll_into_view_if_needed()  # the grid paints once it is seen
+            page.wait_for_timeout(2500)  # let charts and tables draw
             page.wait_for_function(
                 "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                 timeout=60_000,
@@ -80,7 +84,7 @@ def _shoot(base: str, out: Path) -> int:
             if page.locator('[data-testid="stException"]').count():
                 print(f"✗ {name}: the page shows an exception", file=sys.stderr)
                 failures += 1
-            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+            page.screenshot(path=str(out / f"{name}.png"))  # the viewport: grids draw only there
             print(f"✓ {name} → {out / f'{name}.png'}")
         browser.close()
     return 1 if failures else 0
