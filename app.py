@@ -6,7 +6,11 @@ st.set_page_config(page_title="Rex", page_icon=":material/trending_up:", layout=
 
 navigation = st.navigation(
     {
-        "Insights": [st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True)],
+        "Insights": [
+            st.Page(
+                "pages/overview.py", title="Overview", icon=":material/monitoring:", default=True
+            )
+        ],
         "Settings": [st.Page("pages/accounts.py", title="Accounts", icon=":material/key:")],
     }
 )
