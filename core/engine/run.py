@@ -219,7 +219,6 @@ class _Planner:
         self.accounts = accounts
         self.steps: list[dict[str, Any]] = []
         self.intents: list[int] = []
-        self.used_today: dict[int, int] = {}
         self.held_accounts: dict[str, str] = {}
 
     def plan(self, candidate: Candidate, index: int, action: Any) -> None:
@@ -262,7 +261,6 @@ class _Planner:
             step["action_id"] = action_id
             step["outcome"] = ActionStatus.PENDING
             self.intents.append(action_id)
-        self.used_today[account.id] = self.used_today.get(account.id, 0) + 1
 
     # --------------------------------------------------------------- guards
 
@@ -281,8 +279,8 @@ class _Planner:
         cooldown = self.cooldown_until(candidate)
         if cooldown:
             return f"in cooldown until {cooldown:%Y-%m-%d %H:%M} UTC"
-        used = self.count_today(account) + self.used_today.get(account.id, 0)
-        if used >= self.rule.safety.max_daily_actions:
+        # counted in the database: this run's own records are already there
+        if self.count_today(account) >= self.rule.safety.max_daily_actions:
             return f"daily cap reached ({self.rule.safety.max_daily_actions} actions today)"
         return None
 

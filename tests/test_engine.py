@@ -1,0 +1,231 @@
+"""The rule engine end to end: rules evaluated on synced data, acted on through the
+sandbox over HTTP, once, inside the safety rails, on the record — SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.accounts import connect_account
+from core.actions.approvals import ApprovalError, approve, expire_approvals, list_approvals, reject
+from core.actions.rollback import RollbackRefused, rollback
+from core.db import read_session
+from core.db.models import ActionHistory, AdEntity, Notification, RuleExecution
+from core.engine.claim import claim_rule
+from core.engine.run import run_claimed, run_rule_now
+from core.rules.store import save_rule
+from core.sandbox import SandboxServer
+from core.sync.runner import SyncOptions, sync_accounts
+from tests.conftest import NOW
+
+SCENARIO = Path(__file__).parent / "scenarios" / "worked_example.json"
+SCALE_WINNERS = {
+    "name": "Scale winners",
+    "scope": {"level": "campaign", "account_ids": ["act_2001"]},
+    "conditions": {
+        "all": [
+            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
+            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
+        ]
+    },
+    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
+    "safety": {"max_daily_actions": 10, "cooldown_minutes": 0},
+}
+
+
+@pytest.fixture
+def worked(db: Engine):  # type: ignore[no-untyped-def]
+    """The seed's worked example in its own sandbox, connected and synced."""
+    with SandboxServer(scenario=SCENARIO, now=NOW) as server:
+        connect_account("act_2001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
+        yield server
+
+
+def budgets(server) -> dict[str, int | None]:  # type: ignore[no-untyped-def]
+    with server.state.lock:
+        return {e.name: e.daily_budget for e in server.state.entities.values()
+                if e.level == "campaign"}  # fmt: skip
+
+
+def actions() -> list[ActionHistory]:
+    with read_session() as session:
+        return list(session.scalars(select(ActionHistory).order_by(ActionHistory.id)))
+
+
+def test_the_worked_example_scales_a_and_c(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(SCALE_WINNERS, now=NOW)
+    result = run_rule_now(rule.id, NOW)
+
+    assert (result.status, result.entities_checked, result.entities_matched) == (
+        "succeeded", 3, 2,
+    )  # fmt: skip
+    assert budgets(worked) == {"A": 25_000, "B": 15_000, "C": 40_000}
+    assert [(a.entity_name, a.old_value, a.new_value, a.status) for a in actions()] == [
+        ("A", "200.00 USD", "250.00 USD", "succeeded"),
+        ("C", "320.00 USD", "400.00 USD", "succeeded"),
+    ]
+    assert sorted(w.params["daily_budget"] for w in worked.state.write_log) == ["25000", "40000"]
+    with read_session() as session:  # refreshed from what Meta now reports
+        local = dict(session.execute(
+            select(AdEntity.name, AdEntity.daily_budget_minor).where(AdEntity.level == "campaign")
+        ).all())  # fmt: skip
+        execution = session.get_one(RuleExecution, result.execution_id)
+    assert local == {"A": 25_000, "B": 15_000, "C": 40_000}
+    assert (execution.actions_taken, execution.status) == (2, "succeeded")
+    assert {c["name"] for c in execution.trace["candidates"] if c["matched"]} == {"A", "C"}
+
+
+def test_dry_run_writes_nothing_to_meta(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"dry_run": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    assert worked.state.write_log == []
+    assert [(a.entity_name, a.new_value, a.status) for a in actions()] == [
+        ("A", "250.00 USD", "dry_run"),
+        ("C", "400.00 USD", "dry_run"),
+    ]
+
+
+def test_the_same_slot_twice_writes_once(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(SCALE_WINNERS, now=NOW)
+    claim = claim_rule(rule.id, NOW)
+    run_claimed(claim, NOW)
+    again = claim_rule(rule.id, NOW + timedelta(seconds=5))
+    second = run_claimed(again, NOW + timedelta(seconds=5))  # same minute: same slot
+    assert len(worked.state.write_log) == 2
+    assert {s["reason"] for s in second.steps} == {"already done in this slot"}
+
+
+def test_daily_cap_counts_across_runs(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+    account = sandbox.account_ids[0]
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
+                                      client_options={"poll_seconds": 0.01}))  # fmt: skip
+    rule = save_rule(
+        {
+            "name": "Pause everything that spent",
+            "scope": {"level": "ad", "account_ids": [account],
+                      "filters": [{"field": "effective_status", "op": "in", "value": ["ACTIVE"]}]},
+            "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0},
+            "actions": [{"type": "pause"}],
+            "safety": {"max_daily_actions": 2, "cooldown_minutes": 0},
+        },
+        now=NOW,
+    )  # fmt: skip
+    first = run_rule_now(rule.id, NOW)
+    second = run_rule_now(rule.id, NOW + timedelta(hours=1))
+
+    assert first.entities_matched >= 5
+    assert len(sandbox.state.write_log) == 2
+    assert first.actions_taken == 2 and first.actions_skipped == first.entities_matched - 2
+    caps = [s for s in first.steps if s.get("reason", "").startswith("daily cap")]
+    assert len(caps) == first.entities_matched - 2
+    assert second.actions_taken == 0  # the cap is the account's day, across runs
+
+
+def test_a_budget_under_a_campaign_budget_is_reported_not_sent(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+    account = sandbox.account_ids[0]
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
+                                      client_options={"poll_seconds": 0.01}))  # fmt: skip
+    rule = save_rule(
+        {
+            "name": "Scale retargeting ad sets",
+            "scope": {"level": "adset", "account_ids": [account],
+                      "filters": [{"field": "name", "op": "contains", "value": "Retargeting"}]},
+            "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0},
+            "actions": [{"type": "change_budget", "by_percent": 10}],
+        },
+        now=NOW,
+    )  # fmt: skip
+    result = run_rule_now(rule.id, NOW)
+    assert result.entities_matched >= 1 and sandbox.state.write_log == []
+    assert all("lives on its campaign" in s["reason"] for s in result.steps)
+
+
+def test_approve_reject_expire_and_double_approve(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    queued = list_approvals()
+    assert [(q.entity_name, q.old, q.new) for q in queued] == [
+        ("A", "200.00 USD", "250.00 USD"),
+        ("C", "320.00 USD", "400.00 USD"),
+    ]
+    assert worked.state.write_log == []
+    assert queued[0].justification["values"]["roas@last_7d"].startswith("4.19")
+
+    done = approve(queued[0].id, by="ana", now=NOW + timedelta(minutes=5))
+    assert done.status == "approved" and budgets(worked)["A"] == 25_000
+    with pytest.raises(ApprovalError, match="already approved by ana"):
+        approve(queued[0].id, by="bo", now=NOW + timedelta(minutes=6))
+    assert len(worked.state.write_log) == 1
+
+    rejected = reject(queued[1].id, by="bo", reason="not this week", now=NOW)
+    assert rejected.status == "rejected" and budgets(worked)["C"] == 32_000
+
+
+def test_an_expired_proposal_cannot_be_approved(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    a, _c = list_approvals()
+
+    with pytest.raises(ApprovalError, match="expired at"):
+        approve(a.id, by="ana", now=NOW + timedelta(hours=25))
+    assert expire_approvals(NOW + timedelta(hours=25)) == 2
+    assert {q.status for q in list_approvals(None)} == {"expired"}
+    assert worked.state.write_log == []
+
+
+def test_a_stale_proposal_is_not_executed(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    c = next(q for q in list_approvals() if q.entity_name == "C")
+    with worked.state.lock:  # someone changes C's budget in Ads Manager meanwhile
+        next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 35_000
+
+    with pytest.raises(ApprovalError, match="stale"):
+        approve(c.id, by="ana", now=NOW + timedelta(minutes=1))
+    assert worked.state.write_log == []
+    assert next(q for q in list_approvals(None) if q.id == c.id).status == "stale"
+
+
+def test_rollback_restores_and_refuses_after_drift(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(SCALE_WINNERS, now=NOW)
+    run_rule_now(rule.id, NOW)
+    on_a, on_c = actions()
+
+    undo = rollback(on_a.id, by="ana", now=NOW)
+    assert (undo.status, undo.old_value, undo.new_value) == (
+        "succeeded",
+        "250.00 USD",
+        "200.00 USD",
+    )
+    assert budgets(worked)["A"] == 20_000
+    with pytest.raises(RollbackRefused, match="already rolled back"):
+        rollback(on_a.id, by="ana", now=NOW)
+
+    with worked.state.lock:  # C was changed by hand after Rex raised it
+        next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 45_000
+    with pytest.raises(RollbackRefused, match="someone changed it since"):
+        rollback(on_c.id, by="ana", now=NOW)
+    assert budgets(worked)["C"] == 45_000
+
+
+def test_a_rejected_token_during_a_run_holds_the_account(worked) -> None:  # type: ignore[no-untyped-def]
+    from core.sandbox import FaultConfig
+
+    rule = save_rule(SCALE_WINNERS, now=NOW)
+    worked.set_faults(FaultConfig(expired_token=True))
+    result = run_rule_now(rule.id, NOW)
+
+    assert result.status == "failed"
+    assert {a.status for a in actions()} == {"failed"}
+    with read_session() as session:
+        notes = session.scalars(select(Notification)).all()
+    assert [n.kind for n in notes] == ["token_invalid"]
+    again = run_rule_now(rule.id, NOW + timedelta(hours=1))
+    assert all("needs reconnecting" in s["reason"] for s in again.steps)
+    assert len(actions()) == 2  # nothing new was sent
