@@ -18,8 +18,11 @@ from core.accounts import AccountView, get_account
 from core.db import read_session
 from core.db.models import AdEntity, AdMetric
 from core.db.types import utcnow
+from core.errors import InputError
 from core.money import format_money, from_micros, from_minor
 from core.rules.windows import local_today
+
+LEVELS = ("campaign", "adset", "ad")
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ class EntityRow:
     level: str
     external_id: str
     name: str
-    parent: str | None
+    parent: str | None  # the direct parent's name (campaign of an ad set, ad set of an ad)
+    campaign: str | None  # for ad sets and ads
+    adset: str | None  # for ads
     status: str
     effective_status: str
     budget: str  # "200.00 USD / day", "—", or "on campaign"
@@ -85,10 +90,17 @@ class EntityRow:
 
 
 def account_overview(
-    account_id: int, *, days: int = 30, now: datetime | None = None, engine: Engine | None = None
+    account_id: int,
+    *,
+    days: int = 30,
+    today: date | None = None,
+    now: datetime | None = None,
+    engine: Engine | None = None,
 ) -> AccountOverview:
+    """The last `days` account-local days ending `today` (default: the account's today at
+    `now`), day by day, with totals and the same number of days just before."""
     account = get_account(account_id, engine=engine)
-    today = local_today(account.timezone_name, now or utcnow())
+    today = today or local_today(account.timezone_name, now or utcnow())
     first = today - timedelta(days=days - 1)
     before = first - timedelta(days=days)
     with read_session(engine) as session:
@@ -134,19 +146,24 @@ def account_overview(
     )
 
 
-def entity_rows(
+def entity_table(
     account_id: int,
     *,
     level: str | None = None,
     days: int = 30,
+    today: date | None = None,
     now: datetime | None = None,
     engine: Engine | None = None,
 ) -> list[EntityRow]:
     """Campaigns, ad sets and ads with status, budget and the last `days` days' numbers."""
+    if level is not None and level not in LEVELS:
+        raise InputError("level", f"{level!r} is not a level; use campaign, adset or ad")
     account = get_account(account_id, engine=engine)
-    today = local_today(account.timezone_name, now or utcnow())
+    today = today or local_today(account.timezone_name, now or utcnow())
     first = today - timedelta(days=days - 1)
     parent = aliased(AdEntity)
+    campaign = aliased(AdEntity)
+    adset = aliased(AdEntity)
     metrics = (
         select(
             AdMetric.entity_id,
@@ -158,8 +175,22 @@ def entity_rows(
         .subquery()
     )
     query = (
-        select(AdEntity, parent.name, metrics.c.spend, metrics.c.revenue)
+        select(AdEntity, parent.name, campaign.name, adset.name, metrics.c.spend, metrics.c.revenue)
         .outerjoin(parent, parent.id == AdEntity.parent_id)
+        .outerjoin(
+            campaign,
+            (campaign.account_id == AdEntity.account_id)
+            & (campaign.level == "campaign")
+            & (campaign.external_id == AdEntity.meta_campaign_id)
+            & (AdEntity.level != "campaign"),
+        )
+        .outerjoin(
+            adset,
+            (adset.account_id == AdEntity.account_id)
+            & (adset.level == "adset")
+            & (adset.external_id == AdEntity.meta_adset_id)
+            & (AdEntity.level == "ad"),
+        )
         .outerjoin(metrics, metrics.c.entity_id == AdEntity.id)
         .where(AdEntity.account_id == account.id)
     )
@@ -184,15 +215,22 @@ def entity_rows(
                 external_id=entity.external_id,
                 name=entity.name,
                 parent=parent_name,
+                campaign=campaign_name,
+                adset=adset_name,
                 status=entity.status,
                 effective_status=entity.effective_status,
                 budget=_budget_text(entity, account.currency, campaign_budgets),
                 spend=from_micros(int(spend or 0), account.currency),
                 revenue=from_micros(int(revenue or 0), account.currency),
             )
-            for entity, parent_name, spend, revenue in session.execute(query)
+            for entity, parent_name, campaign_name, adset_name, spend, revenue in session.execute(
+                query
+            )
         ]
     return sorted(result, key=lambda r: (order[r.level], -r.spend, r.name))
+
+
+entity_rows = entity_table  # the first name of `entity_table`
 
 
 def _budget_text(entity: AdEntity, currency: str, campaign_budgets: set[str]) -> str:

@@ -35,8 +35,12 @@ for account in accounts:
             + (f" ({account.last_sync_status})" if account.last_sync_status else "")
             + (f"  \n**Graph endpoint** {account.graph_url}" if account.graph_url else "")
         )
-        if account.token_error:
-            left.error(account.token_error)
+        if account.needs_reconnect:
+            left.error(account.token_error or "Meta rejected this account's access token.")
+            left.caption(
+                f"To reconnect, enter {account.external_id} and a new token in "
+                "**Connect an ad account** below; its data is kept."
+            )
         elif account.last_sync_error:
             left.warning(f"Last sync failed: {account.last_sync_error}")
         if account.rate_limited_until:
@@ -52,8 +56,12 @@ for account in accounts:
                 )
 
             result = sync_accounts([account.external_id], progress=show)[0]
-            if result.ok:
-                right.success(f"Synced {result.since} … {result.until} in {result.seconds:.1f} s")
+            if result.ok:  # show the new counts and sync time above: run the page again
+                st.session_state["accounts_flash"] = (
+                    f"Synced {account.name}: {result.since} … {result.until} "
+                    f"({account.timezone_name} dates) in {result.seconds:.1f} s."
+                )
+                st.rerun()
             else:
                 right.error(result.error)
         confirm = right.checkbox(

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.accounts import list_accounts
 from core.money import decimals
-from core.reports import account_overview, entity_rows
+from core.reports import account_overview, entity_table
 
 st.title("Overview")
 
@@ -96,7 +96,7 @@ level = st.segmented_control(
     key="overview_level",
     format_func={"campaign": "Campaigns", "adset": "Ad sets", "ad": "Ads"}.get,
 )
-rows = entity_rows(account_id, level=level)
+rows = entity_table(account_id, level=level)
 if not rows:
     st.info("Nothing synced at this level yet.")
 else:
@@ -104,8 +104,10 @@ else:
     st.dataframe(
         [
             {
+                **({"Level": r.level} if level is None else {}),  # the choice was cleared
                 "Name": r.name,
-                "Parent": r.parent or "",
+                **({"Campaign": r.campaign or ""} if level != "campaign" else {}),
+                **({"Ad set": r.adset or ""} if level in (None, "ad") else {}),
                 "Status": r.status,
                 "Effective status": r.effective_status,
                 "Budget": r.budget,

@@ -152,6 +152,14 @@ def sqlite_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> 
     return engine
 
 
+@pytest.fixture
+def pg_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Engine:
+    """Like `db`, PostgreSQL only (for PostgreSQL's own SQL)."""
+    engine = use_database(_migrated_url("postgresql", request, migrated_urls))
+    _empty_tables(engine)
+    return engine
+
+
 # --- the sandbox ----------------------------------------------------------------------
 
 

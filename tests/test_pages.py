@@ -3,6 +3,8 @@ on a synced sandbox account, and their forms and buttons do what they say."""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,10 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from core.accounts import connect_account, list_accounts
+from core.db import write_session
+from core.db.models import AdAccount, AdEntity, AdMetric, TokenStatus
+from core.errors import InputError
+from core.reports import account_overview, entity_table
 from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
@@ -102,4 +108,129 @@ def test_a_refused_token_is_explained(db: Engine, sandbox) -> None:  # type: ign
     app.text_input[2].set_value(sandbox.url)
     app.button[0].click().run()
     assert "Meta refused" in app.error[0].value and "Reconnect" in app.error[0].value
+    assert list_accounts() == []
+
+
+# --- the report functions behind the pages, on rows written through the ORM ------------
+
+
+@pytest.fixture
+def tokyo(db: Engine) -> int:
+    """A JPY account in Tokyo: a campaign with a budget, its ad set and ad, four days of
+    numbers (one without spend) and one day in the period before."""
+    with write_session() as session:
+        account = AdAccount(
+            external_id="act_42",
+            name="Kitchen KK",
+            currency="JPY",
+            timezone_name="Asia/Tokyo",
+            account_status=1,
+            token_encrypted="not-a-token",
+            token_status=TokenStatus.NEEDS_RECONNECT,
+        )
+        session.add(account)
+        session.flush()
+        common = {"account_id": account.id, "status": "ACTIVE", "effective_status": "ACTIVE"}
+        campaign = AdEntity(
+            level="campaign", external_id="c1", name="Ramen", daily_budget_minor=5000, **common
+        )
+        session.add(campaign)
+        session.flush()
+        adset = AdEntity(
+            level="adset",
+            external_id="s1",
+            name="Tokyo 25-34",
+            parent_id=campaign.id,
+            meta_campaign_id="c1",
+            **common,
+        )
+        session.add(adset)
+        session.flush()
+        ad = AdEntity(
+            level="ad",
+            external_id="a1",
+            name="Bowl video",
+            parent_id=adset.id,
+            meta_campaign_id="c1",
+            meta_adset_id="s1",
+            **common,
+        )
+        session.add(ad)
+        session.flush()
+        for day, spend, revenue in [
+            (date(2026, 11, 21), 1000, 3000),  # Tokyo's today at NOW
+            (date(2026, 11, 20), 2000, 2000),
+            (date(2026, 11, 19), 0, 500),
+            (date(2026, 10, 23), 500, 0),  # the first of the 30 days
+            (date(2026, 10, 22), 700, 1400),  # the last day of the period before
+        ]:
+            for entity in (campaign, adset, ad):
+                session.add(
+                    AdMetric(
+                        account_id=account.id,
+                        entity_id=entity.id,
+                        date=day,
+                        spend_micros=spend * 1_000_000,
+                        revenue_micros=revenue * 1_000_000,
+                    )
+                )
+        return account.id
+
+
+def test_overview_counts_account_local_days_and_fills_gaps(tokyo: int) -> None:
+    overview = account_overview(tokyo, now=NOW)
+    assert overview.today == date(2026, 11, 21)  # already Saturday in Tokyo
+    assert overview.first_day == date(2026, 10, 23)
+    assert len(overview.series) == 30 and overview.series[-1].day == overview.today
+    by_day = {p.day: p for p in overview.series}
+    assert by_day[date(2026, 11, 1)].spend == 0 and by_day[date(2026, 11, 1)].roas is None
+    assert by_day[date(2026, 11, 19)].roas is None  # revenue without spend: undefined
+    assert by_day[date(2026, 11, 21)].roas == 3
+    assert overview.current.spend == Decimal(3500) and overview.current.revenue == Decimal(5500)
+    assert overview.previous is not None and overview.previous.spend == Decimal(700)
+    assert overview.money(overview.current.spend) == "3,500 JPY"
+    assert account_overview(tokyo, today=date(2026, 11, 20), days=2).current.spend == 2000
+
+
+def test_entity_table_names_parents_and_formats_budgets(tokyo: int) -> None:
+    rows = {r.level: r for r in entity_table(tokyo, today=date(2026, 11, 21))}
+    assert rows["campaign"].budget == "5,000 JPY / day" and rows["campaign"].campaign is None
+    assert rows["adset"].budget == "on campaign" and rows["adset"].campaign == "Ramen"
+    assert (rows["ad"].campaign, rows["ad"].adset, rows["ad"].parent) == (
+        "Ramen",
+        "Tokyo 25-34",
+        "Tokyo 25-34",
+    )
+    assert rows["ad"].spend == Decimal(3500) and rows["ad"].roas == Decimal(5500) / 3500
+    assert [r.level for r in entity_table(tokyo, level="adset")] == ["adset"]
+    with pytest.raises(InputError) as error:
+        entity_table(tokyo, level="campaigns")
+    assert error.value.field == "level"
+
+
+def test_overview_page_names_parents_and_asks_to_reconnect(tokyo: int) -> None:
+    app = run("pages/overview.py")
+    assert "Kitchen KK · act_42 · JPY · Asia/Tokyo" in app.selectbox[0].options
+    assert "Reconnect" in app.warning[0].value
+    assert app.metric[0].value.endswith(" JPY")
+
+    app.segmented_control(key="overview_level").set_value("ad").run()
+    table = app.dataframe[0].value
+    assert list(table[["Name", "Campaign", "Ad set"]].iloc[0]) == [
+        "Bowl video",
+        "Ramen",
+        "Tokyo 25-34",
+    ]
+
+
+def test_accounts_page_says_how_to_reconnect_and_removes_on_confirmation(tokyo: int) -> None:
+    app = run("pages/accounts.py")
+    assert "act_42" in app.caption[0].value and "new token" in app.caption[0].value
+    assert app.button(key=f"sync_{tokyo}").disabled
+    assert app.button(key=f"remove_{tokyo}").disabled  # not before the box is ticked
+
+    app.checkbox(key=f"confirm_remove_{tokyo}").check().run()
+    app.button(key=f"remove_{tokyo}").click().run()
+    assert not app.exception
+    assert app.success[0].value.startswith("Removed Kitchen KK")
     assert list_accounts() == []

@@ -1,0 +1,254 @@
+"""The rule engine under pressure: concurrent runners and approvers, Meta failing,
+rate limits, JPY money, notifications, the operators' SQL, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from core.accounts import connect_account, get_account
+from core.actions.approvals import ApprovalError, approve, list_approvals
+from core.db import read_session, write_session
+from core.db.models import AdAccount, Notification
+from core.engine.run import run_due_rules, run_rule_now
+from core.errors import InputError
+from core.rules.store import save_rule
+from core.sandbox import FaultConfig, SandboxServer
+from core.sync.runner import SyncOptions, sync_accounts
+from tests.conftest import NOW
+from tests.test_engine import SCALE_WINNERS, SCENARIO, actions, budgets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def worked(db: Engine):  # type: ignore[no-untyped-def]
+    with SandboxServer(scenario=SCENARIO, now=NOW) as server:
+        connect_account("act_2001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
+        yield server
+
+
+def test_two_runners_at_once_write_once(worked, db: Engine) -> None:  # type: ignore[no-untyped-def]
+    save_rule(SCALE_WINNERS, now=NOW)
+    results: list[list] = []
+    barrier = threading.Barrier(4)
+
+    def runner(name: str) -> None:
+        barrier.wait()
+        results.append(run_due_rules(NOW + timedelta(seconds=1), runner=name))
+
+    threads = [threading.Thread(target=runner, args=(f"runner-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]  # exactly one claimed the rule
+    assert sorted(w.params["daily_budget"] for w in worked.state.write_log) == ["25000", "40000"]
+
+
+def test_two_people_approving_at_once_execute_once(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    target = list_approvals()[0]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def person(name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(approve(target.id, by=name, now=NOW).status)
+        except ApprovalError as error:
+            outcomes.append(f"refused: {error}")
+
+    threads = [threading.Thread(target=person, args=(n,)) for n in ("ana", "bo", "cy")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(o.split(":")[0] for o in outcomes) == ["approved", "refused", "refused"]
+    assert len(worked.state.write_log) == 1
+
+
+def test_with_faults_on_nothing_runs_twice_and_everything_has_an_outcome(db: Engine) -> None:
+    with SandboxServer(seed=5, now=NOW, faults=FaultConfig(seed=3)) as server:
+        account = server.account_ids[0]
+        connect_account(account, server.token, graph_url=server.url)
+        sync_accounts(
+            options=SyncOptions(
+                days=8, breakdowns=False, now=NOW, client_options={"poll_seconds": 0.01}
+            )
+        )
+        rule = save_rule(
+            {
+                "name": "Trim spenders",
+                "scope": {
+                    "level": "ad",
+                    "account_ids": [account],
+                    "filters": [{"field": "effective_status", "op": "=", "value": "ACTIVE"}],
+                },
+                "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0},
+                "actions": [{"type": "pause"}],
+                "safety": {"max_daily_actions": 50, "cooldown_minutes": 0},
+            },
+            now=NOW,
+        )
+        server.set_faults(FaultConfig(rates={"5xx": 0.3, "transient": 0.2}, seed=11))
+        result = run_rule_now(rule.id, NOW)
+
+        recorded = actions()
+        assert result.entities_matched >= 10
+        assert {a.status for a in recorded} <= {"succeeded", "failed"}  # none left pending
+        written = [w.object_id for w in server.state.write_log]
+        assert len(written) == len(set(written))  # no entity written twice
+        succeeded = {a.details["request"]["path"] for a in recorded if a.status == "succeeded"}
+        assert succeeded == set(written)  # Rex's record and Meta's state agree
+        failed = [a for a in recorded if a.status == "failed"]
+        assert all(a.error_message for a in failed)
+
+
+def test_a_rate_limit_defers_the_account_until_the_regain_time(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(SCALE_WINNERS, now=NOW)
+    worked.set_faults(FaultConfig(rates={"buc": 1.0}, regain_minutes=30))
+    run_rule_now(rule.id, NOW)
+    assert {a.status for a in actions()} == {"failed"}
+    assert get_account("act_2001").rate_limited_until is not None
+
+    worked.set_faults(FaultConfig())
+    later = run_rule_now(rule.id, NOW + timedelta(minutes=10))
+    assert all("rate-limits the account" in s["reason"] for s in later.steps)
+    assert worked.state.write_log == []
+
+
+def test_jpy_budgets_in_whole_yen(db: Engine) -> None:
+    with SandboxServer(seed=2, now=NOW) as server:
+        account = server.account_ids[1]  # JPY, Asia/Tokyo
+        connect_account(account, server.token, graph_url=server.url)
+        sync_accounts(
+            options=SyncOptions(
+                days=8, breakdowns=False, now=NOW, client_options={"poll_seconds": 0.01}
+            )
+        )
+        rule = save_rule(
+            {
+                "name": "Raise Tokyo ad sets by ¥500",
+                "scope": {
+                    "level": "adset",
+                    "account_ids": [account],
+                    "filters": [{"field": "name", "op": "contains", "value": "Prospecting"}],
+                },
+                "conditions": {"metric": "spend", "window": "last_3d", "op": ">", "value": 0},
+                "actions": [{"type": "change_budget", "by_amount": 500}],
+            },
+            now=NOW,
+        )
+        before = {e.id: e.daily_budget for e in server.state.entities.values() if e.daily_budget}
+        run_rule_now(rule.id, NOW)
+        changed = {w.object_id: int(w.params["daily_budget"]) for w in server.state.write_log}
+        assert changed and all(new == before[i] + 500 for i, new in changed.items())
+        assert all(a.new_value.endswith(" JPY") and "." not in a.new_value for a in actions())
+
+
+def test_notify_creates_an_in_app_notification(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(
+        {**SCALE_WINNERS, "actions": [{"type": "notify", "message": "Scale me"}]}, now=NOW
+    )
+    run_rule_now(rule.id, NOW)
+    with read_session() as session:
+        notes = session.scalars(select(Notification).order_by(Notification.id)).all()
+    assert [n.title for n in notes] == ["Scale winners: A", "Scale winners: C"]
+    assert notes[0].body.startswith("Scale me") and "roas@last_7d" in notes[0].body
+    assert worked.state.write_log == []
+
+
+def test_a_rule_for_a_platform_rex_cannot_act_on_is_refused(db: Engine) -> None:
+    with write_session() as session:
+        session.add(
+            AdAccount(
+                platform="google",
+                external_id="act_77",
+                name="G",
+                currency="USD",
+                timezone_name="UTC",
+                account_status=1,
+                token_encrypted="x",
+            )
+        )
+    with pytest.raises(InputError) as caught:
+        save_rule({**SCALE_WINNERS, "scope": {"level": "campaign", "account_ids": ["act_77"]}})
+    assert caught.value.field == "scope.account_ids[0]"
+    assert "Meta accounts only" in caught.value.problem
+
+
+@pytest.fixture
+def live(db: Engine):  # type: ignore[no-untyped-def]
+    """The worked example on the real clock (the operators' SQL and the CLI use now())."""
+    with SandboxServer(scenario=SCENARIO) as server:
+        connect_account("act_2001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=15, breakdowns=False))
+        yield server
+
+
+def test_the_operators_queries_run_unchanged_on_postgresql(pg_db: Engine) -> None:
+    with SandboxServer(scenario=SCENARIO) as server:
+        connect_account("act_2001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=15, breakdowns=False))
+        rule = save_rule(SCALE_WINNERS)
+        server.set_faults(FaultConfig(fail_next=["5xx"] * 10))  # both writes fail
+        run_rule_now(rule.id)
+    queries = [
+        q for q in (ROOT / "tests" / "sql" / "operators.sql").read_text().split(";") if q.strip()
+    ]  # the seed system's runbook, verbatim
+    with pg_db.connect() as connection:
+        runs, history, failures = (connection.execute(text(q)).mappings().all() for q in queries)
+    assert [(r["name"], r["entities_checked"], r["entities_matched"]) for r in runs] == [
+        ("Scale winners", 3, 2)
+    ]
+    assert {(h["entity_name"], h["action_type"], h["old_value"]) for h in history} == {
+        ("A", "change_budget", "200.00 USD"),
+        ("C", "change_budget", "320.00 USD"),
+    }
+    assert len(failures) == 2 and all(f["error_message"] for f in failures)
+
+
+def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-untyped-def]
+    def rex(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            timeout=120,
+        )
+
+    document = {**SCALE_WINNERS, "safety": {"require_approval": True}}
+    rule_id = rex("rules", "import", "-", stdin=json.dumps(document)).stdout.strip()
+
+    preview = rex("rules", "preview", rule_id, "--all")
+    assert preview.returncode == 0, preview.stderr
+    assert "candidates match now" in preview.stdout and "· 3002 B" in preview.stdout
+
+    ran = rex("run", "--rule", rule_id)
+    assert ran.returncode == 0, ran.stderr
+    assert "queued: change_budget A 200.00 USD → 250.00 USD" in ran.stdout
+
+    pending = rex("approvals", "list").stdout
+    approval_id = pending.splitlines()[1].split()[0]
+    approved = rex("approvals", "approve", approval_id, "--by", "ana")
+    assert approved.returncode == 0 and "approved" in approved.stdout
+    action_id = approved.stdout.split("(action ")[1].rstrip(")\n")
+
+    rolled = rex("actions", "rollback", action_id, "--by", "ana")
+    assert rolled.returncode == 0, rolled.stderr
+    assert budgets(live)["A"] == 20_000
