@@ -229,3 +229,45 @@ def test_a_rejected_token_during_a_run_holds_the_account(worked) -> None:  # typ
     again = run_rule_now(rule.id, NOW + timedelta(hours=1))
     assert all("needs reconnecting" in s["reason"] for s in again.steps)
     assert len(actions()) == 2  # nothing new was sent
+
+
+def test_cooldown_and_the_next_run_time(worked) -> None:  # type: ignore[no-untyped-def]
+    from core.rules.store import get_rule
+
+    rule = save_rule(
+        {**SCALE_WINNERS, "actions": [{"type": "pause"}], "schedule": {"every_minutes": 30},
+         "safety": {"cooldown_minutes": 120}},
+        now=NOW,
+    )  # fmt: skip
+    run_rule_now(rule.id, NOW)
+    paused = {e.name for e in worked.state.entities.values() if e.status == "PAUSED"}
+    assert paused == {"A", "C"}
+    assert get_rule(rule.id).next_execution_at == NOW.replace(second=0) + timedelta(minutes=30)
+
+    on_a = actions()[0]
+    undo = rollback(on_a.id, by="ana", now=NOW + timedelta(minutes=1))
+    assert (undo.old_value, undo.new_value) == ("PAUSED", "ACTIVE")
+    assert next(e for e in worked.state.entities.values() if e.name == "A").status == "ACTIVE"
+
+    again = run_rule_now(rule.id, NOW + timedelta(minutes=30))  # A matches again, cooling down
+    assert [s["reason"][:16] for s in again.steps if s["name"] == "A"] == ["in cooldown unti"]
+
+
+def test_duplicate_makes_a_paused_copy_and_rollback_archives_it(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(
+        {**SCALE_WINNERS, "actions": [{"type": "duplicate", "name_suffix": " (Rex)"}]}, now=NOW
+    )
+    run_rule_now(rule.id, NOW)
+    copies = {e.name: e for e in worked.state.entities.values() if e.name.endswith(" (Rex)")}
+    assert {(name, e.status) for name, e in copies.items()} == {
+        ("A (Rex)", "PAUSED"),
+        ("C (Rex)", "PAUSED"),
+    }
+    on_a = actions()[0]
+    assert on_a.new_value == copies["A (Rex)"].id
+
+    rollback(on_a.id, by="ana", now=NOW)
+    assert copies["A (Rex)"].status == "ARCHIVED"
+    copies["C (Rex)"].status = "ACTIVE"  # someone launched the other copy meanwhile
+    with pytest.raises(RollbackRefused, match="now ACTIVE"):
+        rollback(actions()[1].id, by="ana", now=NOW)

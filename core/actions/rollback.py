@@ -1,6 +1,7 @@
 """Rollback: undo an action Rex took — only while the entity still has the value Rex set.
 
-Budget back to its old value, pause ↔ resume, a copy paused. Rex reads the entity from
+Budget back to its old value, pause ↔ resume, a copy archived (it was made paused; Meta
+has no "uncopy"). Rex reads the entity from
 Meta first; if someone (or something) changed it since, the rollback is refused with
 what changed, because restoring an old value over a newer decision is the wrong undo.
 The rollback is a new action (`rollback_of_id` → the original; the original's
@@ -121,7 +122,12 @@ def _undo(original: ActionHistory, current: EntityInfo, details: dict):  # type:
         back = "ACTIVE" if kind == "pause" else "PAUSED"
         return status_write(current.external_id, back), set_to, back
     if kind == "duplicate":
-        if current.status == "PAUSED":
-            raise RollbackRefused(f"the copy {current.external_id} is already paused")
-        return status_write(current.external_id, "PAUSED"), current.status, "PAUSED"
+        # Rex made the copy PAUSED; undoing it archives the copy (Meta has no "uncopy"),
+        # unless someone has since put it to work.
+        if current.status != "PAUSED":
+            raise RollbackRefused(
+                f"the copy {current.external_id} is now {current.status}, not the PAUSED Rex "
+                "left it: someone changed it since; not rolled back"
+            )
+        return status_write(current.external_id, "ARCHIVED"), "PAUSED", "ARCHIVED"
     raise RollbackRefused(f"{kind} actions cannot be rolled back")
