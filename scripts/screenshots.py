@@ -1,10 +1,12 @@
-"""Screenshots of every page, in headless Chromium, against a sandbox install.
+"""Screenshots of every page, in headless Chromium.
 
-    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+    .venv/bin/python scripts/screenshots.py [--current-database] [--out docs/screenshots]
 
-Uses a throwaway SQLite database and its own sandbox (no effect on your install):
-migrates, connects and syncs the sandbox's accounts, serves the app on a free port,
-opens each page with Playwright driving Debian's chromium, and saves full-page PNGs.
+By default a throwaway install (`python -m core up` on a temporary SQLite file with its
+own sandbox, connected and synced; no effect on yours); with `--current-database`,
+`streamlit run app.py` against the database the current settings name (DATABASE_URL /
+REX_DATABASE_URL). The app is served on a free port; each page is opened with Playwright
+driving Debian's chromium, and saved as a PNG once the app has finished running.
 Exits non-zero if a page shows an exception. Needs /usr/bin/chromium
 (`apt-get install -y chromium`).
 """
@@ -40,6 +42,11 @@ PAGES = {"overview": ("/", "Overview"), "accounts": ("/accounts", "Accounts")}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument(
+        "--current-database",
+        action="store_true",
+        help="serve the database of the current settings instead of a throwaway sandbox",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,19 +54,29 @@ def main() -> int:
         print(f"{CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
 
+    port = str(_free_port())
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, REX_DATA_DIR=tmp, REX_DATABASE_URL=f"sqlite:///{tmp}/rex.db")
-        env.pop("DATABASE_URL", None)
-        env["REX_SANDBOX_PORT"] = str(_free_port())
-        env["REX_UI_PORT"] = port = str(_free_port())
-        env["REX_SYNC_DAYS"] = "30"
-        launcher = subprocess.Popen([sys.executable, "-m", "core", "up"], cwd=ROOT, env=env)
+        if not args.current_database:
+            env = dict(os.environ, REX_DATA_DIR=tmp, REX_DATABASE_URL=f"sqlite:///{tmp}/rex.db")
+            env.pop("DATABASE_URL", None)
+            env["REX_SANDBOX_PORT"] = str(_free_port())
+            env["REX_UI_PORT"] = port
+            env["REX_SYNC_DAYS"] = "60"  # two periods: the KPIs show "vs previous 30 days"
+            command = [sys.executable, "-m", "core", "up"]
+        else:
+            env = dict(os.environ)
+            command = [
+                *(sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")),
+                *("--server.port", port, "--server.headless", "true"),
+                *("--browser.gatherUsageStats", "false"),
+            ]
+        server = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
-            _wait_for(f"http://127.0.0.1:{port}/_stcore/health", launcher)
+            _wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
             return _shoot(f"http://127.0.0.1:{port}", out)
         finally:
-            launcher.terminate()
-            launcher.wait(30)
+            server.terminate()
+            server.wait(30)
 
 
 def _shoot(base: str, out: Path) -> int:
@@ -94,7 +111,7 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"`python -m core up` exited with {process.returncode}")
+            raise SystemExit(f"{' '.join(process.args[1:4])} exited with {process.returncode}")
         try:
             if requests.get(url, timeout=2).ok:
                 return

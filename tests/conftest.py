@@ -177,3 +177,20 @@ def sandbox(_sandbox_server):  # type: ignore[no-untyped-def]
     """The sandbox Graph server in its generated state, with no faults and empty logs."""
     _sandbox_server.reset()
     return _sandbox_server
+
+
+WORKED_EXAMPLE = Path(__file__).parent / "scenarios" / "worked_example.json"
+
+
+@pytest.fixture
+def worked(db: Engine):  # type: ignore[no-untyped-def]
+    """The seed's worked example (campaigns A, B, C) in its own sandbox, frozen at NOW,
+    connected and synced."""
+    from core.accounts import connect_account
+    from core.sandbox import SandboxServer
+    from core.sync.runner import SyncOptions, sync_accounts
+
+    with SandboxServer(scenario=WORKED_EXAMPLE, now=NOW) as server:
+        connect_account("act_2001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
+        yield server

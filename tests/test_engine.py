@@ -4,7 +4,6 @@ sandbox over HTTP, once, inside the safety rails, on the record — SQLite and P
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -17,11 +16,9 @@ from core.db.models import ActionHistory, AdEntity, Notification, RuleExecution
 from core.engine.claim import claim_rule
 from core.engine.run import run_claimed, run_rule_now
 from core.rules.store import save_rule
-from core.sandbox import SandboxServer
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
 
-SCENARIO = Path(__file__).parent / "scenarios" / "worked_example.json"
 SCALE_WINNERS = {
     "name": "Scale winners",
     "scope": {"level": "campaign", "account_ids": ["act_2001"]},
@@ -34,15 +31,6 @@ SCALE_WINNERS = {
     "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
     "safety": {"max_daily_actions": 10, "cooldown_minutes": 0},
 }
-
-
-@pytest.fixture
-def worked(db: Engine):  # type: ignore[no-untyped-def]
-    """The seed's worked example in its own sandbox, connected and synced."""
-    with SandboxServer(scenario=SCENARIO, now=NOW) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
-        sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
-        yield server
 
 
 def budgets(server) -> dict[str, int | None]:  # type: ignore[no-untyped-def]

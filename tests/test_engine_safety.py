@@ -24,17 +24,10 @@ from core.rules.store import save_rule
 from core.sandbox import FaultConfig, SandboxServer
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
-from tests.test_engine import SCALE_WINNERS, SCENARIO, actions, budgets
+from tests.conftest import WORKED_EXAMPLE as SCENARIO
+from tests.test_engine import SCALE_WINNERS, actions, budgets
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def worked(db: Engine):  # type: ignore[no-untyped-def]
-    with SandboxServer(scenario=SCENARIO, now=NOW) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
-        sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
-        yield server
 
 
 def test_two_runners_at_once_write_once(worked, db: Engine) -> None:  # type: ignore[no-untyped-def]
