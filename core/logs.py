@@ -69,7 +69,13 @@ def configure_logging(level: str = "INFO", stream=None) -> None:  # type: ignore
     root.addHandler(handler)
     root.setLevel(level.upper())
     quiet = max(logging.WARNING, root.level)
-    for noisy in ("urllib3", "alembic.runtime.plugins", "alembic.runtime.migration"):
+    for noisy in (
+        "urllib3",
+        "alembic.runtime.plugins",
+        "alembic.runtime.migration",
+        "apscheduler.executors.default",
+        "apscheduler.scheduler",
+    ):
         logging.getLogger(noisy).setLevel(
-            quiet if noisy.startswith("alembic") else max(logging.INFO, root.level)
+            quiet if not noisy.startswith("urllib3") else max(logging.INFO, root.level)
         )

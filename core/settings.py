@@ -85,6 +85,41 @@ class Settings(BaseSettings):
     )
     ui_port: int = Field(default=8501, ge=1, le=65535, description="Streamlit port.")
 
+    scheduler_tick_seconds: int = Field(
+        default=60, ge=1, le=3600, description="How often the scheduler runs due rules."
+    )
+    scheduler_sync_minutes: int = Field(
+        default=15, ge=1, le=1440, description="Recent sync: entities and the last 3 days."
+    )
+    scheduler_breakdown_minutes: int = Field(
+        default=60, ge=5, le=1440, description="Breakdown tables sync interval."
+    )
+    scheduler_lookback_hour: int = Field(
+        default=3,
+        ge=0,
+        le=23,
+        description="Local hour (each account's time zone) of the nightly 28-day re-sync.",
+    )
+    scheduler_fresh_minutes: int = Field(
+        default=3,
+        ge=0,
+        le=1440,
+        description="Before a due rule runs, its accounts' recent numbers are refreshed if "
+        "older than this (0: never); keeps a metric change → action under 5 minutes.",
+    )
+    scheduler_stale_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        description="A rule whose account has not synced within this is skipped "
+        "(default: twice the sync interval).",
+    )
+    scheduler_stop_seconds: float = Field(
+        default=30.0, gt=0, description="On SIGTERM, how long work in hand may take to finish."
+    )
+    engine_lease_seconds: int = Field(
+        default=600, ge=5, description="How long a runner's claim on a rule lasts."
+    )
+
     log_level: str = Field(default="INFO", description="Python log level.")
 
     @field_validator("database_url")
@@ -98,6 +133,10 @@ class Settings(BaseSettings):
         if level not in ("campaign", "adset", "ad"):
             raise ValueError("must be one of campaign, adset, ad")
         return level
+
+    @property
+    def stale_after_minutes(self) -> int:
+        return self.scheduler_stale_minutes or 2 * self.scheduler_sync_minutes
 
     @property
     def key_file(self) -> Path:

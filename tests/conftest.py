@@ -194,3 +194,17 @@ def worked(db: Engine):  # type: ignore[no-untyped-def]
         connect_account("act_2001", server.token, graph_url=server.url)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
         yield server
+
+
+@pytest.fixture
+def live(db: Engine):  # type: ignore[no-untyped-def]
+    """The worked example on the real clock (for what uses now(): the operators' SQL,
+    the CLI and the scheduler), connected and synced."""
+    from core.accounts import connect_account
+    from core.sandbox import SandboxServer
+    from core.sync.runner import SyncOptions, sync_accounts
+
+    with SandboxServer(scenario=WORKED_EXAMPLE) as server:
+        connect_account("act_2001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=15, breakdowns=False))
+        yield server

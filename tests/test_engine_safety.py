@@ -182,15 +182,6 @@ def test_a_rule_for_a_platform_rex_cannot_act_on_is_refused(db: Engine) -> None:
     assert "Meta accounts only" in caught.value.problem
 
 
-@pytest.fixture
-def live(db: Engine):  # type: ignore[no-untyped-def]
-    """The worked example on the real clock (the operators' SQL and the CLI use now())."""
-    with SandboxServer(scenario=SCENARIO) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
-        sync_accounts(options=SyncOptions(days=15, breakdowns=False))
-        yield server
-
-
 def test_the_operators_queries_run_unchanged_on_postgresql(pg_db: Engine) -> None:
     with SandboxServer(scenario=SCENARIO) as server:
         connect_account("act_2001", server.token, graph_url=server.url)

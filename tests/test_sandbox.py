@@ -305,3 +305,357 @@ def test_scenario_errors_name_the_field(change, field: str, fix: str) -> None:  
         load_scenario(scenario)
     assert caught.value.field == field
     assert fix in caught.value.problem
+
+
+# --- helpers for the tests below -------------------------------------------------------
+
+
+def post(sandbox, path: str, **data):  # type: ignore[no-untyped-def]
+    data.setdefault("access_token", sandbox.token)
+    return requests.post(f"{sandbox.url}/v26.0/{path}", data=data, timeout=10)
+
+
+def entities(sandbox, level: str, account: str = USD, **match) -> list[dict]:  # type: ignore[no-untyped-def]
+    state = requests.get(f"{sandbox.url}/__sandbox/state", timeout=5).json()
+    return [
+        e
+        for e in state["entities"]
+        if e["level"] == level
+        and e["account_id"] == account
+        and all(e[k] == v for k, v in match.items())
+    ]
+
+
+def writes(sandbox) -> list[dict]:  # type: ignore[no-untyped-def]
+    return requests.get(f"{sandbox.url}/__sandbox/writes", timeout=5).json()
+
+
+def error(answer: requests.Response) -> tuple[int, int, int | None]:
+    body = answer.json()["error"]
+    return answer.status_code, body["code"], body.get("error_subcode")
+
+
+# --- auth and versions -----------------------------------------------------------------
+
+
+def test_tokens_versions_and_appsecret_proof(sandbox) -> None:  # type: ignore[no-untyped-def]
+    missing = requests.get(f"{sandbox.url}/v26.0/{USD}", timeout=5)
+    assert error(missing) == (400, 190, None)
+    assert missing.json()["error"]["type"] == "OAuthException"
+    bearer = requests.get(
+        f"{sandbox.url}/v26.0/{USD}",
+        params={"fields": "currency"},
+        headers={"Authorization": f"Bearer {sandbox.token}"},
+        timeout=5,
+    )
+    assert bearer.json() == {"id": USD, "currency": "USD"}
+    assert error(get(sandbox, USD.replace("v26.0", "v23.0"))) != (400, 2635, None)
+    old = requests.get(
+        f"{sandbox.url}/v23.0/{USD}", params={"access_token": sandbox.token}, timeout=5
+    )
+    assert error(old)[1] == 2635
+    assert error(get(sandbox, "123456789"))[1:] == (100, 33)
+
+    import hashlib
+    import hmac
+
+    with SandboxServer(token="tok", app_secret="s3cret", now=NOW) as server:
+        proof = hmac.new(b"s3cret", b"tok", hashlib.sha256).hexdigest()
+        assert get(server, USD, appsecret_proof=proof).status_code == 200
+        assert error(get(server, USD, appsecret_proof="0" * 64))[1] == 100
+        assert error(get(server, USD))[1] == 100
+
+
+def test_account_fields_and_todays_date_in_each_time_zone(sandbox) -> None:  # type: ignore[no-untyped-def]
+    fields = "account_id,name,currency,timezone_name,timezone_offset_hours_utc,account_status"
+    usd = get(sandbox, USD, fields=fields + ",min_daily_budget,amount_spent").json()
+    assert usd["account_id"] == USD.removeprefix("act_") and usd["account_status"] == 1
+    assert (usd["timezone_name"], usd["timezone_offset_hours_utc"]) == ("America/Los_Angeles", -8)
+    assert int(usd["amount_spent"]) > 0
+    # NOW is 18:30 UTC: 10:30 on the 20th in Los Angeles, 03:30 on the 21st in Tokyo
+    for account, today in ((USD, "2026-11-20"), (JPY, "2026-11-21")):
+        rows = get(
+            sandbox,
+            f"{account}/insights",
+            level="account",
+            time_increment=1,
+            fields="spend",
+            date_preset="maximum",
+        ).json()["data"]
+        assert max(r["date_start"] for r in rows) == today
+        assert len(rows) == 60
+    # money in major units: cents for USD, whole yen for JPY
+    usd_rows = get(sandbox, f"{USD}/insights", fields="spend", date_preset="last_7d").json()
+    jpy_rows = get(sandbox, f"{JPY}/insights", fields="spend", date_preset="last_7d").json()
+    assert len(usd_rows["data"][0]["spend"].split(".")[1]) == 2
+    assert "." not in jpy_rows["data"][0]["spend"]
+
+
+# --- reading edges ---------------------------------------------------------------------
+
+
+def test_paging_across_several_pages_with_summary_and_fields(sandbox) -> None:  # type: ignore[no-untyped-def]
+    first = get(sandbox, f"{USD}/ads", limit=7, summary="true", fields="name,adset_id").json()
+    total = first["summary"]["total_count"]
+    assert total >= 40 and len(first["data"]) == 7
+    assert set(first["data"][0]) == {"id", "name", "adset_id"}
+    seen, page, pages = [], first, 0
+    while True:
+        pages += 1
+        seen += [ad["id"] for ad in page["data"]]
+        if "next" not in page["paging"]:
+            break
+        page = requests.get(page["paging"]["next"], params={"access_token": sandbox.token}).json()
+    assert len(seen) == len(set(seen)) == total and pages == -(-total // 7)
+    # `before` goes back one page from the last one
+    back = get(sandbox, f"{USD}/ads", limit=7, before=page["paging"]["cursors"]["before"]).json()
+    assert [a["id"] for a in back["data"]] == seen[-len(page["data"]) - 7 : -len(page["data"])]
+
+
+def test_effective_status_follows_parents_and_filters(sandbox) -> None:  # type: ignore[no-untyped-def]
+    default = get(sandbox, f"{USD}/campaigns", fields="status", limit=100).json()["data"]
+    archived = get(
+        sandbox, f"{USD}/campaigns", fields="status", effective_status='["ARCHIVED"]'
+    ).json()["data"]
+    assert "ARCHIVED" not in {c["status"] for c in default}
+    assert [c["status"] for c in archived] == ["ARCHIVED"]
+    assert "PAUSED" in {c["status"] for c in default}
+
+    adset = entities(sandbox, "adset", status="ACTIVE", effective_status="ACTIVE")[0]
+    assert post(sandbox, adset["id"], status="PAUSED").json() == {"success": True}
+    ads = get(sandbox, f"{adset['id']}/ads", fields="status,effective_status").json()["data"]
+    assert ads and {a["effective_status"] for a in ads if a["status"] == "ACTIVE"} == {
+        "ADSET_PAUSED"
+    }
+    campaign = entities(sandbox, "campaign", status="ACTIVE")[0]
+    post(sandbox, campaign["id"], status="PAUSED")
+    children = get(sandbox, f"{campaign['id']}/adsets", fields="effective_status").json()["data"]
+    assert {c["effective_status"] for c in children} <= {"CAMPAIGN_PAUSED"}
+    assert [w["object_id"] for w in writes(sandbox)] == [adset["id"], campaign["id"]]
+    assert sandbox.state.write_log[0]["params"] == {"status": "PAUSED"}
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def test_budget_refusals_change_nothing(sandbox) -> None:  # type: ignore[no-untyped-def]
+    cbo = next(c for c in entities(sandbox, "campaign") if c["daily_budget"])
+    under_cbo = entities(sandbox, "adset", campaign_id=cbo["id"])[0]
+    assert error(post(sandbox, under_cbo["id"], daily_budget="5000")) == (400, 100, 1885621)
+    for account in (USD, JPY):
+        adset = next(a for a in entities(sandbox, "adset", account) if a["daily_budget"])
+        assert error(post(sandbox, adset["id"], daily_budget="99")) == (400, 100, 1885272)
+        assert (
+            entities(sandbox, "adset", account, id=adset["id"])[0]["daily_budget"]
+            == (adset["daily_budget"])
+        )
+        assert post(sandbox, adset["id"], daily_budget="100").json() == {"success": True}
+    assert error(post(sandbox, cbo["id"], daily_budget="12.50"))[1] == 100
+    assert post(sandbox, cbo["id"], daily_budget="45000").json() == {"success": True}
+    assert get(sandbox, cbo["id"], fields="daily_budget").json()["daily_budget"] == "45000"
+    assert len(writes(sandbox)) == 3
+
+
+def test_copies_appear_in_the_edges(sandbox) -> None:  # type: ignore[no-untyped-def]
+    ad = entities(sandbox, "ad", status="ACTIVE")[0]
+    copied = post(sandbox, f"{ad['id']}/copies").json()
+    assert set(copied) == {"copied_ad_id"}
+    listed = get(sandbox, f"{ad['adset_id']}/ads", fields="name,status", limit=100).json()
+    copy = next(a for a in listed["data"] if a["id"] == copied["copied_ad_id"])
+    assert copy == {
+        "id": copied["copied_ad_id"],
+        "name": ad["name"] + " - Copy",
+        "status": "PAUSED",
+    }
+
+    adset = entities(sandbox, "adset", status="ACTIVE")[0]
+    answer = post(
+        sandbox,
+        f"{adset['id']}/copies",
+        deep_copy="true",
+        status_option="ACTIVE",
+        rename_options=json.dumps({"rename_strategy": "DEEP_RENAME", "rename_suffix": " (2)"}),
+    ).json()
+    new_id = answer["copied_adset_id"]
+    assert [o["ad_object_type"] for o in answer["ad_object_ids"]] == ["adset", "ad", "ad", "ad"]
+    adsets = get(sandbox, f"{adset['campaign_id']}/adsets", fields="name,status").json()["data"]
+    assert {"id": new_id, "name": adset["name"] + " (2)", "status": "ACTIVE"} in adsets
+    new_ads = get(sandbox, f"{new_id}/ads", fields="name").json()["data"]
+    assert len(new_ads) == 3 and all(a["name"].endswith(" (2)") for a in new_ads)
+    assert [w["path"] for w in writes(sandbox)] == [
+        f"{ad['id']}/copies",
+        f"{adset['id']}/copies",
+    ]
+
+
+# --- batch and async -------------------------------------------------------------------
+
+
+def test_batch_items_answer_on_their_own(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from core.sandbox import FaultConfig
+
+    ad = entities(sandbox, "ad", status="ACTIVE")[0]
+    batch = [
+        {"method": "GET", "relative_url": f"{ad['id']}?fields=name"},
+        {"method": "GET", "relative_url": "v26.0/424242?fields=name"},
+        {"method": "POST", "relative_url": ad["id"], "body": "status=PAUSED"},
+    ]
+    answer = requests.post(
+        f"{sandbox.url}/v26.0/",
+        data={"access_token": sandbox.token, "batch": json.dumps(batch)},
+        timeout=5,
+    ).json()
+    assert [item["code"] for item in answer] == [200, 400, 200]
+    assert json.loads(answer[0]["body"]) == {"id": ad["id"], "name": ad["name"]}
+    assert json.loads(answer[1]["body"])["error"]["error_subcode"] == 33
+    assert entities(sandbox, "ad", id=ad["id"])[0]["status"] == "PAUSED"
+
+    sandbox.set_faults(FaultConfig(fail_next=["batch_null"]))
+    again = requests.post(
+        f"{sandbox.url}/",
+        data={"access_token": sandbox.token, "batch": json.dumps(batch[:2])},
+        timeout=5,
+    ).json()
+    assert again[0] is None and again[1]["code"] == 400
+    too_many = requests.post(
+        f"{sandbox.url}/v26.0",
+        data={"access_token": sandbox.token, "batch": json.dumps(batch[:1] * 51)},
+        timeout=5,
+    )
+    assert error(too_many)[1] == 1
+
+
+def _report(sandbox, **faults) -> tuple[list[tuple[str, int]], str]:  # type: ignore[no-untyped-def]
+    from core.sandbox import FaultConfig
+
+    sandbox.set_faults(FaultConfig(**faults))
+    params = {
+        "level": "ad",
+        "fields": "ad_id,spend",
+        "time_range": json.dumps({"since": "2026-11-01", "until": "2026-11-07"}),
+        "time_increment": "1",
+    }
+    run_id = post(sandbox, f"{USD}/insights", **params).json()["report_run_id"]
+    assert error(get(sandbox, f"{run_id}/insights"))[1] == 100  # not ready yet
+    seen = []
+    while not seen or seen[-1][0] not in ("Job Completed", "Job Failed"):
+        status = get(sandbox, run_id, fields="async_status,async_percent_completion").json()
+        seen.append((status["async_status"], status["async_percent_completion"]))
+    return seen, run_id
+
+
+def test_async_reports_run_through_their_states(sandbox) -> None:  # type: ignore[no-untyped-def]
+    seen, run_id = _report(sandbox)
+    assert seen == [("Job Running", 100), ("Job Completed", 100)]
+    rows = get(sandbox, f"{run_id}/insights", limit=20).json()
+    assert len(rows["data"]) == 20 and "next" in rows["paging"]
+    direct = get(
+        sandbox,
+        f"{USD}/insights",
+        level="ad",
+        fields="ad_id,spend",
+        time_range=json.dumps({"since": "2026-11-01", "until": "2026-11-07"}),
+        time_increment=1,
+        limit=20,
+    ).json()
+    assert rows["data"] == direct["data"]
+
+    slow, _ = _report(sandbox, fail_next=["async_slow"])
+    assert slow == [
+        ("Job Not Started", 0),
+        ("Job Running", 45),
+        ("Job Running", 100),
+        ("Job Completed", 100),
+    ]
+    failed, _ = _report(sandbox, fail_next=["async_fail"])
+    assert failed[-1][0] == "Job Failed"
+
+
+# --- faults ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("5xx", 500, 1),
+        ("transient", 503, 2),
+        ("user_rate", 400, 17),
+        ("app_rate", 400, 4),
+        ("ads_rate", 400, 613),
+        ("buc", 400, 80004),
+        ("token", 400, 190),
+    ],
+)
+def test_each_fault_answers_as_meta_and_writes_nothing(sandbox, kind, status, code) -> None:  # type: ignore[no-untyped-def]
+    from core.sandbox import FaultConfig
+
+    adset = entities(sandbox, "adset", status="ACTIVE")[0]
+    sandbox.set_faults(FaultConfig(rates={kind: 1.0}, regain_minutes=7))
+    read = get(sandbox, USD, fields="name")
+    write = post(sandbox, adset["id"], status="PAUSED")
+    for answer in (read, write):
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+        assert answer.json()["error"]["fbtrace_id"]
+    if kind in ("5xx", "transient"):
+        assert write.json()["error"]["is_transient"] is True
+    if kind == "buc":
+        usage = json.loads(read.headers["X-Business-Use-Case-Usage"])
+        assert usage[USD.removeprefix("act_")][0]["estimated_time_to_regain_access"] == 7
+    assert writes(sandbox) == [] and sandbox.state.write_log == []
+    assert entities(sandbox, "adset", id=adset["id"])[0]["status"] == "ACTIVE"
+
+
+def test_fail_next_fails_exactly_that_many_requests(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from core.sandbox import FaultConfig
+
+    sandbox.set_faults(FaultConfig(fail_next=[("transient", 2), "user_rate"]))
+    codes = [get(sandbox, USD).json().get("error", {}).get("code") for _ in range(4)]
+    assert codes == [2, 2, 17, None]
+    # the same through the admin endpoint, with JSON pairs
+    set_ = requests.post(
+        f"{sandbox.url}/__sandbox/faults", json={"fail_next": [["token", 1]]}, timeout=5
+    ).json()
+    assert set_["pending"] == ["token"]
+    assert error(get(sandbox, USD))[1] == 190 and get(sandbox, USD).status_code == 200
+    wrong = requests.post(f"{sandbox.url}/__sandbox/faults", json={"rates": {"x": 1}}, timeout=5)
+    assert wrong.status_code == 400 and "unknown fault kind" in wrong.text
+
+
+def test_expired_token_and_reset(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from core.sandbox import FaultConfig
+
+    adset = entities(sandbox, "adset", status="ACTIVE")[0]
+    post(sandbox, adset["id"], status="PAUSED")
+    sandbox.set_faults(FaultConfig(expired_token=True))
+    assert error(get(sandbox, USD))[1:] == (190, 463)
+    requests.post(f"{sandbox.url}/__sandbox/reset", timeout=5)
+    assert get(sandbox, USD).status_code == 200
+    assert entities(sandbox, "adset", id=adset["id"])[0]["status"] == "ACTIVE"
+    assert writes(sandbox) == []
+    assert requests.get(f"{sandbox.url}/__sandbox/requests", timeout=5).json()[0]["path"]
+
+
+# --- running it as a process -----------------------------------------------------------
+
+
+def test_run_server_announces_itself_and_stops_on_sigterm() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    code = "from core.sandbox import run_server; run_server(port=0, token='tok', seed=3)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd="."
+    )
+    try:
+        line = json.loads(process.stdout.readline())  # type: ignore[union-attr]
+        assert set(line) == {"graph_url", "token", "accounts", "admin_url"}
+        assert line["token"] == "tok" and line["accounts"] == [USD, JPY]
+        assert line["admin_url"] == line["graph_url"] + "/__sandbox"
+        answer = requests.get(
+            f"{line['graph_url']}/v26.0/{USD}", params={"access_token": "tok"}, timeout=5
+        )
+        assert answer.json() == {"id": USD}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0

@@ -460,3 +460,28 @@ class SchedulerHeartbeat(Base):
     last_tick_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
     jobs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SchedulerEvent(Base):
+    """What the scheduler must not only log: job errors and missed runs (for the UI)."""
+
+    __tablename__ = "scheduler_events"
+    __table_args__ = (Index("ix_scheduler_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(20))  # error | missed
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class SchedulerLease(Base):
+    """A named lease, so that one replica at a time does a piece of shared work."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]

@@ -19,7 +19,11 @@ from sqlalchemy import Engine, case, or_, select, update
 from core.db import read_session, write_session
 from core.db.models import AutomationRule
 
-DEFAULT_LEASE = timedelta(minutes=10)
+
+def default_lease() -> timedelta:
+    from core.settings import get_settings
+
+    return timedelta(seconds=get_settings().engine_lease_seconds)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ def claim_due(
     now: datetime,
     *,
     runner: str | None = None,
-    lease: timedelta = DEFAULT_LEASE,
+    lease: timedelta | None = None,
     limit: int = 100,
     engine: Engine | None = None,
 ) -> list[Claim]:
@@ -70,7 +74,7 @@ def claim_rule(
     now: datetime,
     *,
     runner: str | None = None,
-    lease: timedelta = DEFAULT_LEASE,
+    lease: timedelta | None = None,
     engine: Engine | None = None,
 ) -> Claim | None:
     """Claim one rule now, due or not ("run now"); None if another runner holds it."""
@@ -84,11 +88,12 @@ def _take(
     rule_id: int,
     now: datetime,
     runner: str,
-    lease: timedelta,
+    lease: timedelta | None,
     engine: Engine | None,
     *,
     due_only: bool,
 ) -> bool:
+    lease = lease or default_lease()
     conditions = [AutomationRule.id == rule_id, _free(now)]
     if due_only:
         conditions += [

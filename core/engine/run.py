@@ -88,11 +88,18 @@ class RunResult:
 
 
 def run_due_rules(
-    now: datetime | None = None, *, runner: str | None = None, engine: Engine | None = None
+    now: datetime | None = None,
+    *,
+    runner: str | None = None,
+    stale_after: timedelta | None = None,
+    engine: Engine | None = None,
 ) -> list[RunResult]:
+    """Claim and run every due rule. With `stale_after`, accounts whose last sync is
+    older are not evaluated (the scheduler passes it; a person running a rule by hand
+    decides for themselves)."""
     now = now or utcnow()
     claims = claim_due(now, runner=runner, engine=engine)
-    return [run_claimed(claim, now, engine=engine) for claim in claims]
+    return [run_claimed(claim, now, stale_after=stale_after, engine=engine) for claim in claims]
 
 
 def run_rule_now(
@@ -109,7 +116,13 @@ def run_rule_now(
     return run_claimed(claim, now, engine=engine)
 
 
-def run_claimed(claim: Claim, now: datetime, *, engine: Engine | None = None) -> RunResult:
+def run_claimed(
+    claim: Claim,
+    now: datetime,
+    *,
+    stale_after: timedelta | None = None,
+    engine: Engine | None = None,
+) -> RunResult:
     started = time.monotonic()
     with write_session(engine) as session:
         rule_row = session.get_one(AutomationRule, claim.rule_id)
@@ -124,7 +137,7 @@ def run_claimed(claim: Claim, now: datetime, *, engine: Engine | None = None) ->
     trace: dict[str, Any] = {}
     try:
         rule = parse_rule(document)
-        _run(rule, claim, now, result, trace, engine)
+        _run(rule, claim, now, result, trace, engine, stale_after)
     except Exception as error:  # recorded on the execution; the scheduler keeps going
         log.exception("rule %s failed", claim.rule_id)
         result.status = ExecutionStatus.FAILED
@@ -151,18 +164,27 @@ def _run(
     result: RunResult,
     trace: dict[str, Any],
     engine: Engine | None,
+    stale_after: timedelta | None = None,
 ) -> None:
     with read_session(engine) as session:
         evaluation = evaluate(session, rule, now)
-        accounts = {
-            a.external_id: a
-            for a in session.scalars(
-                select(AdAccount).where(
-                    AdAccount.external_id.in_({c.account for c in evaluation.candidates})
-                )
-            )
-        }
+        scoped = select(AdAccount).where(AdAccount.platform == "meta")
+        if rule.scope.account_ids:
+            scoped = scoped.where(AdAccount.external_id.in_(rule.scope.account_ids))
+        accounts = {a.external_id: a for a in session.scalars(scoped)}
+    stale = _stale_accounts(accounts.values(), now, stale_after)
+    for candidate in evaluation.candidates:
+        if candidate.account in stale and candidate.matched:
+            candidate.matched = False
+            candidate.note = stale[candidate.account]
     trace.update(evaluation.to_json())
+    if stale:
+        trace["stale"] = stale
+    if accounts and len(stale) == len(accounts):
+        result.entities_checked = len(evaluation.candidates)
+        result.status = ExecutionStatus.SKIPPED
+        result.error = "not evaluated: " + "; ".join(stale.values())
+        return
     result.entities_checked = len(evaluation.candidates)
     result.entities_matched = len(evaluation.matched)
 
@@ -202,6 +224,25 @@ def _run(
         result.error = "; ".join(sorted(planner.held_accounts.values()))
     else:
         result.status = ExecutionStatus.SUCCEEDED
+
+
+def _stale_accounts(accounts: Any, now: datetime, stale_after: timedelta | None) -> dict[str, str]:
+    """Accounts whose numbers are too old to act on, with the reason."""
+    if stale_after is None:
+        return {}
+    stale = {}
+    for account in accounts:
+        if account.last_sync_at is None or account.last_sync_at < now - stale_after:
+            when = (
+                f"last synced {account.last_sync_at:%Y-%m-%d %H:%M} UTC"
+                if account.last_sync_at
+                else "never synced"
+            )
+            minutes = int(stale_after.total_seconds() // 60)
+            stale[account.external_id] = (
+                f"stale data: {account.external_id} {when}, more than {minutes} min ago"
+            )
+    return stale
 
 
 class _Planner:

@@ -38,28 +38,51 @@ FAULT_KINDS = {
     ),
 }
 RATE_LIMIT_KINDS = ("user_rate", "app_rate", "ads_rate", "buc")
-# Not request faults: a batch item answered `null`, an async report that fails.
-SPECIAL_KINDS = ("batch_null", "async_fail")
+# Not request faults: a batch item answered `null`, an async report that fails, an async
+# report that first answers "Job Not Started" and a running percentage before 100.
+SPECIAL_KINDS = ("batch_null", "async_fail", "async_slow")
 
 
 @dataclass
 class FaultConfig:
+    """What to inject. `fail_next` lists kinds, or `(kind, count)` pairs, in order:
+    `FaultConfig(fail_next=[("transient", 2)])` fails the next two requests."""
+
     rates: dict[str, float] = field(default_factory=dict)
     latency_ms: int = 0
     expired_token: bool = False
     seed: int = 0
     regain_minutes: int = 5
-    fail_next: list[str] = field(default_factory=list)
+    fail_next: list[str | tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         known = set(FAULT_KINDS) | set(SPECIAL_KINDS)
-        for kind in [*self.rates, *self.fail_next]:
+        for kind in [*self.rates, *self.queue()]:
             if kind not in known:
                 kinds = ", ".join(sorted(known))
                 raise ValueError(f"unknown fault kind {kind!r}; use one of {kinds}")
         for kind, rate in self.rates.items():
             if not 0 <= float(rate) <= 1:
                 raise ValueError(f"fault rate for {kind} must be from 0 to 1, got {rate}")
+
+    def queue(self) -> list[str]:
+        """`fail_next` spelled out one kind per failure."""
+        kinds: list[str] = []
+        for item in self.fail_next:
+            if isinstance(item, str):
+                kinds.append(item)
+                continue
+            try:
+                kind, count = item
+                count = int(count)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"fail_next items are a kind or [kind, count], got {item!r}"
+                ) from None
+            if count < 0:
+                raise ValueError(f"fail_next count for {kind} must be 0 or more, got {count}")
+            kinds += [kind] * count
+        return kinds
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultConfig:
@@ -76,7 +99,7 @@ class FaultConfig:
             "expired_token": self.expired_token,
             "seed": self.seed,
             "regain_minutes": self.regain_minutes,
-            "fail_next": list(self.fail_next),
+            "fail_next": [x if isinstance(x, str) else list(x) for x in self.fail_next],
         }
 
 
@@ -90,8 +113,13 @@ class Faults:
     def configure(self, config: FaultConfig) -> None:
         with self._lock:
             self.config = config
-            self._queue = list(config.fail_next)
+            self._queue = config.queue()
             self._rng = random.Random(config.seed)
+
+    def pending(self) -> list[str]:
+        """The queued failures not used yet."""
+        with self._lock:
+            return list(self._queue)
 
     def draw(self, *, special: str | None = None) -> str | None:
         """The fault for this request (or batch item / report when `special` is given)."""

@@ -37,6 +37,7 @@ DEFAULT_EDGE_LIMIT = 25
 MAX_LIMIT = 5000
 BATCH_LIMIT = 50
 HIDDEN = ("ARCHIVED", "DELETED")
+DEFAULT_VERSION = "v26.0"
 COPY_CHILD_LIMIT = 3
 BUDGET_CHANGES_PER_HOUR = 4
 
@@ -96,6 +97,7 @@ class Graph:
         self.base_url = base_url
         self.api_version_min = api_version_min
         self.app_secret = app_secret
+        self._version = DEFAULT_VERSION
 
     # ------------------------------------------------------------------ entry
 
@@ -112,6 +114,7 @@ class Graph:
             if fault:
                 return self._fault(fault, parts, trace_id)
             with self.world.lock:
+                self._version = version or DEFAULT_VERSION  # for paging.next (under the lock)
                 body = self._route(method.upper(), parts, params, version)
             return 200, self._usage_headers(parts), body
         except GraphFailure as failure:
@@ -165,6 +168,8 @@ class Graph:
     def _usage_headers(self, parts: list[str]) -> dict[str, str]:
         account = self.world.account_of(parts[0]) if parts else None
         usage = {"X-App-Usage": json.dumps({"call_count": 2, "total_cputime": 1, "total_time": 1})}
+        usage["X-Ad-Account-Usage"] = json.dumps({"acc_id_util_pct": 0, "reset_time_duration": 0})
+        usage["X-Business-Use-Case-Usage"] = "{}"
         if account:
             usage["X-Ad-Account-Usage"] = json.dumps(
                 {
@@ -304,22 +309,32 @@ class Graph:
         return page
 
     def _page(self, items: list[Any], params: dict[str, str], *path: str) -> dict[str, Any]:
+        """One page of `items`: `after` / `before` cursors, `next` / `previous` links."""
         limit = _int(params.get("limit"), "limit", DEFAULT_EDGE_LIMIT, low=1, high=MAX_LIMIT)
-        start = _cursor(params.get("after")) if params.get("after") else 0
+        if params.get("after"):
+            start = min(_cursor(params["after"], "after"), len(items))
+        elif params.get("before"):
+            start = max(0, _cursor(params["before"], "before") - limit)
+        else:
+            start = 0
         chunk = items[start : start + limit]
+        end = start + len(chunk)
         page: dict[str, Any] = {"data": chunk}
-        if items:
-            page["paging"] = {
-                "cursors": {
-                    "before": _encode_cursor(start),
-                    "after": _encode_cursor(start + len(chunk)),
-                }
-            }
-            if start + len(chunk) < len(items):
-                query = {k: v for k, v in params.items() if k not in ("access_token", "after")}
-                query["after"] = _encode_cursor(start + len(chunk))
-                edge = "/".join(p for p in path if p)
-                page["paging"]["next"] = f"{self.base_url}/v26.0/{edge}?{urlencode(query)}"
+        if not items:
+            return page
+        cursors = {"before": _encode_cursor(start), "after": _encode_cursor(end)}
+        page["paging"] = {"cursors": cursors}
+        query = {
+            k: v
+            for k, v in params.items()
+            if k not in ("access_token", "appsecret_proof", "after", "before")
+        }
+        base = f"{self.base_url}/{self._version}/{'/'.join(p for p in path if p)}"
+        if end < len(items):
+            page["paging"]["next"] = f"{base}?{urlencode({**query, 'after': _encode_cursor(end)})}"
+        if start > 0:
+            before = urlencode({**query, "before": _encode_cursor(start)})
+            page["paging"]["previous"] = f"{base}?{before}"
         return page
 
     # --------------------------------------------------------------- insights
@@ -336,20 +351,31 @@ class Graph:
     def _start_report(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
         rows = self._insight_rows(object_id, params)
         run_id = self.world.new_id()
+        account = self.world.account_of(object_id)
+        since, until = self._time_range(account, params) if account else (None, None)
+        # Every report shows "Job Running" at 100 % once before it completes (Meta's trap:
+        # 100 % is not done); a slow one (fault `async_slow`) first reads "Job Not Started".
+        steps = [("Job Running", 100)]
+        if self.faults.draw(special="async_slow"):
+            steps = [("Job Not Started", 0), ("Job Running", 45), *steps]
         self.world.reports[run_id] = {
             "rows": rows,
             "polls": 0,
+            "steps": steps,
             "status": "Job Not Started",
             "fail": self.faults.draw(special="async_fail") is not None,
+            "account_id": account.numeric_id if account else "",
+            "since": since,
+            "until": until,
         }
         return {"report_run_id": run_id}
 
     def _report_status(self, run_id: str) -> dict[str, Any]:
+        """Each poll moves the job one step on: the steps, then completed (or failed)."""
         report = self.world.reports[run_id]
         polls = report["polls"]
         report["polls"] += 1
-        # First "Job Running" at 100 % (Meta's trap: not done yet), then completed (or failed).
-        steps = [("Job Running", 100)]
+        steps = report["steps"]
         if polls < len(steps):
             status, percent = steps[polls]
         elif report["fail"]:
@@ -359,10 +385,11 @@ class Graph:
         report["status"] = status
         return {
             "id": run_id,
-            "account_id": "",
+            "account_id": report["account_id"],
             "async_status": status,
             "async_percent_completion": percent,
-            "date_start": "",
+            "date_start": report["since"].isoformat() if report["since"] else "",
+            "date_stop": report["until"].isoformat() if report["until"] else "",
         }
 
     def _insight_rows(self, object_id: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -440,6 +467,11 @@ class Graph:
             return today - timedelta(days=1), today - timedelta(days=1)
         if preset == "maximum":
             return today - timedelta(days=59), today
+        if preset == "this_month":
+            return today.replace(day=1), today
+        if preset == "last_month":
+            last = today.replace(day=1) - timedelta(days=1)
+            return last.replace(day=1), last
         if preset.startswith("last_") and preset.endswith("d") and preset[5:-1].isdigit():
             days = int(preset[5:-1])
             return today - timedelta(days=days), today - timedelta(days=1)
@@ -724,12 +756,14 @@ def _encode_cursor(index: int) -> str:
     return base64.urlsafe_b64encode(f"rex:{index}".encode()).decode().rstrip("=")
 
 
-def _cursor(raw: str) -> int:
+def _cursor(raw: str, name: str) -> int:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        return int(text.removeprefix("rex:"))
+        if not text.startswith("rex:"):
+            raise ValueError(text)
+        return max(0, int(text.removeprefix("rex:")))
     except (ValueError, UnicodeDecodeError):
-        raise GraphFailure("(#100) The after cursor is invalid", 100, blame="after") from None
+        raise GraphFailure(f"(#100) The {name} cursor is invalid", 100, blame=name) from None
 
 
 def _group_ids(ad: Entity, level: str, account: Account) -> dict[str, str]:

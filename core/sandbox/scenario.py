@@ -23,12 +23,29 @@ from datetime import date as LocalDate  # `date` is also a field name below
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import InputError
-from core.money import MoneyError, offset, to_minor
+from core.money import MoneyError, to_minor
 from core.sandbox.world import Account, Clock, Day, Entity, World
+
+# Currencies an ad account can be billed in (Meta's list of supported currencies).
+META_CURRENCIES = frozenset((
+    "AED", "ARS", "AUD", "BDT", "BGN", "BOB", "BRL", "CAD", "CHF", "CLP", "CNY", "COP",
+    "CRC", "CZK", "DKK", "DZD", "EGP", "EUR", "GBP", "GTQ", "HKD", "HNL", "HUF", "IDR",
+    "ILS", "INR", "ISK", "JPY", "KES", "KRW", "LKR", "MAD", "MOP", "MXN", "MYR", "NGN",
+    "NIO", "NOK", "NZD", "PEN", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "SAR",
+    "SEK", "SGD", "THB", "TRY", "TWD", "UAH", "USD", "UYU", "VES", "VND", "ZAR",
+))  # fmt: skip
 
 
 class ScenarioError(InputError):
@@ -100,6 +117,29 @@ class AccountSpec(_Strict):
     name: str
     currency: str = Field(min_length=3, max_length=3)
     timezone: str
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        code = value.upper()
+        if code not in META_CURRENCIES:
+            raise ValueError(
+                f"unknown currency {value!r}; use an ISO 4217 code Meta bills in, e.g. USD, "
+                "EUR, GBP, JPY"
+            )
+        return code
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as America/Los_Angeles"
+            ) from None
+        return value
+
     account_status: int = 1
     min_daily_budget: int = Field(default=100, gt=0)
     campaigns: list[CampaignSpec] = Field(default_factory=list)
@@ -127,21 +167,15 @@ def load_scenario(source: str | Path | dict[str, Any]) -> ScenarioSpec:
         item = error.errors(include_url=False)[0]
         raise ScenarioError(_path(item["loc"]), item["msg"].removeprefix("Value error, ")) from None
     _check_references(spec)
+    _check_amounts(spec)
     return spec
 
 
 def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
-    from zoneinfo import ZoneInfo
-
     world = World(seed, clock)
     world.scripted = True
     now = clock()
     for a_index, acc in enumerate(spec.accounts):
-        try:
-            ZoneInfo(acc.timezone)
-            offset(acc.currency)
-        except (KeyError, ValueError, MoneyError) as error:
-            raise ScenarioError(f"accounts[{a_index}]", f"{error}") from None
         account = Account(
             acc.id,
             acc.name,
@@ -214,6 +248,20 @@ def _dates(spec: DaySpec, today: date) -> list[date]:
     ago = spec.days_ago
     first, last = (ago, ago) if isinstance(ago, int) else (max(ago), min(ago))  # type: ignore[arg-type]
     return [today - timedelta(days=n) for n in range(last, first + 1)]
+
+
+def _check_amounts(spec: ScenarioSpec) -> None:
+    """Every day's money must fit its account's currency (no cents for JPY)."""
+    for a_index, account in enumerate(spec.accounts):
+        for c_index, c in enumerate(account.campaigns):
+            for s_index, s in enumerate(c.adsets):
+                for d_index, ad in enumerate(s.ads):
+                    for day_index, day in enumerate(ad.days):
+                        where = (
+                            f"accounts[{a_index}].campaigns[{c_index}].adsets[{s_index}]"
+                            f".ads[{d_index}].days[{day_index}]"
+                        )
+                        _day(day, account.currency, where)
 
 
 def _check_references(spec: ScenarioSpec) -> None:

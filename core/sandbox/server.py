@@ -221,28 +221,14 @@ def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
     world = server.state
     if action == "writes" and method == "GET":
         with world.lock:
-            return [
-                {
-                    "at": w.at.isoformat(),
-                    "method": w.method,
-                    "path": w.path,
-                    "object_id": w.object_id,
-                    "params": {
-                        k: v
-                        for k, v in w.params.items()
-                        if k not in ("access_token", "appsecret_proof")
-                    },
-                    "result": w.result,
-                }
-                for w in world.write_log
-            ]
+            return [w.as_dict() for w in world.write_log]
     if action == "requests" and method == "GET":
         with world.lock:
             return list(world.request_log)
     if action == "faults":
         if method == "POST":
             server.set_faults(FaultConfig.from_json(data))
-        return server.faults.config.to_json()
+        return {**server.faults.config.to_json(), "pending": server.faults.pending()}
     if action == "reset" and method == "POST":
         server.reset()
         return {"reset": True, "accounts": server.account_ids}

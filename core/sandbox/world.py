@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.money import offset
@@ -182,12 +183,30 @@ def split(total: int, weights: list[float]) -> list[int]:
 
 @dataclass
 class WriteRecord:
+    """One accepted write. Read as attributes (`w.params`) or as a dict (`w["params"]`)."""
+
     at: datetime
     method: str
     path: str
     object_id: str
     params: dict[str, str]
     result: dict
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.as_dict().get(key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "method": self.method,
+            "path": self.path,
+            "object_id": self.object_id,
+            "params": dict(self.params),
+            "result": dict(self.result),
+        }
 
 
 class World:
@@ -326,9 +345,10 @@ class World:
     # writing --------------------------------------------------------------------
 
     def log_write(self, method: str, path: str, object_id: str, params: dict, result: dict) -> None:
-        self.write_log.append(
-            WriteRecord(self.clock(), method, path, object_id, dict(params), dict(result))
-        )
+        secret = ("access_token", "appsecret_proof")
+        kept = {k: v for k, v in params.items() if k not in secret}
+        record = WriteRecord(self.clock(), method, path, object_id, kept, dict(result))
+        self.write_log.append(record)
 
     def copy_entity(
         self, source: Entity, *, status: str, name: str, parent_id: str | None

@@ -1,0 +1,1 @@
+"""The scheduler sidecar (`python -m core.scheduler`): see service.py."""

@@ -1,0 +1,411 @@
+"""The scheduler sidecar: `python -m core.scheduler` — Rex running unattended.
+
+APScheduler 3.11 (BackgroundScheduler) with its known traps designed out:
+
+* every job has an explicit id, `replace_existing=True`, `coalesce=True`,
+  `max_instances=1` and a misfire grace that suits it (the default of 1 s silently
+  skips late runs); every network call inside has a timeout (the Graph client's);
+* exceptions and missed runs are recorded in `scheduler_events` by a listener, and each
+  job's last outcome and duration in this process's `scheduler_heartbeats` row;
+* SIGTERM / SIGINT: no new work, work in hand gets `REX_SCHEDULER_STOP_SECONDS` to
+  finish, then its claims are released and the process exits 0;
+* several processes: rules are claimed with leases (core.engine.claim) and shared jobs
+  (syncs) take a named lease, so each piece of work is done once. On SQLite a second
+  scheduler refuses to start (a lock on a file beside the database).
+
+One structured log line per job run: `job=… outcome=… duration_ms=…`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from core.db import read_session, write_session
+from core.db.models import (
+    AdAccount,
+    AutomationRule,
+    SchedulerEvent,
+    SchedulerHeartbeat,
+    SchedulerLease,
+    TokenStatus,
+)
+from core.db.types import utcnow
+from core.errors import RexError
+from core.settings import Settings, get_settings
+
+log = logging.getLogger("rex.scheduler")
+
+
+class SchedulerLockedError(RexError):
+    """Another scheduler already runs on this SQLite database."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    seconds: int
+    misfire_grace: int  # how late a run may start and still run
+    func: Callable[[], Any]
+    shared: bool = False  # one replica at a time (named lease)
+
+
+@dataclass
+class Scheduler:
+    settings: Settings = field(default_factory=get_settings)
+    engine: Engine | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def __post_init__(self) -> None:
+        self.runner = f"{self.host}:{self.pid}"
+        self.stats: dict[str, dict[str, Any]] = {}
+        self.active = 0
+        self._active_lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.heartbeat_id: int | None = None
+        self._lock_file: Any = None
+        self.aps = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+        self.aps.add_listener(
+            self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+
+    # ----------------------------------------------------------------- the jobs
+
+    def job_specs(self) -> list[JobSpec]:
+        s = self.settings
+        return [
+            JobSpec(
+                "engine_tick",
+                s.scheduler_tick_seconds,
+                max(5, s.scheduler_tick_seconds // 2),
+                self.engine_tick,
+            ),
+            JobSpec(
+                "recent_sync", s.scheduler_sync_minutes * 60, 300, self.recent_sync, shared=True
+            ),
+            JobSpec(
+                "breakdown_sync",
+                s.scheduler_breakdown_minutes * 60,
+                900,
+                self.breakdown_sync,
+                shared=True,
+            ),
+            JobSpec("nightly_lookback", 900, 600, self.nightly_lookback),
+            JobSpec("approvals_expiry", 300, 300, self.expire_approvals),
+            JobSpec("recovery", 60, 60, self.recover),
+            JobSpec("heartbeat", 15, 15, self.beat),
+        ]
+
+    def register(self) -> None:
+        start = datetime.now(UTC) + timedelta(seconds=1)
+        for spec in self.job_specs():
+            self.aps.add_job(
+                self._instrument(spec),
+                trigger=IntervalTrigger(seconds=spec.seconds, timezone=UTC),
+                id=spec.id,
+                name=spec.id,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=spec.misfire_grace,
+                next_run_time=start,
+            )
+
+    def engine_tick(self) -> dict[str, Any]:
+        from core.engine.run import run_due_rules
+
+        now = utcnow()
+        refreshed = self._refresh_due_accounts(now)
+        stale_after = timedelta(minutes=self.settings.stale_after_minutes)
+        results = run_due_rules(
+            now, runner=self.runner, stale_after=stale_after, engine=self.engine
+        )
+        return {
+            "rules": len(results),
+            "refreshed": refreshed,
+            "actions": sum(r.actions_taken for r in results),
+            "failed": sum(r.status == "failed" for r in results),
+        }
+
+    def recent_sync(self) -> dict[str, Any]:
+        return self._sync(days=3, breakdowns=False)
+
+    def breakdown_sync(self) -> dict[str, Any]:
+        return self._sync(days=3, breakdowns=True)
+
+    def nightly_lookback(self) -> dict[str, Any]:
+        """The 28-day re-sync, once a day per account at its quiet local hour."""
+        from core.sync.runner import SyncOptions, sync_account
+
+        now = utcnow()
+        done = []
+        for account_id, external_id, tz in self._accounts():
+            local = now.astimezone(_zone(tz))
+            if local.hour != self.settings.scheduler_lookback_hour:
+                continue
+            lease = f"lookback:{external_id}:{local.date().isoformat()}"
+            if not self.try_lease(lease, timedelta(days=2), now):
+                continue  # done today already (here or by another replica)
+            sync_account(account_id, options=SyncOptions(days=28), engine=self.engine)
+            done.append(external_id)
+        return {"accounts": done}
+
+    def expire_approvals(self) -> dict[str, Any]:
+        from core.actions.approvals import expire_approvals
+
+        return {"expired": expire_approvals(utcnow(), engine=self.engine)}
+
+    def recover(self) -> dict[str, Any]:
+        from core.scheduler.recovery import recover
+
+        lease = timedelta(seconds=self.settings.engine_lease_seconds)
+        return recover(utcnow(), lease, engine=self.engine)
+
+    def beat(self) -> dict[str, Any]:
+        with write_session(self.engine) as session:
+            row = session.get_one(SchedulerHeartbeat, self.heartbeat_id)
+            row.last_tick_at = utcnow()
+            row.jobs = json.loads(json.dumps(self.stats, default=str))
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _sync(self, *, days: int, breakdowns: bool) -> dict[str, Any]:
+        from core.sync.runner import SyncOptions, sync_accounts
+
+        results = sync_accounts(
+            options=SyncOptions(days=days, breakdowns=breakdowns), engine=self.engine
+        )
+        return {"synced": sum(r.ok for r in results), "failed": sum(not r.ok for r in results)}
+
+    def _refresh_due_accounts(self, now: datetime) -> int:
+        """Numbers older than REX_SCHEDULER_FRESH_MINUTES are refreshed before a due rule
+        acts on them (entities and the last 2 days), so a change reaches its action fast."""
+        from core.sync.runner import SyncOptions, sync_account
+
+        minutes = self.settings.scheduler_fresh_minutes
+        if not minutes:
+            return 0
+        with read_session(self.engine) as session:
+            due = session.scalars(
+                select(AutomationRule.document).where(
+                    AutomationRule.status == "active", AutomationRule.next_execution_at <= now
+                )
+            ).all()
+            scoped = {a for doc in due for a in (doc.get("scope") or {}).get("account_ids", [])}
+            everything = any(not (doc.get("scope") or {}).get("account_ids") for doc in due)
+            query = select(AdAccount).where(AdAccount.token_status == TokenStatus.OK)
+            if not everything:
+                query = query.where(AdAccount.external_id.in_(scoped))
+            accounts = session.scalars(query).all() if due else []
+        refreshed = 0
+        for account in accounts:
+            if account.last_sync_at and account.last_sync_at > now - timedelta(minutes=minutes):
+                continue
+            if not self.try_lease(f"fresh:{account.external_id}", timedelta(minutes=minutes), now):
+                continue
+            sync_account(
+                account.id, options=SyncOptions(days=2, breakdowns=False), engine=self.engine
+            )
+            refreshed += 1
+        return refreshed
+
+    def _accounts(self) -> list[tuple[int, str, str]]:
+        with read_session(self.engine) as session:
+            return [
+                (a.id, a.external_id, a.timezone_name)
+                for a in session.scalars(select(AdAccount).order_by(AdAccount.id))
+            ]
+
+    def try_lease(self, name: str, ttl: timedelta, now: datetime | None = None) -> bool:
+        """Take the named lease if it is free or expired (or already ours)."""
+        now = now or utcnow()
+        try:
+            with write_session(self.engine) as session:
+                if session.get(SchedulerLease, name) is None:
+                    session.add(SchedulerLease(name=name, holder=self.runner, expires_at=now + ttl))
+                    session.flush()
+                    return True
+                taken = session.execute(
+                    update(SchedulerLease)
+                    .where(
+                        SchedulerLease.name == name,
+                        (SchedulerLease.expires_at < now) | (SchedulerLease.holder == self.runner),
+                    )
+                    .values(holder=self.runner, expires_at=now + ttl)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                return taken == 1
+        except IntegrityError:
+            return False  # another replica inserted it first
+
+    def _instrument(self, spec: JobSpec) -> Callable[[], Any]:
+        def run() -> Any:
+            if self.stop_event.is_set():
+                return None
+            if spec.shared:
+                ttl = timedelta(seconds=max(1, spec.seconds - 1))
+                if not self.try_lease(f"job:{spec.id}", ttl):
+                    self._record_stats(spec.id, "skipped (another replica)", 0.0)
+                    return None
+            with self._active_lock:
+                self.active += 1
+            started = time.monotonic()
+            try:
+                detail = spec.func()
+            except Exception as error:
+                ms = (time.monotonic() - started) * 1000
+                self._record_stats(spec.id, f"error: {type(error).__name__}: {error}", ms)
+                log.error("job=%s outcome=error duration_ms=%.0f error=%r", spec.id, ms, error)
+                raise  # the listener records it in scheduler_events
+            finally:
+                with self._active_lock:
+                    self.active -= 1
+            ms = (time.monotonic() - started) * 1000
+            self._record_stats(spec.id, "ok", ms, detail)
+            if spec.id != "heartbeat":
+                log.info(
+                    "job=%s outcome=ok duration_ms=%.0f %s",
+                    spec.id,
+                    ms,
+                    " ".join(f"{k}={v}" for k, v in (detail or {}).items()),
+                )
+            return detail
+
+        run.__name__ = spec.id
+        return run
+
+    def _record_stats(self, job_id: str, outcome: str, ms: float, detail: Any = None) -> None:
+        self.stats[job_id] = {
+            "last_run_at": utcnow().isoformat(),
+            "outcome": outcome,
+            "duration_ms": round(ms),
+            **({"detail": detail} if detail else {}),
+        }
+
+    def _on_event(self, event: Any) -> None:
+        kind = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(
+            event.code, "max_instances"
+        )
+        message = None
+        if kind == "error":
+            message = f"{type(event.exception).__name__}: {event.exception}"
+        else:
+            message = f"run due at {event.scheduled_run_time:%Y-%m-%d %H:%M:%S} UTC did not start"
+            log.warning("job=%s outcome=%s", event.job_id, kind)
+        try:
+            with write_session(self.engine) as session:
+                session.add(
+                    SchedulerEvent(
+                        host=self.host,
+                        pid=self.pid,
+                        job_id=event.job_id,
+                        kind=kind,
+                        message=message,
+                    )
+                )
+        except Exception:  # the database itself may be what failed
+            log.exception("could not record the %s of job %s", kind, event.job_id)
+
+    # -------------------------------------------------------------- life cycle
+
+    def start(self) -> None:
+        self._take_sqlite_lock()
+        with write_session(self.engine) as session:
+            row = SchedulerHeartbeat(host=self.host, pid=self.pid, jobs={})
+            session.add(row)
+            session.flush()
+            self.heartbeat_id = row.id
+        self.register()
+        self.aps.start()
+        log.info(
+            "scheduler %s started with jobs %s",
+            self.runner,
+            ", ".join(j.id for j in self.aps.get_jobs()),
+        )
+
+    def stop(self) -> None:
+        """No new work; work in hand may finish within the deadline; then release."""
+        self.stop_event.set()
+        self.aps.pause()
+        deadline = time.monotonic() + self.settings.scheduler_stop_seconds
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.aps.shutdown(wait=False)
+        unfinished = self.active
+        now = utcnow()
+        with write_session(self.engine) as session:
+            # claims still held (a run that did not finish) expire now: recovery elsewhere
+            # closes the execution and settles its writes by reading Meta
+            session.execute(
+                update(AutomationRule)
+                .where(AutomationRule.claimed_by == self.runner)
+                .values(claim_expires_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if self.heartbeat_id:
+                session.get_one(SchedulerHeartbeat, self.heartbeat_id).stopped_at = now
+        log.info("scheduler %s stopped (%d job(s) unfinished)", self.runner, unfinished)
+        if self._lock_file:
+            self._lock_file.close()
+
+    def run_forever(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        self.start()
+        self.stop_event.wait()
+        self.stop()
+        return 0
+
+    def _take_sqlite_lock(self) -> None:
+        url = make_url(self.settings.database_url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return
+        path = Path(f"{url.database}.scheduler.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 — held for the life of the process
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise SchedulerLockedError(
+                f"another scheduler ({holder}) already runs on the SQLite database "
+                f"{url.database}: SQLite allows one scheduler (lock file {path}). "
+                "Stop the other one, or use PostgreSQL (DATABASE_URL) to run replicas."
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{self.runner}\n")
+        handle.flush()
+        self._lock_file = handle
+
+
+def _zone(name: str):  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)

@@ -1,0 +1,262 @@
+"""The scheduler sidecar: jobs as intended, due rules run once, failures on the record,
+clean stops, one scheduler per SQLite file, replicas on PostgreSQL surviving SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, update
+
+from core.db import read_session, write_session
+from core.db.models import (
+    AdAccount,
+    AdEntity,
+    AutomationRule,
+    RuleExecution,
+    SchedulerEvent,
+    SchedulerHeartbeat,
+)
+from core.db.types import utcnow
+from core.rules.store import save_rule
+from core.scheduler.recovery import recover
+from core.scheduler.service import JobSpec, Scheduler
+from core.settings import reload_settings
+from tests.test_engine import SCALE_WINNERS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scheduler(**env: str) -> Scheduler:
+    for key, value in env.items():
+        os.environ[key] = value
+    try:
+        return Scheduler(settings=reload_settings())
+    finally:
+        for key in env:
+            os.environ.pop(key)
+        reload_settings()
+
+
+def executions(rule_id: int | None = None) -> list[RuleExecution]:
+    with read_session() as session:
+        query = select(RuleExecution).order_by(RuleExecution.id)
+        if rule_id is not None:
+            query = query.where(RuleExecution.rule_id == rule_id)
+        return list(session.scalars(query))
+
+
+def test_jobs_are_registered_with_their_triggers_and_defaults(db: Engine) -> None:
+    sched = scheduler(REX_SCHEDULER_TICK_SECONDS="60", REX_SCHEDULER_SYNC_MINUTES="15")
+    sched.register()
+    jobs = {job.id: job for job in sched.aps.get_jobs()}
+    assert set(jobs) == {
+        "engine_tick",
+        "recent_sync",
+        "breakdown_sync",
+        "nightly_lookback",
+        "approvals_expiry",
+        "recovery",
+        "heartbeat",
+    }
+    intervals = {job_id: job.trigger.interval.total_seconds() for job_id, job in jobs.items()}
+    assert intervals["engine_tick"] == 60 and intervals["recent_sync"] == 15 * 60
+    assert intervals["breakdown_sync"] == 3600 and intervals["approvals_expiry"] == 300
+    for job in jobs.values():
+        assert (job.max_instances, job.coalesce) == (1, True)
+        assert job.misfire_grace_time >= 15  # never APScheduler's silent 1 s
+
+
+def test_a_tick_runs_the_due_rules_and_only_those(live) -> None:  # type: ignore[no-untyped-def]
+    due = save_rule(SCALE_WINNERS)
+    later = save_rule({**SCALE_WINNERS, "name": "Later"})
+    with write_session() as session:
+        session.execute(
+            update(AutomationRule)
+            .where(AutomationRule.id == later.id)
+            .values(next_execution_at=utcnow() + timedelta(hours=1))
+        )
+    outcome = scheduler(REX_SCHEDULER_FRESH_MINUTES="0").engine_tick()
+
+    assert outcome["rules"] == 1
+    assert [e.rule_id for e in executions()] == [due.id]
+    assert sorted(w.params["daily_budget"] for w in live.state.write_log) == ["25000", "40000"]
+
+
+def test_a_stale_account_is_not_evaluated(live) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(SCALE_WINNERS)
+    with write_session() as session:
+        account = session.scalars(select(AdAccount)).one()
+        account.last_sync_at = utcnow() - timedelta(hours=2)
+
+    scheduler(REX_SCHEDULER_FRESH_MINUTES="0").engine_tick()
+
+    (execution,) = executions(rule.id)
+    assert execution.status == "skipped"
+    assert "stale data: act_2001 last synced" in execution.error
+    assert "more than 30 min ago" in execution.error
+    assert live.state.write_log == []
+
+
+def test_a_job_that_raises_is_recorded_and_the_scheduler_keeps_going(db: Engine) -> None:
+    sched = scheduler(REX_SCHEDULER_TICK_SECONDS="1", REX_SCHEDULER_STOP_SECONDS="5")
+
+    def boom() -> None:
+        raise RuntimeError("the disk is on fire")
+
+    sched.start()
+    try:
+        sched.aps.add_job(
+            sched._instrument(JobSpec("boom", 1, 5, boom)),
+            "interval",
+            seconds=1,
+            id="boom",
+            replace_existing=True,
+        )
+        time.sleep(3.5)
+        ticks_so_far = sched.stats["engine_tick"]["last_run_at"]
+        time.sleep(1.5)
+    finally:
+        sched.stop()
+    with read_session() as session:
+        events = session.scalars(
+            select(SchedulerEvent).where(SchedulerEvent.job_id == "boom")
+        ).all()
+        heartbeat = session.scalars(select(SchedulerHeartbeat)).one()
+    assert events and events[0].kind == "error"
+    assert "the disk is on fire" in events[0].message
+    assert sched.stats["engine_tick"]["last_run_at"] > ticks_so_far  # still ticking
+    assert sched.stats["boom"]["outcome"].startswith("error: RuntimeError")
+    assert heartbeat.stopped_at is not None and "engine_tick" in heartbeat.jobs
+
+
+def spawn_scheduler(**env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "core.scheduler"],
+        cwd=ROOT,
+        env={**os.environ, "REX_SCHEDULER_TICK_SECONDS": "1", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_heartbeats(count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with read_session() as session:
+            alive = session.scalar(
+                select(func.count(SchedulerHeartbeat.id)).where(
+                    SchedulerHeartbeat.stopped_at.is_(None)
+                )
+            )
+        if alive >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{count} scheduler(s) did not start within {timeout} s")
+
+
+def test_sigterm_stops_within_the_deadline_with_exit_0(sqlite_db: Engine) -> None:
+    process = spawn_scheduler(REX_SCHEDULER_STOP_SECONDS="5")
+    wait_for_heartbeats(1)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    assert time.monotonic() - started < 5 + 2
+    with read_session() as session:
+        assert session.scalars(select(SchedulerHeartbeat)).one().stopped_at is not None
+
+
+def test_a_second_scheduler_on_the_same_sqlite_file_is_refused(sqlite_db: Engine) -> None:
+    first = spawn_scheduler()
+    try:
+        wait_for_heartbeats(1)
+        second = spawn_scheduler()
+        output, _ = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert "SQLite allows one scheduler" in output and "PostgreSQL" in output
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+
+
+def test_replicas_on_postgresql_survive_sigkill_without_double_writes(
+    pg_db: Engine, sandbox
+) -> None:  # type: ignore[no-untyped-def]
+    from core.accounts import connect_account
+    from core.sync.runner import SyncOptions, sync_accounts
+
+    account = sandbox.account_ids[0]
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    sync_accounts(
+        options=SyncOptions(days=8, breakdowns=False, client_options={"poll_seconds": 0.01})
+    )
+    with read_session() as session:
+        ads = list(
+            session.scalars(
+                select(AdEntity.external_id)
+                .where(AdEntity.level == "ad", AdEntity.status == "ACTIVE")
+                .order_by(AdEntity.external_id)
+            )
+        )
+    rules = []
+    for n in range(6):  # six rules, each pausing its own three ads
+        rules.append(
+            save_rule(
+                {
+                    "name": f"Pause group {n}",
+                    "scope": {
+                        "level": "ad",
+                        "account_ids": [account],
+                        "filters": [{"field": "id", "op": "in", "value": ads[3 * n : 3 * n + 3]}],
+                    },
+                    "conditions": {
+                        "metric": "impressions",
+                        "window": "last_7d_with_today",
+                        "op": ">=",
+                        "value": 0,
+                    },
+                    "actions": [{"type": "pause"}],
+                    "schedule": {"every_minutes": 1},
+                    "safety": {"cooldown_minutes": 0, "max_daily_actions": 100},
+                }
+            )
+        )
+    env = {
+        "REX_ENGINE_LEASE_SECONDS": "5",
+        "REX_SCHEDULER_FRESH_MINUTES": "0",
+        "REX_SCHEDULER_SYNC_MINUTES": "60",
+        "REX_SCHEDULER_STOP_SECONDS": "5",
+    }
+    rng = random.Random(2026)
+    survivor = spawn_scheduler(**env)
+    victims = []
+    try:
+        for _ in range(3):  # a replica killed at a random point, three times
+            victim = spawn_scheduler(**env)
+            victims.append(victim)
+            time.sleep(rng.uniform(2.0, 5.0))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+        time.sleep(3)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(timeout=30)
+        for victim in victims:
+            if victim.poll() is None:
+                victim.kill()
+
+    time.sleep(5)  # every lease has expired
+    recover(utcnow(), timedelta(seconds=5))
+    written = [w.object_id for w in sandbox.state.write_log]
+    assert len(written) == len(set(written)), "an ad was written twice"
+    assert set(written) == set(ads[:18])  # every rule acted on its ads
+    runs = executions()
+    assert {e.rule_id for e in runs} == {r.id for r in rules}  # every due rule ran
+    assert not [e for e in runs if e.status == "running"]  # none left running
