@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-sandbox", action="store_true", help="don't start the sandbox")
     up.add_argument("--no-ui", action="store_true", help="don't start Streamlit")
     up.add_argument("--no-sync", action="store_true", help="skip the first sync")
+    up.add_argument("--no-scheduler", action="store_true", help="don't start the scheduler")
     up.set_defaults(handler=cmd_up, needs_db=False)  # it migrates
     return parser
 
@@ -608,6 +609,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         sandbox=not args.no_sandbox and get_settings().run_sandbox,
         ui=not args.no_ui,
         first_sync=not args.no_sync,
+        scheduler=not args.no_scheduler,
     ).run()
 
 

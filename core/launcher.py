@@ -4,7 +4,7 @@
 2. start the sandbox Graph server (a child process) and connect its ad accounts —
    the sandbox's token changes on every start, so they are reconnected each time;
 3. a first sync with progress;
-4. serve the Streamlit app (and, once it exists, the scheduler) as child processes;
+4. start the scheduler sidecar and serve the Streamlit app, as child processes;
 5. wait; Ctrl-C or SIGTERM stops every child (terminate, then kill after a grace period).
 """
 
@@ -47,6 +47,7 @@ class Launcher:
     sandbox: bool = True
     ui: bool = True
     first_sync: bool = True
+    scheduler: bool = True
     children: list[Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _waiting: bool = False
@@ -59,6 +60,8 @@ class Launcher:
             accounts = self.start_sandbox() if self.sandbox else []
             if self.first_sync and not self._stop.is_set():
                 self.sync(accounts)
+            if self.scheduler and not self._stop.is_set():
+                self.start_scheduler()
             if self.ui and not self._stop.is_set():
                 self.start_ui()
             return self.wait()
@@ -103,6 +106,10 @@ class Launcher:
         for result in results:
             mark = "✓" if result.ok else "✗"
             print(f"{mark} {result.account} synced {result.error or ''}".rstrip(), flush=True)
+
+    def start_scheduler(self) -> None:
+        self._spawn("scheduler", [sys.executable, "-m", "core.scheduler"])
+        print("✓ scheduler running (python -m core.scheduler)", flush=True)
 
     def start_ui(self) -> None:
         settings = get_settings()

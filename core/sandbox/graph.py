@@ -138,7 +138,8 @@ class Graph:
         if not token and auth.split(" ", 1)[0].lower() in ("bearer", "oauth"):
             token = auth.split(" ", 1)[1].strip()
         if not token:
-            raise GraphFailure("An access token is required to request this resource.", 104)
+            # Meta says 104 here; the sandbox says 190 so a client treats it as "reconnect".
+            raise GraphFailure("An access token is required to request this resource.", 190)
         if not hmac.compare_digest(token, self.token):
             raise GraphFailure("Invalid OAuth access token - Cannot parse access token", 190)
         if self.app_secret:
@@ -303,7 +304,8 @@ class Graph:
                 continue
             items.append(entity)
         fields = _fields(params)
-        page = self._page([self._entity_json(e, fields) for e in items], params, owner_id, level)
+        edge = next(name for name, lvl in EDGES.items() if lvl == level)
+        page = self._page([self._entity_json(e, fields) for e in items], params, owner_id, edge)
         if params.get("summary") in ("true", "1", "total_count"):
             page["summary"] = {"total_count": len(items)}
         return page
