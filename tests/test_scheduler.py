@@ -260,3 +260,48 @@ def test_replicas_on_postgresql_survive_sigkill_without_double_writes(
     runs = executions()
     assert {e.rule_id for e in runs} == {r.id for r in rules}  # every due rule ran
     assert not [e for e in runs if e.status == "running"]  # none left running
+
+
+def test_recovery_settles_orphans_by_reading_meta(worked) -> None:  # type: ignore[no-untyped-def]
+    from core.actions.execute import budget_write
+    from core.db.models import ActionHistory
+    from core.engine.claim import claim_rule
+    from tests.conftest import NOW
+
+    rule = save_rule(SCALE_WINNERS, now=NOW)
+    claim_rule(rule.id, NOW)  # a runner claimed it, started, and died
+    with write_session() as session:
+        entities = {e.name: e for e in session.scalars(select(AdEntity))}
+        session.add(RuleExecution(rule_id=rule.id, started_at=NOW, status="running"))
+        for name, new in (("A", 25_000), ("C", 40_000)):
+            session.add(
+                ActionHistory(
+                    rule_id=rule.id,
+                    account_id=entities[name].account_id,
+                    entity_id=entities[name].id,
+                    entity_name=name,
+                    action_type="change_budget",
+                    status="pending",
+                    idempotency_key=f"orphan:{name}",
+                    created_at=NOW,
+                    details={
+                        "request": budget_write(entities[name].external_id, "daily", new).to_json()
+                    },
+                )
+            )
+    with worked.state.lock:  # the call for A reached Meta before the runner died; C's did not
+        next(e for e in worked.state.entities.values() if e.name == "A").daily_budget = 25_000
+
+    counts = recover(NOW + timedelta(minutes=11), timedelta(minutes=10))
+
+    assert counts == {"executions_closed": 1, "intents_settled": 2}
+    with read_session() as session:
+        outcome = dict(
+            session.execute(select(ActionHistory.entity_name, ActionHistory.status)).all()
+        )
+        execution = session.scalars(select(RuleExecution)).one()
+        due_again = session.get_one(AutomationRule, rule.id).next_execution_at
+    assert outcome == {"A": "succeeded", "C": "failed"}
+    assert execution.status == "failed" and "scheduler stopped" in execution.error
+    assert due_again == NOW + timedelta(minutes=11)
+    assert worked.state.write_log == []  # settled by reading, nothing sent again

@@ -38,6 +38,8 @@ MAX_LIMIT = 5000
 BATCH_LIMIT = 50
 HIDDEN = ("ARCHIVED", "DELETED")
 DEFAULT_VERSION = "v26.0"
+LEVELS = ("account", "campaign", "adset", "ad")
+FILTER_OPERATORS = ("IN", "NOT_IN", "EQUAL")
 COPY_CHILD_LIMIT = 3
 BUDGET_CHANGES_PER_HOUR = 4
 
@@ -252,7 +254,7 @@ class Graph:
             "name": account.name,
             "currency": account.currency,
             "timezone_name": account.timezone_name,
-            "timezone_offset_hours_utc": offset_hours.total_seconds() / 3600 if offset_hours else 0,
+            "timezone_offset_hours_utc": _hours(offset_hours.total_seconds() if offset_hours else 0),
             "account_status": account.account_status,
             "min_daily_budget": account.min_daily_budget,
             "amount_spent": str(spent),
@@ -416,10 +418,11 @@ class Graph:
         daily = str(params.get("time_increment", "all_days")) == "1"
         fields = _fields(params) or ["spend", "impressions"]
         ads = [owner] if owner and owner.level == "ad" else self.world.children(object_id, "ad")
+        ads = [ad for ad in ads if self._passes(ad, params.get("filtering"))]
 
         sums: dict[tuple, Day] = {}
         for ad in ads:
-            group = _group_ids(ad, level, account)
+            group = self._group(ad, level, account)
             for day in date_range(since, until):
                 parts = (
                     self.world.segment_days(ad, day, breakdowns)
@@ -443,6 +446,44 @@ class Graph:
             row["date_stop"] = (day if daily else until).isoformat()
             rows.append(row)
         return rows
+
+    def _group(self, ad: Entity, level: str, account: Account) -> dict[str, str]:
+        """The id and name columns of a row at `level` (the row's grouping key)."""
+        ids = {"account_id": account.numeric_id, "account_name": account.name}
+        ids["account_currency"] = account.currency
+        for name in ("campaign", "adset", "ad")[: LEVELS.index(level)]:
+            entity = self.world.entities[ad.id if name == "ad" else getattr(ad, f"{name}_id")]
+            ids[f"{name}_id"] = entity.id
+            ids[f"{name}_name"] = entity.name
+        return ids
+
+    def _passes(self, ad: Entity, raw: str | None) -> bool:
+        """Insights `filtering`: [{"field": "campaign.id", "operator": "IN", "value": [...]}]
+        on `{campaign|adset|ad}.id` and `.effective_status` (IN, NOT_IN, EQUAL)."""
+        for rule in _json_list(raw, "filtering") or []:
+            try:
+                level, attribute = str(rule["field"]).split(".", 1)
+                operator, value = str(rule["operator"]).upper(), rule["value"]
+                entity = self.world.entities[ad.id if level == "ad" else getattr(ad, f"{level}_id")]
+            except (KeyError, ValueError, TypeError, AttributeError):
+                raise GraphFailure(
+                    "(#100) filtering items are {field: campaign|adset|ad.id|effective_status, "
+                    "operator, value}",
+                    100,
+                    blame="filtering",
+                ) from None
+            if attribute not in ("id", "effective_status") or operator not in FILTER_OPERATORS:
+                raise GraphFailure(
+                    f"(#100) filtering on {rule['field']} {operator} is not supported by the "
+                    "sandbox",
+                    100,
+                    blame="filtering",
+                )
+            actual = entity.id if attribute == "id" else self.world.effective_status(entity)
+            wanted = {str(v) for v in value} if isinstance(value, list) else {str(value)}
+            if (actual in wanted) == (operator == "NOT_IN"):
+                return False
+        return True
 
     def _time_range(self, account: Account, params: dict[str, str]) -> tuple[date, date]:
         today = account.today(self.world.clock())
@@ -768,15 +809,9 @@ def _cursor(raw: str, name: str) -> int:
         raise GraphFailure(f"(#100) The {name} cursor is invalid", 100, blame=name) from None
 
 
-def _group_ids(ad: Entity, level: str, account: Account) -> dict[str, str]:
-    ids = {"account_id": account.numeric_id}
-    if level in ("campaign", "adset", "ad"):
-        ids["campaign_id"] = ad.campaign_id or ""
-    if level in ("adset", "ad"):
-        ids["adset_id"] = ad.adset_id or ""
-    if level == "ad":
-        ids["ad_id"] = ad.id
-    return ids
+def _hours(seconds: float) -> float | int:
+    hours = seconds / 3600
+    return int(hours) if hours == int(hours) else hours
 
 
 def _money(minor: int, currency: str) -> str:
@@ -785,7 +820,13 @@ def _money(minor: int, currency: str) -> str:
     return f"{value:.{places}f}" if places else str(minor)
 
 
+PURCHASE_TYPES = ("offsite_conversion.fb_pixel_purchase", "purchase", "omni_purchase")
+
+
 def _metrics_json(day: Day, currency: str, fields: list[str]) -> dict[str, Any]:
+    """A row's metric columns as Meta writes them: strings, money in major units, purchases
+    under each of Meta's purchase action types (a client must count only one)."""
+    unit = offset(currency)
     values: dict[str, Any] = {
         "spend": _money(day.spend, currency),
         "impressions": str(day.impressions),
@@ -794,25 +835,24 @@ def _metrics_json(day: Day, currency: str, fields: list[str]) -> dict[str, Any]:
     }
     if day.impressions:
         values["ctr"] = f"{day.clicks / day.impressions * 100:.6f}"
-        values["cpm"] = f"{day.spend / offset(currency) / day.impressions * 1000:.6f}"
+        values["cpm"] = f"{day.spend / unit / day.impressions * 1000:.6f}"
+    if day.clicks:
+        values["cpc"] = f"{day.spend / unit / day.clicks:.6f}"
     if day.reach:
         values["frequency"] = f"{day.impressions / day.reach:.6f}"
+    actions = [{"action_type": "link_click", "value": str(day.clicks)}] if day.clicks else []
     if day.purchases:
-        count = str(day.purchases)
-        value = _money(day.revenue, currency)
-        values["actions"] = [
-            {"action_type": "link_click", "value": str(day.clicks)},
-            {"action_type": "offsite_conversion.fb_pixel_purchase", "value": count},
-            {"action_type": "purchase", "value": count},
-            {"action_type": "omni_purchase", "value": count},
-        ]
-        values["action_values"] = [
-            {"action_type": "offsite_conversion.fb_pixel_purchase", "value": value},
-            {"action_type": "purchase", "value": value},
-            {"action_type": "omni_purchase", "value": value},
-        ]
-    elif day.clicks:
-        values["actions"] = [{"action_type": "link_click", "value": str(day.clicks)}]
+        actions += [{"action_type": t, "value": str(day.purchases)} for t in PURCHASE_TYPES]
+        cost = _money(day.spend // day.purchases, currency)
+        values["cost_per_action_type"] = [{"action_type": t, "value": cost} for t in PURCHASE_TYPES]
+    if actions:
+        values["actions"] = actions
+    if day.revenue:
+        revenue = _money(day.revenue, currency)
+        values["action_values"] = [{"action_type": t, "value": revenue} for t in PURCHASE_TYPES]
+        if day.spend:
+            roas = f"{day.revenue / day.spend:.6f}"
+            values["purchase_roas"] = [{"action_type": "omni_purchase", "value": roas}]
     return {k: v for k, v in values.items() if k in fields}
 
 

@@ -68,7 +68,9 @@ class SandboxServer:
     # life cycle -------------------------------------------------------------------
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
