@@ -132,6 +132,7 @@ def test_breakdown_rows_sum_to_the_day_totals(sandbox, breakdowns) -> None:  # t
 def test_requests_as_the_official_sdk_sends_them(sandbox) -> None:  # type: ignore[no-untyped-def]
     from facebook_business.adobjects.adaccount import AdAccount
     from facebook_business.adobjects.adset import AdSet
+    from facebook_business.adobjects.campaign import Campaign
     from facebook_business.api import FacebookAdsApi
 
     api = FacebookAdsApi.init(access_token=sandbox.token, api_version="v26.0")
@@ -161,6 +162,28 @@ def test_requests_as_the_official_sdk_sends_them(sandbox) -> None:  # type: igno
         },
     )
     assert all("age" in row and "gender" in row for row in insights)
+
+    # an async report, polled and read as the SDK does it
+    job = AdAccount(USD).get_insights_async(
+        fields=["ad_id", "spend"], params={"level": "ad", "date_preset": "last_7d"}
+    )
+    states = [job.api_get()["async_status"] for _ in range(2)]
+    assert states == ["Job Running", "Job Completed"]
+    rows = list(job.get_result(params={"limit": 10}))
+    assert len(rows) > 10 and all(row["ad_id"] and row["spend"] for row in rows)
+
+    # a batch with one item for an object that does not exist
+    answers: list = []
+    batch = api.new_batch()
+    for campaign_id in [campaigns[0]["id"], "404404"]:
+        Campaign(campaign_id).api_get(
+            fields=["name"],
+            batch=batch,
+            success=lambda r: answers.append(r.json()),
+            failure=lambda r: answers.append(r.json()["error"]["error_subcode"]),
+        )
+    batch.execute()
+    assert answers == [{"id": campaigns[0]["id"], "name": campaigns[0]["name"]}, 33]
 
 
 def test_wire_details(sandbox) -> None:  # type: ignore[no-untyped-def]
@@ -253,6 +276,21 @@ def test_admin_override_changes_a_past_day(sandbox) -> None:  # type: ignore[no-
     ).json()["data"][0]
     assert row["spend"] == "99.99"
     assert {"action_type": "omni_purchase", "value": "400.00"} in row["action_values"]
+    # by days_ago too (NOW is the 20th in Los Angeles); breakdowns follow the new totals
+    requests.post(
+        f"{sandbox.url}/__sandbox/insights",
+        timeout=5,
+        json={"ad_id": ad["id"], "days_ago": 3, "spend": "10.01", "impressions": 999},
+    )
+    parts = get(
+        sandbox,
+        f"{ad['id']}/insights",
+        fields="spend,impressions",
+        time_range=json.dumps({"since": "2026-11-17", "until": "2026-11-17"}),
+        breakdowns=json.dumps(["age"]),
+    ).json()["data"]
+    assert sum(Decimal(p["spend"]) for p in parts) == Decimal("10.01")
+    assert sum(int(p["impressions"]) for p in parts) == 999
 
 
 def test_a_scenario_replaces_the_generated_world() -> None:
@@ -661,3 +699,37 @@ def test_run_server_announces_itself_and_stops_on_sigterm() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_insight_rows_carry_names_filters_and_revenue_without_purchases() -> None:
+    with SandboxServer(scenario=SCENARIO, now=NOW) as server:
+        yesterday = get(
+            server,
+            "act_2001/insights",
+            level="ad",
+            fields="campaign_name,ad_id,ad_name,spend,actions,action_values,purchase_roas",
+            date_preset="yesterday",
+            filtering=json.dumps([{"field": "campaign.id", "operator": "IN", "value": ["3002"]}]),
+        ).json()["data"]
+        assert len(yesterday) == 1
+        row = yesterday[0]
+        assert (row["campaign_name"], row["ad_id"], row["spend"]) == ("B", "5002", "6.51")
+        # revenue reported although no purchase was counted that day (late attribution)
+        assert {"action_type": "omni_purchase", "value": "13.61"} in row["action_values"]
+        assert "omni_purchase" not in {a["action_type"] for a in row.get("actions", [])}
+        assert row["purchase_roas"][0]["value"].startswith("2.09")
+        bad = get(
+            server,
+            "act_2001/insights",
+            filtering=json.dumps([{"field": "campaign.name", "operator": "IN", "value": ["B"]}]),
+        )
+        assert error(bad)[1] == 100 and "filtering" in bad.json()["error"]["message"]
+
+
+def test_the_scenario_schema_file_matches_the_loader() -> None:
+    from pathlib import Path
+
+    from core.sandbox.scenario import scenario_json_schema
+
+    written = json.loads(Path("docs/scenario.schema.json").read_text())
+    assert written == scenario_json_schema()

@@ -2,7 +2,7 @@
 
 `Graph.handle(method, path, params, headers)` → `(status, headers, body)`; the HTTP
 server (server.py) only decodes requests and encodes answers. Shapes follow
-docs/GRAPH_API_NOTES: `{"data", "paging"}` pages with opaque cursors, errors as
+the team's GRAPH_API_NOTES.md: `{"data", "paging"}` pages with opaque cursors, errors as
 `{"error": {message, type, code, error_subcode, fbtrace_id, …}}` (HTTP 400 mostly),
 usage headers on every answer.
 """
@@ -17,6 +17,7 @@ import secrets
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 from core.money import decimals, offset
 from core.sandbox.faults import RATE_LIMIT_KINDS, Faults, error_body, rate_limit_headers
@@ -198,7 +199,9 @@ class Graph:
 
     # ---------------------------------------------------------------- routing
 
-    def _route(self, method: str, parts: list[str], params: dict[str, str], version: str | None):  # type: ignore[no-untyped-def]
+    def _route(
+        self, method: str, parts: list[str], params: dict[str, str], version: str | None
+    ) -> Any:
         if not parts:
             if method == "POST" and "batch" in params:
                 return self._batch(params, version)
@@ -247,14 +250,16 @@ class Graph:
             )
         )
         now = self.world.clock()
-        offset_hours = now.astimezone(_zone(account.timezone_name)).utcoffset()
+        offset_hours = now.astimezone(ZoneInfo(account.timezone_name)).utcoffset()
         values = {
             "id": account.id,
             "account_id": account.numeric_id,
             "name": account.name,
             "currency": account.currency,
             "timezone_name": account.timezone_name,
-            "timezone_offset_hours_utc": _hours(offset_hours.total_seconds() if offset_hours else 0),
+            "timezone_offset_hours_utc": _hours(
+                offset_hours.total_seconds() if offset_hours else 0
+            ),
             "account_status": account.account_status,
             "min_daily_budget": account.min_daily_budget,
             "amount_spent": str(spent),
@@ -713,10 +718,10 @@ class Graph:
             if self.faults.draw(special="batch_null"):
                 answers.append(None)  # Meta ran out of time for this one: not executed
                 continue
-            answers.append(self._batch_item(item, params, version))
+            answers.append(self._batch_item(item, version))
         return answers
 
-    def _batch_item(self, item: dict, outer: dict[str, str], version: str | None) -> Any:
+    def _batch_item(self, item: dict, version: str | None) -> Any:
         relative = str(item["relative_url"]).lstrip("/")
         path, _, query = relative.partition("?")
         params = dict(parse_qsl(query, keep_blank_values=True))
@@ -743,14 +748,12 @@ def _is_version(text: str) -> bool:
     return text.startswith("v") and text[1:].replace(".", "").isdigit()
 
 
-def _zone(name: str):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
-
-
 def _fields(params: dict[str, str]) -> list[str]:
-    return [f.strip() for f in params.get("fields", "").split(",") if f.strip()]
+    """`fields` comma-joined (GET) or a JSON list (the SDKs' POST bodies)."""
+    raw = params.get("fields", "").strip()
+    if raw.startswith("["):
+        return [str(f).strip() for f in _json_list(raw, "fields") or []]
+    return [f.strip() for f in raw.split(",") if f.strip()]
 
 
 def _pick(values: dict[str, Any], fields: list[str]) -> dict[str, Any]:

@@ -115,8 +115,10 @@ class CampaignSpec(_Strict):
 class AccountSpec(_Strict):
     id: str = Field(pattern=r"^act_\d+$")
     name: str
-    currency: str = Field(min_length=3, max_length=3)
-    timezone: str
+    currency: str = Field(
+        min_length=3, max_length=3, json_schema_extra={"examples": ["USD", "EUR", "JPY"]}
+    )
+    timezone: str = Field(json_schema_extra={"examples": ["America/Los_Angeles", "Asia/Tokyo"]})
 
     @field_validator("currency")
     @classmethod
@@ -169,6 +171,14 @@ def load_scenario(source: str | Path | dict[str, Any]) -> ScenarioSpec:
     _check_references(spec)
     _check_amounts(spec)
     return spec
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file (written to docs/scenario.schema.json)."""
+    schema = ScenarioSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Rex sandbox scenario"
+    return schema
 
 
 def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
@@ -246,7 +256,10 @@ def _dates(spec: DaySpec, today: date) -> list[date]:
     if spec.date is not None:
         return [spec.date]
     ago = spec.days_ago
-    first, last = (ago, ago) if isinstance(ago, int) else (max(ago), min(ago))  # type: ignore[arg-type]
+    if isinstance(ago, int):
+        first = last = ago
+    else:
+        first, last = max(ago or (0, 0)), min(ago or (0, 0))
     return [today - timedelta(days=n) for n in range(last, first + 1)]
 
 

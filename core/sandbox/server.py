@@ -11,13 +11,14 @@ Admin endpoints (no token; for tests and demos) live under /__sandbox:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import secrets
 import signal
 import sys
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from core.sandbox.scenario import ScenarioSpec, build_world, load_scenario
 from core.sandbox.world import Day, World, fixed_clock, generate
 
 ADMIN = "/__sandbox"
+REQUEST_LOG_LIMIT = 100_000
 
 
 class SandboxServer:
@@ -169,6 +171,9 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             if parts.path.startswith(ADMIN):
+                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                    self._send(403, {"error": {"message": "admin calls only from loopback"}}, {})
+                    return
                 self._admin(method, parts.path[len(ADMIN) :].strip("/"), raw)
                 return
             content_type = self.headers.get("Content-Type", "")
@@ -192,6 +197,8 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                         "at": server.clock().isoformat(),
                     }
                 )
+                if len(server.state.request_log) > REQUEST_LOG_LIMIT:  # a long demo run
+                    del server.state.request_log[: REQUEST_LOG_LIMIT // 10]
             self._send(status, body, extra)
 
         def _admin(self, method: str, action: str, raw: bytes) -> None:
@@ -248,7 +255,12 @@ def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
             purchases=int(data.get("purchases", 0)),
             revenue=to_minor(str(data.get("purchase_value", data.get("revenue", 0))), currency),
         )
-        server.override_day(ad_id, date.fromisoformat(data["date"]), numbers)
+        if "days_ago" in data:
+            today = world.accounts[entity.account_id].today(server.clock())
+            day = today - timedelta(days=int(data["days_ago"]))
+        else:
+            day = date.fromisoformat(data["date"])
+        server.override_day(ad_id, day, numbers)
         return {"ok": True}
     raise KeyError(f"unknown admin call {method} {ADMIN}/{action}")
 

@@ -368,7 +368,9 @@ class Scheduler:
                 .execution_options(synchronize_session=False)
             )
             if self.heartbeat_id:
-                session.get_one(SchedulerHeartbeat, self.heartbeat_id).stopped_at = now
+                row = session.get_one(SchedulerHeartbeat, self.heartbeat_id)
+                row.stopped_at = now
+                row.jobs = json.loads(json.dumps(self.stats, default=str))  # the last word
         log.info("scheduler %s stopped (%d job(s) unfinished)", self.runner, unfinished)
         if self._lock_file:
             self._lock_file.close()
