@@ -6,6 +6,10 @@ st.set_page_config(page_title="Rex", page_icon=":material/trending_up:", layout=
 
 navigation = st.navigation(
     {
+        "Automation": [
+            st.Page("pages/executions.py", title="Executions", icon=":material/history:"),
+            st.Page("pages/approvals.py", title="Approvals", icon=":material/fact_check:"),
+        ],
         "Insights": [
             st.Page(
                 "pages/overview.py", title="Overview", icon=":material/monitoring:", default=True

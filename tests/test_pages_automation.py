@@ -1,0 +1,65 @@
+"""The Executions and Approvals pages under AppTest, acting by id on a live sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from core.actions.approvals import list_approvals
+from core.engine.run import run_rule_now
+from core.rules.store import save_rule
+from tests.test_engine import SCALE_WINNERS, budgets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(page: str) -> AppTest:
+    app = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+@pytest.mark.parametrize("page", ["pages/executions.py", "pages/approvals.py"])
+def test_empty_states_explain_what_to_do(db: Engine, page: str) -> None:
+    app = run(page)
+    assert app.info and ("rule" in app.info[0].value.lower())
+
+
+def test_approve_by_id_from_the_queue(live) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}})
+    run_rule_now(rule.id)
+    a, c = list_approvals()
+
+    app = run("pages/approvals.py")
+    assert len(app.dataframe[0].value) == 2
+    app.multiselect(key="approvals_chosen").set_value([c.id]).run()
+    app.button(key="approvals_approve").click().run()
+    assert "Your name" in app.error[0].value  # who decides is required
+    app.text_input(key="approvals_by").set_value("ana").run()
+    app.button(key="approvals_approve").click().run()
+    assert not app.exception
+    assert f"#{c.id} approved" in app.success[0].value
+    assert budgets(live) == {"A": 20_000, "B": 15_000, "C": 40_000}  # C, by id; not A
+    assert [p.id for p in list_approvals()] == [a.id]
+
+
+def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(SCALE_WINNERS)
+    result = run_rule_now(rule.id)
+
+    app = run("pages/executions.py")
+    runs = app.dataframe[0].value
+    assert list(runs["ID"]) == [result.execution_id] and list(runs["Acted"]) == [2]
+    trace = app.dataframe[1].value
+    assert set(trace["Entity"]) == {"A", "B", "C"}
+    assert "conditions.all[0]" in trace[trace["Entity"] == "B"]["Why not"].iloc[0]
+
+    action_id = result.steps[0]["action_id"]
+    app.button(key=f"rollback_{action_id}").click().run()
+    assert not app.exception
+    assert "Rolled back A" in app.success[0].value
+    assert budgets(live)["A"] == 20_000
