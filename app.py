@@ -13,7 +13,8 @@ navigation = st.navigation(
         "Insights": [
             st.Page(
                 "pages/overview.py", title="Overview", icon=":material/monitoring:", default=True
-            )
+            ),
+            st.Page("pages/breakdowns.py", title="Breakdowns", icon=":material/pie_chart:"),
         ],
         "Settings": [st.Page("pages/accounts.py", title="Accounts", icon=":material/key:")],
     }
