@@ -16,7 +16,10 @@ navigation = st.navigation(
             ),
             st.Page("pages/breakdowns.py", title="Breakdowns", icon=":material/pie_chart:"),
         ],
-        "Settings": [st.Page("pages/accounts.py", title="Accounts", icon=":material/key:")],
+        "Settings": [
+            st.Page("pages/accounts.py", title="Accounts", icon=":material/key:"),
+            st.Page("pages/health.py", title="Health", icon=":material/monitor_heart:"),
+        ],
     }
 )
 navigation.run()

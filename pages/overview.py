@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
+from core.health import system_health
 from core.money import decimals
 from core.reports import account_overview, entity_table
 
@@ -54,6 +55,17 @@ columns[1].metric("Revenue", overview.money(current.revenue), delta("revenue"))
 columns[2].metric("Profit", overview.money(current.profit), delta("profit"))
 roas = f"{current.roas:.2f}" if current.roas is not None else "—"
 columns[3].metric("ROAS", roas, delta("roas", money=False))
+
+glance = system_health(days=1)
+st.subheader("Automation")
+automation = st.columns(5)
+automation[0].metric("Active rules", glance.active_rules)
+automation[1].metric("Actions (24 h)", glance.actions_today)
+automation[2].metric("Pending approvals", glance.pending_approvals)
+automation[3].metric("Failures (24 h)", glance.failures_today)
+automation[4].metric("Scheduler", "alive" if glance.scheduler_alive else "not running")
+if not glance.scheduler_alive:
+    st.caption("Rules run only while `python -m core.scheduler` is running (make run starts it).")
 
 days = [p.day for p in overview.series]
 figure = go.Figure()
