@@ -7,6 +7,7 @@ st.set_page_config(page_title="Rex", page_icon=":material/trending_up:", layout=
 navigation = st.navigation(
     {
         "Automation": [
+            st.Page("pages/rules.py", title="Rules", icon=":material/rule:"),
             st.Page("pages/executions.py", title="Executions", icon=":material/history:"),
             st.Page("pages/approvals.py", title="Approvals", icon=":material/fact_check:"),
         ],
