@@ -222,3 +222,44 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+SECRET_SETTINGS = ("secret_key", "meta_app_secret")
+
+
+def sandbox_urls(engine: Engine | None = None) -> list[str]:
+    """Graph URLs of connected accounts that live on a loopback sandbox."""
+    urls = {a.graph_url for a in list_accounts(engine) if a.graph_url}
+    return sorted(u for u in urls if _is_loopback(urlsplit(u).hostname or ""))
+
+
+def reset_sandboxes(engine: Engine | None = None) -> list[str]:
+    """Put every connected sandbox back to its generated world (its writes undone).
+    Raises InputError when no sandbox is connected."""
+    import requests
+
+    urls = sandbox_urls(engine)
+    if not urls:
+        raise InputError(
+            "sandbox", "no connected account lives on a sandbox; `make run` starts one"
+        )
+    for url in urls:
+        answer = requests.post(f"{url}/__sandbox/reset", timeout=10)
+        answer.raise_for_status()
+    return urls
+
+
+def public_settings() -> dict[str, str]:
+    """The settings in effect, secrets masked (for the Accounts page and support)."""
+    settings = get_settings()
+    shown = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if name in SECRET_SETTINGS:
+            value = "set (hidden)" if value else "not set"
+        elif name == "database_url":
+            from sqlalchemy.engine import make_url
+
+            value = make_url(value).render_as_string(hide_password=True)
+        shown[name] = str(value)
+    return shown

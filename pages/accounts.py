@@ -2,7 +2,14 @@
 
 import streamlit as st
 
-from core.accounts import connect_account, list_accounts, remove_account
+from core.accounts import (
+    connect_account,
+    list_accounts,
+    public_settings,
+    remove_account,
+    reset_sandboxes,
+    sandbox_urls,
+)
 from core.errors import InputError
 from core.meta import GraphError
 from core.sync.runner import sync_accounts
@@ -106,3 +113,31 @@ if submitted:
             "Use **Sync now** to read its data."
         )
         st.rerun()
+
+urls = sandbox_urls()
+if urls:
+    st.subheader("Sandbox")
+    st.caption(
+        "The built-in Graph server at " + ", ".join(urls) + ". Resetting it undoes "
+        "every write Rex made there and brings back its generated numbers."
+    )
+    if st.button("Reset the sandbox and sync", key="reset_sandbox"):
+        reset_sandboxes()
+        bar = st.progress(0.0, text="Syncing…")
+        results = sync_accounts(
+            progress=lambda e: bar.progress(
+                min(e.done / max(e.total, 1), 1.0), text=f"{e.account}: {e.step}"
+            )
+        )
+        st.session_state["accounts_flash"] = "Sandbox reset; synced " + ", ".join(
+            r.account for r in results if r.ok
+        )
+        st.rerun()
+
+with st.expander("Settings in effect"):
+    st.caption("From the environment or `.env` (README: Settings). Secrets are never shown.")
+    st.dataframe(
+        [{"Setting": k, "Value": v} for k, v in public_settings().items()],
+        hide_index=True,
+        width="stretch",
+    )

@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
+from core.activity import recent_actions
 from core.health import system_health
 from core.money import decimals
 from core.reports import account_overview, entity_table
@@ -137,4 +138,15 @@ else:
             f"Revenue 30d ({account.currency})": st.column_config.NumberColumn(format=money_format),
             "Budget": st.column_config.TextColumn(width="medium"),
         },
+    )
+
+st.subheader("Recent activity")
+activity = recent_actions(hours=24 * 7)[:10]
+if not activity:
+    st.caption("No automated actions in the last 7 days.")
+for action in activity:
+    st.markdown(
+        f"- {action.created_at:%Y-%m-%d %H:%M} UTC · **{action.rule_name or 'manual'}** · "
+        f"{action.action_type} {action.entity_name}: {action.old_value or '—'} → "
+        f"{action.new_value or '—'} · {action.status}"
     )

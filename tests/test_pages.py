@@ -235,3 +235,32 @@ def test_accounts_page_says_how_to_reconnect_and_removes_on_confirmation(tokyo: 
     assert not app.exception
     assert app.success[0].value.startswith("Removed Kitchen KK")
     assert list_accounts() == []
+
+
+def test_reset_the_sandbox_from_the_page(synced: str, sandbox) -> None:  # type: ignore[no-untyped-def]
+    import requests
+
+    adset = next(e for e in sandbox.state.entities.values() if e.level == "adset")
+    requests.post(
+        f"{sandbox.url}/v26.0/{adset.id}",
+        timeout=5,
+        data={"access_token": sandbox.token, "status": "PAUSED"},
+    )
+    assert sandbox.state.write_log
+
+    app = run("pages/accounts.py")
+    app.button(key="reset_sandbox").click().run()
+    assert not app.exception
+    assert sandbox.state.write_log == []  # its writes are undone
+    assert app.success[0].value.startswith("Sandbox reset; synced act_1010000001")
+
+
+def test_settings_are_shown_without_secrets(db: Engine) -> None:
+    import os
+
+    app = run("pages/accounts.py")
+    shown = app.dataframe[-1].value
+    values = dict(zip(shown["Setting"], shown["Value"], strict=True))
+    assert values["secret_key"] == "set (hidden)"
+    assert os.environ["REX_SECRET_KEY"] not in str(app)
+    assert values["graph_api_version"] == "v26.0"
