@@ -9,12 +9,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint bench screenshots clean postgres
+.PHONY: run test lint bench screenshots clean postgres chromium
 
 run: $(STAMP)
 	$(BIN)/python -m core up
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	REX_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -39,6 +39,16 @@ postgres:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start || true; \
 	  for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	fi
+
+# The browser test drives Debian's chromium (Playwright's own browser download does not
+# work offline); install it when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium…"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+bench: $(STAMP)
+	$(BIN)/python bench/freshness.py --runs 3
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

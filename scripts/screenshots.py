@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -36,7 +38,22 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = {"overview": ("/", "Overview"), "accounts": ("/accounts", "Accounts")}
+PAGES = {
+    "overview": ("/", "Overview"),
+    "rules": ("/rules", "Rules"),
+    "executions": ("/executions", "Executions"),
+    "approvals": ("/approvals", "Approvals"),
+    "breakdowns": ("/breakdowns", "Breakdowns"),
+    "accounts": ("/accounts", "Accounts"),
+    "health": ("/health", "Health"),
+}
+DEMO_RULE = {
+    "name": "Scale winners (demo)",
+    "scope": {"level": "adset", "account_ids": ["act_1010000001"]},
+    "conditions": {"all": [{"metric": "roas", "window": "last_7d", "op": ">", "value": 3}]},
+    "actions": [{"type": "change_budget", "by_percent": 20, "max": 500}],
+    "safety": {"require_approval": True, "max_daily_actions": 5},
+}
 
 
 def main() -> int:
@@ -54,32 +71,46 @@ def main() -> int:
         print(f"{CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
 
-    port = str(_free_port())
-    with tempfile.TemporaryDirectory() as tmp:
-        if not args.current_database:
-            env = dict(os.environ, REX_DATA_DIR=tmp, REX_DATABASE_URL=f"sqlite:///{tmp}/rex.db")
-            env.pop("DATABASE_URL", None)
-            env["REX_SANDBOX_PORT"] = str(_free_port())
-            env["REX_UI_PORT"] = port
-            env["REX_SYNC_DAYS"] = "60"  # two periods: the KPIs show "vs previous 30 days"
-            command = [sys.executable, "-m", "core", "up"]
-        else:
-            env = dict(os.environ)
-            command = [
-                *(sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")),
-                *("--server.port", port, "--server.headless", "true"),
-                *("--browser.gatherUsageStats", "false"),
-            ]
-        server = subprocess.Popen(command, cwd=ROOT, env=env)
+    if args.current_database:
+        port = str(free_port())
+        command = [
+            *(sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")),
+            *("--server.port", port, "--server.headless", "true"),
+            *("--browser.gatherUsageStats", "false"),
+        ]
+        server = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
         try:
-            _wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
-            return _shoot(f"http://127.0.0.1:{port}", out)
+            wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
+            return shoot(f"http://127.0.0.1:{port}", out)
+        finally:
+            server.terminate()
+            server.wait(30)
+    with throwaway_app() as base:
+        return shoot(base, out)
+
+
+@contextmanager
+def throwaway_app(sync_days: int = 60) -> Iterator[str]:
+    """`python -m core up` on a temporary SQLite file with its own sandbox, plus a demo
+    rule that has run; yields the app's base URL and stops everything afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, REX_DATA_DIR=tmp, REX_DATABASE_URL=f"sqlite:///{tmp}/rex.db")
+        env.pop("DATABASE_URL", None)
+        env["REX_SANDBOX_PORT"] = str(free_port())
+        env["REX_UI_PORT"] = port = str(free_port())
+        env["REX_SYNC_DAYS"] = str(sync_days)  # 60: the KPIs show "vs previous 30 days"
+        env.pop("REX_SECRET_KEY", None)  # its own key file in the temporary data dir
+        server = subprocess.Popen([sys.executable, "-m", "core", "up"], cwd=ROOT, env=env)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
+            seed_demo_rule(env)
+            yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
             server.wait(30)
 
 
-def _shoot(base: str, out: Path) -> int:
+def shoot(base: str, out: Path) -> int:
     from playwright.sync_api import sync_playwright
 
     failures = 0
@@ -91,6 +122,8 @@ def _shoot(base: str, out: Path) -> int:
             page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
             page.wait_for_timeout(6000)  # data grids render a moment after the page
             for grid in page.locator('[data-testid="stDataFrame"]').all():
+                if not grid.is_visible():
+                    continue  # in a tab not shown
                 grid.locator("canvas").first.wait_for(timeout=30_000)
                 grid.scroll_into_view_if_needed()  # the grid paints once it is seen
             page.wait_for_timeout(2500)  # let charts and tables draw
@@ -107,7 +140,26 @@ def _shoot(base: str, out: Path) -> int:
     return 1 if failures else 0
 
 
-def _wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+def seed_demo_rule(env: dict[str, str]) -> None:
+    """A rule that queues approvals, run once: the Automation pages have something to show."""
+    import json
+
+    def rex(*args: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    rule_id = rex("rules", "import", "-", stdin=json.dumps(DEMO_RULE)).strip()
+    rex("run", "--rule", rule_id)
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -121,7 +173,7 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None
     raise SystemExit(f"the app did not answer at {url} within {timeout:.0f} s")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
