@@ -66,11 +66,13 @@ class ExecutionDetail:
 def list_executions(
     *,
     rule_id: int | None = None,
+    account: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
     limit: int = 200,
     engine: Engine | None = None,
 ) -> list[ExecutionRow]:
+    """Runs, newest first; `account` (act_…) keeps the rules scoped to it or to all."""
     query = (
         select(RuleExecution, AutomationRule.name)
         .join(AutomationRule, AutomationRule.id == RuleExecution.rule_id)
@@ -84,7 +86,14 @@ def list_executions(
     if since is not None:
         query = query.where(RuleExecution.started_at >= since)
     with read_session(engine) as session:
-        return [_execution_row(e, name) for e, name in session.execute(query)]
+        rows = session.execute(query.add_columns(AutomationRule.document)).all()
+    return [
+        _execution_row(e, name)
+        for e, name, document in rows
+        if account is None
+        or not (document.get("scope") or {}).get("account_ids")
+        or account in document["scope"]["account_ids"]
+    ]
 
 
 def execution_detail(execution_id: int, *, engine: Engine | None = None) -> ExecutionDetail:

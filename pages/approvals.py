@@ -27,6 +27,7 @@ with queue_tab:
                 {
                     "ID": p.id,
                     "Entity": p.entity_name,
+                    "Rule": p.rule_name,
                     "Action": p.action_type,
                     "Current → proposed": f"{p.old or '—'} → {p.new or '—'}",
                     "Why": ", ".join(

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
+from core.accounts import list_accounts
 from core.actions.rollback import RollbackRefused, rollback
 from core.activity import (
     execution_detail,
@@ -29,7 +30,14 @@ if not rules:
     )
     st.stop()
 
-left, middle, right = st.columns(3)
+left, account_col, middle, right = st.columns(4)
+account_ids = [a.external_id for a in list_accounts()]
+account = account_col.selectbox(
+    "Account",
+    [None, *account_ids],
+    format_func=lambda a: a or "All accounts",
+    key="executions_account",
+)
 rule_id = left.selectbox(
     "Rule", [None, *rules], format_func=lambda i: rules.get(i, "All rules"), key="executions_rule"
 )
@@ -40,7 +48,9 @@ status = middle.selectbox(
     key="executions_status",
 )
 days = right.number_input("Days back", min_value=1, max_value=90, value=7, key="executions_days")
-runs = list_executions(rule_id=rule_id, status=status, since=utcnow() - timedelta(days=days))
+runs = list_executions(
+    rule_id=rule_id, account=account, status=status, since=utcnow() - timedelta(days=days)
+)
 
 runs_tab, history_tab, failures_tab, why_tab = st.tabs(
     ["Runs", "Actions (24 h)", "Failures (7 days)", "Why didn't my rule run?"]

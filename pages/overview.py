@@ -23,7 +23,17 @@ labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_nam
 account_id = st.selectbox(
     "Ad account", list(labels), format_func=labels.get, key="overview_account"
 )
-overview = account_overview(account_id)
+days = (
+    st.segmented_control(
+        "Range",
+        [7, 14, 30, 60],
+        default=30,
+        key="overview_days",
+        format_func=lambda d: f"Last {d} days",
+    )
+    or 30
+)
+overview = account_overview(account_id, days=days)
 account = overview.account
 
 if account.needs_reconnect:
@@ -35,7 +45,7 @@ elif account.last_sync_at is None:
     st.info("This account has not been synced yet: use **Sync now** on the Accounts page.")
 
 st.caption(
-    f"Last 30 days, {overview.first_day:%b %d} – {overview.today:%b %d, %Y} "
+    f"Last {days} days, {overview.first_day:%b %d} – {overview.today:%b %d, %Y} "
     f"({account.timezone_name} dates) · last sync "
     + (f"{account.last_sync_at:%Y-%m-%d %H:%M} UTC" if account.last_sync_at else "never")
 )
@@ -46,7 +56,7 @@ def delta(name: str, money: bool = True) -> str | None:
     if change is None:  # the previous 30 days were never synced: no comparison
         return None
     shown = overview.money(change) if money else f"{change:.2f}"
-    return ("+" if change > 0 else "") + shown + " vs previous 30 days"
+    return ("+" if change > 0 else "") + shown + f" vs previous {days} days"
 
 
 current = overview.current
@@ -68,16 +78,19 @@ automation[4].metric("Scheduler", "alive" if glance.scheduler_alive else "not ru
 if not glance.scheduler_alive:
     st.caption("Rules run only while `python -m core.scheduler` is running (make run starts it).")
 
-days = [p.day for p in overview.series]
+chart_days = [p.day for p in overview.series]
 figure = go.Figure()
 figure.add_bar(
-    x=days, y=[float(p.spend) for p in overview.series], name="Spend", marker_color="#94a3b8"
+    x=chart_days, y=[float(p.spend) for p in overview.series], name="Spend", marker_color="#94a3b8"
 )
 figure.add_bar(
-    x=days, y=[float(p.revenue) for p in overview.series], name="Revenue", marker_color="#2563eb"
+    x=chart_days,
+    y=[float(p.revenue) for p in overview.series],
+    name="Revenue",
+    marker_color="#2563eb",
 )
 figure.add_scatter(
-    x=days,
+    x=chart_days,
     y=[float(p.roas) if p.roas is not None else None for p in overview.series],
     name="ROAS",
     yaxis="y2",

@@ -63,3 +63,20 @@ def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[
     assert not app.exception
     assert "Rolled back A" in app.success[0].value
     assert budgets(live)["A"] == 20_000
+
+
+def test_reject_many_by_id_with_a_reason(live) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}})
+    run_rule_now(rule.id)
+    ids = [p.id for p in list_approvals()]
+
+    app = run("pages/approvals.py")
+    assert list(app.dataframe[0].value["Rule"]) == ["Scale winners", "Scale winners"]
+    app.multiselect(key="approvals_chosen").set_value(ids).run()
+    app.text_input(key="approvals_by").set_value("bo").run()
+    app.text_input(key="approvals_reason").set_value("not this week").run()
+    app.button(key="approvals_reject").click().run()
+    assert [s.value for s in app.success] == [f"#{i} rejected" for i in ids]
+    assert list_approvals() == [] and live.state.write_log == []
+    history = app.dataframe[0].value
+    assert set(history["Reason"]) == {"not this week"}

@@ -39,6 +39,7 @@ class ApprovalError(RexError):
 class ApprovalView:
     id: int
     rule_id: int | None
+    rule_name: str | None
     account_id: int
     entity_id: int | None
     entity_name: str | None
@@ -237,6 +238,7 @@ def _view(row: PendingAction) -> ApprovalView:
     return ApprovalView(
         id=row.id,
         rule_id=row.rule_id,
+        rule_name=row.proposal.get("rule_name"),
         account_id=row.account_id,
         entity_id=row.entity_id,
         entity_name=row.proposal.get("entity_name"),

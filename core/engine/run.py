@@ -497,6 +497,7 @@ class _Planner:
                     "level": self.rule.scope.level,
                     "entity": candidate.external_id,
                     "entity_name": candidate.name,
+                    "rule_name": self.rule.name,
                     **change.details,
                 },
                 justification={
