@@ -471,8 +471,8 @@ def _approval_commands(commands: Any) -> None:
     listing.add_argument("--all", action="store_true")
     listing.set_defaults(handler=cmd_approvals_list)
     for name in ("approve", "reject"):
-        decide = actions.add_parser(name, help=f"{name} a proposal by id")
-        decide.add_argument("approval_id", type=int)
+        decide = actions.add_parser(name, help=f"{name} proposals by id (one or more)")
+        decide.add_argument("approval_ids", type=int, nargs="+", metavar="ID")
         decide.add_argument("--by", default=getpass.getuser(), help="who decides")
         decide.add_argument("--reason")
         decide.set_defaults(handler=cmd_approvals_decide, decision=name)
@@ -503,15 +503,29 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 
 def cmd_approvals_decide(args: argparse.Namespace) -> int:
-    from core.actions.approvals import approve, reject
+    """Several ids are decided together (approvals re-read and write in batches); the
+    exit code is 1 when any of them could not be decided."""
+    from core.actions.approvals import Decision, approve_many, reject
 
     if args.decision == "approve":
-        view = approve(args.approval_id, by=args.by, reason=args.reason)
+        decisions = approve_many(args.approval_ids, by=args.by, reason=args.reason)
     else:
-        view = reject(args.approval_id, by=args.by, reason=args.reason)
-    executed = f" (action {view.action_id})" if view.action_id else ""
-    print(f"proposal {view.id}: {view.status}{executed}")
-    return 0
+        decisions = []
+        for approval_id in args.approval_ids:
+            try:
+                decisions.append(Decision(approval_id, reject(approval_id, by=args.by,
+                                                              reason=args.reason)))  # fmt: skip
+            except RexError as error:
+                decisions.append(Decision(approval_id, None, error))
+    for decision in decisions:
+        if decision.error is not None:
+            print(f"proposal {decision.approval_id}: {decision.error}", file=sys.stderr)
+            continue
+        view = decision.view
+        assert view is not None
+        executed = f" (action {view.action_id})" if view.action_id else ""
+        print(f"proposal {view.id}: {view.status}{executed}")
+    return 1 if any(d.error for d in decisions) else 0
 
 
 # ---------------------------------------------------------------------- actions

@@ -2,7 +2,13 @@
 
 import streamlit as st
 
-from core.actions.approvals import ApprovalError, approve, expire_approvals, list_approvals, reject
+from core.actions.approvals import (
+    ApprovalError,
+    approve_many,
+    expire_approvals,
+    list_approvals,
+    reject,
+)
 from core.errors import RexError
 
 st.title("Approvals")
@@ -58,12 +64,18 @@ with queue_tab:
                 st.error("**Your name**: say who decides — it is kept with the decision.")
             else:
                 messages = []
-                for approval_id in chosen:  # by id: the queue may have changed meanwhile
+                if decide == "approve":  # by id: the queue may have changed meanwhile
+                    with st.spinner(f"Checking {len(chosen)} proposal(s) with Meta and applying…"):
+                        decisions = approve_many(chosen, by=who, reason=reason or None)
+                    for decision in decisions:
+                        messages.append(
+                            f"✗ #{decision.approval_id}: {decision.error}"
+                            if decision.error
+                            else f"#{decision.approval_id} {decision.view.status}"
+                        )
+                for approval_id in chosen if decide == "reject" else ():
                     try:
-                        if decide == "approve":
-                            view = approve(approval_id, by=who, reason=reason or None)
-                        else:
-                            view = reject(approval_id, by=who, reason=reason or None)
+                        view = reject(approval_id, by=who, reason=reason or None)
                         messages.append(f"#{approval_id} {view.status}")
                     except (ApprovalError, RexError) as error:
                         messages.append(f"✗ #{approval_id}: {error}")

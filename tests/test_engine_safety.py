@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from core.accounts import connect_account, get_account
-from core.actions.approvals import ApprovalError, approve, list_approvals
+from core.actions.approvals import ApprovalError, approve, approve_many, list_approvals
 from core.db import read_session, write_session
 from core.db.models import AdAccount, Notification
 from core.engine.run import run_due_rules, run_rule_now
@@ -70,6 +70,49 @@ def test_two_people_approving_at_once_execute_once(worked) -> None:  # type: ign
         thread.join(60)
     assert sorted(o.split(":")[0] for o in outcomes) == ["approved", "refused", "refused"]
     assert len(worked.state.write_log) == 1
+
+
+def test_approving_many_sends_n_writes_in_n_over_50_requests(db: Engine, tmp_path: Path) -> None:
+    n = 120
+    day = {"days_ago": [1, 7], "spend": "10", "revenue": "5", "purchases": 1}
+    ads = [{"id": str(6000 + i), "name": f"ad {i}", "days": [day]} for i in range(n)]
+    scenario = tmp_path / "many.json"
+    scenario.write_text(json.dumps({"accounts": [{
+        "id": "act_3001", "name": "Many ads", "currency": "USD", "timezone": "America/New_York",
+        "campaigns": [{"id": "3101", "name": "All", "daily_budget": 100000,
+                       "adsets": [{"id": "4101", "name": "All", "ads": ads}]}],
+    }]}))  # fmt: skip
+    with SandboxServer(scenario=scenario, now=NOW) as server:
+        connect_account("act_3001", server.token, graph_url=server.url)
+        sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW))
+        rule = save_rule(
+            {
+                "name": "Pause losers, with approval",
+                "scope": {"level": "ad", "account_ids": ["act_3001"]},
+                "conditions": {"metric": "roas", "window": "last_7d", "op": "<", "value": 1},
+                "actions": [{"type": "pause"}],
+                "safety": {"require_approval": True, "max_daily_actions": 500},
+            },
+            now=NOW,
+        )
+        run_rule_now(rule.id, NOW)
+        queued = list_approvals()
+        assert len(queued) == n and server.state.write_log == []
+        with server.state.lock:
+            server.state.request_log.clear()
+
+        decisions = approve_many([q.id for q in queued], by="ana", now=NOW + timedelta(minutes=1))
+
+        assert [d.view.status for d in decisions if d.view] == ["approved"] * n
+        with server.state.lock:
+            log = list(server.state.request_log)
+            writes = list(server.state.write_log)
+    assert len(writes) == n
+    carrying_writes = [r for r in log if "POST" in r.get("batch", [])]
+    assert len(carrying_writes) == -(-n // 50)  # ⌈n/50⌉ = 3
+    assert all(len(r["batch"]) <= 50 for r in log if "batch" in r)
+    # the re-reads before (stale check) and after (refresh) are batched the same way
+    assert len(log) == 3 * -(-n // 50)
 
 
 def test_with_faults_on_nothing_runs_twice_and_everything_has_an_outcome(db: Engine) -> None:

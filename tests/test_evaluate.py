@@ -249,3 +249,90 @@ def test_current_budget_in_major_units_and_scope_filters(db: Engine) -> None:
 def test_min_spend_keeps_thin_data_from_matching(worked_example: None) -> None:
     rule = dict(SCALE_WINNERS, safety={"min_spend": 50})
     assert sorted(c.name for c in _run(rule).matched) == ["A"]
+
+
+def _boundary_data() -> None:
+    """Two accounts, 48 campaigns whose ratios sit exactly on thresholds that floats
+    cannot represent (ROAS 1.1, CTR 1.1 %, CPC 0.3 …), one day each (yesterday)."""
+    spends, revenues = ("0", "10", "30", "33.3"), ("0", "11", "33", "99.9")
+    clicks, impressions = (0, 11, 33), (1000, 3000)
+    with write_session() as session:
+        la = _account(session, "act_1", "USD", "America/Los_Angeles")
+        tokyo = _account(session, "act_2", "JPY", "Asia/Tokyo")
+        index = 0
+        for account, today in ((la, LA_TODAY), (tokyo, TOKYO_TODAY)):
+            for spend in spends:
+                for revenue in revenues:
+                    index += 1
+                    campaign = _campaign(
+                        session, account, f"c{index:02}", daily_budget_minor=1000 * index
+                    )
+                    _day(
+                        session, campaign, today - timedelta(days=1), spend, revenue,
+                        clicks=clicks[index % 3], impressions=impressions[index % 2],
+                        conversions=index % 4,
+                    )  # fmt: skip
+            # a second day per account so that baselines over 2 days differ from 1
+            for campaign in session.query(AdEntity).filter_by(account_id=account.id):
+                _day(session, campaign, today - timedelta(days=2), "10", "11", clicks=11)
+
+
+def _boundary_rules() -> list[dict]:
+    rules = []
+    for metric, thresholds in (
+        ("roas", (1.1, 3, 0.33)),
+        ("ctr", (1.1, 0.3667)),
+        ("cpc", (0.3, 0.9091)),
+        ("profit", (1, 3, 0, -0.1)),
+        ("cpa", (3.33, 10)),
+    ):
+        for op in (">", ">=", "<", "<=", "=", "!="):
+            for value in thresholds:
+                rules.append({"metric": metric, "window": "yesterday", "op": op, "value": value})
+        rules.append(
+            {"metric": metric, "window": "yesterday", "op": "between", "value": [0.3, 1.1]}
+        )
+        rules.append(
+            {"metric": metric, "window": "yesterday", "op": "not_between", "value": [1.1, 3]}
+        )
+        rules.append(
+            {
+                "metric": metric,
+                "window": "yesterday",
+                "op": ">=",
+                "value": {"metric": metric, "window": "last_2d", "times": 1},
+            }
+        )
+    rules.append({"any": [rules[0], {"all": [rules[5], rules[20]]}]})
+    rules.append({"metric": "daily_budget", "op": "<=", "value": 11})
+    return [dict(SCALE_WINNERS, name=f"r{i}", conditions=c) for i, c in enumerate(rules)]
+
+
+def test_rules_judged_together_get_the_exact_verdict_of_each_alone(db: Engine) -> None:
+    """All rules are pre-judged at once on floats; the verdicts must be the exact
+    Decimal ones, also on thresholds floats cannot hold (ROAS 11/10 = 1.1 exactly)."""
+    from core.rules.evaluate import evaluate_many
+
+    _boundary_data()
+    documents = [parse_rule(d) for d in _boundary_rules()]
+    with read_session() as session:
+        together = evaluate_many(session, documents, NOW)
+        alone = [evaluate(session, document, NOW) for document in documents[::7]]
+    for evaluation in together:
+        fast = [c.entity_id for c in evaluation.matched]  # built from the pre-judged verdict
+        exact = [c.entity_id for c in evaluation.candidates if c.matched]  # each judged exactly
+        assert fast == exact, evaluation.rule.name
+    for evaluation in alone:
+        twin = together[documents.index(evaluation.rule)]
+        assert [c.entity_id for c in evaluation.matched] == [c.entity_id for c in twin.matched]
+
+    by_name = {e.rule.name: e for e in together}
+    on_the_line = [r["name"] for r in _boundary_rules() if r["conditions"].get("op") == "="]
+    # exact equality holds where floats would say 1.0999999999999999 ≠ 1.1
+    assert all(by_name[name].matched for name in on_the_line[:2])
+    roas_11 = next(
+        c
+        for c in by_name["r0"].candidates  # roas > 1.1: 11 / 10 is not more than 1.1
+        if c.values["roas@yesterday"] == Decimal("1.1")
+    )
+    assert not roas_11.matched

@@ -1,11 +1,14 @@
-"""Set-based evaluation: every candidate of a rule, every window, one SQL pass.
+"""Set-based evaluation: every candidate of every rule, every window, one SQL pass.
 
 For a rule, the candidates are the entities at its level in its accounts that pass its
 metadata filters (archived and deleted ones only when a filter asks for them). Their
-metric sums over every window the rule uses are computed in one aggregate query —
-`SUM(CASE WHEN <account's local days> THEN column END)` per window and column — on
-SQLite and PostgreSQL alike. Each account has its own "today" (its time zone), so the
-day bounds are per account.
+metric sums over every window the rule uses come from one aggregate query (see
+`core.rules.frame`), shared by all the rules evaluated together; each account's days
+are its own (its time zone).
+
+Judging happens in two steps with one meaning. All candidates are pre-judged at once
+on float arrays, which settles every clear case; a comparison too close to call in
+floating point is judged exactly, in Decimal, by the same code that writes the trace.
 
 The result is the trace: every candidate with its values and, for each condition,
 whether it held. A ratio with a zero denominator is undefined (None): its condition
@@ -14,21 +17,23 @@ does not hold and the trace says which metric was undefined.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.models import METRIC_COLUMNS, AdAccount, AdEntity, AdMetric
-from core.money import from_minor
-from core.rules.document import All, Any_, Condition, Filter, Reference, RuleDocument
+from core.db.models import METRIC_COLUMNS, AdAccount
+from core.money import MICROS_PER_UNIT, from_minor, offset
+from core.rules.document import All, Any_, Condition, Reference, RuleDocument
+from core.rules.frame import Frame, load_frame
 from core.rules.metrics import METRICS, Kind
 from core.rules.windows import Window, local_today
-
-HIDDEN_STATUSES = ("ARCHIVED", "DELETED")
 
 
 @dataclass(frozen=True)
@@ -87,15 +92,62 @@ class Candidate:
         }
 
 
-@dataclass
 class Evaluation:
-    evaluated_at: datetime
-    candidates: list[Candidate]
-    today: dict[str, str]  # account → its local date at evaluation time
+    """One rule's result over its candidates, in the frame's order.
+
+    Which candidates match is decided for all of them at once (see `_prejudge`); a
+    candidate's trace — its values and each condition's outcome, exact — is built
+    when it is asked for: `matched` builds the matched ones, `candidates` all of them.
+    """
+
+    def __init__(
+        self,
+        rule: RuleDocument,
+        frame: Frame,
+        positions: np.ndarray,
+        evaluated_at: datetime,
+        today: dict[str, str],
+    ) -> None:
+        self.rule, self.frame, self.positions = rule, frame, positions
+        self.evaluated_at, self.today = evaluated_at, today
+        self.matched_mask = np.zeros(len(positions), bool)
+        self._built: dict[int, Candidate] = {}
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def candidate(self, position: int) -> Candidate:
+        """The candidate at a frame position, judged exactly (built once)."""
+        if position not in self._built:
+            entity = self.frame.entities[position]
+            account = self.frame.accounts[entity.account_id]
+            candidate = Candidate(
+                entity_id=entity.id,
+                external_id=entity.external_id,
+                name=entity.name,
+                account_id=entity.account_id,
+                account=account.external_id,
+                currency=account.currency,
+                timezone_name=account.timezone_name,
+                status=entity.status,
+                effective_status=entity.effective_status,
+                daily_budget_minor=entity.daily_budget_minor,
+                lifetime_budget_minor=entity.lifetime_budget_minor,
+                campaign_budget=bool(self.frame.campaign_budget[position]),
+            )
+            _judge(self.rule, candidate, self.frame.sums_at(position))
+            self._built[position] = candidate
+        return self._built[position]
+
+    @cached_property
+    def candidates(self) -> list[Candidate]:
+        return [self.candidate(int(p)) for p in self.positions]
 
     @property
     def matched(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.matched]
+        if "candidates" in self.__dict__:  # built: people may have changed a verdict
+            return [c for c in self.candidates if c.matched]
+        return [self.candidate(int(p)) for p in self.positions[self.matched_mask]]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,123 +158,78 @@ class Evaluation:
 
 
 def evaluate(session: Session, rule: RuleDocument, now: datetime) -> Evaluation:
-    accounts = _accounts(session, rule)
-    today = {a.id: local_today(a.timezone_name, now) for a in accounts}
-    candidates = _candidates(session, rule, accounts)
-    windows = sorted({Window.parse(w) for w in _windows(rule)})
-    sums = _window_sums(session, rule.scope.level, candidates, windows, today)
-    for candidate in candidates:
-        _judge(rule, candidate, sums.get(candidate.entity_id, {}))
-    return Evaluation(
-        evaluated_at=now,
-        candidates=candidates,
-        today={a.external_id: today[a.id].isoformat() for a in accounts},
-    )
+    return evaluate_many(session, [rule], now)[0]
 
 
-# ------------------------------------------------------------------- candidates
-
-
-def _accounts(session: Session, rule: RuleDocument) -> list[AdAccount]:
+def evaluate_many(
+    session: Session, rules: Sequence[RuleDocument], now: datetime
+) -> list[Evaluation]:
+    """Every rule, sharing one frame (two queries) per level among them all."""
     query = select(AdAccount).where(AdAccount.platform == "meta").order_by(AdAccount.id)
-    if rule.scope.account_ids:
-        query = query.where(AdAccount.external_id.in_(rule.scope.account_ids))
-    return list(session.scalars(query))
+    accounts = list(session.scalars(query))
+    today = {a.id: local_today(a.timezone_name, now) for a in accounts}
+    scoped = [
+        [a for a in accounts if not r.scope.account_ids or a.external_id in r.scope.account_ids]
+        for r in rules
+    ]
+    results: list[Evaluation | None] = [None] * len(rules)
+    for level in sorted({r.scope.level for r in rules}):
+        indexes = [i for i, r in enumerate(rules) if r.scope.level == level]
+        in_level = {a.id: a for i in indexes for a in scoped[i]}
+        needs: dict[Window, set[str]] = {}
+        for i in indexes:
+            for window, columns in _needs(rules[i]).items():
+                needs.setdefault(window, set()).update(columns)
+        frame = load_frame(session, level, list(in_level.values()), today, needs)
+        vectors = _Vectors(frame)
+        for i in indexes:
+            results[i] = _evaluate_in(rules[i], frame, vectors, scoped[i], today, now)
+    return [r for r in results if r is not None]
 
 
-def _candidates(session: Session, rule: RuleDocument, accounts: list[AdAccount]) -> list[Candidate]:
-    if not accounts:
-        return []
-    by_id = {a.id: a for a in accounts}
-    query = (
-        select(AdEntity)
-        .where(AdEntity.account_id.in_(by_id), AdEntity.level == rule.scope.level)
-        .order_by(AdEntity.account_id, AdEntity.external_id)
-    )
+def _evaluate_in(
+    rule: RuleDocument,
+    frame: Frame,
+    vectors: _Vectors,
+    accounts: list[AdAccount],
+    today: dict[int, date],
+    now: datetime,
+) -> Evaluation:
+    mask = np.isin(frame.account_of, [a.id for a in accounts])
     asks_hidden = any(
         f.field == "effective_status" and f.op in ("=", "in") for f in rule.scope.filters
     )
     if not asks_hidden:
-        query = query.where(AdEntity.effective_status.not_in(HIDDEN_STATUSES))
+        mask &= ~frame.hidden
     for item in rule.scope.filters:
-        query = query.where(_filter_clause(item))
-    entities = list(session.scalars(query))
-
-    cbo_campaigns: set[str] = set()
-    if rule.scope.level == "adset":
-        campaign_ids = {e.meta_campaign_id for e in entities if e.meta_campaign_id}
-        if campaign_ids:
-            cbo_campaigns = set(
-                session.scalars(
-                    select(AdEntity.external_id).where(
-                        AdEntity.account_id.in_(by_id),
-                        AdEntity.external_id.in_(campaign_ids),
-                        or_(
-                            AdEntity.daily_budget_minor.is_not(None),
-                            AdEntity.lifetime_budget_minor.is_not(None),
-                        ),
-                    )
-                )
-            )
-    return [
-        Candidate(
-            entity_id=e.id,
-            external_id=e.external_id,
-            name=e.name,
-            account_id=e.account_id,
-            account=by_id[e.account_id].external_id,
-            currency=by_id[e.account_id].currency,
-            timezone_name=by_id[e.account_id].timezone_name,
-            status=e.status,
-            effective_status=e.effective_status,
-            daily_budget_minor=e.daily_budget_minor,
-            lifetime_budget_minor=e.lifetime_budget_minor,
-            campaign_budget=e.meta_campaign_id in cbo_campaigns,
-        )
-        for e in entities
-    ]
-
-
-_FILTER_COLUMNS = {
-    "id": AdEntity.external_id,
-    "name": AdEntity.name,
-    "effective_status": AdEntity.effective_status,
-    "campaign_id": AdEntity.meta_campaign_id,
-    "adset_id": AdEntity.meta_adset_id,
-}
-
-
-def _filter_clause(item: Filter) -> Any:
-    column = _FILTER_COLUMNS[item.field]
-    value = item.value
-    if item.op == "=":
-        return column == value
-    if item.op == "!=":
-        return or_(column.is_(None), column != value)
-    if item.op == "in":
-        return column.in_(value)
-    if item.op == "not_in":
-        return or_(column.is_(None), column.not_in(value))
-    pattern = (
-        "%" + str(value).lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        mask &= frame.filter_mask(item.field, item.op, item.value)
+    positions = np.flatnonzero(mask)
+    evaluation = Evaluation(
+        rule, frame, positions, now, {a.external_id: today[a.id].isoformat() for a in accounts}
     )
-    matches = func.lower(column).like(pattern, escape="\\")
-    return matches if item.op == "contains" else or_(column.is_(None), ~matches)
+    held, unsure = _prejudge(rule, vectors, positions)
+    evaluation.matched_mask = held
+    for index in np.flatnonzero(unsure):  # too close to call in floating point
+        held[index] = evaluation.candidate(int(positions[index])).matched
+    return evaluation
 
 
-# ---------------------------------------------------------------------- windows
-
-
-def _windows(rule: RuleDocument) -> set[str]:
-    windows: set[str] = set()
+def _needs(rule: RuleDocument) -> dict[Window, set[str]]:
+    """window → the stored columns the rule reads over it."""
+    needs: dict[Window, set[str]] = {}
     for condition in rule.conditions_list():
         if condition.window:
-            windows.add(condition.window)
+            needs.setdefault(Window.parse(condition.window), set()).update(
+                METRICS[condition.metric].columns
+            )
         if isinstance(condition.value, Reference):
-            windows.add(condition.value.window)
-    if _guard_window(rule):
-        windows.add(_guard_window(rule))  # type: ignore[arg-type]
-    return windows
+            needs.setdefault(Window.parse(condition.value.window), set()).update(
+                METRICS[condition.value.metric].columns
+            )
+    guard = _guard_window(rule)
+    if guard:
+        needs.setdefault(Window.parse(guard), set()).update(("spend_micros", "impressions"))
+    return needs
 
 
 def _guard_window(rule: RuleDocument) -> str | None:
@@ -232,53 +239,123 @@ def _guard_window(rule: RuleDocument) -> str | None:
     return next((c.window for c in rule.conditions_list() if c.window), None)
 
 
-def _window_sums(
-    session: Session,
-    level: str,
-    candidates: list[Candidate],
-    windows: list[Window],
-    today: dict[int, date],
-) -> dict[int, dict[str, dict[str, int]]]:
-    """entity id → window name → column → sum, from one aggregate query."""
-    if not candidates or not windows:
-        return {}
-    columns = []
-    labels: list[tuple[str, str]] = []
-    for window in windows:
-        in_window = _window_clause(window, today)
-        for column in METRIC_COLUMNS:
-            value = getattr(AdMetric, column)
-            summed = func.coalesce(func.sum(case((in_window, value), else_=0)), 0)
-            columns.append(summed.label(f"w{len(labels)}"))
-            labels.append((window.name, column))
-    query = (
-        select(AdMetric.entity_id, *columns)
-        .where(AdMetric.entity_id.in_([c.entity_id for c in candidates]))
-        .group_by(AdMetric.entity_id)
-    )
-    result: dict[int, dict[str, dict[str, int]]] = {}
-    for row in session.execute(query):
-        per_window: dict[str, dict[str, int]] = {}
-        for index, (window_name, column) in enumerate(labels):
-            per_window.setdefault(window_name, {})[column] = int(row[index + 1])
-        result[row[0]] = per_window
-    return result
+# ----------------------------------------------------------- judging, all at once
+#
+# Metric values as float64 arrays decide the clear cases for every candidate at once.
+# Floats are not exact (0.1 has no binary form, a ratio rounds), so each comparison is
+# three-valued: held, not held, or too close to call (within a relative 1e-9 of the
+# boundary — far wider than float error on sums below 2^53). The close calls, and only
+# they, are judged exactly by `_judge` below, in Decimal; so the verdict is always the
+# exact one, and the exact trace is what people see.
+
+_REL, _ABS = 1e-9, 1e-12
+Tri = tuple[np.ndarray, np.ndarray]  # (held for sure, too close to call)
 
 
-def _window_clause(window: Window, today: dict[int, date]) -> Any:
-    per_account = []
-    for account_id, local in today.items():
-        days = window.days_range(local)
-        if days is None:
-            per_account.append(AdMetric.account_id == account_id)
-        else:
-            per_account.append(
-                and_(AdMetric.account_id == account_id, AdMetric.date.between(*days))
+class _Vectors:
+    """Metric values over a frame: float64 per position, NaN where undefined."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self._cache: dict[tuple[str, str | None], np.ndarray] = {}
+
+    def value(self, metric: str, window: str | None) -> np.ndarray:
+        key = (metric, window)
+        if key not in self._cache:
+            self._cache[key] = self._compute(METRICS[metric], window)
+        return self._cache[key]
+
+    def _compute(self, definition: Any, window: str | None) -> np.ndarray:
+        frame = self.frame
+        if definition.kind == Kind.CURRENT:
+            minor = np.array(
+                [getattr(e, definition.a) for e in frame.entities], dtype=float
+            )  # None → NaN
+            units = np.array(
+                [offset(frame.accounts[e.account_id].currency) for e in frame.entities],
+                dtype=float,
             )
-    return or_(*per_account)
+            return minor / units if len(units) else minor
+        assert window is not None
+        a = self._column(window, definition.a)
+        if definition.kind == Kind.SUM:
+            return a
+        b = self._column(window, definition.b)
+        if definition.kind == Kind.DIFFERENCE:
+            return a - b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(b == 0, np.nan, a / b * float(definition.scale))
+
+    def _column(self, window: str, column: str) -> np.ndarray:
+        raw = self.frame.sums[(Window.parse(window).name, column)].astype(float)
+        return raw / MICROS_PER_UNIT if column.endswith("_micros") else raw
 
 
-# ---------------------------------------------------------------------- judging
+def _prejudge(rule: RuleDocument, vectors: _Vectors, positions: np.ndarray) -> Tri:
+    def value(metric: str, window: str | None) -> np.ndarray:
+        return vectors.value(metric, window)[positions]
+
+    def walk(node: Any) -> Tri:
+        if isinstance(node, All):
+            return _and([walk(child) for child in node.all])
+        if isinstance(node, Any_):
+            return _or([walk(child) for child in node.any])
+        expected: Any = node.value
+        if isinstance(expected, Reference):
+            expected = value(expected.metric, expected.window) * float(expected.times)
+        elif isinstance(expected, list):
+            expected = [float(expected[0]), float(expected[1])]
+        else:
+            expected = float(expected)
+        return _tri_compare(value(node.metric, node.window), node.op, expected)
+
+    verdict = walk(rule.conditions)
+    guard = _guard_window(rule)
+    if guard and rule.safety.min_spend is not None:
+        spend = _tri_compare(value("spend", guard), ">=", float(rule.safety.min_spend))
+        verdict = _and([verdict, spend])
+    if guard and rule.safety.min_impressions is not None:
+        least = float(rule.safety.min_impressions)
+        verdict = _and([verdict, _tri_compare(value("impressions", guard), ">=", least)])
+    return verdict
+
+
+def _tri_compare(actual: np.ndarray, op: str, expected: Any) -> Tri:
+    if op in ("between", "not_between"):
+        low, high = expected
+        inside = _and([_tri_compare(actual, ">=", low), _tri_compare(actual, "<=", high)])
+        if op == "between":
+            return inside
+        held, unsure = inside
+        return ~held & ~unsure & ~np.isnan(actual), unsure
+    with np.errstate(invalid="ignore"):
+        difference = actual - expected
+        tolerance = _REL * (np.abs(actual) + np.abs(expected)) + _ABS
+        unsure = np.abs(difference) <= tolerance  # NaN (undefined) compares False
+        if op in (">", ">="):
+            held = difference > tolerance
+        elif op in ("<", "<="):
+            held = difference < -tolerance
+        elif op == "!=":
+            held = np.abs(difference) > tolerance
+        else:  # "=": only ever exactly, so never certain in floats
+            held = np.zeros(len(actual), bool)
+    return held, unsure
+
+
+def _and(parts: list[Tri]) -> Tri:
+    held = np.logical_and.reduce([h for h, _ in parts])
+    possible = np.logical_and.reduce([h | u for h, u in parts])
+    return held, possible & ~held
+
+
+def _or(parts: list[Tri]) -> Tri:
+    held = np.logical_or.reduce([h for h, _ in parts])
+    unsure = np.logical_or.reduce([u for _, u in parts])
+    return held, unsure & ~held
+
+
+# ------------------------------------------------------------ judging, one exactly
 
 
 _EMPTY = dict.fromkeys(METRIC_COLUMNS, 0)

@@ -195,6 +195,7 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                         "status": status,
                         "params": sorted(k for k in params if k != "access_token"),
                         "at": server.clock().isoformat(),
+                        **({"batch": _batch_methods(params["batch"])} if "batch" in params else {}),
                     }
                 )
                 if len(server.state.request_log) > REQUEST_LOG_LIMIT:  # a long demo run
@@ -220,6 +221,19 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _batch_methods(raw: str) -> list[str]:
+    """The method of each item of a batch request, for the request log."""
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        return []
+    return (
+        [str(i.get("method", "GET")) for i in items if isinstance(i, dict)]
+        if isinstance(items, list)
+        else []
+    )
 
 
 def _as_param(value: Any) -> str:

@@ -1,0 +1,226 @@
+"""The data a rule is judged on, loaded once for any number of rules: a frame.
+
+A frame holds, for one level (campaign, ad set or ad) in a set of accounts, every
+entity in a fixed order (account, external id) and the sums of the stored metric
+columns over every window the rules ask for — all of it from two queries, whatever the
+number of rules:
+
+* the entities (with the campaigns whose budget their ad sets share);
+* one aggregate over `ad_metrics`: `SUM(column) FILTER (WHERE <window's days>)` for each
+  (window, column) pair the rules use, grouped by entity, on SQLite and PostgreSQL
+  alike. Windows are days in each account's own time zone, so a window's bounds are
+  per account; accounts that share a local date share one bound.
+
+Sums are kept as int64 arrays indexed by the entity's position in the frame; money
+columns are in micros of the major unit, as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, NamedTuple
+
+import numpy as np
+from sqlalchemy import BigInteger, and_, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.db.models import AdAccount, AdEntity, AdMetric
+from core.rules.windows import Window
+
+HIDDEN_STATUSES = ("ARCHIVED", "DELETED")
+FILTER_FIELDS = {  # a rule's scope filter field → the entity attribute it reads
+    "id": "external_id",
+    "name": "name",
+    "effective_status": "effective_status",
+    "campaign_id": "meta_campaign_id",
+    "adset_id": "meta_adset_id",
+}
+
+
+class AccountInfo(NamedTuple):
+    id: int
+    external_id: str
+    currency: str
+    timezone_name: str
+
+
+class EntityRow(NamedTuple):
+    id: int
+    external_id: str
+    name: str
+    account_id: int
+    status: str
+    effective_status: str
+    daily_budget_minor: int | None
+    lifetime_budget_minor: int | None
+    meta_campaign_id: str | None
+    meta_adset_id: str | None
+
+
+@dataclass
+class Frame:
+    level: str
+    accounts: dict[int, AccountInfo]
+    today: dict[int, date]  # account id → its local date
+    entities: list[EntityRow]
+    account_of: np.ndarray  # int64 per position
+    hidden: np.ndarray  # bool: archived or deleted
+    campaign_budget: np.ndarray  # bool: an ad set whose budget lives on its campaign
+    sums: dict[tuple[str, str], np.ndarray]  # (window name, column) → int64 per position
+    _filters: dict[tuple[str, str, Any], np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    def sums_at(self, position: int) -> dict[str, dict[str, int]]:
+        """window name → column → sum, for one entity."""
+        result: dict[str, dict[str, int]] = {}
+        for (window, column), values in self.sums.items():
+            result.setdefault(window, {})[column] = int(values[position])
+        return result
+
+    def filter_mask(self, field_name: str, op: str, value: Any) -> np.ndarray:
+        """Entities passing one scope filter (cached: rules often share filters)."""
+        key = (field_name, op, tuple(value) if isinstance(value, list) else value)
+        if key not in self._filters:
+            attribute = FILTER_FIELDS[field_name]
+            column = [getattr(e, attribute) for e in self.entities]
+            self._filters[key] = np.fromiter(
+                (_passes(v, op, value) for v in column), dtype=bool, count=len(column)
+            )
+        return self._filters[key]
+
+
+def _passes(actual: str | None, op: str, value: Any) -> bool:
+    if op == "=":
+        return actual == value
+    if op == "!=":
+        return actual != value
+    if op == "in":
+        return actual in value
+    if op == "not_in":
+        return actual not in value
+    found = actual is not None and str(value).lower() in actual.lower()
+    return found if op == "contains" else not found
+
+
+def load_frame(
+    session: Session,
+    level: str,
+    accounts: list[AdAccount],
+    today: dict[int, date],
+    needs: dict[Window, set[str]],
+) -> Frame:
+    """The entities of `level` in `accounts` and their sums for `needs` (window →
+    stored columns)."""
+    ids = sorted(a.id for a in accounts)
+    entities = _entities(session, level, ids)
+    position = {e.id: i for i, e in enumerate(entities)}
+    cbo = _campaigns_with_budget(session, ids) if level == "adset" else set()
+    frame = Frame(
+        level=level,
+        accounts={
+            a.id: AccountInfo(a.id, a.external_id, a.currency, a.timezone_name) for a in accounts
+        },
+        today={i: today[i] for i in ids},
+        entities=entities,
+        account_of=np.fromiter((e.account_id for e in entities), np.int64, len(entities)),
+        hidden=np.fromiter(
+            (e.effective_status in HIDDEN_STATUSES for e in entities), bool, len(entities)
+        ),
+        campaign_budget=np.fromiter(
+            ((e.account_id, e.meta_campaign_id) in cbo for e in entities), bool, len(entities)
+        ),
+        sums={},
+    )
+    pairs = sorted((w, c) for w, columns in needs.items() for c in columns)
+    for window, column in pairs:
+        frame.sums[(window.name, column)] = np.zeros(len(entities), np.int64)
+    if entities and pairs:
+        _load_sums(session, level, frame, pairs, position)
+    return frame
+
+
+def _entities(session: Session, level: str, account_ids: list[int]) -> list[EntityRow]:
+    if not account_ids:
+        return []
+    query = (
+        select(
+            AdEntity.id, AdEntity.external_id, AdEntity.name, AdEntity.account_id,
+            AdEntity.status, AdEntity.effective_status, AdEntity.daily_budget_minor,
+            AdEntity.lifetime_budget_minor, AdEntity.meta_campaign_id, AdEntity.meta_adset_id,
+        )
+        .where(AdEntity.account_id.in_(account_ids), AdEntity.level == level)
+        .order_by(AdEntity.account_id, AdEntity.external_id)
+    )  # fmt: skip
+    return [EntityRow(*row) for row in session.execute(query)]
+
+
+def _campaigns_with_budget(session: Session, account_ids: list[int]) -> set[tuple[int, str]]:
+    query = select(AdEntity.account_id, AdEntity.external_id).where(
+        AdEntity.account_id.in_(account_ids),
+        AdEntity.level == "campaign",
+        or_(AdEntity.daily_budget_minor.is_not(None), AdEntity.lifetime_budget_minor.is_not(None)),
+    )
+    return {(row[0], row[1]) for row in session.execute(query)}
+
+
+def _load_sums(
+    session: Session,
+    level: str,
+    frame: Frame,
+    pairs: list[tuple[Window, str]],
+    position: dict[int, int],
+) -> None:
+    account_ids = sorted(frame.accounts)
+    clauses = {window: _window_clause(window, frame.today) for window, _ in pairs}
+    columns = []
+    for window, column in pairs:
+        summed = func.sum(getattr(AdMetric, column))
+        if clauses[window] is not None:
+            summed = summed.filter(clauses[window])
+        columns.append(cast(summed, BigInteger))
+    of_level = select(AdEntity.id).where(
+        AdEntity.account_id.in_(account_ids), AdEntity.level == level
+    )
+    query = (
+        select(AdMetric.entity_id, *columns)
+        .where(AdMetric.account_id.in_(account_ids), AdMetric.entity_id.in_(of_level))
+        .group_by(AdMetric.entity_id)
+    )
+    span = _span({w for w, _ in pairs}, frame.today)
+    if span is not None:  # every window is bounded: read only the days they cover
+        query = query.where(AdMetric.date.between(*span))
+    rows = session.execute(query).all()
+    if not rows:
+        return
+    at = np.fromiter((position.get(r[0], -1) for r in rows), np.int64, len(rows))
+    known = at >= 0
+    for index, (window, column) in enumerate(pairs):
+        values = np.fromiter((r[index + 1] or 0 for r in rows), np.int64, len(rows))
+        frame.sums[(window.name, column)][at[known]] = values[known]
+
+
+def _window_clause(window: Window, today: dict[int, date]) -> Any:
+    """The window's days per account, None when it bounds nothing (lifetime)."""
+    groups: dict[tuple[date, date] | None, list[int]] = {}
+    for account_id, local in sorted(today.items()):
+        groups.setdefault(window.days_range(local), []).append(account_id)
+    if len(groups) == 1:
+        (days,) = groups
+        return None if days is None else AdMetric.date.between(*days)
+    parts = [
+        AdMetric.account_id.in_(ids)
+        if days is None
+        else and_(AdMetric.account_id.in_(ids), AdMetric.date.between(*days))
+        for days, ids in groups.items()
+    ]
+    return or_(*parts)
+
+
+def _span(windows: set[Window], today: dict[int, date]) -> tuple[date, date] | None:
+    ranges = [window.days_range(local) for window in windows for local in today.values()]
+    if not ranges or any(r is None for r in ranges):
+        return None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)  # type: ignore[index]
