@@ -17,6 +17,7 @@ import getpass
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -329,8 +330,10 @@ def _rule_commands(commands: Any) -> None:
         action = actions.add_parser(name, help=help_text)
         action.add_argument("rule_id", type=int)
         action.set_defaults(handler=cmd_rules_change, change=name)
-    preview = actions.add_parser("preview", help="what a rule matches now (changes nothing)")
-    preview.add_argument("rule_id", type=int)
+    preview = actions.add_parser(
+        "preview", help="what a rule — or, without ID, every active rule — matches now"
+    )
+    preview.add_argument("rule_id", type=int, nargs="?", help="omit for every active rule")
     preview.add_argument("--all", action="store_true", help="show candidates that don't match")
     preview.set_defaults(handler=cmd_rules_preview)
     actions.add_parser(
@@ -410,6 +413,8 @@ def cmd_rules_change(args: argparse.Namespace) -> int:
 def cmd_rules_preview(args: argparse.Namespace) -> int:
     from core.engine.run import preview_rule
 
+    if args.rule_id is None:
+        return _preview_every_rule()
     evaluation = preview_rule(args.rule_id)
     shown = evaluation.candidates if args.all else evaluation.matched
     print(
@@ -430,6 +435,27 @@ def cmd_rules_preview(args: argparse.Namespace) -> int:
                 print(f"    ✗ {condition.path}: {why}")
         if candidate.note:
             print(f"    ✗ {candidate.note}")
+    return 0
+
+
+def _preview_every_rule() -> int:
+    from core.engine.run import preview_rules
+
+    started = time.monotonic()
+    results = preview_rules()
+    if not results:
+        print("no active rules")
+        return 0
+    rows = [("ID", "RULE", "LEVEL", "CANDIDATES", "MATCH NOW")]
+    for view, evaluation in results:
+        matched = int(evaluation.matched_mask.sum())
+        rows.append((str(view.id), view.name, view.level, f"{len(evaluation):,}",
+                     f"{matched:,}"))  # fmt: skip
+    _print_table(rows)
+    print(
+        f"{len(results)} active rules evaluated in one pass in "
+        f"{time.monotonic() - started:.2f} s; `rules preview ID` shows one rule's values"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -265,6 +266,9 @@ def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-
     preview = rex("rules", "preview", rule_id, "--all")
     assert preview.returncode == 0, preview.stderr
     assert "candidates match now" in preview.stdout and "· 3002 B" in preview.stdout
+    every = rex("rules", "preview")  # every active rule, one pass
+    assert every.returncode == 0, every.stderr
+    assert re.search(rf"^{rule_id}\s+Scale winners\s+campaign\s+3\s+2\s*$", every.stdout, re.M)
 
     ran = rex("run", "--rule", rule_id)
     assert ran.returncode == 0, ran.stderr
@@ -272,8 +276,10 @@ def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-
 
     pending = rex("approvals", "list").stdout
     approval_id = pending.splitlines()[1].split()[0]
-    approved = rex("approvals", "approve", approval_id, "--by", "ana")
-    assert approved.returncode == 0 and "approved" in approved.stdout
+    approved = rex("approvals", "approve", approval_id, "999", "--by", "ana")
+    assert approved.returncode == 1  # one of the two could not be decided …
+    assert "proposal 999: no pending action with id 999" in approved.stderr
+    assert f"proposal {approval_id}: approved" in approved.stdout  # … the other was
     action_id = approved.stdout.split("(action ")[1].rstrip(")\n")
 
     rolled = rex("actions", "rollback", action_id, "--by", "ana")

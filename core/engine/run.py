@@ -604,3 +604,15 @@ def preview_rule(
     document = get_rule(rule, engine=engine).rule if isinstance(rule, int) else rule
     with read_session(engine) as session:
         return evaluate(session, document, now or utcnow())
+
+
+def preview_rules(now: datetime | None = None, *, engine: Engine | None = None):  # type: ignore[no-untyped-def]
+    """What every active rule matches now, all evaluated in one pass; changes nothing.
+    Returns (rule view, evaluation) pairs in rule id order."""
+    from core.rules.evaluate import evaluate_many
+    from core.rules.store import list_rules
+
+    views = [v for v in list_rules(engine=engine) if v.status == "active"]
+    with read_session(engine) as session:
+        evaluations = evaluate_many(session, [v.rule for v in views], now or utcnow())
+    return list(zip(views, evaluations, strict=True))

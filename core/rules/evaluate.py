@@ -168,8 +168,11 @@ def evaluate_many(
     query = select(AdAccount).where(AdAccount.platform == "meta").order_by(AdAccount.id)
     accounts = list(session.scalars(query))
     today = {a.id: local_today(a.timezone_name, now) for a in accounts}
+    by_external_id = {a.external_id: a for a in accounts}
     scoped = [
-        [a for a in accounts if not r.scope.account_ids or a.external_id in r.scope.account_ids]
+        [by_external_id[i] for i in sorted(set(r.scope.account_ids)) if i in by_external_id]
+        if r.scope.account_ids
+        else accounts
         for r in rules
     ]
     results: list[Evaluation | None] = [None] * len(rules)
@@ -195,7 +198,7 @@ def _evaluate_in(
     today: dict[int, date],
     now: datetime,
 ) -> Evaluation:
-    mask = np.isin(frame.account_of, [a.id for a in accounts])
+    mask = frame.of_accounts([a.id for a in accounts])
     asks_hidden = any(
         f.field == "effective_status" and f.op in ("=", "in") for f in rule.scope.filters
     )
