@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from core.actions.budget import BudgetNotApplicable, new_budget
@@ -38,7 +40,7 @@ def test_a_decrease_stops_at_min_and_never_raises_one_below_it() -> None:
 def test_to_is_clamped_into_the_bounds() -> None:
     assert usd(change(to=900, max=500))[1] == 50_000
     assert usd(change(to=10, min=20))[1] == 2_000
-    assert usd(change(to="123.45"))[1] == 12_345
+    assert usd(change(to=Decimal("123.45")))[1] == 12_345
 
 
 def test_by_amount_in_major_units_of_each_currency() -> None:
@@ -56,7 +58,7 @@ def test_jpy_percent_rounds_to_whole_yen() -> None:
 
 def test_a_change_that_rounds_to_nothing_is_no_change() -> None:
     result = new_budget(
-        change(by_percent="0.01"), currency="USD", daily_minor=100, lifetime_minor=None
+        change(by_percent=Decimal("0.01")), currency="USD", daily_minor=100, lifetime_minor=None
     )
     assert not result.changes
 

@@ -3,15 +3,17 @@
 RULES.md: exactly one of `by_percent` (signed), `by_amount` (signed, major units) or
 `to`; optional `min` / `max`. An increase stops at `max` and never lowers a budget that
 is already above it; a decrease stops at `min` and never raises one already below it;
-`to` is clamped into [`min`, `max`]. Meta's own minimum for the account is a floor too.
+`to` is clamped into [`min`, `max`]. Bounds finer than the currency's unit round
+inward. Meta's own minimum for the account is a floor too, and in any case one minor
+unit; when that floor is above the rule's `max`, nothing changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
-from core.money import format_money, from_minor, to_minor
+from core.money import format_money, from_minor, offset, to_minor
 from core.rules.document import ChangeBudget
 
 
@@ -54,8 +56,11 @@ def new_budget(
     kind = budget_kind(action, daily_minor, lifetime_minor)
     old = daily_minor if kind == "daily" else lifetime_minor
     assert old is not None
-    low = None if action.min is None else to_minor(action.min, currency, exact=False)
-    high = None if action.max is None else to_minor(action.max, currency, exact=False)
+    # Bounds finer than the currency's unit round inward: never past what the rule says.
+    low = None if action.min is None else _whole(action.min, currency, ROUND_CEILING)
+    high = None if action.max is None else _whole(action.max, currency, ROUND_FLOOR)
+    if low is not None and high is not None and low > high:
+        return BudgetChange(kind, old, old, f"no whole amount of {currency} lies in [min, max]")
 
     if action.to is not None:
         target = to_minor(action.to, currency, exact=False)
@@ -72,11 +77,24 @@ def new_budget(
         elif new < old and low is not None and new < low:
             new, note = min(old, low), "stopped at min"
 
-    if meta_minimum_minor and new < meta_minimum_minor and new != old:
-        new = meta_minimum_minor if old >= meta_minimum_minor else old
-        minimum = format_money(from_minor(meta_minimum_minor, currency), currency)
-        note = f"Meta's minimum is {minimum}"
+    # The floor: Meta's minimum for the account, and in any case one minor unit (a
+    # budget cannot be zero or negative; pausing is how spending stops).
+    floor = max(meta_minimum_minor or 0, 1)
+    if new < floor and new != old:
+        new = floor if old >= floor else old
+        note = (
+            f"Meta's minimum is {format_money(from_minor(floor, currency), currency)}"
+            if meta_minimum_minor and meta_minimum_minor >= 1
+            else "a budget cannot go below the currency's smallest unit"
+        )
+        if high is not None and new > high:  # the floor is above the rule's max
+            new, note = old, f"{note}, above the rule's max: no change"
     return BudgetChange(kind=kind, old_minor=old, new_minor=new, note=note)
+
+
+def _whole(amount: Decimal, currency: str, rounding: str) -> int:
+    """Major units → whole minor units, rounded as asked."""
+    return int((Decimal(amount) * offset(currency)).to_integral_value(rounding=rounding))
 
 
 def _clamp(value: int, low: int | None, high: int | None) -> tuple[int, str | None]:

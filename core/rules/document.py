@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -58,8 +59,22 @@ def _json_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _json_number_in(value: Any) -> Any:
+    """Numbers come in as JSON numbers: text that looks like one is refused, so the rule
+    stored is the rule validated (a string of 40 digits would not survive as a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError("give a number such as 3 or 0.8, written as a JSON number (not text)")
+    if not Decimal(value).is_finite() or abs(Decimal(value)) >= NUMBER_LIMIT:
+        raise ValueError(f"give a finite number below {NUMBER_LIMIT:,}")
+    return value
+
+
+NUMBER_LIMIT = 10**15
 Number = Annotated[
-    Decimal, Field(allow_inf_nan=False), PlainSerializer(_json_number, when_used="json")
+    Decimal,
+    BeforeValidator(_json_number_in),
+    Field(allow_inf_nan=False),
+    PlainSerializer(_json_number, when_used="json"),
 ]
 
 
@@ -316,18 +331,25 @@ Any_.model_rebuild()
 # ------------------------------------------------------------------- validation
 
 
+TOO_DEEP = ("document", "nested too deeply: conditions need only a few levels of all / any")
+
+
 def parse_rule(data: str | bytes | dict[str, Any]) -> RuleDocument:
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
         except ValueError as error:
             raise RuleDocumentError([("document", f"not valid JSON ({error})")]) from None
+        except RecursionError:
+            raise RuleDocumentError([TOO_DEEP]) from None
     if not isinstance(data, dict):
         raise RuleDocumentError([("document", "a rule is a JSON object {…}")])
     try:
         return RuleDocument.model_validate(data)
     except ValidationError as error:
-        raise RuleDocumentError(_problems(error)) from None
+        raise RuleDocumentError(_problems(error, data)) from None
+    except RecursionError:
+        raise RuleDocumentError([TOO_DEEP]) from None
 
 
 def rule_json_schema() -> dict[str, Any]:
@@ -340,10 +362,11 @@ def rule_json_schema() -> dict[str, Any]:
 VALUE_HELP = "a number, [lo, hi] for between, or a reference {metric, window, times}"
 
 
-def _problems(error: ValidationError) -> list[tuple[str, str]]:
+def _problems(error: ValidationError, data: Any) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for item in error.errors(include_url=False):
-        path = _path(item["loc"])
+        named = item["type"] in ("missing", "extra_forbidden")
+        path = _path(item["loc"], data, names_a_field=named)
         message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if message.startswith("@"):  # a validator naming the field it is about
             field, _, message = message[1:].partition(" ")
@@ -365,32 +388,54 @@ def _is_type_error(kind: str) -> bool:
     return kind.endswith("_type") or kind.endswith("_parsing")
 
 
-_TAGS = {"number", "range", "reference", "all", "any", "condition"}
-_TAGS |= {"pause", "resume", "change_budget", "duplicate", "notify"}
-
-
-def _path(loc: tuple[Any, ...]) -> str:
+def _path(loc: tuple[Any, ...], data: Any, *, names_a_field: bool = False) -> str:
+    """The field's path in the document as written: pydantic's location walked through
+    the input, so that its names for union branches and wrappers (`number`, `str`,
+    `function-after[…]`) are left out and every key that is in the document is kept;
+    with `names_a_field`, the last piece is a key missing from (or unknown to) its
+    object and is kept too."""
     parts: list[str] = []
+    node = data
     for index, piece in enumerate(loc):
-        if isinstance(piece, int):
-            parts[-1 if parts else 0 :] = [f"{parts[-1] if parts else ''}[{piece}]"]
-        elif piece in _TAGS and index > 0 and not _is_field_name(loc, index):
-            continue  # pydantic's name for the union branch, not a field
-        elif piece in ("function-after[_value_fits_op(), Filter]",) or str(piece).startswith(
-            ("function-", "list[", "decimal", "tagged-union")
+        last = index == len(loc) - 1
+        following = None if last else loc[index + 1]
+        if _fits(node, piece) and not (
+            # a branch name that is also a key here ({"any": …} chose the branch "any"):
+            # it is a key only if what follows it continues inside it
+            following is not None
+            and not _fits(_step(node, piece), following)
+            and (
+                _fits(node, following)
+                or (
+                    index + 1 == len(loc) - 1
+                    and names_a_field
+                    and isinstance(following, str)
+                    and not isinstance(_step(node, piece), dict)
+                )
+            )
         ):
-            continue
-        else:
-            parts.append(str(piece))
-    return ".".join(parts) or "document"
+            parts.append(f"[{piece}]" if isinstance(piece, int) else f".{_key(piece)}")
+            node = _step(node, piece)
+        elif names_a_field and last and isinstance(piece, str) and isinstance(node, dict):
+            parts.append(f".{_key(piece)}")  # a field missing from an object that is there
+        elif names_a_field and last and isinstance(piece, int) and isinstance(node, list):
+            parts.append(f"[{piece}]")  # an item missing from a list that is there
+        # anything else is pydantic's own name for a branch or a wrapper: not a field
+    return "".join(parts).lstrip(".") or "document"
 
 
-def _is_field_name(loc: tuple[Any, ...], index: int) -> bool:
-    """`all` / `any` are both tags and the real field names of group nodes."""
-    piece = loc[index]
-    if piece not in ("all", "any"):
-        return False
-    return index > 0 and loc[index - 1] == piece
+def _fits(node: Any, piece: Any) -> bool:
+    if isinstance(piece, int) and isinstance(node, list):
+        return -len(node) <= piece < len(node)
+    return isinstance(piece, str) and isinstance(node, dict) and piece in node
+
+
+def _step(node: Any, piece: Any) -> Any:
+    return node[piece]
+
+
+def _key(name: str) -> str:
+    return name if name.isidentifier() else json.dumps(name)
 
 
 def _check_metric(name: str, *, windowed: bool | None) -> str:
