@@ -49,6 +49,7 @@ chromium:
 bench: $(STAMP)
 	$(BIN)/python bench/freshness.py --runs 3
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -19,7 +19,8 @@ one run, on the same rows:
       judged in Python, on `--sample` (rule, entity) pairs, scaled up to all pairs;
   (c) the floor: one GROUP BY scan over the same rows, every row fetched.
 
-Prints a table and the ratios; the README quotes them.
+(a) and (c) are the median of three runs ((a) after a warm-up). Prints a table and the
+ratios; the README quotes them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -43,7 +45,8 @@ ZONES = (
     ("JPY", "Asia/Tokyo"),
     ("USD", "Australia/Sydney"),
 )
-NOW = datetime(2026, 11, 20, 18, 30, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 18, 30, tzinfo=UTC)  # two local dates: LA … Sydney
+REPEAT = 3  # (a) and (c): the median of three runs
 
 
 def templates(rng: random.Random) -> list[dict]:
@@ -196,18 +199,25 @@ def measure(engine, sample: int) -> dict[str, object]:  # type: ignore[no-untype
     )
     floors = {}
     for name, query in (("floor", same_rows), ("whole", whole)):
-        started = time.perf_counter()
-        with read_session(engine) as session:
-            session.execute(text("SET LOCAL jit = off"))
-            floor_rows = len(session.execute(query).all())
-        floors[name] = time.perf_counter() - started
+        times = []
+        for _ in range(REPEAT):
+            started = time.perf_counter()
+            with read_session(engine) as session:
+                session.execute(text("SET LOCAL jit = off"))
+                floor_rows = len(session.execute(query).all())
+            times.append(time.perf_counter() - started)
+        floors[name] = statistics.median(times)
     floor = floors["floor"]
 
     # (a) every rule in one pass, as `rules preview` runs it: the rules read and parsed,
     # each rule's verdict for each candidate
-    started = time.perf_counter()
-    results = preview_rules(NOW, engine=engine)
-    full = time.perf_counter() - started
+    preview_rules(NOW, engine=engine)  # warm-up: imports, compiled statement caches
+    times = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        results = preview_rules(NOW, engine=engine)
+        times.append(time.perf_counter() - started)
+    full = statistics.median(times)
     documents = [view.rule for view, _ in results]
     evaluations = [evaluation for _, evaluation in results]
     matched = sum(int(e.matched_mask.sum()) for e in evaluations)

@@ -163,7 +163,7 @@ def _entities(session: Session, level: str, account_ids: list[int]) -> list[Enti
         .where(AdEntity.account_id.in_(account_ids), AdEntity.level == level)
         .order_by(AdEntity.account_id, AdEntity.external_id)
     )  # fmt: skip
-    return [EntityRow(*row) for row in session.execute(query)]
+    return [EntityRow(*row) for row in session.connection().execute(query)]
 
 
 def _campaigns_with_budget(session: Session, account_ids: list[int]) -> set[tuple[int, str]]:
@@ -200,7 +200,7 @@ def _load_sums(
             days = window.days_range(local)
             if days is not None:
                 summed = summed.filter(AdMetric.date.between(*days))
-            columns.append(cast(summed, BigInteger))
+            columns.append(func.coalesce(cast(summed, BigInteger), 0))
         query = (
             select(AdMetric.entity_id, *columns)
             .where(AdMetric.account_id.in_(account_ids), AdMetric.entity_id.in_(of_level))
@@ -209,16 +209,14 @@ def _load_sums(
         span = _span({w for w, _ in pairs}, local)
         if span is not None:  # every window is bounded: read only the days they cover
             query = query.where(AdMetric.date.between(*span))
-        rows = session.execute(query).all()
+        rows = session.connection().execute(query).all()  # Core: no ORM row handling
         if not rows:
             continue
-        at = np.fromiter((position.get(r[0], -1) for r in rows), np.int64, len(rows))
+        table = np.array([tuple(r) for r in rows], dtype=np.int64)  # id, then the pairs
+        at = np.fromiter((position.get(i, -1) for i in table[:, 0].tolist()), np.int64)
         known = at >= 0
-        values = np.array([r[1:] for r in rows], dtype=object)
-        values[values == None] = 0  # noqa: E711 — elementwise: no rows in that window
-        values = values.astype(np.int64)
         for index, (window, column) in enumerate(pairs):
-            frame.sums[(window.name, column)][at[known]] = values[known, index]
+            frame.sums[(window.name, column)][at[known]] = table[known, index + 1]
 
 
 def _span(windows: set[Window], local: date) -> tuple[date, date] | None:
