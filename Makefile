@@ -49,6 +49,7 @@ chromium:
 bench: $(STAMP)
 	$(BIN)/python bench/freshness.py --runs 3
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/pages.py --engine-data
 	$(BIN)/python bench/engine.py
 
 clean:

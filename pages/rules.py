@@ -16,6 +16,7 @@ from core.rules.builder import (
     default_condition,
     duplicate_rule,
     metric_choices,
+    page_of_rules,
     problems_by_section,
     rules_with_activity,
     template,
@@ -54,6 +55,18 @@ with list_tab:
     if not rows:
         st.info(
             "No rules yet. Open the **Builder** tab, start from a template, preview it and save it."
+        )
+    else:
+        find, status_col, page_col = st.columns([3, 2, 1])
+        text = find.text_input("Find", key="rules_find", placeholder="part of a rule's name")
+        statuses = status_col.multiselect(
+            "Status", ["active", "paused", "draft"], key="rules_statuses"
+        )
+        page = page_col.number_input("Page", min_value=1, step=1, key="rules_page")
+        rows, found, pages = page_of_rules(rows, text=text, statuses=statuses, page=int(page))
+        st.caption(
+            f"{found} rule(s)"
+            + (f" · page {min(int(page), pages)} of {pages}" if pages > 1 else "")
         )
     for row in rows:
         rule = row.rule

@@ -81,3 +81,27 @@ def test_enable_disable_duplicate_delete_by_id(db: Engine) -> None:
     assert "Scale winners" not in {r.name for r in list_rules()}
     copy = duplicate_rule(second.id)
     assert copy.status == "draft"
+
+
+def test_many_rules_are_found_by_name_and_status_a_page_at_a_time(db: Engine) -> None:
+    for i in range(25):
+        status = "paused" if i % 5 == 0 else "active"
+        save_rule({**SCALE_WINNERS, "name": f"Rule {i:02}", "status": status,
+                   "scope": {"level": "campaign"}})  # fmt: skip
+    by_name = {r.name: r.id for r in list_rules()}
+
+    app = run()
+    assert "25 rule(s) · page 1 of 2" in app.caption[0].value
+    shown = [b.key for b in app.button if b.key.startswith("toggle_")]
+    assert len(shown) == 20
+
+    app.number_input(key="rules_page").set_value(2).run()
+    shown = [b.key for b in app.button if b.key.startswith("toggle_")]
+    assert shown == [f"toggle_{by_name[f'Rule {i:02}']}" for i in range(20, 25)]
+
+    app.number_input(key="rules_page").set_value(1).run()
+    app.text_input(key="rules_find").set_value("rule 1").run()
+    app.multiselect(key="rules_statuses").set_value(["paused"]).run()
+    assert app.caption[0].value == "2 rule(s)"  # Rule 10 and Rule 15
+    app.button(key=f"toggle_{by_name['Rule 15']}").click().run()  # by id, not position
+    assert {r.name: r.status for r in list_rules()}["Rule 15"] == "active"

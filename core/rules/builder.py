@@ -155,6 +155,24 @@ def rules_with_activity(
     return [RuleListRow(rule, counts.get(rule.id, 0)) for rule in list_rules(engine=engine)]
 
 
+RULES_PER_PAGE = 20
+
+
+def page_of_rules(
+    rows: list[RuleListRow], *, text: str = "", statuses: list[str] | None = None, page: int = 1
+) -> tuple[list[RuleListRow], int, int]:
+    """The rules whose name contains `text` (any case) and whose status is in `statuses`
+    (all when empty), one page of them: (rows on the page, rules found, pages)."""
+    needle = text.strip().lower()
+    found = [
+        r for r in rows
+        if needle in r.rule.name.lower() and (not statuses or r.rule.status in statuses)
+    ]  # fmt: skip
+    pages = max(1, -(-len(found) // RULES_PER_PAGE))
+    page = min(max(page, 1), pages)
+    return found[(page - 1) * RULES_PER_PAGE : page * RULES_PER_PAGE], len(found), pages
+
+
 def duplicate_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
     """A copy of a rule as a draft named "… (copy)", so it never runs by surprise."""
     document = copy.deepcopy(get_rule(rule_id, engine=engine).document)
