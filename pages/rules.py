@@ -391,6 +391,47 @@ with builder_tab:
     safety["require_approval"] = cols[3].toggle(
         "Require approval", bool(safety.get("require_approval", False)), key=f"b{v}_approval"
     )
+    cols = st.columns(4)
+    days = cols[0].multiselect(
+        "Only on these days (account's time zone; none = every day)",
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        default=schedule.get("days") or [],
+        key=f"b{v}_days",
+    )
+    schedule["days"] = days or None
+    limited = cols[1].toggle(
+        "Only between these hours", schedule.get("hours") is not None, key=f"b{v}_limit_hours"
+    )
+    if limited:
+        start, end = cols[1].slider(
+            "Hours [from, to)", 0, 24, tuple(schedule.get("hours") or (8, 20)), key=f"b{v}_hours"
+        )
+        schedule["hours"] = [start, end]
+    else:
+        schedule["hours"] = None
+    min_spend = cols[2].number_input(
+        "Min spend in the window (0 = none)",
+        min_value=0.0,
+        value=float(safety.get("min_spend") or 0),
+        key=f"b{v}_min_spend",
+        help="Thin data never matches: the first windowed condition's window is used.",
+    )
+    safety["min_spend"] = min_spend or None
+    min_impressions = cols[3].number_input(
+        "Min impressions (0 = none)",
+        min_value=0,
+        value=int(safety.get("min_impressions") or 0),
+        key=f"b{v}_min_impressions",
+    )
+    safety["min_impressions"] = int(min_impressions) or None
+    for section, field in (
+        ("schedule", "days"),
+        ("schedule", "hours"),
+        ("safety", "min_spend"),
+        ("safety", "min_impressions"),
+    ):
+        if draft[section].get(field) is None:
+            draft[section].pop(field, None)  # absent, as RULES.md writes the default
     show("schedule")
     show("safety")
 

@@ -105,3 +105,21 @@ def test_many_rules_are_found_by_name_and_status_a_page_at_a_time(db: Engine) ->
     assert app.caption[0].value == "2 rule(s)"  # Rule 10 and Rule 15
     app.button(key=f"toggle_{by_name['Rule 15']}").click().run()  # by id, not position
     assert {r.name: r.status for r in list_rules()}["Rule 15"] == "active"
+
+
+def test_the_builder_sets_days_hours_and_thin_data_guards(live) -> None:  # type: ignore[no-untyped-def]
+    app = run()
+    app.button(key="builder_use_template").click().run()
+    app.multiselect(key="b1_days").set_value(["mon", "fri"]).run()
+    app.toggle(key="b1_limit_hours").set_value(True).run()
+    app.slider(key="b1_hours").set_value((9, 18)).run()
+    app.number_input(key="b1_min_spend").set_value(25.5).run()
+    app.button(key="builder_save").click().run()
+    assert not app.exception
+    (saved,) = list_rules()
+    schedule = saved.document["schedule"]
+    assert (schedule["days"], schedule["hours"]) == (["mon", "fri"], [9, 18])
+    assert saved.document["safety"]["min_spend"] == 25.5
+    assert "min_impressions" not in saved.document["safety"] or (
+        saved.document["safety"]["min_impressions"] is None
+    )
