@@ -71,16 +71,15 @@ with list_tab:
     for row in rows:
         rule = row.rule
         with st.container(border=True):
-            top = st.columns([4, 1, 1, 1, 1, 1, 1])
             last = (
                 f"last run {rule.last_execution_at:%Y-%m-%d %H:%M} UTC"
                 if rule.last_execution_at
                 else "never run"
             )
-            top[0].markdown(
+            st.markdown(
                 f"**{rule.name}** · {rule.level} · {rule.status} · v{rule.version}  \n{last}"
             )
-            top[0].caption(
+            st.caption(
                 (
                     "next run " + f"{rule.next_execution_at:%Y-%m-%d %H:%M} UTC"
                     if rule.next_execution_at
@@ -89,16 +88,17 @@ with list_tab:
                 + f" · {row.actions_7d} actions in 7 days"
             )
             active = rule.status == "active"
-            if top[1].button("Disable" if active else "Enable", key=f"toggle_{rule.id}"):
+            buttons = st.columns(6)
+            if buttons[0].button("Disable" if active else "Enable", key=f"toggle_{rule.id}"):
                 set_status(rule.id, "paused" if active else "active")
                 flash(f"{rule.name} is {'paused' if active else 'active'}")
-            if top[2].button("Edit", key=f"edit_{rule.id}"):
+            if buttons[1].button("Edit", key=f"edit_{rule.id}"):
                 load(rule.document, rule.id)
                 flash(f"Loaded {rule.name} into the builder")
-            if top[3].button("Duplicate", key=f"duplicate_{rule.id}"):
+            if buttons[2].button("Duplicate", key=f"duplicate_{rule.id}"):
                 copy_view = duplicate_rule(rule.id)
                 flash(f"Duplicated as “{copy_view.name}” (a draft)")
-            if top[4].button("Run now", key=f"run_{rule.id}"):
+            if buttons[3].button("Run now", key=f"run_{rule.id}"):
                 try:
                     result = run_rule_now(rule.id)
                 except RuleBusyError as busy:
@@ -108,13 +108,13 @@ with list_tab:
                         f"{rule.name}: {result.status} — {result.entities_matched} matched, "
                         f"{result.actions_taken} acted, {result.actions_skipped} skipped"
                     )
-            top[5].download_button(
+            buttons[4].download_button(
                 "Export",
                 json.dumps(rule.document, indent=2),
                 f"rule-{rule.id}.json",
                 key=f"export_{rule.id}",
             )
-            if top[6].button("Delete", key=f"delete_{rule.id}"):
+            if buttons[5].button("Delete", key=f"delete_{rule.id}"):
                 delete_rule(rule.id)
                 flash(f"Deleted {rule.name}; its executions and actions stay on the record")
 

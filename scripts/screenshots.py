@@ -116,7 +116,7 @@ def shoot(base: str, out: Path) -> int:
     failures = 0
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1700})
+        page = browser.new_page(viewport={"width": 1680, "height": 1700})
         for name, (path, heading) in PAGES.items():
             page.goto(base + path)
             page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
