@@ -163,7 +163,7 @@ def _entities(session: Session, level: str, account_ids: list[int]) -> list[Enti
         .where(AdEntity.account_id.in_(account_ids), AdEntity.level == level)
         .order_by(AdEntity.account_id, AdEntity.external_id)
     )  # fmt: skip
-    return [EntityRow(*row) for row in session.connection().execute(query)]
+    return [EntityRow(*row) for row in session.connection().execute(query).all()]
 
 
 def _campaigns_with_budget(session: Session, account_ids: list[int]) -> set[tuple[int, str]]:
