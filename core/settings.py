@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     engine_lease_seconds: int = Field(
         default=600, ge=5, description="How long a runner's claim on a rule lasts."
     )
+    approval_ttl_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a proposal waits for a person before it expires.",
+    )
 
     log_level: str = Field(default="INFO", description="Python log level.")
 

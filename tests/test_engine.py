@@ -3,6 +3,7 @@ sandbox over HTTP, once, inside the safety rails, on the record — SQLite and P
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from core.db.models import ActionHistory, AdEntity, Notification, RuleExecution
 from core.engine.claim import claim_rule
 from core.engine.run import run_claimed, run_rule_now
 from core.rules.store import save_rule
+from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
 
@@ -164,6 +166,26 @@ def test_an_expired_proposal_cannot_be_approved(worked) -> None:  # type: ignore
         approve(a.id, by="ana", now=NOW + timedelta(hours=25))
     assert expire_approvals(NOW + timedelta(hours=25)) == 2
     assert {q.status for q in list_approvals(None)} == {"expired"}
+    assert worked.state.write_log == []
+
+
+@pytest.fixture
+def two_hour_approvals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("REX_APPROVAL_TTL_HOURS", "2")
+    reload_settings()
+    yield
+    monkeypatch.delenv("REX_APPROVAL_TTL_HOURS")
+    reload_settings()
+
+
+def test_the_approval_window_is_a_setting(worked, two_hour_approvals) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    a, _c = list_approvals()
+
+    assert a.expires_at == NOW + timedelta(hours=2)
+    with pytest.raises(ApprovalError, match="expired at"):
+        approve(a.id, by="ana", now=NOW + timedelta(hours=3))
     assert worked.state.write_log == []
 
 

@@ -56,10 +56,10 @@ from core.rules.document import (
     parse_rule,
 )
 from core.rules.evaluate import Candidate, evaluate, trace_value
+from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-APPROVAL_TTL = timedelta(hours=24)
 COUNTED = (
     ActionStatus.PENDING,
     ActionStatus.SUCCEEDED,
@@ -505,7 +505,7 @@ class _Planner:
                     "conditions": [c.to_json() for c in candidate.conditions],
                 },
                 status=ApprovalStatus.PENDING,
-                expires_at=self.now + APPROVAL_TTL,
+                expires_at=self.now + timedelta(hours=get_settings().approval_ttl_hours),
                 created_at=self.now,
             )
             session.add(pending)
