@@ -22,6 +22,7 @@ from core.db.models import (
     RuleExecution,
     SchedulerEvent,
     SchedulerHeartbeat,
+    SyncRun,
 )
 from core.db.types import utcnow
 from core.rules.store import save_rule
@@ -87,6 +88,21 @@ def test_a_tick_runs_the_due_rules_and_only_those(live) -> None:  # type: ignore
     assert outcome["rules"] == 1
     assert [e.rule_id for e in executions()] == [due.id]
     assert sorted(w.params["daily_budget"] for w in live.state.write_log) == ["25000", "40000"]
+
+
+def test_a_sync_job_skips_accounts_a_sync_just_read(live) -> None:  # type: ignore[no-untyped-def]
+    """`make run` syncs before the scheduler starts: its first recent sync reads nothing
+    again; a sync without breakdowns does not stand in for the breakdown job."""
+    sched = scheduler(REX_SCHEDULER_SYNC_MINUTES="15")
+    requests = len(live.state.request_log)
+
+    assert sched.recent_sync() == {"synced": 0, "failed": 0, "fresh": 1}
+    assert len(live.state.request_log) == requests
+    assert sched.breakdown_sync() == {"synced": 1, "failed": 0, "fresh": 0}
+
+    with write_session() as session:  # the earlier syncs were 8 minutes ago
+        session.execute(update(SyncRun).values(started_at=utcnow() - timedelta(minutes=8)))
+    assert sched.recent_sync() == {"synced": 1, "failed": 0, "fresh": 0}
 
 
 def test_a_stale_account_is_not_evaluated(live) -> None:  # type: ignore[no-untyped-def]

@@ -47,6 +47,8 @@ from core.db.models import (
     SchedulerEvent,
     SchedulerHeartbeat,
     SchedulerLease,
+    SyncRun,
+    SyncStatus,
     TokenStatus,
 )
 from core.db.types import utcnow
@@ -152,10 +154,10 @@ class Scheduler:
         }
 
     def recent_sync(self) -> dict[str, Any]:
-        return self._sync(days=3, breakdowns=False)
+        return self._sync(days=3, breakdowns=False, every=self.settings.scheduler_sync_minutes)
 
     def breakdown_sync(self) -> dict[str, Any]:
-        return self._sync(days=3, breakdowns=True)
+        return self._sync(days=3, breakdowns=True, every=self.settings.scheduler_breakdown_minutes)
 
     def nightly_lookback(self) -> dict[str, Any]:
         """The 28-day re-sync, once a day per account at its quiet local hour."""
@@ -194,13 +196,42 @@ class Scheduler:
 
     # ------------------------------------------------------------------ helpers
 
-    def _sync(self, *, days: int, breakdowns: bool) -> dict[str, Any]:
-        from core.sync.runner import SyncOptions, sync_accounts
+    def _sync(self, *, days: int, breakdowns: bool, every: int) -> dict[str, Any]:
+        """Sync every account, except those a sync covering the same days (and the
+        breakdowns, if asked) already read within half the job's interval: `make run`'s
+        first sync, say, just before the scheduler started."""
+        from core.sync.runner import SyncOptions, sync_account
 
-        results = sync_accounts(
-            options=SyncOptions(days=days, breakdowns=breakdowns), engine=self.engine
-        )
-        return {"synced": sum(r.ok for r in results), "failed": sum(not r.ok for r in results)}
+        fresh = self._synced_since(utcnow() - timedelta(minutes=every / 2), days, breakdowns)
+        options = SyncOptions(days=days, breakdowns=breakdowns)
+        results = [
+            sync_account(account_id, options=options, engine=self.engine)
+            for account_id, _, _ in self._accounts()
+            if account_id not in fresh
+        ]
+        return {
+            "synced": sum(r.ok for r in results),
+            "failed": sum(not r.ok for r in results),
+            "fresh": len(fresh),
+        }
+
+    def _synced_since(self, since: datetime, days: int, breakdowns: bool) -> set[int]:
+        from core.sync.breakdowns import BREAKDOWN_TABLES
+
+        with read_session(self.engine) as session:
+            runs = session.execute(
+                select(SyncRun.account_id, SyncRun.since, SyncRun.until, SyncRun.counts).where(
+                    SyncRun.status == SyncStatus.SUCCEEDED, SyncRun.started_at >= since
+                )
+            ).all()
+        return {
+            account_id
+            for account_id, first, last, counts in runs
+            if first is not None
+            and last is not None
+            and (last - first).days + 1 >= days
+            and (not breakdowns or all(t.name in counts for t in BREAKDOWN_TABLES))
+        }
 
     def _refresh_due_accounts(self, now: datetime) -> int:
         """Numbers older than REX_SCHEDULER_FRESH_MINUTES are refreshed before a due rule
