@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, update
 
 from core.accounts import client_for
 from core.actions.execute import execute_intents
+from core.actions.settle import held_reason, unsettled_writes
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
@@ -150,9 +151,15 @@ def approve_many(
             errors[approval_id] = error
 
     drifts, unreadable = _drifts(decidable, engine)
+    held = _held(decidable, engine)
     action_ids = []
     for approval_id in decidable:
         try:
+            if approval_id in held:  # an earlier write to the entity is unsettled
+                raise ApprovalError(
+                    f"proposal {approval_id} was not executed now: {held[approval_id]}; "
+                    "it stays pending — approve it again once that is settled"
+                )
             if approval_id in unreadable:  # not judged: it stays pending
                 raise ApprovalError(
                     f"proposal {approval_id} was not decided: Meta cannot read the entity "
@@ -265,6 +272,24 @@ def _decide(
             .execution_options(synchronize_session=False)
         )
         return intent.id
+
+
+def _held(approval_ids: list[int], engine: Engine | None) -> dict[int, str]:
+    """approval id → why its entity cannot be written now (an unsettled earlier write)."""
+    with read_session(engine) as session:
+        entities = dict(
+            session.execute(
+                select(PendingAction.id, PendingAction.entity_id).where(
+                    PendingAction.id.in_(approval_ids), PendingAction.entity_id.is_not(None)
+                )
+            ).all()
+        )
+    unsettled = unsettled_writes(list(entities.values()), engine=engine)
+    return {
+        approval_id: held_reason(unsettled[entity_id])
+        for approval_id, entity_id in entities.items()
+        if entity_id in unsettled
+    }
 
 
 def _drifts(

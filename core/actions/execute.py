@@ -1,13 +1,25 @@
 """Writing to Meta: intents first, then the calls, then the outcomes.
 
 Every write Rex makes goes through here. The caller has already stored an
-`action_history` row with status `pending` (the intent, with a unique idempotency key);
-`execute_intents` sends the writes — status and budget changes batched (≤ 50 per HTTP
-request), copies one by one because a copy must never be sent twice — and records each
-outcome: `succeeded` with the values Meta now reports, `failed` with the typed error in
-words, or `unknown` when the answer was lost (a copy that may or may not exist; recovery
-reads Meta's state instead of repeating it). Then the local entities are refreshed from
-what Meta reports.
+`action_history` row with status `pending` (the intent, with a unique idempotency key).
+`execute_intents` sends them, per account:
+
+1. status and budget changes in batches of ≤ 50 per HTTP request, copies one by one;
+2. just before each call, its intents are marked `sending` (with `sent_at`), committed
+   — so that if Rex dies now, recovery knows the call may have gone out;
+3. each outcome is recorded as soon as its call returns:
+   * `succeeded` — Meta confirmed it (`{"success": true}`, a copy's id);
+   * `failed` — Meta definitely refused it (validation, permission, policy, token, a
+     rate limit it answered with, `{"success": false}`), with Meta's error in words;
+   * `unknown` — it may have been applied but the answer says nothing certain (5xx,
+     transient codes, a timeout or dropped connection after sending, an unreadable or
+     missing answer or batch item, `"success": "true"`). It counts toward cooldowns and
+     caps like a success, holds back other writes to the entity, and is settled by
+     reading Meta (core/actions/settle.py) — never by sending it again;
+   * `deferred` — never sent (the account is held or rate-limited, its token cannot be
+     decrypted, a rate limit on record stopped the call before it went out);
+4. the entities written are read back from Meta, and unknown outcomes are settled at once
+   where Meta's change history already shows them.
 """
 
 from __future__ import annotations
@@ -18,26 +30,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from core.accounts import client_for
 from core.db import read_session, write_session
 from core.db.models import ActionHistory as Action
 from core.db.models import ActionStatus, AdAccount, AdEntity, Notification, TokenStatus
 from core.db.types import utcnow
-from core.meta import (
-    ConnectionFailedError,
-    GraphClient,
-    GraphError,
-    RateLimitedError,
-    TokenInvalidError,
-)
-from core.meta.client import BatchRequest
+from core.errors import RexError
+from core.meta import GraphClient, GraphError, RateLimitedError, TokenInvalidError
+from core.meta.client import BATCH_LIMIT, BatchRequest
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
 
 log = logging.getLogger(__name__)
 
-PENDING, SUCCEEDED, FAILED = ActionStatus.PENDING, ActionStatus.SUCCEEDED, ActionStatus.FAILED
+PENDING, SENDING = ActionStatus.PENDING, ActionStatus.SENDING
+SUCCEEDED, FAILED = ActionStatus.SUCCEEDED, ActionStatus.FAILED
 UNKNOWN, DEFERRED = ActionStatus.UNKNOWN, ActionStatus.DEFERRED
 
 
@@ -48,7 +56,7 @@ class Write:
     method: str
     path: str
     params: dict[str, Any]
-    idempotent: bool = True
+    idempotent: bool = True  # False: a copy, sent on its own (never in a batch)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +89,26 @@ def copy_write(external_id: str, level: str, suffix: str) -> Write:
     return Write("POST", f"{external_id}/copies", params, idempotent=False)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one intent."""
+
+    status: ActionStatus
+    message: str | None = None
+    code: int | None = None
+    copied_id: str | None = None
+    error: GraphError | None = None
+
+    @classmethod
+    def of_error(cls, error: GraphError) -> Outcome:
+        """A write that failed with `error`: never sent, unknown, or refused."""
+        if not error.sent:
+            return cls(DEFERRED, f"not sent: {error.explain()}", error.code, error=error)
+        if error.outcome_unknown:
+            return cls(UNKNOWN, _unknown_message(error), error.code, error=error)
+        return cls(FAILED, error.explain(), error.code, error=error)
+
+
 def execute_intents(
     action_ids: list[int], *, engine: Engine | None = None, now: datetime | None = None
 ) -> dict[int, str]:
@@ -107,84 +135,139 @@ def _execute_account(
 ) -> dict[int, str]:
     blocked = _blocked_reason(account, now)
     if blocked:
-        _record(engine, {i.id: (DEFERRED, blocked, None, None) for i in intents})
-        return {i.id: DEFERRED for i in intents}
+        return _record(engine, {i.id: Outcome(DEFERRED, blocked) for i in intents})
+    try:
+        client = client_for(account)
+    except RexError as error:  # e.g. the token cannot be decrypted: nothing is sent
+        log.error("writes to %s not sent: %s", account.external_id, error)
+        return _record(engine, {i.id: Outcome(DEFERRED, f"not sent: {error}") for i in intents})
 
-    client = client_for(account)
-    results: dict[int, tuple[str, str | None, int | None, dict | None]] = {}
+    results: dict[int, str] = {}
     batched = [i for i in intents if Write.from_json(i.details["request"]).idempotent]
     singles = [i for i in intents if i not in batched]
-    try:
-        results.update(_send_batched(client, batched))
-        for intent in singles:
-            results[intent.id] = _send_single(client, intent)
-    except GraphError as error:  # the batch call itself failed: nothing in it ran
-        status = UNKNOWN if isinstance(error, ConnectionFailedError) else FAILED
-        for intent in intents:
-            results.setdefault(intent.id, (status, error.explain(), error.code, None))
-        _account_error(account, error, engine)
+    for start in range(0, len(batched), BATCH_LIMIT):
+        results.update(_send_batch(client, account, batched[start : start + BATCH_LIMIT], engine))
+    for intent in singles:
+        results.update(_send_single(client, account, intent, engine))
 
-    _record(engine, results)
-    _note_account_errors(account, results, engine)
-    succeeded = [i for i in intents if results[i.id][0] == SUCCEEDED]
-    if succeeded:
-        _refresh_entities(client, account, succeeded, engine)
-    return {action_id: outcome[0] for action_id, outcome in results.items()}
+    sent = [i for i in intents if results.get(i.id) in (SUCCEEDED, UNKNOWN)]
+    if sent:
+        _refresh_entities(client, account, sent, engine)
+    if any(results.get(i.id) == UNKNOWN for i in intents):
+        from core.actions.settle import settle_unknown  # settle imports this module
 
-
-def _send_batched(client: GraphClient, intents: list[Action]) -> dict[int, tuple]:
-    if not intents:
-        return {}
-    writes = [Write.from_json(i.details["request"]) for i in intents]
-    answers = client.batch([BatchRequest(w.method, w.path, w.params) for w in writes])
-    results: dict[int, tuple] = {}
-    for intent, answer in zip(intents, answers, strict=True):
-        if isinstance(answer, GraphError):
-            status = UNKNOWN if isinstance(answer, ConnectionFailedError) else FAILED
-            results[intent.id] = (status, answer.explain(), answer.code, {"error": answer})
-        elif answer.get("success") is True:
-            results[intent.id] = (SUCCEEDED, None, None, None)
-        else:
-            results[intent.id] = (FAILED, "Meta did not confirm the change", None, None)
+        results.update(settle_unknown([i.id for i in intents], engine=engine, client=client))
     return results
 
 
-def _send_single(client: GraphClient, intent: Action) -> tuple:
+def _send_batch(
+    client: GraphClient, account: AdAccount, intents: list[Action], engine: Engine | None
+) -> dict[int, str]:
+    sending = _mark_sending(engine, intents)
+    if not sending:
+        return {}
+    writes = [Write.from_json(i.details["request"]) for i in sending]
+    answers = client.batch([BatchRequest(w.method, w.path, w.params) for w in writes])
+    outcomes = {
+        intent.id: _batch_outcome(answer) for intent, answer in zip(sending, answers, strict=True)
+    }
+    _note_account_errors(account, outcomes.values(), engine)
+    return _record(engine, outcomes)
+
+
+def _batch_outcome(answer: dict[str, Any] | GraphError) -> Outcome:
+    if isinstance(answer, GraphError):
+        return Outcome.of_error(answer)
+    success = answer.get("success")
+    if success is True:
+        return Outcome(SUCCEEDED)
+    if success is False:
+        return Outcome(FAILED, "Meta answered that the change was not made (success: false)")
+    return Outcome(
+        UNKNOWN,
+        f"outcome unknown: Meta's answer does not say whether the change was made "
+        f"({_shown(answer)}); Rex reads Meta to settle it and does not send it again",
+    )
+
+
+def _send_single(
+    client: GraphClient, account: AdAccount, intent: Action, engine: Engine | None
+) -> dict[int, str]:
+    if not _mark_sending(engine, [intent]):
+        return {}
     write = Write.from_json(intent.details["request"])
     try:
         body = client.post(write.path, write.params, idempotent=False)
-    except ConnectionFailedError as error:
-        return (UNKNOWN, error.explain(), error.code, {"error": error})
     except GraphError as error:
-        return (FAILED, error.explain(), error.code, {"error": error})
-    copied = next((str(v) for k, v in body.items() if k.startswith("copied_")), None)
-    if not copied:
-        return (FAILED, "Meta did not return the copy's id", None, None)
-    return (SUCCEEDED, None, None, {"copied_id": copied})
+        outcome = Outcome.of_error(error)
+    else:
+        copied = (
+            next((str(v) for k, v in body.items() if k.startswith("copied_") and v), None)
+            if isinstance(body, dict)
+            else None
+        )
+        outcome = (
+            Outcome(SUCCEEDED, copied_id=copied)
+            if copied
+            else Outcome(
+                UNKNOWN,
+                f"outcome unknown: Meta's answer has no copy id ({_shown(body)}); a copy may "
+                "exist — Rex reads Meta to settle it and does not copy again",
+            )
+        )
+    _note_account_errors(account, [outcome], engine)
+    return _record(engine, {intent.id: outcome})
 
 
-def _record(engine: Engine | None, results: dict[int, tuple]) -> None:
+def _mark_sending(engine: Engine | None, intents: list[Action]) -> list[Action]:
+    """Mark the intents `sending` before their call goes out (committed first); returns
+    those this process marked — an intent another runner took is not sent twice."""
+    ids = [i.id for i in intents]
+    with write_session(engine) as session:
+        session.execute(
+            update(Action)
+            .where(Action.id.in_(ids), Action.status == PENDING)
+            .values(status=SENDING, sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        marked = set(
+            session.scalars(select(Action.id).where(Action.id.in_(ids), Action.status == SENDING))
+        )
+    return [i for i in intents if i.id in marked]
+
+
+def _record(engine: Engine | None, outcomes: dict[int, Outcome]) -> dict[int, str]:
     finished = utcnow()
     with write_session(engine) as session:
-        for action_id, (status, message, code, extra) in results.items():
+        for action_id, outcome in outcomes.items():
             row = session.get_one(Action, action_id)
-            row.status = status
-            row.error_message = message
-            row.error_code = code
+            row.status = outcome.status
+            row.error_message = outcome.message
+            row.error_code = outcome.code
             row.finished_at = finished
-            details = dict(row.details or {})
-            if extra and extra.get("copied_id"):
-                details["copied_id"] = extra["copied_id"]
-                row.new_value = extra["copied_id"]
-            row.details = details
-            row.can_rollback = status == SUCCEEDED and row.action_type != "notify"
+            if outcome.copied_id:
+                row.details = {**(row.details or {}), "copied_id": outcome.copied_id}
+                row.new_value = outcome.copied_id
+            row.can_rollback = outcome.status == SUCCEEDED and row.action_type != "notify"
+    return {action_id: outcome.status for action_id, outcome in outcomes.items()}
 
 
-def _note_account_errors(account: AdAccount, results: dict[int, tuple], engine: Engine | None):  # type: ignore[no-untyped-def]
-    for _status, _message, _code, extra in results.values():
-        error = (extra or {}).get("error")
-        if isinstance(error, (TokenInvalidError, RateLimitedError)):
-            _account_error(account, error, engine)
+def _unknown_message(error: GraphError) -> str:
+    return (
+        f"outcome unknown: {error.describe()} — the change may have been applied; Rex reads "
+        "Meta's state and change history to settle it and does not send it again"
+    )
+
+
+def _shown(body: Any) -> str:
+    text = repr(body)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+def _note_account_errors(account: AdAccount, outcomes: Any, engine: Engine | None) -> None:
+    for outcome in outcomes:
+        if isinstance(outcome.error, (TokenInvalidError, RateLimitedError)):
+            _account_error(account, outcome.error, engine)
             return
 
 
@@ -239,7 +322,8 @@ def _refresh_entities(
             for answer in client.get_objects(ids, ENTITY_FIELDS[level]):
                 if isinstance(answer, dict):
                     info = EntityInfo.from_graph(level, answer)
-                    fresh[info.external_id] = info
+                    if info.external_id in entities:
+                        fresh[info.external_id] = info
     except GraphError as error:  # the writes are recorded; the next sync catches up
         log.warning("refreshing %s after writes failed: %s", account.external_id, error)
         return
@@ -251,4 +335,5 @@ def _refresh_entities(
             row.daily_budget_minor = info.daily_budget_minor
             row.lifetime_budget_minor = info.lifetime_budget_minor
             row.budget_remaining_minor = info.budget_remaining_minor
+            row.updated_time = info.updated_time
             row.updated_at = utcnow()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.accounts import client_for
 from core.actions.execute import budget_write, execute_intents, status_write
+from core.actions.settle import held_reason, unsettled_writes
 from core.db import read_session, write_session
 from core.db.models import ActionHistory, ActionStatus, AdAccount, AdEntity
 from core.db.types import utcnow
@@ -40,6 +41,9 @@ def rollback(
         entity = session.get(AdEntity, original.entity_id) if original.entity_id else None
     _check(original, entity)
     assert entity is not None
+    unsettled = unsettled_writes([entity.id], engine=engine)
+    if entity.id in unsettled:
+        raise RollbackRefused(f"not rolled back now: {held_reason(unsettled[entity.id])}")
     details = dict(original.details or {})
     target_id, level = entity.external_id, entity.level
     if original.action_type == "duplicate":

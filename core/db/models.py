@@ -64,15 +64,22 @@ class SyncStatus(StrEnum):
 
 
 class ActionStatus(StrEnum):
-    """`action_history.status`: an intent is `pending` until its outcome is known."""
+    """`action_history.status`: an intent is `pending`, then `sending` (sent_at set just
+    before the call goes out), then what Meta answered — or `unknown` until Rex has read
+    Meta. `pending`, `sending` and `unknown` count toward cooldowns and caps like a
+    success and hold back other writes to the entity until settled."""
 
-    PENDING = "pending"  # intent recorded, call not yet answered
+    PENDING = "pending"  # intent recorded, not sent yet
+    SENDING = "sending"  # the call is going out (or went out) and has not been answered
     SUCCEEDED = "succeeded"
-    FAILED = "failed"  # Meta refused; error_message says why
-    UNKNOWN = "unknown"  # the answer was lost; recovery reads Meta's state
-    DEFERRED = "deferred"  # not sent: rate limit or token problem on the account
+    FAILED = "failed"  # Meta refused, or Meta's record shows it was not applied
+    UNKNOWN = "unknown"  # sent, the answer lost or unreadable: settled by reading Meta
+    DEFERRED = "deferred"  # not sent (rate limit, token, key, the runner stopped first)
     DRY_RUN = "dry_run"  # "would …": the rule is in dry run
     SKIPPED = "skipped"  # not sent: cooldown, cap, no change, budget on the campaign …
+
+
+UNSETTLED = (ActionStatus.PENDING, ActionStatus.SENDING, ActionStatus.UNKNOWN)
 
 
 class ExecutionStatus(StrEnum):
@@ -336,7 +343,10 @@ class ActionHistory(Base):
     """Every action Rex took or would take on Meta: an intent row first, the outcome after."""
 
     __tablename__ = "action_history"
-    __table_args__ = (Index("ix_action_history_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_action_history_created", "created_at"),
+        Index("ix_action_history_status", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[int | None] = mapped_column(
@@ -364,6 +374,7 @@ class ActionHistory(Base):
         ForeignKey("action_history.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]  # just before the call went out; None: never sent
     finished_at: Mapped[datetime | None]
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.actions.budget import BudgetNotApplicable, new_budget
 from core.actions.execute import Write, budget_write, copy_write, execute_intents, status_write
+from core.actions.settle import held_reason, unsettled_writes
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
@@ -60,8 +61,11 @@ from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+# What counts toward cooldowns and daily caps: what happened, and what may have happened
+# (a write not settled yet counts like a success, so it is never repeated meanwhile).
 COUNTED = (
     ActionStatus.PENDING,
+    ActionStatus.SENDING,
     ActionStatus.SUCCEEDED,
     ActionStatus.UNKNOWN,
     ActionStatus.DRY_RUN,
@@ -218,12 +222,28 @@ def _run(
     ok = [s for s in planner.steps if s["outcome"] not in bad]
     if failed:
         result.status = ExecutionStatus.PARTIAL if ok else ExecutionStatus.FAILED
-        result.error = f"{len(failed)} action(s) failed: {failed[0].get('error') or ''}".strip()
+        result.error = _failure_summary(failed)
     elif planner.held_accounts and not evaluation.matched:
         result.status = ExecutionStatus.SKIPPED
         result.error = "; ".join(sorted(planner.held_accounts.values()))
     else:
         result.status = ExecutionStatus.SUCCEEDED
+
+
+def _failure_summary(steps: list[dict[str, Any]]) -> str:
+    """What went wrong, by kind: refused, unknown (being settled), not sent."""
+    words = {
+        ActionStatus.FAILED: "failed",
+        ActionStatus.UNKNOWN: "with an unknown outcome (Rex reads Meta to settle it)",
+        ActionStatus.DEFERRED: "not sent",
+    }
+    counts = [
+        f"{n} {word}"
+        for status, word in words.items()
+        if (n := sum(1 for s in steps if s["outcome"] == status))
+    ]
+    first = next((s.get("error") for s in steps if s.get("error")), "")
+    return f"{len(steps)} action(s) did not succeed: {', '.join(counts)}. {first}".strip()
 
 
 def _stale_accounts(accounts: Any, now: datetime, stale_after: timedelta | None) -> dict[str, str]:
@@ -261,6 +281,8 @@ class _Planner:
         self.steps: list[dict[str, Any]] = []
         self.intents: list[int] = []
         self.held_accounts: dict[str, str] = {}
+        # entities with an earlier write not settled yet: no other write until it is
+        self.unsettled = unsettled_writes(engine=engine)
 
     def plan(self, candidate: Candidate, index: int, action: Any) -> None:
         step: dict[str, Any] = {
@@ -273,6 +295,10 @@ class _Planner:
         self.steps.append(step)
         account = self.accounts[candidate.account]
         reason = self.guard(candidate, account)
+        if reason is None and not isinstance(action, Notify):
+            earlier = self.unsettled.get(candidate.entity_id)
+            if earlier is not None:
+                reason = held_reason(earlier)
         if reason:
             step.update(outcome=ActionStatus.SKIPPED, reason=reason)
             return

@@ -1,13 +1,20 @@
 """The Graph API client: the only code in Rex that speaks HTTP to Meta.
 
 What it guarantees:
-* a timeout on every call; the token travels in the `Authorization` header, never in
-  a URL, so it cannot leak into logs, proxies or exception texts;
+* a total deadline on every call (a trickling answer is cut off), and on every read of
+  many pages a page cap and a deadline for the whole read (`ReadLimitError`);
+* the token travels in the `Authorization` header, never in a URL, so it cannot leak
+  into logs, proxies or exception texts;
   `appsecret_proof` on every call when an app secret is configured;
 * one error mapping (`core.meta.errors.error_from_response`);
 * bounded retries with exponential backoff and full jitter, on transient errors and
-  rate limits only — and transient errors of a non-idempotent call (a copy) are not
-  retried, because the first attempt may have taken effect;
+  rate limits only, and only of reads: a write is never sent twice, because a first
+  attempt answered with an error may have taken effect (the caller settles its outcome
+  by reading Meta);
+* a batch returns one result per request, whatever happens to some of its chunks:
+  results already received are kept; an error says whether the request was sent at
+  all (`GraphError.sent`) and whether a write may have been applied
+  (`GraphError.outcome_unknown`);
 * after a rate limit, no call to that account before the regain time (a short wait is
   waited out, a long one raises `RateLimitedError` at once without calling Meta);
 * slowing down when Meta's usage headers pass 75 %;
@@ -32,12 +39,14 @@ from urllib.parse import urlencode
 import requests
 
 from core.logs import register_secret
+from core.meta.activities import ACTIVITY_FIELDS, Activity
 from core.meta.errors import (
     AsyncReportError,
     ConnectionFailedError,
     GraphError,
     InvalidParameterError,
     RateLimitedError,
+    ReadLimitError,
     TransientError,
     UnexpectedResponseError,
     error_from_response,
@@ -52,6 +61,7 @@ from core.meta.objects import (
     EntityInfo,
     InsightRow,
 )
+from core.meta.transport import DeadlineExceeded, DeadlineSession, never_sent
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -78,12 +88,16 @@ ASYNC_FAILED = ("Job Failed", "Job Skipped")
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """One item of a batch. `params` are encoded the way Meta's SDKs encode them."""
+    """One item of a batch. `params` are encoded the way Meta's SDKs encode them.
+    Reads (GET) that fail transiently are sent again; writes never are."""
 
     method: str
     path: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    idempotent: bool = True
+
+    @property
+    def is_read(self) -> bool:
+        return self.method.upper() == "GET"
 
 
 BatchResult = dict[str, Any] | GraphError
@@ -103,9 +117,10 @@ class GraphClient:
         backoff_seconds: float | None = None,
         max_inline_wait_seconds: float | None = None,
         async_max_wait_seconds: float | None = None,
+        read_deadline_seconds: float | None = None,
+        max_pages: int | None = None,
         poll_seconds: float = 0.5,
         blocked_until: datetime | None = None,
-        http: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         settings = get_settings()
@@ -137,11 +152,18 @@ class GraphClient:
             if async_max_wait_seconds is not None
             else settings.sync_async_max_wait_seconds
         )
+        self.read_deadline = (
+            read_deadline_seconds
+            if read_deadline_seconds is not None
+            else settings.graph_read_deadline_seconds
+        )
+        self.max_pages = max_pages if max_pages is not None else settings.graph_max_pages
         self.poll_seconds = poll_seconds
         self.blocked_until = blocked_until
         self.last_usage_percent = 0
         self.calls = 0
-        self._http = http or requests.Session()
+        self._app_id: str | None = None
+        self._http = DeadlineSession()
         self._sleep = sleep
 
     def __repr__(self) -> str:  # never the token
@@ -165,7 +187,12 @@ class GraphClient:
         *,
         idempotent: bool = True,
     ) -> Any:
-        """One Graph call with retries. Returns the decoded JSON body."""
+        """One Graph call. Returns the decoded JSON body.
+
+        A rate limit that regains soon is waited out and the call made again (Meta did not
+        run a call it refused for its rate). A transient failure is retried only when the
+        call is `idempotent` — a read; a write answered with one may have been applied.
+        """
         encoded = encode_params(params or {})
         if self._proof:
             encoded["appsecret_proof"] = self._proof
@@ -179,8 +206,8 @@ class GraphClient:
                 self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
                 if attempt >= self.max_retries or error.retry_after_seconds > self.max_inline_wait:
                     raise
-            except TransientError:
-                if attempt >= self.max_retries or not idempotent:
+            except TransientError as error:
+                if attempt >= self.max_retries or not (idempotent or not error.sent):
                     raise
                 self._sleep(self._backoff(attempt))
             attempt += 1
@@ -197,15 +224,19 @@ class GraphClient:
                 data=params if method != "GET" else None,
                 headers=headers,
                 timeout=self.timeout,
+                deadline=self.timeout,
             )
-        except requests.Timeout:
-            raise ConnectionFailedError(
-                f"no answer from {self.base_url} within {self.timeout:g} s ({method} /{path})"
-            ) from None
+        except (requests.Timeout, DeadlineExceeded) as error:
+            failure = ConnectionFailedError(
+                f"no complete answer from {self.base_url} within {self.timeout:g} s "
+                f"({method} /{path})"
+            )
+            raise (failure.not_sent() if never_sent(error) else failure) from None
         except requests.RequestException as error:
-            raise ConnectionFailedError(
+            failure = ConnectionFailedError(
                 f"cannot reach {self.base_url} ({method} /{path}): {type(error).__name__}"
-            ) from None
+            )
+            raise (failure.not_sent() if never_sent(error) else failure) from None
         elapsed_ms = (time.monotonic() - started) * 1000
         log.debug("graph %s /%s → %s in %.0f ms", method, path, response.status_code, elapsed_ms)
         try:
@@ -236,7 +267,7 @@ class GraphClient:
             raise RateLimitedError(
                 f"calls to {self.account_id or 'this app'} are paused by an earlier rate limit",
                 regain_at=self.blocked_until,
-            )
+            ).not_sent()
         self._sleep(wait)
         self.blocked_until = None
 
@@ -253,13 +284,38 @@ class GraphClient:
 
     # --------------------------------------------------------------------- paging
 
-    def iter_edge(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        """Every item of an edge, page after page (`after` cursors; empty pages allowed)."""
+    def iter_edge(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> Iterator[Any]:
+        """Every item of an edge, page after page (`after` cursors; empty pages allowed).
+
+        At most `max_pages` pages, all read before `deadline` (a `time.monotonic()`
+        instant; default: the read deadline from now): a Graph that keeps sending pages
+        or answers ever more slowly ends in ReadLimitError, not in a read that never ends.
+        """
         query = dict(params or {})
         query.setdefault("limit", PAGE_LIMIT)
         seen_cursors: set[str] = set()
+        started = time.monotonic()
+        deadline = deadline if deadline is not None else started + self.read_deadline
+        pages = 0
         while True:
+            if pages >= self.max_pages:
+                raise ReadLimitError(
+                    f"GET /{path} stopped after {pages:,} pages (REX_GRAPH_MAX_PAGES): the "
+                    "answer kept announcing another page"
+                )
+            if time.monotonic() > deadline:
+                raise ReadLimitError(
+                    f"GET /{path} stopped after {time.monotonic() - started:.0f} s and "
+                    f"{pages:,} pages (REX_GRAPH_READ_DEADLINE_SECONDS)"
+                )
             page = self.get(path, query)
+            pages += 1
             if not isinstance(page, dict) or not isinstance(page.get("data"), list):
                 raise UnexpectedResponseError(f"GET /{path} did not answer a list page")
             yield from page["data"]
@@ -275,11 +331,15 @@ class GraphClient:
     # ---------------------------------------------------------------------- batch
 
     def batch(self, requests_: Sequence[BatchRequest]) -> list[BatchResult]:
-        """Run requests in batches of ≤ 50; one result (body or GraphError) per request.
+        """Run requests in batches of ≤ 50; one result (body or GraphError) per request,
+        in order, whatever happens — this never raises.
 
-        Items Meta answers with `null` (it ran out of time) and transient item errors
-        are sent again, with backoff, up to the retry limit — unless the item is not
-        idempotent, whose outcome is then unknown and reported as such.
+        A chunk whose call fails, or whose answer is not a list of the chunk's length,
+        gives each of its requests that error (with `sent` saying whether the call went
+        out); the other chunks' results are kept. Reads that Meta answers with `null`
+        (it ran out of time) or a transient error are sent again, with backoff, up to
+        the retry limit. Writes are never sent again: for them such an answer means the
+        outcome is unknown (`outcome_unknown`), to be settled by reading Meta.
         """
         results: list[BatchResult | None] = [None] * len(requests_)
         pending = list(range(len(requests_)))
@@ -288,12 +348,25 @@ class GraphClient:
             retry: list[int] = []
             for start in range(0, len(pending), BATCH_LIMIT):
                 chunk = pending[start : start + BATCH_LIMIT]
-                answers = self.post("", {"batch": [_batch_item(requests_[i]) for i in chunk]})
+                reads_only = all(requests_[i].is_read for i in chunk)
+                items = [_batch_item(requests_[i]) for i in chunk]
+                try:
+                    answers = self.post("", {"batch": items}, idempotent=reads_only)
+                except GraphError as error:
+                    for index in chunk:
+                        results[index] = error
+                    continue
                 if not isinstance(answers, list) or len(answers) != len(chunk):
-                    raise UnexpectedResponseError("the batch answer does not match the request")
+                    got = f"{len(answers)} answers" if isinstance(answers, list) else "no list"
+                    problem = UnexpectedResponseError(
+                        f"the batch answer does not match the request ({len(chunk)} asked, {got})"
+                    )
+                    for index in chunk:
+                        results[index] = problem
+                    continue
                 for index, answer in zip(chunk, answers, strict=True):
                     result = self._batch_result(requests_[index], answer)
-                    retryable = isinstance(result, TransientError) and (requests_[index].idempotent)
+                    retryable = isinstance(result, TransientError) and requests_[index].is_read
                     if retryable and attempt < self.max_retries:
                         retry.append(index)
                     results[index] = result
@@ -309,11 +382,23 @@ class GraphClient:
                 f"Meta gave no answer for {request.method} /{request.path} in a batch "
                 "(its outcome is unknown)"
             )
-        code = int(answer.get("code") or 0)
-        headers = {h.get("name", ""): h.get("value", "") for h in answer.get("headers") or []}
+        if not isinstance(answer, dict):
+            return UnexpectedResponseError(
+                f"batch item {request.method} /{request.path} answered {type(answer).__name__}"
+            )
+        try:
+            code = int(answer.get("code") or 0)
+        except (TypeError, ValueError):
+            code = 0
+        header_list = answer.get("headers") if isinstance(answer.get("headers"), list) else []
+        headers = {
+            str(h.get("name", "")): str(h.get("value", ""))
+            for h in header_list
+            if isinstance(h, dict)
+        }
         try:
             body = json.loads(answer.get("body") or "null")
-        except ValueError:
+        except (TypeError, ValueError):
             body = None
         if code >= 400 or (isinstance(body, dict) and "error" in body):
             error = error_from_response(code, body, headers, account_id=self.account_id)
@@ -323,6 +408,43 @@ class GraphClient:
         if not isinstance(body, dict):
             return UnexpectedResponseError(f"batch item {request.path} answered no object")
         return body
+
+    # --------------------------------------------------------- change history
+
+    def app_id(self) -> str | None:
+        """The id of the app the token belongs to (None if Meta will not say): Rex's own
+        changes carry it in the change history."""
+        if self._app_id is None:
+            self._app_id = ""  # asked once per client, whatever the answer
+            try:
+                body = self.get("app", {"fields": "id,name"})
+            except GraphError as error:
+                log.info("the token's app id cannot be read: %s", error)
+                return None
+            if isinstance(body, dict) and body.get("id"):
+                self._app_id = str(body["id"])
+        return self._app_id or None
+
+    def activities(
+        self, account_id: str, since: datetime, until: datetime | None = None
+    ) -> list[Activity]:
+        """The account's change history between two instants (Meta keeps about 90 days).
+        Entries that cannot be read are left out and logged."""
+        params: dict[str, Any] = {
+            "fields": ",".join(ACTIVITY_FIELDS),
+            "since": int(since.timestamp()),
+            "limit": 100,
+        }
+        if until is not None:
+            params["until"] = int(until.timestamp()) + 1
+        found = []
+        for raw in self.iter_edge(f"{account_id}/activities", params):
+            activity = Activity.from_graph(raw)
+            if activity is None:
+                log.warning("an activity of %s cannot be read: %.200r", account_id, raw)
+            else:
+                found.append(activity)
+        return found
 
     # ------------------------------------------------------------------- reading
 
@@ -366,23 +488,26 @@ class GraphClient:
         }
         if breakdowns:
             params["breakdowns"] = list(breakdowns)
+        read_deadline = time.monotonic() + self.read_deadline
         if use_async:
-            rows = self._async_report(object_id, params)
+            rows = self._async_report(object_id, params, read_deadline)
         else:
-            rows = self.iter_edge(f"{object_id}/insights", params)
+            rows = self.iter_edge(f"{object_id}/insights", params, deadline=read_deadline)
         for raw in rows:
             yield InsightRow.from_graph(raw, breakdowns)
 
-    def _async_report(self, object_id: str, params: dict[str, Any]) -> Iterator[Any]:
+    def _async_report(
+        self, object_id: str, params: dict[str, Any], read_deadline: float
+    ) -> Iterator[Any]:
         started = self.post(f"{object_id}/insights", params)
-        run_id = started.get("report_run_id")
+        run_id = started.get("report_run_id") if isinstance(started, dict) else None
         if not run_id:
             raise UnexpectedResponseError("the async insights request returned no report_run_id")
-        deadline = time.monotonic() + self.async_max_wait
+        deadline = min(time.monotonic() + self.async_max_wait, read_deadline)
         interval = self.poll_seconds
         while True:
             status = self.get(str(run_id), {"fields": "async_status,async_percent_completion"})
-            state = status.get("async_status")
+            state = status.get("async_status") if isinstance(status, dict) else None
             # Not "percent == 100": it can read 100 while the job is still running.
             if state == ASYNC_DONE:
                 break
@@ -394,7 +519,9 @@ class GraphClient:
                 )
             self._sleep(interval)
             interval = min(interval * 1.5, 10.0)
-        yield from self.iter_edge(f"{run_id}/insights", {"limit": PAGE_LIMIT})
+        yield from self.iter_edge(
+            f"{run_id}/insights", {"limit": PAGE_LIMIT}, deadline=read_deadline
+        )
 
     # ------------------------------------------------------------------- writing
 

@@ -36,9 +36,20 @@ DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 
 
 class GraphError(RexError):
-    """Any failure talking to Meta's Graph API (or the sandbox)."""
+    """Any failure talking to Meta's Graph API (or the sandbox).
+
+    For a write, what the failure says about the write's outcome:
+    * `sent` is False when the request certainly never reached Meta (a refused
+      connection, a call held back by a rate limit on record): nothing happened;
+    * `may_have_applied` (by class) is True when Meta may have applied the write although
+      the answer says otherwise or was lost (5xx, transient codes, an unreadable answer,
+      no answer): its outcome is unknown until Meta is read;
+    * otherwise Meta refused it definitely (validation, permission, policy, token,
+      a rate limit it answered with).
+    """
 
     hint = "See the error message from Meta."
+    may_have_applied = False
 
     def __init__(
         self,
@@ -62,7 +73,18 @@ class GraphError(RexError):
         self.user_message = user_message
         self.fbtrace_id = fbtrace_id
         self.blamed_field = blamed_field
+        self.sent = True
         super().__init__(self.describe())
+
+    def not_sent(self) -> GraphError:
+        """Mark this error as raised before the request went out; returns it."""
+        self.sent = False
+        return self
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """For a write: Meta may or may not have applied it (read Meta to find out)."""
+        return self.sent and self.may_have_applied
 
     def describe(self) -> str:
         """One line for logs and records: what Meta said, its code, the field it blamed."""
@@ -84,9 +106,11 @@ class GraphError(RexError):
 
 
 class TransientError(GraphError):
-    """Meta could not answer now; the same call may succeed later."""
+    """Meta could not answer now; the same call may succeed later. A write answered so
+    may nevertheless have been applied."""
 
     hint = "Meta had a temporary problem; Rex retries on its own. If it persists, try later."
+    may_have_applied = True
 
 
 class ConnectionFailedError(TransientError):
@@ -148,9 +172,25 @@ class DeprecatedVersionError(InvalidParameterError):
 
 
 class UnexpectedResponseError(GraphError):
-    """An answer that is not in Meta's shapes (not JSON, `success: false` …)."""
+    """An answer that is not in Meta's shapes (not JSON, `"success": "true"`, a batch
+    answer of the wrong length …). A write answered so may have been applied."""
 
-    hint = "Meta answered in an unexpected shape; the call may not have taken effect."
+    hint = (
+        "Meta answered in an unexpected shape. For a change, Rex reads Meta's state and "
+        "change history to learn whether it took effect, and never sends it again blindly."
+    )
+    may_have_applied = True
+
+
+class ReadLimitError(GraphError):
+    """A read that would not end: more pages than REX_GRAPH_MAX_PAGES, or longer than
+    REX_GRAPH_READ_DEADLINE_SECONDS."""
+
+    hint = (
+        "Rex stopped the read so that a misbehaving answer cannot keep it busy forever; "
+        "the next sync tries again. If the account really is that large, raise "
+        "REX_GRAPH_MAX_PAGES or REX_GRAPH_READ_DEADLINE_SECONDS."
+    )
 
 
 class AsyncReportError(GraphError):

@@ -41,6 +41,20 @@ RATE_LIMIT_KINDS = ("user_rate", "app_rate", "ads_rate", "buc")
 # Not request faults: a batch item answered `null`, an async report that fails, an async
 # report that first answers "Job Not Started" and a running percentage before 100.
 SPECIAL_KINDS = ("batch_null", "async_fail", "async_slow")
+# Writes that Meta APPLIES and whose answer is then lost or garbled — what makes a client
+# that trusts answers record a change as failed and send it again:
+#   lost_5xx      the write (or a whole batch) is applied, the answer is HTTP 502 with an
+#                 HTML page instead of JSON;
+#   lost_success  applied, answered `{"success": "true"}` (a string, not Meta's boolean);
+#   lost_item     a batch item is applied and answered `null`.
+LOST_KINDS = ("lost_5xx", "lost_success", "lost_item")
+# In `fail_next` only: this request (or batch item) goes through — to line a queued fault
+# up with, say, the 50th item of a batch.
+PASS = "none"
+LOST_HTML = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><h1>Bad Gateway</h1><p>The upstream server did not answer in time.</p></body></html>"
+)
 
 
 @dataclass
@@ -56,7 +70,7 @@ class FaultConfig:
     fail_next: list[str | tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        known = set(FAULT_KINDS) | set(SPECIAL_KINDS)
+        known = set(FAULT_KINDS) | set(SPECIAL_KINDS) | set(LOST_KINDS) | {PASS}
         for kind in [*self.rates, *self.queue()]:
             if kind not in known:
                 kinds = ", ".join(sorted(known))
@@ -121,16 +135,17 @@ class Faults:
         with self._lock:
             return list(self._queue)
 
-    def draw(self, *, special: str | None = None) -> str | None:
-        """The fault for this request (or batch item / report when `special` is given)."""
+    def draw(
+        self, *, special: str | None = None, among: tuple[str, ...] | None = None
+    ) -> str | None:
+        """The fault for this request (or batch item / report when `special` is given,
+        or one of `among`, e.g. the LOST_KINDS that apply to an applied write)."""
         with self._lock:
-            kinds = SPECIAL_KINDS if special else tuple(FAULT_KINDS)
-            if special:
-                kinds = (special,)
+            kinds = among or ((special,) if special else tuple(FAULT_KINDS))
             for index, kind in enumerate(self._queue):
-                if kind in kinds:
+                if kind in kinds or (kind == PASS and not special and not among):
                     del self._queue[index]
-                    return kind
+                    return None if kind == PASS else kind
             for kind in kinds:
                 rate = float(self.config.rates.get(kind, 0))
                 if rate and self._rng.random() < rate:

@@ -14,16 +14,25 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from core.money import decimals, offset
-from core.sandbox.faults import RATE_LIMIT_KINDS, Faults, error_body, rate_limit_headers
+from core.sandbox.faults import (
+    LOST_HTML,
+    RATE_LIMIT_KINDS,
+    Faults,
+    error_body,
+    rate_limit_headers,
+)
 from core.sandbox.world import (
+    SANDBOX_APP,
     SUPPORTED_BREAKDOWNS,
     Account,
+    Activity,
     Day,
     Entity,
     World,
@@ -32,6 +41,15 @@ from core.sandbox.world import (
 )
 
 Answer = tuple[int, dict[str, str], Any]
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """A body that is not JSON (an HTML error page from a proxy in front of Meta)."""
+
+    text: str
+    content_type: str = "text/html; charset=UTF-8"
+
 
 EDGES = {"campaigns": "campaign", "adsets": "adset", "ads": "ad"}
 DEFAULT_EDGE_LIMIT = 25
@@ -119,6 +137,12 @@ class Graph:
             with self.world.lock:
                 self._version = version or DEFAULT_VERSION  # for paging.next (under the lock)
                 body = self._route(method.upper(), parts, params, version)
+            if method.upper() == "POST":
+                lost = self.faults.draw(among=("lost_5xx", "lost_success"))
+                if lost == "lost_5xx" or (lost and not parts):  # a batch: the whole answer
+                    return 502, {}, RawAnswer(LOST_HTML)
+                if lost == "lost_success":
+                    return 200, self._usage_headers(parts), {"success": "true"}
             return 200, self._usage_headers(parts), body
         except GraphFailure as failure:
             body = {"error": {**failure.body, "fbtrace_id": trace_id}}
@@ -211,12 +235,16 @@ class Graph:
         if len(parts) > 2:
             raise GraphFailure(f"Unknown path components: /{'/'.join(parts[2:])}", 2500)
         if method == "GET":
+            if object_id == "app" and edge is None:
+                return {"id": SANDBOX_APP[0], "name": SANDBOX_APP[1]}
             if edge is None:
                 return self._read_object(object_id, params)
             if edge in EDGES:
                 return self._edge(object_id, EDGES[edge], params)
             if edge == "insights":
                 return self._insights_page(object_id, params)
+            if edge == "activities":
+                return self._activities(object_id, params)
         elif method == "POST":
             if edge is None:
                 return self._update(object_id, params)
@@ -345,6 +373,54 @@ class Graph:
             before = urlencode({**query, "before": _encode_cursor(start)})
             page["paging"]["previous"] = f"{base}?{before}"
         return page
+
+    # ------------------------------------------------------------- activities
+
+    def _activities(self, owner_id: str, params: dict[str, str]) -> dict[str, Any]:
+        """The change history, newest first: an account's, or one object's (and, for a
+        campaign or ad set, its children's). `since` / `until` are unix times or ISO."""
+        account = self.world.account_of(owner_id)
+        if account is None:
+            raise _gone(owner_id)
+        since = _instant(params.get("since"), "since")
+        until = _instant(params.get("until"), "until")
+        if since is None:
+            since = self.world.clock() - timedelta(days=7)  # Meta's default: one week
+        owner = self.world.entities.get(owner_id)
+        items = []
+        for activity in reversed(self.world.activities):
+            if activity.account_id != account.id or activity.event_time < since:
+                continue
+            if until is not None and activity.event_time > until:
+                continue
+            if owner is not None and activity.object_id != owner.id:
+                entity = self.world.entities.get(activity.object_id)
+                if entity is None or owner.id not in (entity.campaign_id, entity.adset_id):
+                    continue
+            items.append(self._activity_json(activity, account, _fields(params)))
+        return self._page(items, params, owner_id, "activities")
+
+    def _activity_json(
+        self, activity: Activity, account: Account, fields: list[str]
+    ) -> dict[str, Any]:
+        values = {
+            "event_time": meta_time(activity.event_time, account.timezone_name),
+            "event_type": activity.event_type,
+            "translated_event_type": activity.event_type.replace("_", " ").capitalize(),
+            "object_id": activity.object_id,
+            "object_name": activity.object_name,
+            "object_type": activity.object_type,
+            "application_id": activity.application[0],
+            "application_name": activity.application[1],
+            "actor_id": activity.actor[0],
+            "actor_name": activity.actor[1],
+            "date_time_in_timezone": activity.event_time.astimezone(
+                ZoneInfo(account.timezone_name)
+            ).strftime("%m/%d/%Y at %I:%M %p"),
+            "extra_data": json.dumps(activity.extra_data, separators=(",", ":")),
+        }
+        default = ["event_time", "event_type"]
+        return {k: values[k] for k in (fields or default) if k in values}
 
     # --------------------------------------------------------------- insights
 
@@ -529,7 +605,12 @@ class Graph:
 
     # ----------------------------------------------------------------- writes
 
-    def _update(self, object_id: str, params: dict[str, str]) -> dict[str, Any]:
+    def _update(
+        self, object_id: str, params: dict[str, str], *, by_person: bool = False
+    ) -> dict[str, Any]:
+        """Change status, budget or name. `by_person`: an edit in Ads Manager (the admin
+        endpoint `edit`), in the change history under another application and not in the
+        write log, which holds only what API clients sent."""
         entity = self.world.entities.get(object_id)
         if entity is None:
             if object_id in self.world.accounts:
@@ -556,11 +637,21 @@ class Graph:
             raise GraphFailure("(#100) No fields to update were given", 100)
         if any(k.endswith("_budget") for k in changes):
             self._count_budget_change(entity)
+        currency = self.world.accounts[entity.account_id].currency
         for key, value in changes.items():
+            old = getattr(entity, key)
             setattr(entity, key, value)
+            if old == value:
+                continue  # Meta's history lists changes, not calls that changed nothing
+            what = "budget" if key.endswith("_budget") else key
+            extra: dict[str, Any] = {"old_value": old, "new_value": value}
+            if what == "budget":
+                extra.update(type=key, currency=currency)
+            self.world.log_activity(entity, what, extra, by_person=by_person)
         entity.updated_time = self.world.clock()
         result = {"success": True}
-        self.world.log_write("POST", object_id, object_id, params, result)
+        if not by_person:
+            self.world.log_write("POST", object_id, object_id, params, result)
         return result
 
     def _check_budget(self, entity: Entity, kind: str, raw: str) -> int:
@@ -684,6 +775,7 @@ class Graph:
                 objects.append(
                     {"ad_object_type": "ad", "source_id": ad.id, "copied_id": ad_copy.id}
                 )
+        self.world.log_activity(copy, "create", {"source_id": source.id})
         result: dict[str, Any] = {f"copied_{source.level}_id": copy.id}
         if source.level != "ad":
             result["ad_object_ids"] = objects
@@ -734,11 +826,15 @@ class Graph:
         if fault:
             status, headers, body = self._fault(fault, parts, secrets.token_urlsafe(8))
             return _batch_answer(status, body, headers)
+        method = str(item.get("method", "GET")).upper()
         try:
-            body = self._route(str(item.get("method", "GET")).upper(), parts, params, version)
-            return _batch_answer(200, body)
+            body = self._route(method, parts, params, version)
         except GraphFailure as failure:
             return _batch_answer(failure.status, {"error": failure.body})
+        lost = self.faults.draw(among=("lost_item",)) if method == "POST" else None
+        if lost:
+            return None  # applied, but the batch answers `null` for it
+        return _batch_answer(200, body)
 
 
 # ------------------------------------------------------------------------ helpers
@@ -796,6 +892,20 @@ def _int(raw: str | None, name: str, default: int, *, low: int, high: int) -> in
             f"(#100) {name} must be an integer from {low} to {high}", 100, blame=name
         )
     return int(raw)
+
+
+def _instant(raw: str | None, name: str) -> datetime | None:
+    """A `since` / `until` of the activities edge: unix seconds or an ISO date / time."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if raw.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(raw), UTC)
+        value = datetime.fromisoformat(raw)
+    except (ValueError, OverflowError, OSError):
+        message = f"(#100) {name} must be a unix time or a date"
+        raise GraphFailure(message, 100, blame=name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _encode_cursor(index: int) -> str:

@@ -36,7 +36,7 @@ from pydantic import (
 
 from core.errors import InputError
 from core.money import MoneyError, to_minor
-from core.sandbox.world import Account, Clock, Day, Entity, World
+from core.sandbox.world import HISTORY_DAYS, Account, Clock, Day, Entity, World
 
 # Currencies an ad account can be billed in (Meta's list of supported currencies).
 META_CURRENCIES = frozenset((
@@ -185,6 +185,7 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
     world = World(seed, clock)
     world.scripted = True
     now = clock()
+    made = now - timedelta(days=HISTORY_DAYS + 30)  # objects exist before their history
     for a_index, acc in enumerate(spec.accounts):
         account = Account(
             acc.id,
@@ -203,8 +204,8 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                 account_id=acc.id,
                 name=c.name,
                 status=c.status,
-                created_time=now,
-                updated_time=now,
+                created_time=made,
+                updated_time=made,
                 objective=c.objective,
                 daily_budget=c.daily_budget,
                 lifetime_budget=c.lifetime_budget,
@@ -216,8 +217,8 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                     account_id=acc.id,
                     name=s.name,
                     status=s.status,
-                    created_time=now,
-                    updated_time=now,
+                    created_time=made,
+                    updated_time=made,
                     campaign_id=c.id,
                     daily_budget=s.daily_budget,
                     lifetime_budget=s.lifetime_budget,
@@ -229,8 +230,8 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                         account_id=acc.id,
                         name=ad.name,
                         status=ad.status,
-                        created_time=now,
-                        updated_time=now,
+                        created_time=made,
+                        updated_time=made,
                         campaign_id=c.id,
                         adset_id=s.id,
                     )

@@ -5,7 +5,8 @@
 
 Admin endpoints (no token; for tests and demos) live under /__sandbox:
 `GET writes` · `GET requests` · `GET|POST faults` · `POST reset` · `POST insights`
-(override one ad's day) · `GET state`.
+(override one ad's day) · `GET state` · `GET activities` (the change history) ·
+`POST edit` (a person changes an object in Ads Manager).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from core.money import MoneyError, to_minor
 from core.sandbox.faults import FaultConfig, Faults
-from core.sandbox.graph import Graph
+from core.sandbox.graph import Graph, GraphFailure, RawAnswer
 from core.sandbox.scenario import ScenarioSpec, build_world, load_scenario
 from core.sandbox.world import Day, World, fixed_clock, generate
 
@@ -100,6 +101,13 @@ class SandboxServer:
             if ad_id not in self.state.entities:
                 raise KeyError(ad_id)
             self.state.fixed_days[(ad_id, day)] = numbers
+
+    def edit_as_person(self, object_id: str, **changes: Any) -> dict[str, Any]:
+        """A person changes an object in Ads Manager (status, daily_budget, …): applied and
+        in the change history, not in the write log. Raises GraphFailure when refused."""
+        with self.state.lock:
+            params = {k: str(v) for k, v in changes.items()}
+            return self.graph._update(object_id, params, by_person=True)
 
     # internals --------------------------------------------------------------------
 
@@ -211,9 +219,12 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, body, {})
 
         def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-            payload = json.dumps(body).encode()
+            if isinstance(body, RawAnswer):
+                payload, content_type = body.text.encode(), body.content_type
+            else:
+                payload, content_type = json.dumps(body).encode(), "application/json; charset=UTF-8"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -252,6 +263,26 @@ def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
         if method == "POST":
             server.set_faults(FaultConfig.from_json(data))
         return {**server.faults.config.to_json(), "pending": server.faults.pending()}
+    if action == "activities" and method == "GET":
+        with world.lock:
+            return [
+                {
+                    "event_time": a.event_time.isoformat(),
+                    "event_type": a.event_type,
+                    "object_id": a.object_id,
+                    "application_id": a.application[0],
+                    "extra_data": a.extra_data,
+                }
+                for a in world.activities
+            ]
+    if action == "edit" and method == "POST":
+        # A person changing an object in Ads Manager: applied, in the change history under
+        # Ads Manager, not in the write log (which holds what API clients sent).
+        object_id = str(data.pop("object_id"))
+        try:
+            return server.edit_as_person(object_id, **data)
+        except GraphFailure as failure:
+            raise ValueError(failure.body["message"]) from None
     if action == "reset" and method == "POST":
         server.reset()
         return {"reset": True, "accounts": server.account_ids}

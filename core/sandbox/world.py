@@ -209,6 +209,45 @@ class WriteRecord:
         }
 
 
+# Who changes things: Rex's calls come from the sandbox app the token belongs to; an edit
+# through the admin endpoint `POST /__sandbox/edit` is a person in Ads Manager.
+SANDBOX_APP = ("1950000000000001", "Rex Sandbox App")
+ADS_MANAGER_APP = ("119211728144504", "Ads Manager")
+API_ACTOR = ("1960000000000001", "Sandbox System User")
+PERSON_ACTOR = ("1970000000000001", "Sandbox Person")
+
+# Meta's change-history event types per (level, what changed); inside Meta's activity log
+# `campaign` means an ad set and `campaign_group` a campaign.
+ACTIVITY_EVENTS = {
+    ("campaign", "status"): "update_campaign_run_status",
+    ("adset", "status"): "update_ad_set_run_status",
+    ("ad", "status"): "update_ad_run_status",
+    ("campaign", "budget"): "update_campaign_budget",
+    ("adset", "budget"): "update_ad_set_budget",
+    ("campaign", "name"): "update_campaign_name",
+    ("adset", "name"): "update_ad_set_name",
+    ("ad", "name"): "update_ad_name",
+    ("campaign", "create"): "create_campaign_group",
+    ("adset", "create"): "create_ad_set",
+    ("ad", "create"): "create_ad",
+}
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One entry of an account's change history (`GET /act_…/activities`)."""
+
+    event_time: datetime
+    event_type: str
+    object_id: str
+    object_name: str
+    object_type: str
+    account_id: str
+    application: tuple[str, str]
+    actor: tuple[str, str]
+    extra_data: dict[str, Any]
+
+
 class World:
     """The sandbox's state. Thread-safe: the HTTP server serves requests in threads."""
 
@@ -223,6 +262,7 @@ class World:
         self.budget_changes: dict[str, list[datetime]] = {}
         self.reports: dict[str, dict] = {}
         self.write_log: list[WriteRecord] = []
+        self.activities: list[Activity] = []
         self.request_log: list[dict] = []
         self._cache: dict[tuple[str, date], Day] = {}
         self._ids = itertools.count(1)
@@ -349,6 +389,31 @@ class World:
         kept = {k: v for k, v in params.items() if k not in secret}
         record = WriteRecord(self.clock(), method, path, object_id, kept, dict(result))
         self.write_log.append(record)
+
+    def log_activity(
+        self,
+        entity: Entity,
+        what: str,
+        extra: dict[str, Any],
+        *,
+        by_person: bool = False,
+    ) -> None:
+        """Record a change in the account's change history, as Meta's activity log does."""
+        self.activities.append(
+            Activity(
+                event_time=self.clock(),
+                event_type=ACTIVITY_EVENTS[(entity.level, what)],
+                object_id=entity.id,
+                object_name=entity.name,
+                object_type={"campaign": "CAMPAIGN_GROUP", "adset": "CAMPAIGN", "ad": "AD"}[
+                    entity.level
+                ],
+                account_id=entity.account_id,
+                application=ADS_MANAGER_APP if by_person else SANDBOX_APP,
+                actor=PERSON_ACTOR if by_person else API_ACTOR,
+                extra_data=dict(extra),
+            )
+        )
 
     def copy_entity(
         self, source: Entity, *, status: str, name: str, parent_id: str | None

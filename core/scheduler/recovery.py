@@ -1,12 +1,18 @@
-"""Recovery after a runner died: close its executions, settle its writes by reading Meta.
+"""Recovery after a runner died: close what it left open, settle its writes by reading Meta.
 
 * An execution still `running` whose rule is no longer claimed (the claim expired or
   was released) is closed as failed — "scheduler stopped" — and its rule becomes due.
-* A write intent (`pending`, or `unknown` because the answer was lost) older than a
-  runner's lease has no runner any more. Rex reads the entity's current state from Meta:
-  if it shows the value Rex meant to set, the action succeeded; otherwise it is recorded
-  as not applied. It is never sent again blindly — the rule decides anew at its next
-  run, with the daily cap and cooldown counting what did happen.
+* A sync run still `running` long after any sync could take, and a heartbeat whose
+  process stopped beating without saying so, are closed (a killed process leaves them).
+* A write intent still `pending` after a runner's lease was never sent: it is recorded
+  as `deferred` (not sent), and the rule decides anew at its next run.
+* A write still `sending` after the lease went out (or may have) and its runner died
+  before the answer: it becomes `unknown`.
+* `unknown` writes are settled from Meta's change history and state
+  (core/actions/settle.py) — never by sending them again.
+
+Each step is isolated: an account whose Meta or token cannot be used now is left for the
+next pass, and the others are settled.
 """
 
 from __future__ import annotations
@@ -16,27 +22,33 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
 
-from core.accounts import client_for
-from core.db import read_session, write_session
+from core.actions.settle import settle_unknown
+from core.db import write_session
 from core.db.models import (
     ActionHistory,
     ActionStatus,
-    AdAccount,
-    AdEntity,
     AutomationRule,
     ExecutionStatus,
     RuleExecution,
+    SchedulerHeartbeat,
+    SyncRun,
+    SyncStatus,
 )
-from core.meta import GraphError
-from core.meta.objects import ENTITY_FIELDS, EntityInfo
+from core.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_SILENCE = timedelta(minutes=5)  # the heartbeat job beats every 15 s
 
 
 def recover(now: datetime, lease: timedelta, *, engine: Engine | None = None) -> dict[str, int]:
     return {
         "executions_closed": close_orphaned_executions(now, engine=engine),
-        "intents_settled": settle_orphaned_intents(now, lease, engine=engine),
+        "syncs_closed": close_orphaned_syncs(now, engine=engine),
+        "heartbeats_closed": close_silent_heartbeats(now, engine=engine),
+        "intents_not_sent": close_unsent_intents(now, lease, engine=engine),
+        "intents_unknown": mark_orphaned_sends(now, lease, engine=engine),
+        "intents_settled": _settle(engine, now),
     }
 
 
@@ -62,86 +74,77 @@ def close_orphaned_executions(now: datetime, *, engine: Engine | None = None) ->
         return len(rows)
 
 
-def settle_orphaned_intents(
-    now: datetime, lease: timedelta, *, engine: Engine | None = None
-) -> int:
-    with read_session(engine) as session:
-        intents = session.scalars(
-            select(ActionHistory).where(
-                ActionHistory.status.in_((ActionStatus.PENDING, ActionStatus.UNKNOWN)),
+def close_orphaned_syncs(now: datetime, *, engine: Engine | None = None) -> int:
+    """Sync runs `running` for longer than a read may take (REX_GRAPH_READ_DEADLINE_SECONDS
+    per step, with room for every step) were left by a process that died."""
+    settings = get_settings()
+    longest = timedelta(seconds=settings.graph_read_deadline_seconds * 2) + timedelta(hours=1)
+    with write_session(engine) as session:
+        return session.execute(
+            update(SyncRun)
+            .where(SyncRun.status == SyncStatus.RUNNING, SyncRun.started_at < now - longest)
+            .values(
+                status=SyncStatus.FAILED,
+                finished_at=now,
+                error="the process running this sync stopped before it finished",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+
+
+def close_silent_heartbeats(now: datetime, *, engine: Engine | None = None) -> int:
+    """A scheduler that stopped beating without recording its stop was killed."""
+    with write_session(engine) as session:
+        rows = session.scalars(
+            select(SchedulerHeartbeat).where(SchedulerHeartbeat.stopped_at.is_(None))
+        ).all()
+        closed = 0
+        for row in rows:
+            last = row.last_tick_at or row.started_at
+            if last < now - HEARTBEAT_SILENCE:
+                row.stopped_at = last
+                row.jobs = {**(row.jobs or {}), "stopped": "killed (no heartbeat since)"}
+                closed += 1
+        return closed
+
+
+def close_unsent_intents(now: datetime, lease: timedelta, *, engine: Engine | None = None) -> int:
+    """Intents still `pending` a lease after they were made never went out."""
+    with write_session(engine) as session:
+        return session.execute(
+            update(ActionHistory)
+            .where(
+                ActionHistory.status == ActionStatus.PENDING,
                 ActionHistory.created_at < now - lease,
             )
-        ).all()
-    settled = 0
-    for intent in intents:
-        outcome = _read_outcome(intent, engine)
-        if outcome is None:
-            continue  # Meta cannot be read now: try again at the next recovery
-        status, message, copied_id = outcome
-        with write_session(engine) as session:
-            claimed = session.execute(
-                update(ActionHistory)
-                .where(ActionHistory.id == intent.id, ActionHistory.status == intent.status)
-                .values(
-                    status=status,
-                    error_message=message,
-                    finished_at=now,
-                    can_rollback=status == ActionStatus.SUCCEEDED,
-                    new_value=copied_id or intent.new_value,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
-        settled += claimed
-    return settled
+            .values(
+                status=ActionStatus.DEFERRED,
+                finished_at=now,
+                error_message="not sent: the runner stopped before sending it; the rule "
+                "decides again at its next run",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
 
 
-def _read_outcome(intent: ActionHistory, engine: Engine | None):  # type: ignore[no-untyped-def]
-    details = intent.details or {}
-    with read_session(engine) as session:
-        account = session.get(AdAccount, intent.account_id)
-        entity = session.get(AdEntity, intent.entity_id) if intent.entity_id else None
-    if account is None or entity is None:
-        return ActionStatus.FAILED, "the entity is gone; nothing to settle", None
-    client = client_for(account)
-    try:
-        if intent.action_type == "duplicate":
-            return _copy_outcome(client, account, entity, intent)
-        answer = client.get_objects([entity.external_id], ENTITY_FIELDS[entity.level])[0]
-    except GraphError as error:
-        log.warning("recovery cannot read %s: %s", entity.external_id, error)
-        return None
-    if not isinstance(answer, dict):
-        return ActionStatus.FAILED, f"not applied: Meta cannot read it ({answer})", None
-    current = EntityInfo.from_graph(entity.level, answer)
-    params = (details.get("request") or {}).get("params", {})
-    if "status" in params:
-        applied = current.status == params["status"]
-    elif "daily_budget" in params or "lifetime_budget" in params:
-        kind = "daily" if "daily_budget" in params else "lifetime"
-        wanted = int(params[f"{kind}_budget"])
-        have = current.daily_budget_minor if kind == "daily" else current.lifetime_budget_minor
-        applied = have == wanted
-    else:
-        applied = False
-    if applied:
-        return ActionStatus.SUCCEEDED, None, None
-    return (
-        ActionStatus.FAILED,
-        "not applied: Rex stopped before Meta answered and Meta shows the old value; "
-        "not repeated (the rule decides again at its next run)",
-        None,
-    )
+def mark_orphaned_sends(now: datetime, lease: timedelta, *, engine: Engine | None = None) -> int:
+    """Writes `sending` a lease after they went out lost their runner mid-call."""
+    with write_session(engine) as session:
+        return session.execute(
+            update(ActionHistory)
+            .where(
+                ActionHistory.status == ActionStatus.SENDING,
+                ActionHistory.sent_at < now - lease,
+            )
+            .values(
+                status=ActionStatus.UNKNOWN,
+                error_message="outcome unknown: the runner stopped while the call to Meta was "
+                "out; Rex reads Meta's change history to settle it and does not send it again",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
 
 
-def _copy_outcome(client, account, entity, intent):  # type: ignore[no-untyped-def]
-    params = (intent.details or {}).get("request", {}).get("params", {})
-    suffix = (params.get("rename_options") or {}).get("rename_suffix", " - Copy")
-    wanted = f"{entity.name}{suffix}"
-    copies = [
-        e
-        for e in client.list_entities(account.external_id, entity.level)
-        if e.name == wanted and (e.created_time is None or e.created_time >= intent.created_at)
-    ]
-    if copies:
-        return ActionStatus.SUCCEEDED, None, copies[0].external_id
-    return ActionStatus.FAILED, "not applied: no copy exists at Meta; not repeated", None
+def _settle(engine: Engine | None, now: datetime) -> int:
+    settled = settle_unknown(engine=engine, now=now)
+    return sum(status != ActionStatus.UNKNOWN for status in settled.values())
