@@ -1,7 +1,9 @@
 """Ad accounts: connect (token checked by a live read first), list, remove, get a client.
 
 A token is encrypted before it is stored and decrypted only to build a Graph client.
-Nothing is stored when the live read fails.
+Nothing is stored when the live read fails or answers what Rex cannot use: another
+account's id, a currency whose minor unit Rex does not know, a time zone that is not a
+real IANA zone, a budget that is not a budget (see `core.meta.objects`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from core.crypto import secret_box
+from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session, write_session
 from core.db.models import AdAccount, AdEntity, TokenStatus
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError
 from core.meta import GraphClient
-from core.meta.objects import ACCOUNT_STATUS_LABELS
+from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
 from core.settings import get_settings
 
 _ACCOUNT_ID = re.compile(r"^(?:act_)?(\d{1,20})$")
@@ -40,6 +42,7 @@ class AccountView:
     status_label: str
     token_status: str
     token_error: str | None
+    token_readable: bool  # False: the current key cannot decrypt it (or the key is missing)
     graph_url: str | None
     last_sync_at: datetime | None
     last_sync_status: str | None
@@ -106,8 +109,15 @@ def connect_account(
     graph_url = check_graph_url(graph_url)
 
     info = GraphClient(token, account_id=external_id, base_url=graph_url).get_account(external_id)
+    if info.external_id != external_id:
+        raise InvalidAnswerError(
+            f"the ad account answer for {external_id}",
+            "id",
+            info.external_id,
+            f"{external_id}, the account asked for (check the account id and the Graph URL)",
+        )
 
-    encrypted = secret_box().encrypt(token)
+    encrypted = secret_box(create=True, engine=engine).encrypt(token)
     now = utcnow()
     with write_session(engine) as session:
         row = session.scalar(
@@ -138,13 +148,14 @@ def list_accounts(engine: Engine | None = None) -> list[AccountView]:
     with read_session(engine) as session:
         rows = session.scalars(select(AdAccount).order_by(AdAccount.name, AdAccount.id)).all()
         counts = _entity_counts(session)
-        return [_view(row, counts.get(row.id, {})) for row in rows]
+        box = _current_box()
+        return [_view(row, counts.get(row.id, {}), box) for row in rows]
 
 
 def get_account(account_id: int | str, engine: Engine | None = None) -> AccountView:
     with read_session(engine) as session:
         row = _find(session, account_id)
-        return _view(row, _entity_counts(session, row.id).get(row.id, {}))
+        return _view(row, _entity_counts(session, row.id).get(row.id, {}), _current_box())
 
 
 def remove_account(account_id: int | str, engine: Engine | None = None) -> AccountView:
@@ -193,7 +204,15 @@ def _entity_counts(session: Session, account_id: int | None = None) -> dict[int,
     return counts
 
 
-def _view(row: AdAccount, counts: dict[str, int]) -> AccountView:
+def _current_box() -> SecretBox | None:
+    """The box of the configured key, or None when there is no usable key (never makes one)."""
+    try:
+        return secret_box()
+    except SecretKeyError:
+        return None
+
+
+def _view(row: AdAccount, counts: dict[str, int], box: SecretBox | None) -> AccountView:
     return AccountView(
         id=row.id,
         external_id=row.external_id,
@@ -204,6 +223,7 @@ def _view(row: AdAccount, counts: dict[str, int]) -> AccountView:
         status_label=ACCOUNT_STATUS_LABELS.get(row.account_status, str(row.account_status)),
         token_status=row.token_status,
         token_error=row.token_error,
+        token_readable=bool(box and row.token_encrypted and box.can_decrypt(row.token_encrypted)),
         graph_url=row.graph_url,
         last_sync_at=row.last_sync_at,
         last_sync_status=row.last_sync_status,

@@ -18,10 +18,23 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 MICROS_PER_UNIT = 1_000_000
 
-# Currencies without a minor unit in Meta's ads APIs (offset 1). All others: 100.
+# Currencies without a minor unit in Meta's ads APIs (offset 1).
 _ZERO_DECIMAL_CURRENCIES = frozenset(
     {"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"}
 )
+# Every currency an ad account can have, from Meta's "Currency codes" table (Marketing API
+# reference): offset 100 unless listed above — also for BHD and JOD, whose ISO 4217 minor
+# unit is 1/1000 but whose Meta offset is 100. Facebook credits (FBZ) are not money. A
+# currency outside this set has no known offset, so Rex refuses it instead of guessing.
+# fmt: off
+META_CURRENCIES = _ZERO_DECIMAL_CURRENCIES | frozenset({
+    "AED", "ARS", "AUD", "BDT", "BGN", "BHD", "BOB", "BRL", "CAD", "CHF", "CNY", "CZK",
+    "DKK", "DZD", "EGP", "EUR", "GBP", "GTQ", "HKD", "HNL", "HRK", "ILS", "INR", "JOD",
+    "KES", "LTL", "LVL", "MOP", "MXN", "MYR", "NGN", "NIO", "NOK", "NZD", "PEN", "PHP",
+    "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SEK", "SGD", "SKK", "THB", "TRY",
+    "UAH", "USD", "UYU", "VEF", "VES", "ZAR",
+})
+# fmt: on
 
 
 class MoneyError(ValueError):
@@ -30,7 +43,7 @@ class MoneyError(ValueError):
 
 def offset(currency: str) -> int:
     """Minor units per major unit for `currency` (100 for USD, 1 for JPY)."""
-    code = _currency_code(currency)
+    code = _currency_code(currency)  # refuses a currency whose offset Rex does not know
     return 1 if code in _ZERO_DECIMAL_CURRENCIES else 100
 
 
@@ -112,8 +125,23 @@ def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-decimals(currency))
 
 
-def _currency_code(currency: str) -> str:
-    code = (currency or "").strip().upper()
-    if len(code) != 3 or not code.isalpha():
+def check_currency(currency: str) -> str:
+    """The upper-case code of a currency Rex can do money in, or MoneyError saying why not."""
+    return _currency_code(currency)
+
+
+def _currency_code(currency: object) -> str:
+    code = currency.strip().upper() if isinstance(currency, str) else ""
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
         raise MoneyError(f"{currency!r} is not an ISO 4217 currency code (e.g. USD, JPY)")
+    if code not in META_CURRENCIES:
+        import pycountry  # loads its tables on first use
+
+        if pycountry.currencies.get(alpha_3=code) is None:
+            raise MoneyError(f"{currency!r} is not an ISO 4217 currency code (e.g. USD, JPY)")
+        raise MoneyError(
+            f"{code} is an ISO 4217 currency that Meta's ad accounts do not use, so Rex does "
+            "not know its minor unit; an ad account's currency is one of Meta's "
+            "(USD, EUR, JPY …, see Meta's currency codes)"
+        )
     return code

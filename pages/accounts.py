@@ -27,8 +27,12 @@ if not accounts:
     )
 
 for account in accounts:
-    status = "needs reconnect" if account.needs_reconnect else "token OK"
-    icon = ":material/warning:" if account.needs_reconnect else ":material/check_circle:"
+    if account.needs_reconnect:
+        status = "needs reconnect"
+    else:
+        status = "token OK" if account.token_readable else "token cannot be decrypted"
+    trouble = account.needs_reconnect or not account.token_readable
+    icon = ":material/warning:" if trouble else ":material/check_circle:"
     label = f"{account.name} · {account.external_id} · {status}"
     with st.expander(label, expanded=True, icon=icon):
         left, right = st.columns([3, 2])
@@ -48,8 +52,16 @@ for account in accounts:
                 f"To reconnect, enter {account.external_id} and a new token in "
                 "**Connect an ad account** below; its data is kept."
             )
-        elif account.last_sync_error:
+        elif not account.token_readable:
+            left.error(
+                "Rex's key cannot decrypt this account's token (the key file or REX_SECRET_KEY "
+                "changed or is missing). Restore the key from where you keep it, or reconnect "
+                "the account with a new token below."
+            )
+        elif account.last_sync_error and account.last_sync_status == "failed":
             left.warning(f"Last sync failed: {account.last_sync_error}")
+        elif account.last_sync_error:  # it succeeded, refusing some of Meta's answers
+            left.info(f"Last sync: {account.last_sync_error}")
         if account.rate_limited_until:
             left.info(f"Meta rate-limits calls until {account.rate_limited_until:%H:%M} UTC.")
 

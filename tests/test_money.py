@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.money import (
+    META_CURRENCIES,
     MoneyError,
+    check_currency,
     format_money,
     from_micros,
     from_minor,
@@ -47,6 +49,35 @@ def test_floats_and_garbage_are_not_money() -> None:
         to_minor("12,50", "USD")
     with pytest.raises(MoneyError, match="ISO 4217"):
         offset("dollars")
+
+
+# Meta's currency table (Marketing API, "Currency codes"): these have offset 1.
+META_OFFSET_1 = {"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"}
+
+
+def test_every_currency_rex_accepts_has_meta_s_offset() -> None:
+    assert META_OFFSET_1 <= META_CURRENCIES
+    for code in META_CURRENCIES:
+        assert check_currency(code.lower()) == code
+        assert offset(code) == (1 if code in META_OFFSET_1 else 100), code
+    # ISO 4217 gives BHD and JOD three decimals; Meta's offset for them is 100
+    assert offset("BHD") == offset("JOD") == 100
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        ("XYZ", "not an ISO 4217"),
+        ("FBZ", "not an ISO 4217"),  # Facebook credits: in Meta's table, not money
+        ("KWD", "do not use"),  # ISO 4217 with 3 decimals; no Meta ad account has it
+        ("XOF", "do not use"),  # ISO 4217 without decimals: a guessed 100 would be 100× off
+    ],
+)
+def test_a_currency_without_a_known_offset_is_refused(code: str, why: str) -> None:
+    with pytest.raises(MoneyError, match=why):
+        offset(code)
+    with pytest.raises(MoneyError, match=why):
+        check_currency(code)
 
 
 def test_meta_budget_strings() -> None:

@@ -13,6 +13,11 @@ floating point is judged exactly, in Decimal, by the same code that writes the t
 The result is the trace: every candidate with its values and, for each condition,
 whether it held. A ratio with a zero denominator is undefined (None): its condition
 does not hold and the trace says which metric was undefined.
+
+An account Rex cannot judge — its stored time zone is no IANA zone, or its currency has
+no known minor unit (an old install may hold such values) — is left out of every rule,
+alone: the others are evaluated, and each rule's `skipped_accounts` (in the trace) says
+why that one was not.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db.models import METRIC_COLUMNS, AdAccount
-from core.money import MICROS_PER_UNIT, from_minor, offset
+from core.money import MICROS_PER_UNIT, MoneyError, check_currency, from_minor, offset
 from core.rules.document import All, Any_, Condition, Reference, RuleDocument
 from core.rules.frame import Frame, load_frame
 from core.rules.metrics import METRICS, Kind
@@ -110,6 +116,8 @@ class Evaluation:
     ) -> None:
         self.rule, self.frame, self.positions = rule, frame, positions
         self.evaluated_at, self.today = evaluated_at, today
+        # accounts in the rule's scope that could not be evaluated: external id → why
+        self.skipped_accounts: dict[str, str] = {}
         self.matched_mask = np.zeros(len(positions), bool)
         self._built: dict[int, Candidate] = {}
 
@@ -154,6 +162,7 @@ class Evaluation:
             "evaluated_at": self.evaluated_at.isoformat(),
             "today": self.today,
             "candidates": [c.to_json() for c in self.candidates],
+            **({"skipped_accounts": dict(self.skipped_accounts)} if self.skipped_accounts else {}),
         }
 
 
@@ -166,15 +175,23 @@ def evaluate_many(
 ) -> list[Evaluation]:
     """Every rule, sharing one frame (two queries) per level among them all."""
     query = select(AdAccount).where(AdAccount.platform == "meta").order_by(AdAccount.id)
-    accounts = list(session.scalars(query))
-    today = {a.id: local_today(a.timezone_name, now) for a in accounts}
-    by_external_id = {a.external_id: a for a in accounts}
-    scoped = [
+    stored = list(session.scalars(query))
+    today: dict[int, date] = {}
+    unusable: dict[str, str] = {}  # external id → why it cannot be evaluated
+    for account in stored:
+        local, problem = _local_today(account, now)
+        if local is not None:
+            today[account.id] = local
+        else:
+            unusable[account.external_id] = problem or "not evaluated"
+    by_external_id = {a.external_id: a for a in stored}
+    in_scope = [
         [by_external_id[i] for i in sorted(set(r.scope.account_ids)) if i in by_external_id]
         if r.scope.account_ids
-        else accounts
+        else stored
         for r in rules
     ]
+    scoped = [[a for a in members if a.id in today] for members in in_scope]
     results: list[Evaluation | None] = [None] * len(rules)
     for level in sorted({r.scope.level for r in rules}):
         indexes = [i for i, r in enumerate(rules) if r.scope.level == level]
@@ -186,8 +203,30 @@ def evaluate_many(
         frame = load_frame(session, level, list(in_level.values()), today, needs)
         vectors = _Vectors(frame)
         for i in indexes:
-            results[i] = _evaluate_in(rules[i], frame, vectors, scoped[i], today, now)
+            evaluation = _evaluate_in(rules[i], frame, vectors, scoped[i], today, now)
+            evaluation.skipped_accounts = {
+                a.external_id: unusable[a.external_id]
+                for a in in_scope[i]
+                if a.external_id in unusable
+            }
+            results[i] = evaluation
     return [r for r in results if r is not None]
+
+
+def _local_today(account: AdAccount, now: datetime) -> tuple[date | None, str | None]:
+    """The account's local date, or why the account cannot be evaluated at all."""
+    fix = "sync or reconnect the account so that Rex reads it from Meta again"
+    try:
+        check_currency(account.currency)
+    except MoneyError as error:
+        return None, f"not evaluated: its currency cannot be used ({error}); {fix}"
+    try:
+        return local_today(account.timezone_name, now), None
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return None, (
+            f"not evaluated: its time zone {account.timezone_name!r} is not an IANA time "
+            f"zone, so its days are unknown; {fix}"
+        )
 
 
 def _evaluate_in(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from core.db.models import (
     AdPlacementInsight,
     Base,
 )
+from core.meta.objects import InvalidAnswerError
 
 HOURLY = "hourly_stats_aggregated_by_advertiser_time_zone"
 
@@ -30,10 +32,31 @@ class BreakdownTable:
     key: tuple[str, ...]
     dimensions: Callable[[tuple[str, ...], dict[str, str]], dict[str, object]]
 
+    def row_key(self, call: tuple[str, ...], segment: dict[str, str], what: str) -> dict:
+        """The key columns of a row, or InvalidAnswerError when a value does not fit them
+        (an hour that is no hour, a value longer than its column)."""
+        values = self.dimensions(call, segment)
+        columns = self.model.__table__.c  # type: ignore[attr-defined]
+        for name, value in values.items():
+            length = getattr(columns[name].type, "length", None)
+            if isinstance(value, str) and length is not None and len(value) > length:
+                shown = next((b for b in call if segment.get(b) == value), name)
+                raise InvalidAnswerError(what, shown, value, f"at most {length} characters")
+        return values
+
+
+_HOUR_RANGE = re.compile(r"(\d{2}):00:00 - (\d{2}):59:59")
+
 
 def _hour(segment: dict[str, str]) -> int:
     # "13:00:00 - 13:59:59" → 13
-    return int(segment[HOURLY].split(":", 1)[0])
+    text = segment[HOURLY]
+    match = _HOUR_RANGE.fullmatch(text)
+    if match is None or match.group(1) != match.group(2) or int(match.group(1)) > 23:
+        raise InvalidAnswerError(
+            "an hourly insights row", HOURLY, text, 'an hour of the day, "13:00:00 - 13:59:59"'
+        )
+    return int(match.group(1))
 
 
 BREAKDOWN_TABLES: tuple[BreakdownTable, ...] = (

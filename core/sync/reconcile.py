@@ -3,7 +3,9 @@
 `reconcile` loads the rows in scope (an account and a date window), compares them by
 natural key with the incoming rows, and inserts, updates or deletes only what differs.
 A second sync of unchanged data therefore writes nothing; a day Meta revised is
-updated in place; a row Meta no longer reports inside the window is removed.
+updated in place; a row Meta no longer reports inside the window is removed — unless
+some of Meta's rows for the slice were refused as garbage (`delete_missing=False`): a
+stored row may then be the good version of a refused one, so nothing is removed.
 It runs on both databases with plain SQLAlchemy (no dialect-specific upsert).
 """
 
@@ -27,6 +29,7 @@ class ReconcileCounts:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
+    kept: int = 0  # not reported any more, but kept: some rows of the slice were refused
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -34,6 +37,7 @@ class ReconcileCounts:
             "updated": self.updated,
             "deleted": self.deleted,
             "unchanged": self.unchanged,
+            "kept": self.kept,
         }
 
 
@@ -58,6 +62,7 @@ def reconcile(
     key: Sequence[str],
     rows: Iterable[dict[str, Any]],
     values: Sequence[str] = METRIC_COLUMNS,
+    delete_missing: bool = True,
 ) -> ReconcileCounts:
     table = model.__table__
     incoming = {tuple(row[name] for name in key): row for row in merge_rows(rows, key)}
@@ -78,7 +83,8 @@ def reconcile(
             to_update.append({"id": current.id, **{name: row[name] for name in values}})
         else:
             counts.unchanged += 1
-    stale_ids = [row.id for row in existing.values()]
+    stale_ids = [row.id for row in existing.values()] if delete_missing else []
+    counts.kept = 0 if delete_missing else len(existing)
 
     for chunk in _chunks(to_insert):
         session.execute(insert(model), chunk)

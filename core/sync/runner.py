@@ -8,7 +8,16 @@ attribution look-back) because Meta keeps revising recent numbers, and `reconcil
 writes only what changed, so running it twice changes nothing.
 
 One account's failure does not stop the others: a rejected token marks the account
-"needs reconnect", a rate limit records when calls may resume.
+"needs reconnect", a rate limit records when calls may resume, a key that cannot decrypt
+the token fails that account's run (recorded) and the next account is tried.
+
+Meta's answers are validated at the boundary (`core.meta.objects`). The account's own
+answer must be usable whole — its id the one asked for, a currency and time zone Rex
+knows — or the account's sync fails and nothing of it is stored. Of the many objects and
+rows a sync lists, only the bad ones are refused: they are counted under "rejected" in
+the run's counts, the first few reasons become a warning line in the run's error and the
+account's last_sync_error, and the sync succeeds with the valid rest. A slice with
+refused rows keeps its stored rows that Meta did not report again (see `reconcile`).
 """
 
 from __future__ import annotations
@@ -25,11 +34,20 @@ from sqlalchemy import Engine, select
 
 from core.accounts import client_for, get_account
 from core.db import read_session, write_session
+from core.db.errors import database_error
 from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun, SyncStatus, TokenStatus
 from core.db.types import utcnow
 from core.errors import RexError
 from core.meta import GraphClient, GraphError, ObjectGoneError, RateLimitedError, TokenInvalidError
-from core.meta.objects import INSIGHT_FIELDS, AccountInfo, EntityInfo, InsightRow
+from core.meta.objects import (
+    INSIGHT_FIELDS,
+    AccountInfo,
+    EntityInfo,
+    InsightRow,
+    InvalidAnswerError,
+)
+from core.money import MoneyError, check_currency
+from core.process import process_name
 from core.settings import get_settings
 from core.sync.breakdowns import BREAKDOWN_CALLS, BREAKDOWN_TABLES, BreakdownTable
 from core.sync.reconcile import ReconcileCounts, reconcile
@@ -51,6 +69,9 @@ _ENTITY_FIELDS = (
     "created_time",
     "updated_time",
 )
+# account, the three entity levels, daily metrics, then each breakdown call
+STEPS = 1 + len(LEVELS) + 1 + BREAKDOWN_CALLS
+REASONS_KEPT = 5  # refusal reasons kept in a run's counts (the rest are counted)
 
 
 @dataclass(frozen=True)
@@ -130,23 +151,30 @@ def sync_account(
         return result
 
     with write_session(engine) as session:
-        run = SyncRun(account_id=account.id, status=SyncStatus.RUNNING)
+        run = SyncRun(account_id=account.id, status=SyncStatus.RUNNING, owner=process_name())
         session.add(run)
         session.flush()
         run_id = run.id
 
     job = _AccountSync(account, options, progress, engine)
-    try:
+    try:  # everything that may fail is inside: the run row is always closed
         job.run()
     except (GraphError, RexError) as error:
         result.status, result.error = SyncStatus.FAILED, _describe(error)
         _record_failure(account.id, error, engine)
         log.warning("sync %s failed: %s", account.external_id, result.error)
-    except Exception as error:  # a bug: record it, keep the other accounts going
+    except Exception as error:
+        trouble = database_error(error)
+        if trouble is not None:  # the database itself: nothing can be recorded; say so
+            raise trouble from None
+        # a bug: record it, keep the other accounts going
         result.status, result.error = SyncStatus.FAILED, f"internal error: {type(error).__name__}"
         log.exception("sync %s crashed", account.external_id)
     else:
         result.status = SyncStatus.SUCCEEDED
+        result.error = job.rejected.warning()
+    if job.rejected.total:
+        job.counts["rejected"] = job.rejected.as_dict()
     result.since, result.until, result.counts = job.since, job.until, job.counts
     result.seconds = time.monotonic() - started
     _finish(account.id, run_id, result, engine)
@@ -169,11 +197,12 @@ class _AccountSync:
         self.days = options.days or settings.sync_days
         self.use_async = self.days >= settings.sync_async_min_days
         self.breakdown_level = settings.breakdown_level
-        self.client: GraphClient = client_for(account, **options.client_options)
+        self.client: GraphClient | None = None  # made in run(): decrypting may fail
         self.counts: dict[str, Any] = {}
+        self.rejected = Rejections()
         self.since: date | None = None
         self.until: date | None = None
-        self.total = 1 + len(LEVELS) + 1 + (BREAKDOWN_CALLS if options.breakdowns else 0)
+        self.total = STEPS if options.breakdowns else STEPS - BREAKDOWN_CALLS
         self.done = 0
         self.entity_ids: dict[str, int] = {}
 
@@ -184,6 +213,7 @@ class _AccountSync:
         )
 
     def run(self) -> None:
+        self.client = client_for(self.account, **self.options.client_options)
         info = self.client.get_account(self.account.external_id)
         self.save_account(info)
         today = (self.options.now or utcnow()).astimezone(ZoneInfo(info.timezone_name)).date()
@@ -200,6 +230,20 @@ class _AccountSync:
     # ------------------------------------------------------------------ account
 
     def save_account(self, info: AccountInfo) -> None:
+        """Store the account's fields — only when the answer is this account's and keeps
+        its money meaning (Meta never changes an ad account's currency: a different one
+        would re-read every stored budget in another unit)."""
+        what = f"the ad account answer for {self.account.external_id}"
+        if info.external_id != self.account.external_id:
+            raise InvalidAnswerError(what, "id", info.external_id, self.account.external_id)
+        if info.currency != self.account.currency and _known_currency(self.account.currency):
+            raise InvalidAnswerError(
+                what,
+                "currency",
+                info.currency,
+                f"{self.account.currency}, the currency it was connected with (Meta does "
+                "not change an account's currency; reconnect it if this is really so)",
+            )
         with write_session(self.engine) as session:
             row = session.get_one(AdAccount, self.account.id)
             row.name = info.name
@@ -214,7 +258,7 @@ class _AccountSync:
     def sync_entities(self) -> None:
         listed: dict[str, EntityInfo] = {}
         for level in LEVELS:
-            entities = self.client.list_entities(self.account.external_id, level)
+            entities = self.list_entities(level)
             listed.update((entity.external_id, entity) for entity in entities)
             self.step(f"{level}s", f"{len(entities)} {level}s")
 
@@ -269,14 +313,33 @@ class _AccountSync:
             "lifetime_budget",
         )
         gone = []
+        assert self.client is not None
         for external_id, answer in zip(ids, self.client.get_objects(ids, fields), strict=True):
             if isinstance(answer, ObjectGoneError):
                 gone.append(external_id)
             elif isinstance(answer, GraphError):
                 raise answer
             else:
-                listed[external_id] = EntityInfo.from_graph(unlisted[external_id], answer)
+                level = unlisted[external_id]
+                try:
+                    entity = EntityInfo.from_graph(level, answer)
+                except InvalidAnswerError as error:
+                    self.rejected.add(level, error)  # the stored row stays as it was
+                    continue
+                if entity.external_id != external_id:
+                    self.rejected.add(
+                        level, InvalidAnswerError(level, "id", entity.external_id, external_id)
+                    )
+                    continue
+                listed[external_id] = entity
         return gone
+
+    def list_entities(self, level: str) -> list[EntityInfo]:
+        """The level's edge, every item validated; bad ones are refused, one by one."""
+        assert self.client is not None
+        return self.client.list_entities(
+            self.account.external_id, level, on_invalid=lambda e: self.rejected.add(level, e)
+        )
 
     def upsert_entity(
         self,
@@ -335,8 +398,9 @@ class _AccountSync:
     def sync_metrics(self) -> None:
         rows: list[dict[str, Any]] = []
         unmatched = 0
+        refused_before = self.rejected.total
         for level in LEVELS:
-            for insight in self.insights(level, ()):
+            for insight in self.insights(level, (), "metrics"):
                 row = self.metric_row(level, insight)
                 if row is None:
                     unmatched += 1
@@ -353,17 +417,25 @@ class _AccountSync:
                 ],
                 key=("entity_id", "date"),
                 rows=rows,
+                delete_missing=self.rejected.total == refused_before,
             )
         self.counts["metrics"] = {**counts.as_dict(), "rows": len(rows), "unmatched": unmatched}
         self.step("daily metrics", f"{len(rows)} rows for {self.since} … {self.until}")
 
     def sync_breakdown(self, table: BreakdownTable) -> None:
         rows: list[dict[str, Any]] = []
+        refused_before = self.rejected.total
         for call in table.calls:
-            for insight in self.insights(self.breakdown_level, call):
+            for insight in self.insights(self.breakdown_level, call, table.name):
                 row = self.metric_row(self.breakdown_level, insight)
-                if row is not None:
-                    rows.append({**row, **table.dimensions(call, insight.segment)})
+                if row is None:
+                    continue
+                try:
+                    key = table.row_key(call, insight.segment, _describe_row(insight))
+                except InvalidAnswerError as error:
+                    self.rejected.add(table.name, error)
+                    continue
+                rows.append({**row, **key})
             self.step(f"{table.name} ({','.join(call)})")
         model = table.model
         with write_session(self.engine) as session:
@@ -377,22 +449,34 @@ class _AccountSync:
                 ],
                 key=("entity_id", "date", *table.key),
                 rows=rows,
+                delete_missing=self.rejected.total == refused_before,
             )
         self.counts[table.name] = {**counts.as_dict(), "rows": len(rows)}
 
-    def insights(self, level: str, breakdowns: Sequence[str]) -> list[InsightRow]:
-        assert self.since is not None and self.until is not None
-        return list(
-            self.client.insights(
-                self.account.external_id,
-                level=level,
-                since=self.since,
-                until=self.until,
-                fields=INSIGHT_FIELDS,
-                breakdowns=breakdowns,
-                use_async=self.use_async,
-            )
-        )
+    def insights(self, level: str, breakdowns: Sequence[str], kind: str) -> list[InsightRow]:
+        """Daily rows of the sync's range; a row that is not valid, is dated outside the
+        range or belongs to another account is refused (counted under `kind`)."""
+        assert self.client is not None and self.since is not None and self.until is not None
+        own = self.account.external_id.removeprefix("act_")
+        rows = []
+        for row in self.client.insights(
+            self.account.external_id,
+            level=level,
+            since=self.since,
+            until=self.until,
+            fields=INSIGHT_FIELDS,
+            breakdowns=breakdowns,
+            use_async=self.use_async,
+            on_invalid=lambda error: self.rejected.add(kind, error),
+        ):
+            if row.ids.get("account_id", own) != own:
+                error = InvalidAnswerError(
+                    _describe_row(row), "account_id", row.ids["account_id"], own
+                )
+                self.rejected.add(kind, error)
+                continue
+            rows.append(row)
+        return rows
 
     def metric_row(self, level: str, insight: InsightRow) -> dict[str, Any] | None:
         entity_id = self.entity_ids.get(insight.ids.get(f"{level}_id", ""))
@@ -404,6 +488,50 @@ class _AccountSync:
             "date": insight.date_start,
             **insight.metrics(),
         }
+
+
+class Rejections:
+    """What a sync refused of Meta's answers: counts by kind, the first few reasons."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, int] = {}
+        self.reasons: list[str] = []
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+    def add(self, kind: str, error: InvalidAnswerError) -> None:
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        if len(self.reasons) < REASONS_KEPT:  # a flood of garbage is counted, not logged
+            self.reasons.append(error.describe())
+            log.warning("sync refused %s: %s", kind, error.describe())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, **self.by_kind, "reasons": list(self.reasons)}
+
+    def warning(self) -> str | None:
+        """One line for the run and the account, or None when nothing was refused."""
+        if not self.total:
+            return None
+        kinds = ", ".join(f"{n} {kind}" for kind, n in self.by_kind.items())
+        return (
+            f"warning: refused {self.total} of Meta's objects or rows as invalid ({kinds}); "
+            f"the rest synced. First: {'; '.join(self.reasons[:2])}"
+        )
+
+
+def _describe_row(row: InsightRow) -> str:
+    ids = "".join(f" {key[:-3]} {value}" for key, value in row.ids.items())
+    return f"insights row{ids} of {row.date_start}"
+
+
+def _known_currency(code: str) -> bool:
+    try:
+        check_currency(code)
+    except MoneyError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- recording
