@@ -6,8 +6,18 @@
     sync                             read accounts, entities, metrics and breakdowns
     up                               everything `make run` starts
 
-Every command exits 0 on success, 1 when Rex or Meta refused (the message says why and
-what to do), 2 on a usage error. Tokens are never printed.
+Exit codes, the same for every command:
+
+    0  done;
+    1  Rex, its settings, the database, the key or Meta refused or failed — the message
+       names the problem and what to do (a file's content, a record that does not exist,
+       a database that cannot be reached, a token that cannot be decrypted);
+    2  the command line itself is wrong: an unknown command or option, a value out of
+       range (an id, a port, a fault rate), an empty token, a file that does not exist,
+       a revision that names no migration. Fix the command and run it again.
+
+Errors are one line on stderr (`error: …`), never a traceback: `--log-level DEBUG` adds
+the traceback of an unexpected one. Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -19,7 +29,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
 
 from core.errors import RexError
 from core.logs import configure_logging
@@ -30,32 +43,153 @@ log = logging.getLogger("rex.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers on both databases
+USAGE, FAILED = 2, 1
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level or get_settings().log_level)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
     try:
-        if getattr(args, "needs_db", True):
-            from core.db.migrate import require_current_schema
-
-            require_current_schema()
-        return handler(args)
-    except (RexError, GraphError) as error:
-        hint = getattr(error, "hint", "")
-        print(f"error: {error}" + (f"\n  → {hint}" if hint else ""), file=sys.stderr)
-        return 1
+        return _main(argv)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        return _fail(settings_problem(error))
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a usage error exits 2 here, in one line
+    configure_logging(args.log_level or settings.log_level)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return USAGE
+    try:
+        prepare: Handler | None = getattr(args, "prepare", None)
+        if prepare is not None:  # what can be refused without the database, first
+            prepare(args)
+        if getattr(args, "needs_db", True):
+            from core.db.migrate import require_current_schema
+
+            require_current_schema()
+        if getattr(args, "needs_key", False):
+            from core.crypto import verify_key
+
+            verify_key()  # a missing or changed key stops the command before any write
+        return handler(args)
+    except _UsageError as error:
+        return _fail(str(error), code=USAGE)
+    except (RexError, GraphError) as error:
+        return _fail(str(error), getattr(error, "hint", ""))
+    except Exception as error:
+        from core.db.errors import database_error
+
+        translated = database_error(error)
+        if translated is not None:
+            log.debug("database error", exc_info=True)
+            return _fail(str(translated))
+        log.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected {type(error).__name__}: {_one_line(str(error))} — a bug in Rex; "
+            "run the command again with --log-level DEBUG for the traceback and report it"
+        )
+
+
+def _fail(message: str, hint: str = "", *, code: int = FAILED) -> int:
+    print(f"error: {message}" + (f"\n  → {hint}" if hint else ""), file=sys.stderr)
+    return code
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300] or "no detail"
+
+
+def settings_problem(error: ValidationError) -> str:
+    """A settings error as one line naming the variable, e.g. `REX_UI_PORT: …`."""
+    problems = []
+    for item in error.errors(include_url=False):
+        name = str(item["loc"][0]) if item["loc"] else "settings"
+        variable = "DATABASE_URL" if name == "database_url" else f"REX_{name.upper()}"
+        problems.append(f"{variable}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(problems) + "; fix it in the environment or .env"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _row_id(kind: str) -> Callable[[str], int]:
+    """An argparse type for a database id: a whole number from 1 to 2^63 - 1."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= MAX_ID:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {kind} id: {kind} ids are whole numbers from 1 to {MAX_ID}"
+            )
+        return value
+
+    parse.__name__ = f"{kind} id"
+    return parse
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give a number from 1 to 65535, or 0 for any free one"
+        )
+    return value
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 90:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of days from 1 to 90")
+    return value
+
+
+def _token(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the token is empty: give the whole token")
+    return text.strip()
+
+
+def _rule_file(text: str) -> str:
+    if text != "-" and not Path(text).is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text} does not exist (give a JSON file, or - for stdin)"
+        )
+    return text
+
+
+def _milliseconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give milliseconds from 0 to 60000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m core",
         description="Rex operations: database, sandbox, accounts, sync.",
     )
@@ -70,13 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="sync accounts from Meta (or the sandbox)")
     sync.add_argument("--account", action="append", help="act_… (repeatable; default: all)")
-    sync.add_argument("--days", type=int, help="days of metrics to read (default REX_SYNC_DAYS)")
+    sync.add_argument("--days", type=_days, help="days of metrics to read (default REX_SYNC_DAYS)")
     sync.add_argument("--no-breakdowns", action="store_true", help="skip the breakdown tables")
-    sync.set_defaults(handler=cmd_sync)
+    sync.set_defaults(handler=cmd_sync, needs_key=True)
 
     run = commands.add_parser("run", help="run the rules that are due (or one rule now)")
-    run.add_argument("--rule", type=int, metavar="ID", help="run this rule now, due or not")
-    run.set_defaults(handler=cmd_run)
+    run.add_argument(
+        "--rule", type=_row_id("rule"), metavar="ID", help="run this rule now, due or not"
+    )
+    run.set_defaults(handler=cmd_run, needs_key=True)
 
     _approval_commands(commands)
     _action_commands(commands)
@@ -111,7 +247,10 @@ def _db_commands(commands: Any) -> None:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from core.db import migrate
 
-    migrate.upgrade(args.revision)
+    try:
+        migrate.upgrade(args.revision)
+    except migrate.RevisionError as error:
+        raise _usage(str(error)) from None
     print(f"database at {migrate.current_revision()} ({_safe_url()})")
     return 0
 
@@ -119,7 +258,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_db_downgrade(args: argparse.Namespace) -> int:
     from core.db import migrate
 
-    migrate.downgrade(args.revision)
+    try:
+        migrate.downgrade(args.revision)
+    except migrate.RevisionError as error:
+        raise _usage(str(error)) from None
     print(f"database at {migrate.current_revision() or 'base'} ({_safe_url()})")
     return 0
 
@@ -134,9 +276,9 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def _safe_url() -> str:
-    from sqlalchemy.engine import make_url
+    from core.db.errors import safe_url
 
-    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    return safe_url(get_settings().database_url)
 
 
 # ---------------------------------------------------------------------- sandbox
@@ -151,10 +293,10 @@ def _sandbox_commands(commands: Any) -> None:
     )
     settings = get_settings()
     serve.add_argument("--host", default=settings.sandbox_host)
-    serve.add_argument("--port", type=int, default=settings.sandbox_port, help="0 = any free")
+    serve.add_argument("--port", type=_port, default=settings.sandbox_port, help="0 = any free")
     serve.add_argument("--seed", type=int, default=settings.sandbox_seed)
     serve.add_argument("--scenario", help="a scenario JSON file (docs/sandbox.md)")
-    serve.add_argument("--token", help="the token to accept (default: a random one)")
+    serve.add_argument("--token", type=_token, help="the token to accept (default: a random one)")
     serve.add_argument(
         "--fault",
         action="append",
@@ -162,7 +304,7 @@ def _sandbox_commands(commands: Any) -> None:
         metavar="KIND=RATE",
         help="inject errors, e.g. --fault 5xx=0.1 --fault buc=0.05 (docs/sandbox.md)",
     )
-    serve.add_argument("--latency-ms", type=int, default=0, help="added to every answer")
+    serve.add_argument("--latency-ms", type=_milliseconds, default=0, help="added to every answer")
     serve.add_argument("--expired-token", action="store_true", help="answer 190 to everything")
     serve.set_defaults(handler=cmd_sandbox_serve, needs_db=False)
 
@@ -184,11 +326,16 @@ def parse_faults(items: Sequence[str]) -> dict[str, float]:
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from core.sandbox import FaultConfig, run_server
 
-    faults = FaultConfig(
-        rates=parse_faults(args.fault),
-        latency_ms=args.latency_ms,
-        expired_token=args.expired_token,
-    )
+    if args.scenario is not None and not Path(args.scenario).is_file():
+        raise _usage(f"--scenario: {args.scenario} does not exist")
+    try:
+        faults = FaultConfig(
+            rates=parse_faults(args.fault),
+            latency_ms=args.latency_ms,
+            expired_token=args.expired_token,
+        )
+    except ValueError as error:  # an unknown kind: FaultConfig names the known ones
+        raise _usage(f"--fault: {error}") from None
     run_server(
         host=args.host,
         port=args.port,
@@ -211,10 +358,12 @@ def _account_commands(commands: Any) -> None:
     )
     add.add_argument("--account", required=True, help="act_…")
     token = add.add_mutually_exclusive_group()
-    token.add_argument("--token", help="access token (visible to `ps`: prefer --token-stdin)")
+    token.add_argument(
+        "--token", type=_token, help="access token (visible to `ps`: prefer --token-stdin)"
+    )
     token.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
     add.add_argument("--graph-url", help="another Graph endpoint, e.g. the sandbox's graph_url")
-    add.set_defaults(handler=cmd_accounts_add)
+    add.set_defaults(handler=cmd_accounts_add, prepare=_read_token)
 
     listing = actions.add_parser("list", help="connected accounts")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -226,16 +375,25 @@ def _account_commands(commands: Any) -> None:
     remove.set_defaults(handler=cmd_accounts_remove)
 
 
+def _read_token(args: argparse.Namespace) -> int:
+    """The token from --token, stdin or the terminal, before the database is opened."""
+    if args.token_stdin:
+        args.token = sys.stdin.readline().strip()
+        if not args.token:
+            raise _usage("--token-stdin: stdin gave no token; pipe the token in, one line")
+    elif args.token is None:
+        if not sys.stdin.isatty():
+            raise _usage("no token given: pipe it in with --token-stdin, or run in a terminal")
+        args.token = getpass.getpass("Access token (not echoed): ").strip()
+        if not args.token:
+            raise _usage("no token typed; run the command again and paste the token")
+    return 0
+
+
 def cmd_accounts_add(args: argparse.Namespace) -> int:
     from core.accounts import connect_account
 
-    if args.token_stdin:
-        token = sys.stdin.readline().strip()
-    elif args.token:
-        token = args.token
-    else:
-        token = getpass.getpass("Access token (not echoed): ")
-    view = connect_account(args.account, token, graph_url=args.graph_url)
+    view = connect_account(args.account, args.token, graph_url=args.graph_url)
     print(
         f"connected {view.external_id} “{view.name}” ({view.currency}, {view.timezone_name}, "
         f"{view.status_label}); run `python -m core sync --account {view.external_id}`"
@@ -247,6 +405,10 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     from core.accounts import list_accounts
 
     accounts = list_accounts()
+    if accounts and not hasattr(accounts[0], "token_readable"):
+        from core.crypto import verify_key
+
+        verify_key()  # no per-account flag to show it with: stop with the key's problem
     if args.json:
         print(json.dumps([_account_json(a) for a in accounts], indent=2))
         return 0
@@ -266,7 +428,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
                 a.name,
                 a.currency,
                 a.timezone_name,
-                a.token_status,
+                _token_shown(a),
                 last,
                 f"{a.campaigns}/{a.adsets}/{a.ads}",
             )
@@ -284,6 +446,7 @@ def _account_json(a: Any) -> dict[str, Any]:
         "timezone": a.timezone_name,
         "status": a.status_label,
         "token_status": a.token_status,
+        "token_readable": getattr(a, "token_readable", True),
         "graph_url": a.graph_url,
         "last_sync_at": a.last_sync_at.isoformat() if a.last_sync_at else None,
         "last_sync_status": a.last_sync_status,
@@ -292,6 +455,12 @@ def _account_json(a: Any) -> dict[str, Any]:
         "adsets": a.adsets,
         "ads": a.ads,
     }
+
+
+def _token_shown(account: Any) -> str:
+    if not getattr(account, "token_readable", True):
+        return "unreadable: key missing or changed"
+    return str(account.token_status)
 
 
 def cmd_accounts_remove(args: argparse.Namespace) -> int:
@@ -315,11 +484,15 @@ def _rule_commands(commands: Any) -> None:
     rules = commands.add_parser("rules", help="automation rules (RULES.md documents)")
     actions = rules.add_subparsers(metavar="ACTION")
     imported = actions.add_parser("import", help="save a rule document; prints the new id")
-    imported.add_argument("file", help="a JSON file, or - for stdin")
-    imported.add_argument("--replace", type=int, metavar="ID", help="save as a new version of ID")
+    imported.add_argument("file", type=_rule_file, help="a JSON file, or - for stdin")
+    imported.add_argument(
+        "--replace", type=_row_id("rule"), metavar="ID", help="save as a new version of ID"
+    )
     imported.set_defaults(handler=cmd_rules_import)
     exported = actions.add_parser("export", help="print rule documents as JSON")
-    exported.add_argument("rule_id", nargs="?", type=int, help="one rule (default: all)")
+    exported.add_argument(
+        "rule_id", nargs="?", type=_row_id("rule"), help="one rule (default: all)"
+    )
     exported.set_defaults(handler=cmd_rules_export)
     actions.add_parser("list", help="saved rules").set_defaults(handler=cmd_rules_list)
     for name, help_text in (
@@ -328,12 +501,14 @@ def _rule_commands(commands: Any) -> None:
         ("delete", "delete a rule (its executions and actions stay on the record)"),
     ):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("rule_id", type=int)
+        action.add_argument("rule_id", type=_row_id("rule"))
         action.set_defaults(handler=cmd_rules_change, change=name)
     preview = actions.add_parser(
         "preview", help="what a rule — or, without ID, every active rule — matches now"
     )
-    preview.add_argument("rule_id", type=int, nargs="?", help="omit for every active rule")
+    preview.add_argument(
+        "rule_id", type=_row_id("rule"), nargs="?", help="omit for every active rule"
+    )
     preview.add_argument("--all", action="store_true", help="show candidates that don't match")
     preview.set_defaults(handler=cmd_rules_preview)
     actions.add_parser(
@@ -342,24 +517,33 @@ def _rule_commands(commands: Any) -> None:
 
 
 def cmd_rules_import(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from core.rules.store import save_rule
 
     if args.file == "-":
-        text = sys.stdin.read()
+        name, data = "stdin", sys.stdin.buffer.read()
     else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise _usage(f"file: {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-    view = save_rule(text, rule_id=args.replace)
+        name, data = args.file, Path(args.file).read_bytes()
+    view = save_rule(_utf8(name, data), rule_id=args.replace)
     print(view.id)
     print(
         f"saved rule {view.id} “{view.name}” version {view.version} ({view.status})",
         file=sys.stderr,
     )
     return 0
+
+
+def _utf8(name: str, data: bytes) -> str:
+    """The text of a rule file (a UTF-8 byte-order mark is allowed), or InputError."""
+    from core.errors import InputError
+
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            "file",
+            f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+            f"{error.start}); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+        ) from None
 
 
 def cmd_rules_export(args: argparse.Namespace) -> int:
@@ -468,8 +652,11 @@ def _value(value: Any) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from core.engine.run import run_due_rules, run_rule_now
+    from core.rules.store import get_rule
 
-    results = [run_rule_now(args.rule)] if args.rule else run_due_rules()
+    if args.rule is not None:
+        get_rule(args.rule)  # "no rule with id …" rather than "running elsewhere"
+    results = [run_rule_now(args.rule)] if args.rule is not None else run_due_rules()
     if not results:
         print("no rules are due")
     for r in results:
@@ -498,10 +685,10 @@ def _approval_commands(commands: Any) -> None:
     listing.set_defaults(handler=cmd_approvals_list)
     for name in ("approve", "reject"):
         decide = actions.add_parser(name, help=f"{name} proposals by id (one or more)")
-        decide.add_argument("approval_ids", type=int, nargs="+", metavar="ID")
+        decide.add_argument("approval_ids", type=_row_id("proposal"), nargs="+", metavar="ID")
         decide.add_argument("--by", default=getpass.getuser(), help="who decides")
         decide.add_argument("--reason")
-        decide.set_defaults(handler=cmd_approvals_decide, decision=name)
+        decide.set_defaults(handler=cmd_approvals_decide, decision=name, needs_key=True)
 
 
 def cmd_approvals_list(args: argparse.Namespace) -> int:
@@ -562,9 +749,48 @@ def _action_commands(commands: Any) -> None:
         metavar="ACTION"
     )
     rollback = actions.add_parser("rollback", help="undo an action (refused if it drifted)")
-    rollback.add_argument("action_id", type=int)
+    rollback.add_argument("action_id", type=_row_id("action"))
     rollback.add_argument("--by", default=getpass.getuser())
-    rollback.set_defaults(handler=cmd_actions_rollback)
+    rollback.set_defaults(handler=cmd_actions_rollback, needs_key=True)
+    unknown = actions.add_parser(
+        "unknown", help="writes whose outcome Rex is still settling, or needs a person for"
+    )
+    unknown.set_defaults(handler=cmd_actions_unknown)
+    settle = actions.add_parser(
+        "settle", help="say whether Meta applied a write whose outcome is unknown"
+    )
+    settle.add_argument("action_id", type=_row_id("action"))
+    verdict = settle.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--applied", action="store_true", help="Ads Manager shows the change")
+    verdict.add_argument("--not-applied", action="store_true", help="it does not")
+    settle.add_argument("--by", default=getpass.getuser())
+    settle.add_argument("--note", default=None, help="what you checked")
+    settle.set_defaults(handler=cmd_actions_settle)
+
+
+def cmd_actions_unknown(args: argparse.Namespace) -> int:
+    from core.actions.settle import list_unknown
+
+    rows = list_unknown()
+    if not rows:
+        print("no action has an unknown outcome")
+        return 0
+    _print_table(
+        [("ID", "WHEN (UTC)", "ACTION", "ENTITY", "STATE"), *[
+            (str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", r.action_type, r.entity_name or "",
+             "needs a person" if r.needs_person else "Rex is settling it")
+            for r in rows
+        ]]
+    )  # fmt: skip
+    return 0
+
+
+def cmd_actions_settle(args: argparse.Namespace) -> int:
+    from core.actions.settle import settle_by_person
+
+    row = settle_by_person(args.action_id, applied=args.applied, by=args.by, note=args.note)
+    print(f"action {row.id}: {row.status} (settled by {args.by})")
+    return 0
 
 
 def cmd_actions_rollback(args: argparse.Namespace) -> int:
@@ -591,8 +817,6 @@ def cmd_rules_schema(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from core.sync.runner import SyncOptions, sync_accounts
 
-    if args.days is not None and not 1 <= args.days <= 90:
-        raise _usage("--days: give a number of days from 1 to 90")
     results = sync_accounts(
         args.account,
         options=SyncOptions(days=args.days, breakdowns=not args.no_breakdowns),

@@ -1,15 +1,17 @@
 """`python -m core up` (what `make run` runs): Rex and its helpers in one terminal.
 
-1. migrate the database to head;
+1. migrate the database to head, and check that the key decrypts the stored tokens;
 2. start the sandbox Graph server (a child process) and connect its ad accounts —
    the sandbox's token changes on every start, so they are reconnected each time;
 3. a first sync with progress;
-4. start the scheduler sidecar and serve the Streamlit app, as child processes;
+4. start the scheduler sidecar and serve the Streamlit app, as child processes (the UI
+   on REX_UI_ADDRESS, 127.0.0.1 by default: there is no sign-in yet);
 5. wait; Ctrl-C or SIGTERM stops every child (terminate, then kill after a grace period).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from core.errors import RexError
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 
 log = logging.getLogger("rex.up")
 
@@ -57,6 +59,7 @@ class Launcher:
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             self.migrate()
+            self.check_key()
             accounts = self.start_sandbox() if self.sandbox else []
             if self.first_sync and not self._stop.is_set():
                 self.sync(accounts)
@@ -75,6 +78,12 @@ class Launcher:
 
         migrate.upgrade("head")
         print(f"✓ database migrated to {migrate.current_revision()}", flush=True)
+
+    def check_key(self) -> None:
+        """Stop before anything is written when the stored tokens cannot be decrypted."""
+        from core.crypto import verify_key
+
+        verify_key()
 
     def start_sandbox(self) -> list[str]:
         from core.accounts import connect_account
@@ -113,14 +122,8 @@ class Launcher:
 
     def start_ui(self) -> None:
         settings = get_settings()
-        command = [
-            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-            "--server.port", str(settings.ui_port),
-            "--server.headless", "true",
-            "--browser.gatherUsageStats", "false",
-        ]  # fmt: skip
-        self._spawn("ui", command)
-        print(f"✓ Rex is at http://localhost:{settings.ui_port} — Ctrl-C stops it", flush=True)
+        self._spawn("ui", ui_command(settings))
+        print(f"✓ {ui_notice(settings)} — Ctrl-C stops it", flush=True)
 
     def wait(self) -> int:
         self._waiting = True
@@ -184,6 +187,45 @@ class Launcher:
         self._stop.set()
         if not self._waiting:  # still starting up: abandon the step in hand
             raise KeyboardInterrupt
+
+
+def ui_command(settings: Settings) -> list[str]:
+    """The Streamlit command line. The address is always given: Streamlit's own default
+    listens on every interface, and until Rex has sign-in whoever reaches the port can
+    approve budget changes, so REX_UI_ADDRESS defaults to this machine only."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.address", settings.ui_address,
+        "--server.port", str(settings.ui_port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+def ui_notice(settings: Settings) -> str:
+    """Where the UI is, and who can reach it."""
+    address, port = settings.ui_address, settings.ui_port
+    if _is_loopback(address):
+        return (
+            f"UI on http://{address}:{port} (this machine only; set REX_UI_ADDRESS=0.0.0.0 "
+            "to expose it — there is no sign-in yet, so anyone who reaches the port could "
+            "approve budget changes)"
+        )
+    shown = "localhost" if address in ("0.0.0.0", "::") else address
+    return (
+        f"UI on http://{shown}:{port}, listening on {address}: anyone who reaches this port "
+        "can approve budget changes (there is no sign-in yet); set REX_UI_ADDRESS=127.0.0.1 "
+        "to keep it to this machine"
+    )
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _drain(process: subprocess.Popen[str]) -> None:

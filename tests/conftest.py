@@ -54,6 +54,19 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     reload_settings()
 
 
+@pytest.fixture
+def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Tokens encrypted with a key file (REX_SECRET_KEY unset) at the test's own path,
+    for this process and the commands it starts."""
+    path = tmp_path / "keys" / "secret.key"
+    monkeypatch.delenv("REX_SECRET_KEY")
+    monkeypatch.setenv("REX_SECRET_KEY_FILE", str(path))
+    reload_settings()
+    yield path
+    monkeypatch.undo()
+    reload_settings()
+
+
 # --- databases ------------------------------------------------------------------------
 
 

@@ -8,21 +8,32 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rex(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def rex(
+    *args: str,
+    stdin: str | bytes | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    module: str = "core",
+    **options: Any,
+) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` (or another module) as a user runs it; bytes in, bytes out."""
     return subprocess.run(
-        [sys.executable, "-m", "core", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         input=stdin,
         capture_output=True,
-        text=True,
+        text=not isinstance(stdin, bytes),
         timeout=timeout,
-        env=os.environ.copy(),  # conftest pointed REX_DATABASE_URL at the test database
+        # conftest pointed REX_DATABASE_URL at the test database
+        env=os.environ.copy() if env is None else env,
+        **options,
     )
 
 
@@ -85,8 +96,8 @@ def test_errors_name_the_field_and_exit_1(db: Engine, sandbox) -> None:
     assert "Reconnect" in bad_token.stderr or "token" in bad_token.stderr
     assert "wrong-token-123456" not in bad_token.stderr
 
-    bad_days = rex("sync", "--days", "0")
-    assert bad_days.returncode == 1 and "--days" in bad_days.stderr
+    bad_days = rex("sync", "--days", "0")  # the command line itself: a usage error, exit 2
+    assert bad_days.returncode == 2 and "--days" in bad_days.stderr
 
 
 def test_sandbox_serve_announces_itself_then_stops_on_sigterm() -> None:
@@ -139,14 +150,7 @@ def test_db_commands(db: Engine) -> None:
 
 def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path: Path) -> None:
     env = dict(os.environ, REX_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
-    result = subprocess.run(
-        [sys.executable, "-m", "core", "accounts", "list"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    result = rex("accounts", "list", env=env, timeout=60)
     assert result.returncode == 1
     assert "run `python -m core db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr

@@ -74,10 +74,17 @@ def budget_actions(draw: st.DrawFn) -> ChangeBudget:
     else:
         change = draw(AMOUNTS)
     low, high = draw(st.none() | AMOUNTS), draw(st.none() | AMOUNTS)
+    if high is None and _needs_max(how, change):
+        high = draw(AMOUNTS)  # RULES: a large increase, or one by an amount, has a max
     if low is not None and high is not None and low > high:
         low, high = high, low
     budget = draw(st.sampled_from([None, "daily", "lifetime"]))
     return ChangeBudget(type="change_budget", budget=budget, min=low, max=high, **{how: change})
+
+
+def _needs_max(how: str, change: Any) -> bool:
+    """An increase above rd.PERCENT_WITHOUT_MAX % needs a max."""
+    return how == "by_percent" and change > rd.PERCENT_WITHOUT_MAX
 
 
 def _ideal(action: ChangeBudget, old: int, unit: int) -> tuple[Decimal, int]:
@@ -97,8 +104,10 @@ def _ideal(action: ChangeBudget, old: int, unit: int) -> tuple[Decimal, int]:
         else:
             assert action.by_amount is not None
             target = old + action.by_amount * unit
-        if target > old:  # an increase stops at max, never lowering a budget above it
-            return (target if high is None else min(target, max(Decimal(old), high))), 1
+        if target > old:  # an increase stops at max, never lowering a budget above it;
+            # without a max it at most doubles the budget
+            return (min(target, Decimal(2 * old)) if high is None
+                    else min(target, max(Decimal(old), high))), 1  # fmt: skip
         # a decrease stops at min, never raising a budget below it
         return (target if low is None else max(target, min(Decimal(old), low))), -1
 
@@ -361,11 +370,16 @@ CONDITION_TREES = st.recursive(
 )
 
 
+def rule_text(**sizes: int) -> st.SearchStrategy[str]:
+    """Text a rule may hold: anything but NUL, which PostgreSQL cannot store (refused)."""
+    return st.text(st.characters(codec="utf-8", exclude_characters="\x00"), **sizes)
+
+
 @st.composite
 def filters(draw: st.DrawFn) -> dict[str, Any]:
     op = draw(st.sampled_from(["=", "!=", "in", "not_in", "contains", "not_contains"]))
     many = op in ("in", "not_in")
-    value = draw(st.lists(st.text(max_size=8), min_size=1, max_size=3) if many else st.text())
+    value = draw(st.lists(rule_text(max_size=8), min_size=1, max_size=3) if many else rule_text())
     return {"field": draw(st.sampled_from(FILTER_FIELDS)), "op": op, "value": value}
 
 
@@ -383,6 +397,8 @@ def change_budget_actions(draw: st.DrawFn) -> dict[str, Any]:
         change = draw(POSITIVE)
     action: dict[str, Any] = {"type": "change_budget", how: change}
     low, high = draw(st.none() | POSITIVE), draw(st.none() | POSITIVE)
+    if high is None and _needs_max(how, change):
+        high = draw(POSITIVE)
     if low is not None and high is not None and low > high:
         low, high = high, low
     action |= {name: bound for name, bound in [("min", low), ("max", high)] if bound is not None}
@@ -395,9 +411,11 @@ SIMPLE_ACTIONS = st.one_of(
     st.fixed_dictionaries({"type": st.just("pause")}),
     st.fixed_dictionaries({"type": st.just("resume")}),
     st.fixed_dictionaries(
-        {"type": st.just("duplicate")}, optional={"name_suffix": st.text(max_size=20)}
+        {"type": st.just("duplicate")}, optional={"name_suffix": rule_text(max_size=20)}
     ),
-    st.fixed_dictionaries({"type": st.just("notify")}, optional={"message": st.text(max_size=40)}),
+    st.fixed_dictionaries(
+        {"type": st.just("notify")}, optional={"message": rule_text(max_size=40)}
+    ),
 )
 ACCOUNT_IDS = st.integers(min_value=1, max_value=10**15).flatmap(
     lambda n: st.sampled_from([f"act_{n}", str(n)])
@@ -440,7 +458,7 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
             },
         )
     )
-    name = draw(st.text(min_size=1, max_size=40).filter(str.strip))
+    name = draw(rule_text(min_size=1, max_size=40).filter(str.strip))
     return draw(
         st.fixed_dictionaries(
             {

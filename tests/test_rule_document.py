@@ -123,6 +123,26 @@ def test_defaults_fill_what_a_minimal_rule_leaves_out() -> None:
             "exactly one of by_percent, by_amount or to",
         ),
         ("actions", [], "actions", "at least 1"),
+        (  # a budget multiplied by 11 at every run unless the rule gives a ceiling
+            "actions.0",
+            {"type": "change_budget", "by_percent": 1000},
+            "actions[0].by_percent",
+            "above +100 needs a max",
+        ),
+        (
+            "actions.0",
+            {"type": "change_budget", "by_percent": 10**14, "max": 500},
+            "actions[0].by_percent",
+            "at most +1000",
+        ),
+        (
+            "actions.0",
+            {"type": "change_budget", "by_percent": -100},
+            "actions[0].by_percent",
+            "above -100",
+        ),
+        ("name", "Scale\u0000winners", "name", "NUL character"),
+        ("scope.filters.0.value", "Pro\u0000", "scope.filters[0].value", "NUL character"),
         ("scope.level", "ads", "scope.level", "'campaign', 'adset' or 'ad'"),
         ("scope.account_ids", ["12-3"], "scope.account_ids", "act_"),
         ("scope.filters.1.value", "ACTIVE", "scope.filters[1].value", "non-empty list"),
@@ -138,6 +158,23 @@ def test_errors_name_the_field_and_the_fix(path: str, value: object, field: str,
         parse_rule(changed(path, value))
     assert caught.value.field == field
     assert fix in caught.value.problem
+
+
+def test_a_percent_increase_stays_within_what_the_rule_bounds() -> None:
+    """Up to +100 % without a max; with a max up to +1000 %; decreases down to -99.99 %."""
+    for action in (
+        {"type": "change_budget", "by_percent": 100},
+        {"type": "change_budget", "by_percent": 1000, "max": 500},
+        {"type": "change_budget", "by_percent": Decimal("-99.99")},
+    ):
+        assert parse_rule(changed("actions.0", action)).actions[0].by_percent is not None
+    for action in (
+        {"type": "change_budget", "by_percent": Decimal("100.01")},
+        {"type": "change_budget", "by_percent": Decimal("1000.01"), "max": 500},
+    ):
+        with pytest.raises(RuleDocumentError) as caught:
+            parse_rule(changed("actions.0", action))
+        assert caught.value.field == "actions[0].by_percent"
 
 
 def test_budget_actions_need_a_budget_level() -> None:

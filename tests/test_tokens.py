@@ -8,10 +8,11 @@ import logging
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from core.accounts import connect_account, list_accounts
+from core.accounts import connect_account, get_account, list_accounts
 from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session
-from core.db.models import AdAccount, Base
+from core.db.engine import dispose_engines
+from core.db.models import AdAccount, Base, SyncRun
 from core.errors import InputError
 from core.logs import RedactingFilter, configure_logging, redact
 from core.meta import TokenInvalidError
@@ -22,6 +23,10 @@ from tests.conftest import NOW
 def _database_text(engine: Engine) -> bytes:
     """Everything the database holds, as bytes: the SQLite files, or every PG row as JSON."""
     if engine.dialect.name == "sqlite":
+        # Close this process's connections first: opening and closing the database files
+        # by other means drops every POSIX lock SQLite holds on them in this process, and
+        # another process would then delete the WAL index under our live connections.
+        dispose_engines()
         path = engine.url.database
         chunks = []
         for suffix in ("", "-wal", "-shm"):
@@ -120,14 +125,14 @@ def test_a_key_that_does_not_match_gives_a_clear_error() -> None:
         SecretBox(b"not a key")
 
 
-def test_the_generated_key_file_is_private(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_generated_key_file_is_private(db: Engine, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from core.settings import reload_settings
 
     monkeypatch.delenv("REX_SECRET_KEY")
     monkeypatch.setenv("REX_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
     reload_settings()
     try:
-        box = secret_box()
+        box = secret_box(create=True)  # as connecting an account does (no tokens stored yet)
         assert box.decrypt(box.encrypt("t")) == "t"
         assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
         (tmp_path / "secret.key").chmod(0o644)
@@ -136,3 +141,44 @@ def test_the_generated_key_file_is_private(tmp_path, monkeypatch) -> None:  # ty
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def test_connecting_makes_the_key_file_and_accounts_say_whether_it_reads_the_token(
+    db: Engine, sandbox, key_file
+) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.fernet import Fernet
+
+    account = sandbox.account_ids[0]
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    assert key_file.exists()
+    assert [a.token_readable for a in list_accounts()] == [True]
+
+    key_file.write_bytes(Fernet.generate_key())  # another key: the token cannot be read
+    assert [a.token_readable for a in list_accounts()] == [False]
+    key_file.unlink()
+    assert get_account(account).token_readable is False  # and no key file is made for it
+    assert not key_file.exists()
+
+
+def test_without_the_key_file_every_account_is_attempted_and_every_run_closed(
+    db: Engine, sandbox, key_file
+) -> None:  # type: ignore[no-untyped-def]
+    for account in sandbox.account_ids:
+        connect_account(account, sandbox.token, graph_url=sandbox.url)
+    key_file.unlink()
+
+    results = sync_accounts(options=SyncOptions(days=2, breakdowns=False, now=NOW))
+
+    assert [r.account for r in results] == sandbox.account_ids
+    assert all(not r.ok and "key file" in r.error and "missing" in r.error for r in results)
+    with read_session() as session:
+        runs = session.execute(
+            select(SyncRun.status, SyncRun.error, SyncRun.finished_at).order_by(SyncRun.id)
+        ).all()
+    assert [(status, error) for status, error, _ in runs] == [
+        ("failed", result.error) for result in results
+    ]
+    assert all(finished is not None for _, _, finished in runs)
+    assert not key_file.exists()  # a new key could never decrypt the stored tokens
+    assert [a.token_readable for a in list_accounts()] == [False, False]
+    assert [a.last_sync_status for a in list_accounts()] == ["failed", "failed"]

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from core.db.errors import check_url, database_error
 from core.settings import get_settings, normalise_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -48,12 +48,17 @@ def dispose_engines() -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """Raises DatabaseError (core/db/errors.py) for a URL Rex cannot use; errors met later,
+    on connecting or writing, are translated there too (`database_error`)."""
     url = normalise_database_url(url)
-    parsed = make_url(url)
+    parsed = check_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise database_error(error, url) or error from None
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine

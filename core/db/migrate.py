@@ -6,12 +6,14 @@ the same way from a clone, an installed package or a container.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 
 from core.db.engine import get_engine
 from core.errors import RexError
@@ -26,12 +28,30 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+class RevisionError(RexError):
+    """A revision that names no migration (or a step past the first or last one)."""
+
+
 def upgrade(revision: str = "head", url: str | None = None) -> None:
-    command.upgrade(alembic_config(url), revision)
+    _migrate(command.upgrade, revision, url)
 
 
 def downgrade(revision: str, url: str | None = None) -> None:
-    command.downgrade(alembic_config(url), revision)
+    _migrate(command.downgrade, revision, url)
+
+
+def _migrate(step: Callable[[Config, str], None], revision: str, url: str | None) -> None:
+    config = alembic_config(url)
+    try:
+        step(config, revision)
+    except CommandError as error:
+        known = ", ".join(
+            script.revision
+            for script in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))
+        )
+        raise RevisionError(
+            f"revision {revision!r}: {error}; give head, base, a step such as -1, or one of {known}"
+        ) from None
 
 
 def current_revision(url: str | None = None) -> str | None:

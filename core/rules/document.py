@@ -212,9 +212,23 @@ class Resume(_Strict):
     type: Literal["resume"]
 
 
+# An increase is where a typo costs money: +1000 for +10 would multiply a budget by 11 at
+# every run. Without a `max` an increase may at most double the budget per action; with
+# one it may go up to +1000 % (the `max` then bounds the spend; more is a typo, and `to`
+# sets a budget outright). Decreases only lower spend (never below Meta's minimum or one
+# minor unit), so they keep their range (-100, 0).
+PERCENT_WITHOUT_MAX = 100
+PERCENT_LIMIT = 1000
+
+
 class ChangeBudget(_Strict):
     type: Literal["change_budget"]
-    by_percent: Number | None = None
+    by_percent: Number | None = Field(
+        default=None,
+        description="Signed percent, above -100; an increase above "
+        f"+{PERCENT_WITHOUT_MAX} needs a max, and +{PERCENT_LIMIT} is the most.",
+        json_schema_extra={"exclusiveMinimum": -100, "maximum": PERCENT_LIMIT},
+    )
     by_amount: Number | None = None
     to: Number | None = Field(default=None, gt=0)
     min: Number | None = Field(default=None, gt=0)
@@ -231,6 +245,16 @@ class ChangeBudget(_Strict):
             )
         if self.by_percent is not None and (self.by_percent == 0 or self.by_percent <= -100):
             raise ValueError("@by_percent must be non-zero and above -100")
+        if self.by_percent is not None and self.by_percent > PERCENT_LIMIT:
+            raise ValueError(
+                f"@by_percent at most +{PERCENT_LIMIT} (an 11× budget) per action; for a "
+                "fixed budget use `to`"
+            )
+        if self.by_percent is not None and self.by_percent > PERCENT_WITHOUT_MAX and not self.max:
+            raise ValueError(
+                f"@by_percent above +{PERCENT_WITHOUT_MAX} needs a max (the highest budget "
+                'this rule may set): add "max", or increase by less'
+            )
         if self.by_amount == 0:
             raise ValueError("@by_amount must be non-zero")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -345,11 +369,19 @@ def parse_rule(data: str | bytes | dict[str, Any]) -> RuleDocument:
     if not isinstance(data, dict):
         raise RuleDocumentError([("document", "a rule is a JSON object {…}")])
     try:
-        return RuleDocument.model_validate(data)
+        rule = RuleDocument.model_validate(data)
     except ValidationError as error:
-        raise RuleDocumentError(_problems(error, data)) from None
+        problems = _problems(error, data)
+        nul = _nul_problem(data)
+        if nul is not None and not any(_inside(nul[0], path) for path, _ in problems):
+            problems.append(nul)  # not already in a field refused as a whole
+        raise RuleDocumentError(problems) from None
     except RecursionError:
         raise RuleDocumentError([TOO_DEEP]) from None
+    nul = _nul_problem(data)
+    if nul is not None:
+        raise RuleDocumentError([nul])
+    return rule
 
 
 def rule_json_schema() -> dict[str, Any]:
@@ -382,6 +414,38 @@ def _problems(error: ValidationError, data: Any) -> list[tuple[str, str]]:
         if (path, message) not in problems:
             problems.append((path, message))
     return problems or [("document", str(error))]
+
+
+def _nul_problem(data: dict[str, Any]) -> tuple[str, str] | None:
+    path = _nul_path(data)
+    if path is None:
+        return None
+    return path, "contains a NUL character (\\u0000), which no text may hold: remove it"
+
+
+def _inside(path: str, outer: str) -> bool:
+    return outer == "document" or path == outer or path.startswith((f"{outer}.", f"{outer}["))
+
+
+def _nul_path(node: Any, path: str = "") -> str | None:
+    """The path of the first key or string holding U+0000 (PostgreSQL refuses it in text
+    and JSON, SQLite would keep it: refused here so both databases store the same rules)."""
+    if isinstance(node, str):
+        return (path.lstrip(".") or "document") if "\x00" in node else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{_key(str(key))}"
+            if "\x00" in str(key):
+                return here.lstrip(".")
+            found = _nul_path(value, here)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _is_type_error(kind: str) -> bool:

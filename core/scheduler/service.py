@@ -10,8 +10,14 @@ APScheduler 3.11 (BackgroundScheduler) with its known traps designed out:
 * SIGTERM / SIGINT: no new work, work in hand gets `REX_SCHEDULER_STOP_SECONDS` to
   finish, then its claims are released and the process exits 0;
 * several processes: rules are claimed with leases (core.engine.claim) and shared jobs
-  (syncs) take a named lease, so each piece of work is done once. On SQLite a second
-  scheduler refuses to start (a lock on a file beside the database).
+  (syncs) take a named lease, so each piece of work is done once. The lease of a running
+  job is short (`job_lease_seconds`, 2 min) and renewed every `lease_renew_seconds` (30 s)
+  while the job runs, so a replica killed mid-sync holds it up for two minutes at most;
+  when the job ends, the lease stays until its next run is due, so other replicas do not
+  repeat the same sync meanwhile. On SQLite a second scheduler refuses to start (a lock
+  on a file beside the database);
+* the key check (core.crypto.verify_key) comes first in `start`: with a missing or
+  changed key the scheduler stops with one message before it writes anything.
 
 One structured log line per job run: `job=… outcome=… duration_ms=…`.
 """
@@ -77,13 +83,17 @@ class Scheduler:
     engine: Engine | None = None
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
+    # set by SIGTERM / SIGINT (python -m core.scheduler installs the handlers first thing)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    job_lease_seconds: float = 120.0  # a running shared job's lease …
+    lease_renew_seconds: float = 30.0  # … renewed this often while it runs
 
     def __post_init__(self) -> None:
         self.runner = f"{self.host}:{self.pid}"
         self.stats: dict[str, dict[str, Any]] = {}
         self.active = 0
         self._active_lock = threading.Lock()
-        self.stop_event = threading.Event()
+        self._running_leases: set[str] = set()  # shared jobs in hand (their leases renewed)
         self.heartbeat_id: int | None = None
         self._lock_file: Any = None
         self.aps = BackgroundScheduler(
@@ -294,17 +304,45 @@ class Scheduler:
         except IntegrityError:
             return False  # another replica inserted it first
 
+    def renew_lease(self, name: str, ttl: timedelta) -> bool:
+        """Push our lease's expiry to now + ttl; False when it is no longer ours."""
+        with write_session(self.engine) as session:
+            renewed = session.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.name == name, SchedulerLease.holder == self.runner)
+                .values(expires_at=utcnow() + ttl)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        return renewed == 1
+
+    def _finish_lease(self, name: str, next_due: datetime) -> None:
+        """The job ended: keep the lease until its next run is due (other replicas would
+        only repeat it), or give it up now if that time has passed."""
+        with write_session(self.engine) as session:
+            session.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.name == name, SchedulerLease.holder == self.runner)
+                .values(expires_at=max(utcnow(), next_due))
+                .execution_options(synchronize_session=False)
+            )
+
     def _instrument(self, spec: JobSpec) -> Callable[[], Any]:
         def run() -> Any:
             if self.stop_event.is_set():
                 return None
+            keeper: _LeaseKeeper | None = None
             if spec.shared:
-                ttl = timedelta(seconds=max(1, spec.seconds - 1))
-                if not self.try_lease(f"job:{spec.id}", ttl):
+                lease, begun = f"job:{spec.id}", utcnow()
+                ttl = timedelta(seconds=min(self.job_lease_seconds, max(1, spec.seconds - 1)))
+                if not self.try_lease(lease, ttl, begun):
                     self._record_stats(spec.id, "skipped (another replica)", 0.0)
                     return None
+                keeper = _LeaseKeeper(self, lease, ttl, self.lease_renew_seconds)
+                keeper.start()
             with self._active_lock:
                 self.active += 1
+                if keeper is not None:
+                    self._running_leases.add(keeper.name)
             started = time.monotonic()
             try:
                 detail = spec.func()
@@ -316,6 +354,14 @@ class Scheduler:
             finally:
                 with self._active_lock:
                     self.active -= 1
+                    if keeper is not None:
+                        self._running_leases.discard(keeper.name)
+                if keeper is not None:
+                    keeper.finish()
+                    try:
+                        self._finish_lease(keeper.name, begun + timedelta(seconds=spec.seconds - 1))
+                    except Exception:  # the lease then simply runs out
+                        log.exception("could not finish the lease %s", keeper.name)
             ms = (time.monotonic() - started) * 1000
             self._record_stats(spec.id, "ok", ms, detail)
             if spec.id != "heartbeat":
@@ -339,14 +385,21 @@ class Scheduler:
         }
 
     def _on_event(self, event: Any) -> None:
+        """Record a job's error, missed run or skipped run (max_instances). APScheduler
+        sends a JobExecutionEvent for the first two (`scheduled_run_time`, `exception`)
+        and a JobSubmissionEvent for the third (`scheduled_run_times`, plural)."""
         kind = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(
             event.code, "max_instances"
         )
-        message = None
         if kind == "error":
             message = f"{type(event.exception).__name__}: {event.exception}"
         else:
-            message = f"run due at {event.scheduled_run_time:%Y-%m-%d %H:%M:%S} UTC did not start"
+            due = getattr(event, "scheduled_run_times", None) or [
+                getattr(event, "scheduled_run_time", None)
+            ]
+            when = ", ".join(f"{t:%Y-%m-%d %H:%M:%S} UTC" for t in due if t is not None)
+            why = "the previous run was still going" if kind == "max_instances" else "too late"
+            message = f"run due at {when or 'an unknown time'} did not start ({why})"
             log.warning("job=%s outcome=%s", event.job_id, kind)
         try:
             with write_session(self.engine) as session:
@@ -365,6 +418,9 @@ class Scheduler:
     # -------------------------------------------------------------- life cycle
 
     def start(self) -> None:
+        from core.crypto import verify_key
+
+        verify_key(self.engine)  # before anything is written, not even the heartbeat
         self._take_sqlite_lock()
         with write_session(self.engine) as session:
             row = SchedulerHeartbeat(host=self.host, pid=self.pid, jobs={})
@@ -398,6 +454,18 @@ class Scheduler:
                 .values(claim_expires_at=now)
                 .execution_options(synchronize_session=False)
             )
+            with self._active_lock:
+                unfinished_leases = sorted(self._running_leases)
+            if unfinished_leases:  # shared jobs cut short: another replica may take them
+                session.execute(
+                    update(SchedulerLease)
+                    .where(
+                        SchedulerLease.name.in_(unfinished_leases),
+                        SchedulerLease.holder == self.runner,
+                    )
+                    .values(expires_at=now)
+                    .execution_options(synchronize_session=False)
+                )
             if self.heartbeat_id:
                 row = session.get_one(SchedulerHeartbeat, self.heartbeat_id)
                 row.stopped_at = now
@@ -407,8 +475,12 @@ class Scheduler:
             self._lock_file.close()
 
     def run_forever(self) -> int:
+        """Run until SIGTERM / SIGINT; exit code 0. A stop that came during start-up
+        (before this was called) ends here without starting anything."""
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        if self.stop_event.is_set():
+            return 0
         self.start()
         self.stop_event.wait()
         self.stop()
@@ -436,6 +508,28 @@ class Scheduler:
         handle.write(f"{self.runner}\n")
         handle.flush()
         self._lock_file = handle
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a running job's lease every `every` seconds until `finish()`."""
+
+    def __init__(self, scheduler: Scheduler, name: str, ttl: timedelta, every: float) -> None:
+        super().__init__(name=f"lease:{name}", daemon=True)
+        self.scheduler, self.name, self.ttl, self.every = scheduler, name, ttl, every
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                if not self.scheduler.renew_lease(self.name, self.ttl):
+                    log.warning("lease %s was taken over by another replica", self.name)
+                    return
+            except Exception:  # the database may be down for a moment: try again
+                log.exception("could not renew the lease %s", self.name)
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
 
 
 def _zone(name: str):  # type: ignore[no-untyped-def]
