@@ -52,6 +52,8 @@ class ActionRow:
     error_message: str | None
     can_rollback: bool
     rolled_back_by_id: int | None
+    settled: str | None = None  # how an unknown outcome was settled (the evidence)
+    needs_person: bool = False  # unknown, and only a person can tell
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,7 @@ def _execution_row(e: RuleExecution, name: str) -> ExecutionRow:
 
 
 def _action_row(a: ActionHistory, rule_name: str | None) -> ActionRow:
+    settle = (a.details or {}).get("settle") or {}
     return ActionRow(
         id=a.id,
         created_at=a.created_at,
@@ -266,4 +269,6 @@ def _action_row(a: ActionHistory, rule_name: str | None) -> ActionRow:
         error_message=a.error_message,
         can_rollback=a.can_rollback and a.rolled_back_by_id is None,
         rolled_back_by_id=a.rolled_back_by_id,
+        settled=settle.get("message") if a.status != "unknown" else None,
+        needs_person=a.status == "unknown" and bool(settle.get("needs_person")),
     )

@@ -49,7 +49,25 @@ class Settings(BaseSettings):
     meta_app_secret: str | None = Field(
         default=None, description="App secret; when set every call carries appsecret_proof."
     )
-    graph_timeout_seconds: float = Field(default=30.0, gt=0, description="Per-call timeout.")
+    graph_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Each Graph call must be answered in full within this many seconds "
+        "(a total deadline, not per byte: a trickling answer is cut off).",
+    )
+    graph_read_deadline_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A whole read (every page of an edge, an async report and its pages) "
+        "must finish within this many seconds.",
+    )
+    graph_max_pages: int = Field(
+        default=2000,
+        ge=1,
+        description="At most this many pages per read; a Graph that keeps sending pages "
+        "is cut off and the sync records why.",
+    )
     graph_max_retries: int = Field(
         default=4, ge=0, le=10, description="Retries of transient / rate-limited calls."
     )
@@ -84,6 +102,13 @@ class Settings(BaseSettings):
         default=True, description="`make run` starts the sandbox and connects its accounts."
     )
     ui_port: int = Field(default=8501, ge=1, le=65535, description="Streamlit port.")
+    ui_address: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the Streamlit UI listens on: 127.0.0.1 is this machine only; "
+        "0.0.0.0 exposes it to the network (there is no sign-in yet: anyone who reaches the "
+        "port could approve budget changes).",
+    )
 
     scheduler_tick_seconds: int = Field(
         default=60, ge=1, le=3600, description="How often the scheduler runs due rules."
@@ -118,6 +143,18 @@ class Settings(BaseSettings):
     )
     engine_lease_seconds: int = Field(
         default=600, ge=5, description="How long a runner's claim on a rule lasts."
+    )
+    settle_delay_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="A write whose answer was lost is recorded as not applied only when Meta's "
+        "change history still shows nothing this long after it was sent.",
+    )
+    settle_clock_skew_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="Allowance for the clocks of Rex and Meta when matching a write to Meta's "
+        "change history and to an object's updated_time.",
     )
     approval_ttl_hours: float = Field(
         default=24.0,

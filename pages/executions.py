@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.accounts import list_accounts
 from core.actions.rollback import RollbackRefused, rollback
+from core.actions.settle import settle_by_person
 from core.activity import (
     execution_detail,
     list_executions,
@@ -110,6 +111,19 @@ with runs_tab:
             cols[0].markdown(line)
             if action.error_message:
                 cols[0].error(action.error_message)
+            if action.settled:
+                cols[0].caption(f"Settled by reading Meta — {action.settled}")
+            if action.needs_person:
+                cols[0].caption(
+                    "Rex cannot tell whether Meta applied this change and holds further changes "
+                    "to the entity. Check it in Ads Manager, then say what you found."
+                )
+                for applied, label in ((True, "It was applied"), (False, "It was not applied")):
+                    if cols[1].button(label, key=f"settle_{action.id}_{int(applied)}"):
+                        settle_by_person(action.id, applied=applied, by="ui")
+                        verdict = "applied" if applied else "not applied"
+                        st.session_state["executions_flash"] = f"Action #{action.id}: {verdict}"
+                        st.rerun()
             if action.can_rollback and cols[1].button("Roll back", key=f"rollback_{action.id}"):
                 try:
                     undo = rollback(action.id, by="ui")

@@ -21,6 +21,7 @@ import base64
 import json
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -208,6 +209,12 @@ def endless_pages(request: Request, forward: Forward) -> Reply:
 # ------------------------------------------------------------------------- server
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up
+            super().handle_error(request, client_address)
+
+
 class Hostile:
     def __init__(self, upstream: str, *, seed: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
@@ -217,7 +224,7 @@ class Hostile:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._http = requests.Session()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread: threading.Thread | None = None
@@ -331,13 +338,16 @@ def _handler_for(hostile: Hostile) -> type[BaseHTTPRequestHandler]:
             if isinstance(outcome, Trickle):
                 self._trickle(outcome)
                 return
-            self.send_response(outcome.status)
-            self.send_header("Content-Type", outcome.content_type)
-            self.send_header("Content-Length", str(len(outcome.body)))
-            for name, value in outcome.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(outcome.body)
+            try:
+                self.send_response(outcome.status)
+                self.send_header("Content-Type", outcome.content_type)
+                self.send_header("Content-Length", str(len(outcome.body)))
+                for name, value in outcome.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(outcome.body)
+            except OSError:  # the client gave up (a deadline, a killed runner)
+                self.close_connection = True
 
         def _trickle(self, trickle: Trickle) -> None:
             reply = trickle.reply

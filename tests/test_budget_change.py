@@ -86,3 +86,17 @@ def test_lifetime_budget_and_missing_budgets() -> None:
             daily_minor=1,
             lifetime_minor=None,
         )
+
+
+def test_an_amount_without_a_max_at_most_doubles_the_budget() -> None:
+    from core.actions.budget import new_budget
+    from core.rules.document import ChangeBudget
+
+    typo = ChangeBudget(type="change_budget", by_amount=5000)  # meant 50.00
+    change = new_budget(typo, currency="USD", daily_minor=5_000, lifetime_minor=None)
+    assert change.new_minor == 10_000 and "twice" in (change.note or "")
+    bounded = ChangeBudget(type="change_budget", by_amount=5000, max=2000)
+    assert (
+        new_budget(bounded, currency="USD", daily_minor=5_000, lifetime_minor=None).new_minor
+        == 200_000
+    )

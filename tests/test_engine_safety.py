@@ -4,10 +4,7 @@ rate limits, JPY money, notifications, the operators' SQL, and the CLI."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,10 +18,10 @@ from core.db import read_session, write_session
 from core.db.models import AdAccount, Notification
 from core.db.types import utcnow
 from core.engine.run import run_due_rules, run_rule_now
-from core.scheduler.recovery import recover
 from core.errors import InputError
 from core.rules.store import save_rule
 from core.sandbox import FaultConfig, SandboxServer
+from core.scheduler.recovery import recover
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
 from tests.conftest import WORKED_EXAMPLE as SCENARIO
@@ -260,16 +257,7 @@ def test_the_operators_queries_run_unchanged_on_postgresql(pg_db: Engine) -> Non
 
 
 def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-untyped-def]
-    def rex(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "core", *args],
-            cwd=ROOT,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=os.environ.copy(),
-            timeout=120,
-        )
+    from tests.test_cli import rex
 
     document = {**SCALE_WINNERS, "safety": {"require_approval": True}}
     rule_id = rex("rules", "import", "-", stdin=json.dumps(document)).stdout.strip()

@@ -80,3 +80,36 @@ def test_reject_many_by_id_with_a_reason(live) -> None:  # type: ignore[no-untyp
     assert list_approvals() == [] and live.state.write_log == []
     history = app.dataframe[0].value
     assert set(history["Reason"]) == {"not this week"}
+
+
+def test_a_person_settles_an_unknown_outcome_on_the_executions_page(live) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from core.actions.settle import settle_unknown
+    from core.db import write_session
+    from core.db.models import ActionHistory
+    from core.db.types import utcnow
+
+    rule = save_rule(SCALE_WINNERS)
+    result = run_rule_now(rule.id)
+    action_id = result.steps[0]["action_id"]
+    with write_session() as session:  # as if its answer had been lost and Meta kept quiet
+        details = session.get_one(ActionHistory, action_id).details
+        session.execute(
+            update(ActionHistory)
+            .where(ActionHistory.id == action_id)
+            .values(
+                status="unknown",
+                can_rollback=False,
+                details={**details, "settle": {"needs_person": True, "evidence": "ambiguous"}},
+            )
+        )
+    settle_unknown(now=utcnow())  # a person's case is not re-judged by Rex
+
+    app = run("pages/executions.py")
+    with pytest.raises(KeyError):  # not succeeded: nothing to roll back yet
+        app.button(key=f"rollback_{action_id}")
+    app.button(key=f"settle_{action_id}_1").click().run()  # "It was applied"
+    assert not app.exception
+    assert f"Action #{action_id}: applied" in app.success[0].value
+    assert app.button(key=f"rollback_{action_id}").label == "Roll back"

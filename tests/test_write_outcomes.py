@@ -351,3 +351,46 @@ def test_approvals_and_rollback_of_settled_writes_work_again(lying) -> None:  # 
     assert (first.status, second.status) == ("succeeded", "succeeded")
     assert (first.rolled_back_by_id, second.rollback_of_id) == (second.id, first.id)
     assert len(budget_writes(server)) == 2  # the change and its undo, once each
+
+
+def test_a_token_the_key_cannot_decrypt_sends_nothing_and_holds_nothing_back(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule({**RAISE_ONCE_A_DAY, "safety": {"max_daily_actions": 5,
+                                                     "cooldown_minutes": 60}}, now=NOW)  # fmt: skip
+    with write_session() as session:
+        account = session.scalars(select(AdAccount)).one()
+        good_token, account.token_encrypted = account.token_encrypted, "garbage"
+
+    result = run_rule_now(rule.id, NOW)
+
+    assert {r.status for r in rows()} == {"deferred"}  # nothing pending, nothing unknown
+    assert all("cannot be decrypted" in r.error_message for r in rows())
+    assert "not sent" in result.error and worked.state.write_log == []
+
+    with write_session() as session:  # the key is back: the rule acts at its next run
+        session.scalars(select(AdAccount)).one().token_encrypted = good_token
+    again = run_rule_now(rule.id, NOW + timedelta(minutes=5))
+    assert again.actions_taken == 2 and len(worked.state.write_log) == 2  # no cooldown held
+
+
+def test_the_cli_lists_unknown_outcomes_and_a_person_settles_one(worked) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_cli import rex
+
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
+    waiting = _orphan("B", 16_500, "unknown", sent=True, rule_id=rule.id)
+    with write_session() as session:
+        row = session.get_one(ActionHistory, waiting)
+        row.details = {**row.details, "settle": {"needs_person": True, "evidence": "ambiguous"}}
+
+    listed = rex("actions", "unknown")
+    assert listed.returncode == 0, listed.stderr
+    assert str(waiting) in listed.stdout and "needs a person" in listed.stdout
+
+    refused = rex("actions", "settle", str(waiting))  # applied or not: one must be said
+    assert refused.returncode == 2 and "--applied" in refused.stderr
+    settled = rex("actions", "settle", str(waiting), "--not-applied", "--by", "ana")
+    assert settled.returncode == 0, settled.stderr
+    assert f"action {waiting}: failed" in settled.stdout
+    assert rows()[0].error_message == "not applied (settled by ana)"
+    again = rex("actions", "settle", str(waiting), "--applied")
+    assert again.returncode != 0 and "not unknown" in again.stderr
+    assert "Traceback" not in again.stderr

@@ -3,9 +3,11 @@
 RULES.md: exactly one of `by_percent` (signed), `by_amount` (signed, major units) or
 `to`; optional `min` / `max`. An increase stops at `max` and never lowers a budget that
 is already above it; a decrease stops at `min` and never raises one already below it;
-`to` is clamped into [`min`, `max`]. Bounds finer than the currency's unit round
-inward. Meta's own minimum for the account is a floor too, and in any case one minor
-unit; when that floor is above the rule's `max`, nothing changes.
+`to` is clamped into [`min`, `max`]. Without a `max`, an increase at most doubles the
+budget (by_percent above +100 needs a max; a `by_amount` beyond it stops there).
+Bounds finer than the currency's unit round inward. Meta's own minimum for the account
+is a floor too, and in any case one minor unit; when that floor is above the rule's
+`max`, nothing changes.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def new_budget(
             raw = Decimal(old) + to_minor(action.by_amount, currency, exact=False)  # type: ignore[arg-type]
         new = int(raw.to_integral_value(rounding=ROUND_HALF_EVEN))
         note = None
+        if new > 2 * old and high is None:  # by_amount: a typo must not multiply spend
+            new, note = 2 * old, "an increase without a max stops at twice the budget"
         if new > old and high is not None and new > high:
             new, note = max(old, high), "stopped at max"
         elif new < old and low is not None and new < low:

@@ -146,10 +146,12 @@ def _execute_account(
     batched = [i for i in intents if Write.from_json(i.details["request"]).idempotent]
     singles = [i for i in intents if i not in batched]
     for start in range(0, len(batched), BATCH_LIMIT):
-        results.update(_send_batch(client, account, batched[start : start + BATCH_LIMIT], engine))
+        chunk = batched[start : start + BATCH_LIMIT]
+        results.update(_send_batch(client, account, chunk, engine, now))
     for intent in singles:
-        results.update(_send_single(client, account, intent, engine))
+        results.update(_send_single(client, account, intent, engine, now))
 
+    apply_locally([i.id for i in intents if results.get(i.id) == SUCCEEDED], engine=engine)
     sent = [i for i in intents if results.get(i.id) in (SUCCEEDED, UNKNOWN)]
     if sent:
         _refresh_entities(client, account, sent, engine)
@@ -161,9 +163,13 @@ def _execute_account(
 
 
 def _send_batch(
-    client: GraphClient, account: AdAccount, intents: list[Action], engine: Engine | None
+    client: GraphClient,
+    account: AdAccount,
+    intents: list[Action],
+    engine: Engine | None,
+    now: datetime,
 ) -> dict[int, str]:
-    sending = _mark_sending(engine, intents)
+    sending = _mark_sending(engine, intents, now)
     if not sending:
         return {}
     writes = [Write.from_json(i.details["request"]) for i in sending]
@@ -191,9 +197,9 @@ def _batch_outcome(answer: dict[str, Any] | GraphError) -> Outcome:
 
 
 def _send_single(
-    client: GraphClient, account: AdAccount, intent: Action, engine: Engine | None
+    client: GraphClient, account: AdAccount, intent: Action, engine: Engine | None, now: datetime
 ) -> dict[int, str]:
-    if not _mark_sending(engine, [intent]):
+    if not _mark_sending(engine, [intent], now):
         return {}
     write = Write.from_json(intent.details["request"])
     try:
@@ -219,15 +225,19 @@ def _send_single(
     return _record(engine, {intent.id: outcome})
 
 
-def _mark_sending(engine: Engine | None, intents: list[Action]) -> list[Action]:
+def _mark_sending(engine: Engine | None, intents: list[Action], now: datetime) -> list[Action]:
     """Mark the intents `sending` before their call goes out (committed first); returns
-    those this process marked — an intent another runner took is not sent twice."""
+    those this process marked — an intent another runner took is not sent twice.
+
+    `sent_at` is the wall clock — or the run's own clock when that is ahead of it (a
+    run replayed "as of" a later instant, as the fault-run tests do): the window in which
+    Meta's change history may show the write starts no later than the call."""
     ids = [i.id for i in intents]
     with write_session(engine) as session:
         session.execute(
             update(Action)
             .where(Action.id.in_(ids), Action.status == PENDING)
-            .values(status=SENDING, sent_at=utcnow())
+            .values(status=SENDING, sent_at=max(now, utcnow()))
             .execution_options(synchronize_session=False)
         )
         marked = set(
@@ -266,8 +276,11 @@ def _shown(body: Any) -> str:
 
 def _note_account_errors(account: AdAccount, outcomes: Any, engine: Engine | None) -> None:
     for outcome in outcomes:
-        if isinstance(outcome.error, (TokenInvalidError, RateLimitedError)):
-            _account_error(account, outcome.error, engine)
+        error = outcome.error
+        if isinstance(error, RateLimitedError) and error.object_level:
+            continue  # one ad set's limit: the account is not held back
+        if isinstance(error, (TokenInvalidError, RateLimitedError)):
+            _account_error(account, error, engine)
             return
 
 
@@ -300,6 +313,28 @@ def _blocked_reason(account: AdAccount, now: datetime) -> str | None:
             "UTC; not sent"
         )
     return None
+
+
+def apply_locally(action_ids: list[int], *, engine: Engine | None = None) -> None:
+    """Put what Meta confirmed into Rex's copy of the entities at once, so that the next
+    rule never computes from the value before it — even when reading the entities back
+    from Meta fails (the read-back, or the next sync, then confirms it)."""
+    if not action_ids:
+        return
+    with write_session(engine) as session:
+        for row in session.scalars(select(Action).where(Action.id.in_(action_ids))):
+            params = ((row.details or {}).get("request") or {}).get("params") or {}
+            entity = session.get(AdEntity, row.entity_id) if row.entity_id else None
+            if entity is None or row.status != SUCCEEDED:
+                continue
+            if params.get("status") in ("ACTIVE", "PAUSED", "ARCHIVED"):
+                entity.status = params["status"]
+                if params["status"] != "ACTIVE":  # ACTIVE may still be held by a parent
+                    entity.effective_status = params["status"]
+            for kind in ("daily", "lifetime"):
+                if f"{kind}_budget" in params:
+                    setattr(entity, f"{kind}_budget_minor", int(params[f"{kind}_budget"]))
+            entity.updated_at = utcnow()
 
 
 def _refresh_entities(

@@ -35,11 +35,12 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from core.accounts import client_for
+from core.actions.execute import apply_locally
 from core.db import read_session, write_session
 from core.db.models import UNSETTLED, ActionHistory, ActionStatus, AdAccount, AdEntity, Notification
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError, RexError
-from core.meta import GraphClient, GraphError
+from core.meta import GraphClient, GraphError, InvalidParameterError, PermissionDeniedError
 from core.meta.activities import EVENT_TYPES, Activity
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
 from core.settings import get_settings
@@ -87,6 +88,8 @@ def settle_unknown(
             log.warning("cannot settle writes of %s now: %s", account.external_id, error)
             continue
         settled.update(_record(engine, intents, verdicts, now))
+    apply_locally([i for i, status in settled.items() if status == ActionStatus.SUCCEEDED],
+                  engine=engine)  # fmt: skip
     return settled
 
 
@@ -107,6 +110,31 @@ def unsettled_writes(
         for entity_id, action_id in session.execute(query.order_by(ActionHistory.id)):
             found.setdefault(entity_id, action_id)
         return found
+
+
+@dataclass(frozen=True)
+class UnknownView:
+    id: int
+    created_at: datetime
+    action_type: str
+    entity_name: str | None
+    message: str | None
+    needs_person: bool
+
+
+def list_unknown(*, engine: Engine | None = None) -> list[UnknownView]:
+    """Writes whose outcome is not known yet, oldest first (for the CLI and Health)."""
+    with read_session(engine) as session:
+        rows = session.scalars(
+            select(ActionHistory)
+            .where(ActionHistory.status.in_((ActionStatus.UNKNOWN, ActionStatus.SENDING)))
+            .order_by(ActionHistory.id)
+        ).all()
+        return [
+            UnknownView(r.id, r.created_at, r.action_type, r.entity_name, r.error_message,
+                        _for_person(r))
+            for r in rows
+        ]  # fmt: skip
 
 
 def held_reason(action_id: int) -> str:
@@ -149,7 +177,9 @@ def settle_by_person(
         }
         session.flush()
         session.expunge(row)
-        return row
+    if applied:
+        apply_locally([action_id], engine=engine)
+    return row
 
 
 # ------------------------------------------------------------------------ judging
@@ -176,8 +206,9 @@ class _Judge:
     def window(self, intent: ActionHistory) -> tuple[datetime, datetime]:
         """From when the intent was made (the run's clock) to when its call could last
         have been answered (the real clock), each end widened by the clock allowance."""
-        times = [t for t in (intent.created_at, intent.sent_at, intent.finished_at) if t]
-        return min(times) - self.skew, max(times) + self.call_time + self.skew
+        starts = [t for t in (intent.created_at, intent.sent_at) if t]
+        ends = [t for t in (intent.sent_at, intent.finished_at) if t] or starts
+        return min(starts) - self.skew, max(ends) + self.call_time + self.skew
 
     def run(self) -> dict[int, Verdict]:
         with read_session(self.engine) as session:
@@ -189,6 +220,8 @@ class _Judge:
         windows = {i.id: self.window(i) for i in self.intents}
         since = min(lo for lo, _ in windows.values())
         history, history_error = self._history(since)
+        if history is None and history_error is None:
+            return {}  # Meta cannot be read now (a transient error): the next pass tries
         states = self._states()
         verdicts: dict[int, Verdict] = {}
         used: set[int] = set()
@@ -250,7 +283,9 @@ class _Judge:
             return _waiting()
         if write.kind == "create":
             return self._copy_by_name(intent.id, write, lo, hi, history_error)
-        if state is not None and state.updated_time is not None and state.updated_time < lo:
+        if state is None:
+            return _waiting()  # the object cannot be read now either
+        if state.updated_time is not None and state.updated_time < lo:
             return Verdict(
                 ActionStatus.FAILED,
                 "not applied: Meta shows the object unchanged since before the call "
@@ -304,11 +339,15 @@ class _Judge:
         return used
 
     def _history(self, since: datetime) -> tuple[list[Activity] | None, str | None]:
+        """(the change history, None); (None, why) when Meta will not give it to this
+        token at all (a permission it lacks …); (None, None) when it cannot be read now."""
         try:
             return self.client.activities(self.account.external_id, since), None
         except GraphError as error:
             log.info("change history of %s unreadable: %s", self.account.external_id, error)
-            return None, error.describe()
+            if isinstance(error, (PermissionDeniedError, InvalidParameterError)):
+                return None, error.describe()
+            return None, None
 
     def _states(self) -> dict[str, EntityInfo]:
         by_level: dict[str, list[str]] = defaultdict(list)
@@ -331,10 +370,8 @@ class _Judge:
         try:
             listed = self.client.list_entities(self.account.external_id, write.level)
         except GraphError as error:
-            return _for_a_person(
-                action_id,
-                f"neither the change history nor the {write.level}s can be read ({error})",
-            )
+            log.info("cannot list %ss of %s now: %s", write.level, self.account.external_id, error)
+            return _waiting()
         copies = [
             e
             for e in listed
@@ -442,8 +479,8 @@ def _record(
     statuses: dict[int, str] = {}
     with write_session(engine) as session:
         for intent in intents:
-            verdict = verdicts[intent.id]
-            if verdict.evidence == "none yet":  # nothing learnt: keep the answer's own words
+            verdict = verdicts.get(intent.id)
+            if verdict is None or verdict.evidence == "none yet":  # nothing learnt yet
                 statuses[intent.id] = ActionStatus.UNKNOWN
                 continue
             settle: dict[str, Any] = {

@@ -283,6 +283,7 @@ class SyncRun(Base):
     until: Mapped[date | None] = mapped_column(Date)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid of the process syncing
 
 
 # ------------------------------------------------------------------------- automation

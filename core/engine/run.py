@@ -184,10 +184,11 @@ def _run(
     trace.update(evaluation.to_json())
     if stale:
         trace["stale"] = stale
-    if accounts and len(stale) == len(accounts):
+    unusable = {**evaluation.skipped_accounts, **stale}  # bad time zone or currency; stale
+    if accounts and len(unusable) == len(accounts):
         result.entities_checked = len(evaluation.candidates)
         result.status = ExecutionStatus.SKIPPED
-        result.error = "not evaluated: " + "; ".join(stale.values())
+        result.error = "not evaluated: " + "; ".join(unusable.values())
         return
     result.entities_checked = len(evaluation.candidates)
     result.entities_matched = len(evaluation.matched)

@@ -56,10 +56,12 @@ from core.meta.objects import (
     ACCOUNT_FIELDS,
     EDGE_FOR_LEVEL,
     ENTITY_FIELDS,
+    LISTED_STATUSES,
     AccountInfo,
     CopyResult,
     EntityInfo,
     InsightRow,
+    InvalidAnswerError,
 )
 from core.meta.transport import DeadlineExceeded, DeadlineSession, never_sent
 from core.settings import get_settings
@@ -69,19 +71,7 @@ log = logging.getLogger(__name__)
 BATCH_LIMIT = 50
 PAGE_LIMIT = 500
 SLOWDOWN_PERCENT = 75
-ALL_STATUSES = (
-    "ACTIVE",
-    "PAUSED",
-    "ARCHIVED",
-    "IN_PROCESS",
-    "WITH_ISSUES",
-    "CAMPAIGN_PAUSED",
-    "ADSET_PAUSED",
-    "DISAPPROVED",
-    "PENDING_REVIEW",
-    "PREAPPROVED",
-    "PENDING_BILLING_INFO",
-)
+ALL_STATUSES = LISTED_STATUSES
 ASYNC_DONE = "Job Completed"
 ASYNC_FAILED = ("Job Failed", "Job Skipped")
 
@@ -101,6 +91,7 @@ class BatchRequest:
 
 
 BatchResult = dict[str, Any] | GraphError
+InvalidHandler = Callable[[InvalidAnswerError], None]
 
 
 class GraphClient:
@@ -203,6 +194,8 @@ class GraphClient:
             try:
                 return self._send(method, url, path, encoded)
             except RateLimitedError as error:
+                if error.object_level:  # one ad set's budget changes: the rest may go on
+                    raise
                 self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
                 if attempt >= self.max_retries or error.retry_after_seconds > self.max_inline_wait:
                     raise
@@ -402,7 +395,7 @@ class GraphClient:
             body = None
         if code >= 400 or (isinstance(body, dict) and "error" in body):
             error = error_from_response(code, body, headers, account_id=self.account_id)
-            if isinstance(error, RateLimitedError):
+            if isinstance(error, RateLimitedError) and not error.object_level:
                 self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
             return error
         if not isinstance(body, dict):
@@ -453,13 +446,28 @@ class GraphClient:
         return AccountInfo.from_graph(body)
 
     def list_entities(
-        self, account_id: str, level: str, *, include_archived: bool = True
+        self,
+        account_id: str,
+        level: str,
+        *,
+        include_archived: bool = True,
+        on_invalid: InvalidHandler | None = None,
     ) -> list[EntityInfo]:
-        """Campaigns, ad sets or ads of an account, paused and (by default) archived too."""
+        """Campaigns, ad sets or ads of an account, paused and (by default) archived too.
+        An item Rex must not keep raises InvalidAnswerError — or, with `on_invalid`, is
+        handed to it and left out, so one bad object does not cost the others."""
         statuses = list(ALL_STATUSES if include_archived else ALL_STATUSES[:2] + ALL_STATUSES[3:])
         params = {"fields": ",".join(ENTITY_FIELDS[level]), "effective_status": statuses}
         edge = f"{account_id}/{EDGE_FOR_LEVEL[level]}"
-        return [EntityInfo.from_graph(level, item) for item in self.iter_edge(edge, params)]
+        found = []
+        for item in self.iter_edge(edge, params):
+            try:
+                found.append(EntityInfo.from_graph(level, item))
+            except InvalidAnswerError as error:
+                if on_invalid is None:
+                    raise
+                on_invalid(error)
+        return found
 
     def get_objects(self, object_ids: Sequence[str], fields: Sequence[str]) -> list[BatchResult]:
         """Read several objects by id in batches (deleted objects are readable by id)."""
@@ -477,8 +485,11 @@ class GraphClient:
         breakdowns: Sequence[str] = (),
         time_increment: int | str = 1,
         use_async: bool = False,
+        on_invalid: InvalidHandler | None = None,
     ) -> Iterator[InsightRow]:
-        """Insights rows of `object_id` for an account-local date range."""
+        """Insights rows of `object_id` for an account-local date range. A row Rex must
+        not keep (garbage, or dated outside the range) raises InvalidAnswerError — or,
+        with `on_invalid`, is handed to it and left out."""
         params: dict[str, Any] = {
             "level": level,
             "fields": ",".join(fields),
@@ -494,7 +505,12 @@ class GraphClient:
         else:
             rows = self.iter_edge(f"{object_id}/insights", params, deadline=read_deadline)
         for raw in rows:
-            yield InsightRow.from_graph(raw, breakdowns)
+            try:
+                yield InsightRow.from_graph(raw, breakdowns, since=since, until=until)
+            except InvalidAnswerError as error:
+                if on_invalid is None:
+                    raise
+                on_invalid(error)
 
     def _async_report(
         self, object_id: str, params: dict[str, Any], read_deadline: float

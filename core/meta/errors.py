@@ -31,6 +31,7 @@ TOKEN_CODES = frozenset({102, 190})
 PERMISSION_CODES = frozenset({10}) | frozenset(range(200, 300))
 POLICY_CODES = frozenset({368})
 OBJECT_GONE_SUBCODES = frozenset({33})
+OBJECT_RATE_LIMIT_SUBCODES = frozenset({1487632})  # too many budget changes to one ad set
 DEPRECATED_VERSION_CODE = 2635
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 
@@ -133,6 +134,12 @@ class RateLimitedError(GraphError):
 
     def describe(self) -> str:
         return f"{super().describe()} — calls resume at {self.regain_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    @property
+    def object_level(self) -> bool:
+        """A limit on one object, not the account: at most 4 budget changes an hour per
+        ad set (613 / 1487632). That change is refused; other calls may go on."""
+        return self.subcode in OBJECT_RATE_LIMIT_SUBCODES
 
     @property
     def retry_after_seconds(self) -> float:

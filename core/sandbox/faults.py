@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,7 @@ class Faults:
             self.config = config
             self._queue = config.queue()
             self._rng = random.Random(config.seed)
+            self.injected: Counter[str] = Counter()  # faults drawn since configured
 
     def pending(self) -> list[str]:
         """The queued failures not used yet."""
@@ -145,10 +147,14 @@ class Faults:
             for index, kind in enumerate(self._queue):
                 if kind in kinds or (kind == PASS and not special and not among):
                     del self._queue[index]
-                    return None if kind == PASS else kind
+                    if kind == PASS:
+                        return None
+                    self.injected[kind] += 1
+                    return kind
             for kind in kinds:
                 rate = float(self.config.rates.get(kind, 0))
                 if rate and self._rng.random() < rate:
+                    self.injected[kind] += 1
                     return kind
         return None
 

@@ -638,20 +638,23 @@ class Graph:
         if any(k.endswith("_budget") for k in changes):
             self._count_budget_change(entity)
         currency = self.world.accounts[entity.account_id].currency
+        changed = False
         for key, value in changes.items():
             old = getattr(entity, key)
             setattr(entity, key, value)
             if old == value:
                 continue  # Meta's history lists changes, not calls that changed nothing
+            changed = True
             what = "budget" if key.endswith("_budget") else key
             extra: dict[str, Any] = {"old_value": old, "new_value": value}
             if what == "budget":
                 extra.update(type=key, currency=currency)
             self.world.log_activity(entity, what, extra, by_person=by_person)
-        entity.updated_time = self.world.clock()
+        if changed:
+            entity.updated_time = self.world.clock()
         result = {"success": True}
         if not by_person:
-            self.world.log_write("POST", object_id, object_id, params, result)
+            self.world.log_write("POST", object_id, object_id, params, result, changed=changed)
         return result
 
     def _check_budget(self, entity: Entity, kind: str, raw: str) -> int:

@@ -35,6 +35,14 @@ ADMIN = "/__sandbox"
 REQUEST_LOG_LIMIT = 100_000
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a deadline, a killed process) is no error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class SandboxServer:
     def __init__(
         self,
@@ -57,7 +65,7 @@ class SandboxServer:
         self.api_version_min = api_version_min
         self.app_secret = app_secret
         self.state: World = self._new_world()
-        self._http = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._http = _QuietServer((host, port), _handler_for(self))
         self._http.daemon_threads = True
         self.host, self.port = self._http.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
@@ -262,7 +270,11 @@ def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
     if action == "faults":
         if method == "POST":
             server.set_faults(FaultConfig.from_json(data))
-        return {**server.faults.config.to_json(), "pending": server.faults.pending()}
+        return {
+            **server.faults.config.to_json(),
+            "pending": server.faults.pending(),
+            "injected": dict(server.faults.injected),
+        }
     if action == "activities" and method == "GET":
         with world.lock:
             return [

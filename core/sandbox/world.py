@@ -191,6 +191,7 @@ class WriteRecord:
     object_id: str
     params: dict[str, str]
     result: dict
+    changed: bool = True  # False: an update that set what the object already had
 
     def __getitem__(self, key: str) -> Any:
         return self.as_dict()[key]
@@ -206,6 +207,7 @@ class WriteRecord:
             "object_id": self.object_id,
             "params": dict(self.params),
             "result": dict(self.result),
+            "changed": self.changed,
         }
 
 
@@ -384,10 +386,19 @@ class World:
 
     # writing --------------------------------------------------------------------
 
-    def log_write(self, method: str, path: str, object_id: str, params: dict, result: dict) -> None:
+    def log_write(
+        self,
+        method: str,
+        path: str,
+        object_id: str,
+        params: dict,
+        result: dict,
+        *,
+        changed: bool = True,
+    ) -> None:
         secret = ("access_token", "appsecret_proof")
         kept = {k: v for k, v in params.items() if k not in secret}
-        record = WriteRecord(self.clock(), method, path, object_id, kept, dict(result))
+        record = WriteRecord(self.clock(), method, path, object_id, kept, dict(result), changed)
         self.write_log.append(record)
 
     def log_activity(

@@ -34,7 +34,9 @@ from core.db.models import (
     SyncRun,
     SyncStatus,
 )
+from core.process import gone_from_this_host
 from core.settings import get_settings
+from core.sync.runner import STEPS
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +77,25 @@ def close_orphaned_executions(now: datetime, *, engine: Engine | None = None) ->
 
 
 def close_orphaned_syncs(now: datetime, *, engine: Engine | None = None) -> int:
-    """Sync runs `running` for longer than a read may take (REX_GRAPH_READ_DEADLINE_SECONDS
-    per step, with room for every step) were left by a process that died."""
-    settings = get_settings()
-    longest = timedelta(seconds=settings.graph_read_deadline_seconds * 2) + timedelta(hours=1)
+    """Sync runs still `running` whose process is gone: at once when it ran on this
+    machine, else once the run is older than any sync can take (every step at its read
+    deadline)."""
+    longest = timedelta(seconds=get_settings().graph_read_deadline_seconds * STEPS)
     with write_session(engine) as session:
-        return session.execute(
-            update(SyncRun)
-            .where(SyncRun.status == SyncStatus.RUNNING, SyncRun.started_at < now - longest)
-            .values(
-                status=SyncStatus.FAILED,
-                finished_at=now,
-                error="the process running this sync stopped before it finished",
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        rows = session.scalars(select(SyncRun).where(SyncRun.status == SyncStatus.RUNNING)).all()
+        closed = 0
+        for run in rows:
+            if gone_from_this_host(run.owner) or run.started_at < now - longest:
+                run.status = SyncStatus.FAILED
+                run.finished_at = now
+                run.error = "the process running this sync stopped before it finished"
+                closed += 1
+        return closed
 
 
 def close_silent_heartbeats(now: datetime, *, engine: Engine | None = None) -> int:
-    """A scheduler that stopped beating without recording its stop was killed."""
+    """A scheduler that stopped without recording its stop was killed: its process is
+    gone from this machine, or it has not beaten for HEARTBEAT_SILENCE."""
     with write_session(engine) as session:
         rows = session.scalars(
             select(SchedulerHeartbeat).where(SchedulerHeartbeat.stopped_at.is_(None))
@@ -101,9 +103,10 @@ def close_silent_heartbeats(now: datetime, *, engine: Engine | None = None) -> i
         closed = 0
         for row in rows:
             last = row.last_tick_at or row.started_at
-            if last < now - HEARTBEAT_SILENCE:
-                row.stopped_at = last
-                row.jobs = {**(row.jobs or {}), "stopped": "killed (no heartbeat since)"}
+            gone = gone_from_this_host(f"{row.host}:{row.pid}")
+            if gone or last < now - HEARTBEAT_SILENCE:
+                row.stopped_at = min(last, now)
+                row.jobs = {**(row.jobs or {}), "stopped": "killed (stopped without a word)"}
                 closed += 1
         return closed
 
