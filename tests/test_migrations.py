@@ -58,8 +58,10 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
-    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("action_history")}
-    assert "sent_at" not in columns and "status" in columns  # 0004 undone, the rest kept
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("rule_executions")}
+    assert "actions_queued" not in columns and "actions_taken" in columns  # 0005 undone only
+    history = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("action_history")}
+    assert "sent_at" in history  # 0004 kept
 
     migrate.upgrade("head", url=empty_url)
     assert migrate.current_revision(empty_url) == head

@@ -335,6 +335,8 @@ class RuleExecution(Base):
     entities_matched: Mapped[int] = mapped_column(Integer, default=0)
     actions_taken: Mapped[int] = mapped_column(Integer, default=0)
     actions_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    actions_queued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    actions_would: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(20), default="running")
     error: Mapped[str | None] = mapped_column(Text)
     trace: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
