@@ -23,7 +23,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# This file is `pages.py`: its own folder first on sys.path would shadow the app's pages/
+# package (`from pages._notices import …`), so the project root takes its place.
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 PAGES = ("overview", "rules", "executions", "approvals", "breakdowns", "accounts", "health")
 
 

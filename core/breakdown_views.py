@@ -2,18 +2,28 @@
 of the catalogue (ROAS, CPA, CTR … computed from the sums, undefined where they are).
 
 Dates are the account's local dates; the hourly table's hours are the advertiser time
-zone's, as Meta reports them.
+zone's, as Meta reports them. Segments keep Meta's raw values as keys and give their
+display names (core/labels.py); CSVs carry both.
+
+The country map draws offline: the shapes ship with Rex (core/data/countries_110m.geojson,
+Natural Earth 1:110m admin-0 countries, public domain, keyed by ISO 3166 alpha-2 as Meta's
+country breakdown sends it) and `PLOTLY_OFFLINE_CONFIG` points plotly's base-map download
+at an empty map in the page itself, so the browser asks no CDN for anything.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, func, select
 
@@ -28,41 +38,36 @@ from core.db.models import (
     AdPlacementInsight,
 )
 from core.errors import InputError
-from core.rules.metrics import METRICS, Kind
+from core.labels import DIMENSIONS, metric_title, value_name
+from core.money import decimals, from_micros
+from core.rules.metrics import METRICS, Kind, Unit
 from core.settings import get_settings
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-# ISO 3166 alpha-2 → alpha-3, for the choropleth (the countries Meta reports most).
-ISO3 = {
-    "US": "USA",
-    "CA": "CAN",
-    "GB": "GBR",
-    "AU": "AUS",
-    "JP": "JPN",
-    "TW": "TWN",
-    "KR": "KOR",
-    "DE": "DEU",
-    "FR": "FRA",
-    "ES": "ESP",
-    "IT": "ITA",
-    "NL": "NLD",
-    "BR": "BRA",
-    "MX": "MEX",
-    "IN": "IND",
-    "SE": "SWE",
-    "NO": "NOR",
-    "DK": "DNK",
-    "IE": "IRL",
-    "NZ": "NZL",
-}
+SHAPES = Path(__file__).parent / "data" / "countries_110m.geojson"
+# plotly.js downloads a base map (`<topojsonURL>world_110m.json`, by default from
+# cdn.plot.ly) for every geo chart, even one that brings its own GeoJSON and shows no
+# base layer; offline the download fails and the chart stays empty. This URL answers it
+# from the page itself with an empty topology (the "#" keeps plotly's file name out of
+# the data). Pass it as the chart's config.
+_EMPTY_TOPOLOGY = json.dumps({"type": "Topology", "objects": {}, "arcs": []}, separators=(",", ":"))
+PLOTLY_OFFLINE_CONFIG = {"topojsonURL": "data:application/json," + quote(_EMPTY_TOPOLOGY) + "#"}
 CHARTABLE = tuple(name for name, metric in METRICS.items() if metric.kind != Kind.CURRENT)
 
 
 @dataclass(frozen=True)
 class Segment:
-    keys: dict[str, Any]
+    keys: dict[str, Any]  # Meta's raw values: {"platform": "audience_network", …}
     sums: dict[str, int]
     value: Decimal | None
+
+    def name(self, key: str) -> str:
+        """The display name of one of its keys: "Audience Network"."""
+        return value_name(key, self.keys[key])
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {key: self.name(key) for key in self.keys}
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,10 @@ def breakdown_view(
         metric=metric,
         since=since,
         until=until,
-        demographics=[segment({"age": r.age, "gender": r.gender}, r) for r in demographics],
+        demographics=sorted(
+            (segment({"age": r.age, "gender": r.gender}, r) for r in demographics),
+            key=lambda s: (s.keys["age"], s.keys["gender"]),
+        ),
         placements=[
             segment({"platform": r.publisher_platform, "device": r.impression_device}, r)
             for r in placements
@@ -172,27 +180,79 @@ def breakdown_view(
     )
 
 
-def segments_csv(segments: list[Segment], metric: str) -> str:
-    """Segments as CSV: their keys, the stored sums (money in major units), the metric."""
-    out = io.StringIO()
-    writer = csv.writer(out)
+def segments_csv(segments: list[Segment], metric: str, currency: str) -> str:
+    """Segments as CSV: each key by its display name and, beside it, its code (as Meta
+    sends it; weekdays 0 = Monday); the stored sums (money in the currency's major unit,
+    named in the heading) and the metric in its unit ("CTR (%)", "CPA (USD)")."""
     if not segments:
         return ""
+    out = io.StringIO()
+    writer = csv.writer(out)
     keys = list(segments[0].keys)
+    money = [("spend_micros", f"Spend ({currency})"), ("revenue_micros", f"Revenue ({currency})")]
+    counts = [
+        ("impressions", "Impressions"),
+        ("clicks", "Clicks"),
+        ("reach", "Reach"),
+        ("conversions", "Purchases"),
+    ]
+    definition = METRICS[metric]
+    places = Decimal(1).scaleb(-(decimals(currency) if definition.unit == Unit.MONEY else 4))
     writer.writerow(
-        [*keys, "spend", "revenue", "impressions", "clicks", "reach", "conversions", metric]
+        [
+            *(part for k in keys for part in (DIMENSIONS[k], f"{DIMENSIONS[k]} (code)")),
+            *(title for _, title in money + counts),
+            metric_title(metric, currency),
+        ]
     )
     for s in segments:
         writer.writerow(
             [
-                *(s.keys[k] for k in keys),
-                Decimal(s.sums["spend_micros"]) / 1_000_000,
-                Decimal(s.sums["revenue_micros"]) / 1_000_000,
-                s.sums["impressions"],
-                s.sums["clicks"],
-                s.sums["reach"],
-                s.sums["conversions"],
-                "" if s.value is None else s.value.quantize(Decimal("0.0001")),
+                *(part for k in keys for part in (s.name(k), s.keys[k])),
+                *(from_micros(s.sums[c], currency) for c, _ in money),
+                *(s.sums[c] for c, _ in counts),
+                "" if s.value is None else s.value.quantize(places),
             ]
         )
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class CountryMap:
+    """What the country map draws: the countries with a value (shapes and values in the
+    same order) and, grey behind them, every other country; plus those Rex has no shape
+    for (Meta's "unknown", tiny territories), which only the table shows."""
+
+    codes: list[str]
+    names: list[str]
+    values: list[float]
+    shapes: dict[str, Any]  # GeoJSON FeatureCollection of `codes`, feature id = alpha-2
+    background: dict[str, Any]  # every other country
+    unmapped: list[str]
+
+
+@cache
+def world_shapes() -> dict[str, Any]:
+    """Natural Earth's 1:110m countries, keyed by ISO 3166 alpha-2 (read once)."""
+    return json.loads(SHAPES.read_text(encoding="utf-8"))
+
+
+def country_map(segments: list[Segment]) -> CountryMap:
+    features = {f["id"]: f for f in world_shapes()["features"]}
+    defined = [s for s in segments if s.value is not None]
+    mapped = [s for s in defined if str(s.keys["country"]).upper() in features]
+    codes = [str(s.keys["country"]).upper() for s in mapped]
+    drawn = set(codes)
+    return CountryMap(
+        codes=codes,
+        names=[s.name("country") for s in mapped],
+        values=[float(s.value) for s in mapped],  # type: ignore[arg-type]
+        shapes={"type": "FeatureCollection", "features": [features[c] for c in codes]},
+        background={
+            "type": "FeatureCollection",
+            "features": [f for code, f in features.items() if code not in drawn],
+        },
+        unmapped=[
+            s.name("country") for s in defined if str(s.keys["country"]).upper() not in drawn
+        ],
+    )

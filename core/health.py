@@ -2,18 +2,30 @@
 
 * reliability (the seed system's figures): rule success rate, average execution time,
   action success rate, API error rate (failed Graph work — syncs and writes — over all);
-* impact: budget under automation, spend saved by pauses (each paused entity's average
-  daily spend in the 7 days before the pause × the days it has stayed paused, up to
-  30), and revenue change after budget increases (revenue per day in the 7 days after
-  against the 7 days before);
+* impact, per currency, each figure saying what it counts:
+  - **daily budget under automation**: the daily budgets of the delivering entities
+    (effective status ACTIVE) that some active rule can change — a rule that is not in
+    dry run and pauses, resumes or changes budgets, and has the entity among its
+    candidates (its accounts, level and filters, chosen by the rule engine's own
+    scoping, `core.rules.evaluate`);
+  - **spend saved by pauses**: for each pause Rex made in the last 30 days, the entity's
+    average daily spend over the 7 account-local days before the pause (the days Rex
+    synced) × the days it has stayed paused so far, counted to the minute (a pause six
+    hours ago counts a quarter of a day), until now or until it was undone (rolled
+    back, or resumed by a rule). A pause with no synced day before it counts as "not
+    enough data yet";
+  - **revenue change after budget raises**: for each raise of the last 30 days whose 7
+    following days are over, revenue per day in the 7 days after against the 7 days
+    before, × 7;
 * at a glance: active rules, actions today, pending approvals, failures; scheduler
   heartbeats and the newest job errors or missed runs.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
@@ -23,7 +35,6 @@ from core.db.models import (
     ActionHistory,
     ActionStatus,
     AdAccount,
-    AdEntity,
     AdMetric,
     ApprovalStatus,
     AutomationRule,
@@ -35,9 +46,15 @@ from core.db.models import (
     SyncRun,
 )
 from core.db.types import utcnow
+from core.errors import RexError
 from core.money import MICROS_PER_UNIT, from_minor
+from core.rules.document import parse_rule
+from core.rules.windows import local_today
 
 ALIVE_WITHIN = timedelta(minutes=2)
+IMPACT_DAYS = 30  # the actions the impact figures count: those of the last 30 days
+BEFORE_DAYS = 7  # the days before (and after) an action its effect is measured on
+CHANGING = ("pause", "resume", "change_budget")  # actions that change what an entity spends
 
 
 @dataclass(frozen=True)
@@ -63,10 +80,17 @@ class Health:
     failures_today: int
     schedulers: list[SchedulerState]
     events: list[tuple[datetime, str, str, str | None]]  # at, job, kind, message
-    budget_under_automation: dict[str, Decimal] = field(default_factory=dict)  # currency →
+    # impact (see the module's docstring for what each counts), currency → amount
+    budget_under_automation: dict[str, Decimal] = field(default_factory=dict)
     spend_saved: dict[str, Decimal] = field(default_factory=dict)
     revenue_change_after_scaling: dict[str, Decimal] = field(default_factory=dict)
     last_sync_at: datetime | None = None
+    entities_under_automation: int = 0  # delivering entities whose budgets are counted
+    pauses_counted: int = 0  # pauses in `spend_saved`
+    pauses_without_data: int = 0  # pauses with no synced day before them
+    raises_counted: int = 0  # budget raises in `revenue_change_after_scaling`
+    raises_waiting: int = 0  # raises whose 7 following days are not over yet
+    raises_without_data: int = 0  # raises with no synced day before or after them
 
     @property
     def scheduler_alive(self) -> bool:
@@ -74,8 +98,14 @@ class Health:
 
 
 def system_health(
-    *, days: int = 7, now: datetime | None = None, engine: Engine | None = None
+    *,
+    days: int = 7,
+    now: datetime | None = None,
+    engine: Engine | None = None,
+    impact: bool = True,
 ) -> Health:
+    """The figures of the last `days` days at `now`; the impact figures (which evaluate
+    the active rules' scopes) only with `impact`."""
     now = now or utcnow()
     since = now - timedelta(days=days)
     day_ago = now - timedelta(hours=24)
@@ -147,7 +177,7 @@ def system_health(
             .limit(20)
         ).all()
         last_sync = session.scalar(select(func.max(SyncRun.finished_at)))
-        impact = _impact(session, now)
+        figures = _impact(session, now) if impact else {}
 
     judged = sum(v for k, v in runs.items() if k != ExecutionStatus.SKIPPED)
     sent = actions.get(ActionStatus.SUCCEEDED, 0) + actions.get(ActionStatus.FAILED, 0)
@@ -178,52 +208,124 @@ def system_health(
         ],
         events=[tuple(e) for e in events],
         last_sync_at=last_sync,
-        **impact,
+        **figures,
     )
 
 
-def _impact(session, now: datetime) -> dict[str, dict[str, Decimal]]:  # type: ignore[no-untyped-def]
-    currency = dict(session.execute(select(AdAccount.id, AdAccount.currency)).all())
-    budget: dict[str, Decimal] = {}
-    for account_id, minor in session.execute(
-        select(AdEntity.account_id, func.sum(AdEntity.daily_budget_minor))
-        .where(AdEntity.daily_budget_minor.is_not(None), AdEntity.effective_status == "ACTIVE")
-        .group_by(AdEntity.account_id)
-    ):
-        code = currency[account_id]
-        budget[code] = budget.get(code, Decimal(0)) + from_minor(int(minor or 0), code)
-
-    saved: dict[str, Decimal] = {}
-    scaled: dict[str, Decimal] = {}
+def _impact(session, now: datetime) -> dict:  # type: ignore[no-untyped-def]
+    accounts = {a.id: a for a in session.scalars(select(AdAccount))}
+    budget, counted = _budget_under_automation(session, now)
+    since = now - timedelta(days=IMPACT_DAYS)
     done = session.scalars(
-        select(ActionHistory).where(
+        select(ActionHistory)
+        .where(
             ActionHistory.status == ActionStatus.SUCCEEDED,
             ActionHistory.action_type.in_(("pause", "change_budget")),
-            ActionHistory.rolled_back_by_id.is_(None),
+            ActionHistory.created_at >= since,
+            ActionHistory.entity_id.is_not(None),
         )
+        .order_by(ActionHistory.created_at, ActionHistory.id)
     ).all()
-    for action in done:
-        code = currency.get(action.account_id)
-        if code is None or action.entity_id is None:
+    done = [a for a in done if a.account_id in accounts]
+    pauses = [a for a in done if a.action_type == "pause"]
+    raises = [a for a in done if a.action_type == "change_budget" and _raised(a)]
+
+    def local_day(action: ActionHistory) -> date:
+        try:
+            return local_today(accounts[action.account_id].timezone_name, _effective(action))
+        except (ValueError, LookupError):  # a stored zone that is no zone: UTC's day
+            return _effective(action).date()
+
+    days = {a.id: local_day(a) for a in pauses + raises}
+    daily = _daily_sums(session, pauses + raises, days)
+    starts = _data_starts(session, {a.account_id for a in pauses + raises})
+    ends = _pause_ends(session, pauses)
+
+    saved: dict[str, Decimal] = {}
+    without_data = 0
+    for pause in pauses:
+        code = accounts[pause.account_id].currency
+        day = days[pause.id]
+        average = _average(daily, pause.entity_id, day - timedelta(days=BEFORE_DAYS),
+                           day - timedelta(days=1), starts.get(pause.account_id))  # fmt: skip
+        if average is None:
+            without_data += 1
             continue
-        when = action.created_at.date()
-        before = _daily(
-            session, action.entity_id, when - timedelta(days=7), when - timedelta(days=1)
-        )
-        if action.action_type == "pause":
-            days_paused = min(30, max(0, (now - action.created_at).days))
-            saved[code] = saved.get(code, Decimal(0)) + before[0] * days_paused
-        elif _raised(action) and action.created_at <= now - timedelta(days=8):
-            # counted once the 7 days after the change are over
-            after = _daily(
-                session, action.entity_id, when + timedelta(days=1), when + timedelta(days=7)
-            )
-            scaled[code] = scaled.get(code, Decimal(0)) + (after[1] - before[1]) * 7
+        end = min(now, ends.get(pause.id, now))
+        paused = Decimal(max(0.0, (end - _effective(pause)).total_seconds())) / 86_400
+        saved[code] = saved.get(code, Decimal(0)) + average[0] * paused
+
+    scaled: dict[str, Decimal] = {}
+    raises_counted = waiting = without_data_raises = 0
+    for change in raises:
+        day = days[change.id]
+        if now < _effective(change) + timedelta(days=BEFORE_DAYS + 1):
+            waiting += 1  # counted once the 7 days after the change are over
+            continue
+        start = starts.get(change.account_id)
+        before = _average(daily, change.entity_id, day - timedelta(days=BEFORE_DAYS),
+                          day - timedelta(days=1), start)  # fmt: skip
+        after = _average(daily, change.entity_id, day + timedelta(days=1),
+                         day + timedelta(days=BEFORE_DAYS), start)  # fmt: skip
+        if before is None or after is None:
+            without_data_raises += 1
+            continue
+        code = accounts[change.account_id].currency
+        scaled[code] = scaled.get(code, Decimal(0)) + (after[1] - before[1]) * BEFORE_DAYS
+        raises_counted += 1
     return {
         "budget_under_automation": budget,
+        "entities_under_automation": counted,
         "spend_saved": saved,
+        "pauses_counted": len(pauses) - without_data,
+        "pauses_without_data": without_data,
         "revenue_change_after_scaling": scaled,
+        "raises_counted": raises_counted,
+        "raises_waiting": waiting,
+        "raises_without_data": without_data_raises,
     }
+
+
+def _budget_under_automation(session, now: datetime) -> tuple[dict[str, Decimal], int]:  # type: ignore[no-untyped-def]
+    """Daily budgets (per currency) of the delivering entities some active rule that is
+    not in dry run can change, and how many entities that is. The candidates are the
+    rule engine's own: `evaluate_many` picks them as a run would (accounts, level,
+    filters, archived ones left out, accounts in another currency left out)."""
+    from core.rules.evaluate import evaluate_many  # the engine, loaded only for this
+
+    rules = []
+    for document in session.scalars(
+        select(AutomationRule.document).where(AutomationRule.status == "active")
+    ):
+        try:
+            rule = parse_rule(document)
+        except RexError:  # a document this version cannot read is not run either
+            continue
+        if not rule.safety.dry_run and any(a.type in CHANGING for a in rule.actions):
+            rules.append(rule)
+    if not rules:
+        return {}, 0
+    seen: set[int] = set()
+    budget: dict[str, Decimal] = {}
+    for evaluation in evaluate_many(session, rules, now):
+        frame = evaluation.frame
+        for position in evaluation.positions.tolist():  # the rule's candidates
+            entity = frame.entities[position]
+            if entity.id in seen or entity.effective_status != "ACTIVE":
+                continue
+            if entity.daily_budget_minor:
+                seen.add(entity.id)
+                code = frame.accounts[entity.account_id].currency
+                amount = from_minor(int(entity.daily_budget_minor), code)
+                budget[code] = budget.get(code, Decimal(0)) + amount
+    return budget, len(seen)
+
+
+def _effective(action: ActionHistory) -> datetime:
+    """When the change took effect: when its run recorded it (the call follows within
+    seconds; `finished_at` is the wall clock, which a run replayed "as of" an instant
+    does not share)."""
+    return action.created_at
 
 
 def _raised(action: ActionHistory) -> bool:
@@ -231,16 +333,89 @@ def _raised(action: ActionHistory) -> bool:
     return details.get("new_minor", 0) > details.get("old_minor", 0)
 
 
-def _daily(session, entity_id: int, first, last) -> tuple[Decimal, Decimal]:  # type: ignore[no-untyped-def]
-    """Average daily spend and revenue (major units) of an entity over [first, last]."""
-    spend, revenue = session.execute(
+def _pause_ends(session, pauses: list[ActionHistory]) -> dict[int, datetime]:  # type: ignore[no-untyped-def]
+    """When each pause was undone: its rollback, or a later resume of the same entity."""
+    if not pauses:
+        return {}
+    rollbacks = {
+        a.id: _effective(a)
+        for a in session.scalars(
+            select(ActionHistory).where(
+                ActionHistory.id.in_([p.rolled_back_by_id for p in pauses if p.rolled_back_by_id])
+            )
+        )
+    }
+    resumes: dict[int, list[datetime]] = defaultdict(list)
+    for entity_id, at in session.execute(
+        select(ActionHistory.entity_id, ActionHistory.created_at).where(
+            ActionHistory.action_type == "resume",
+            ActionHistory.status == ActionStatus.SUCCEEDED,
+            ActionHistory.entity_id.in_({p.entity_id for p in pauses}),
+        )
+    ):
+        resumes[entity_id].append(at)
+    ends = {}
+    for pause in pauses:
+        later = [t for t in resumes.get(pause.entity_id, []) if t > _effective(pause)]
+        if pause.rolled_back_by_id in rollbacks:
+            later.append(rollbacks[pause.rolled_back_by_id])
+        if later:
+            ends[pause.id] = min(later)
+    return ends
+
+
+def _data_starts(session, account_ids: set[int]) -> dict[int, date]:  # type: ignore[no-untyped-def]
+    """The first day of each account's synced numbers (a successful sync's first day, or
+    the oldest stored row if older): days before it are unknown, not zero."""
+    if not account_ids:
+        return {}
+    starts: dict[int, date] = {}
+    for query in (
+        select(SyncRun.account_id, func.min(SyncRun.since))
+        .where(SyncRun.account_id.in_(account_ids), SyncRun.status == "succeeded")
+        .group_by(SyncRun.account_id),
+        select(AdMetric.account_id, func.min(AdMetric.date))
+        .where(AdMetric.account_id.in_(account_ids))
+        .group_by(AdMetric.account_id),
+    ):
+        for account_id, first in session.execute(query):
+            if first is not None:
+                starts[account_id] = min(first, starts.get(account_id, first))
+    return starts
+
+
+def _daily_sums(  # type: ignore[no-untyped-def]
+    session, actions: list[ActionHistory], days: dict[int, date]
+) -> dict[tuple[int, date], tuple[int, int]]:
+    """(entity, day) → (spend, revenue) in micros, around every action, in one query."""
+    if not actions:
+        return {}
+    first = min(days.values()) - timedelta(days=BEFORE_DAYS)
+    last = max(days.values()) + timedelta(days=BEFORE_DAYS)
+    rows = session.execute(
         select(
-            func.coalesce(func.sum(AdMetric.spend_micros), 0),
-            func.coalesce(func.sum(AdMetric.revenue_micros), 0),
-        ).where(AdMetric.entity_id == entity_id, AdMetric.date.between(first, last))
-    ).one()
-    days = Decimal((last - first).days + 1)
-    return (Decimal(spend) / MICROS_PER_UNIT / days, Decimal(revenue) / MICROS_PER_UNIT / days)
+            AdMetric.entity_id, AdMetric.date, AdMetric.spend_micros, AdMetric.revenue_micros
+        ).where(
+            AdMetric.entity_id.in_({a.entity_id for a in actions}),
+            AdMetric.date.between(first, last),
+        )
+    )
+    return {(e, d): (int(s or 0), int(r or 0)) for e, d, s, r in rows}
+
+
+def _average(  # type: ignore[no-untyped-def]
+    daily, entity_id: int, first: date, last: date, data_starts: date | None
+) -> tuple[Decimal, Decimal] | None:
+    """Average daily spend and revenue (major units) of an entity over the synced days of
+    [first, last]; None when Rex synced none of them."""
+    if data_starts is None or data_starts > last:
+        return None
+    first = max(first, data_starts)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    spend = sum(daily.get((entity_id, d), (0, 0))[0] for d in days)
+    revenue = sum(daily.get((entity_id, d), (0, 0))[1] for d in days)
+    count = Decimal(len(days)) * MICROS_PER_UNIT
+    return Decimal(spend) / count, Decimal(revenue) / count
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -3,6 +3,11 @@
 Money comes out in major units (Decimal) with its currency; dates are the account's
 local dates; ROAS is None where nothing was spent (undefined, shown as "—").
 Aggregation happens in SQL on either database.
+
+A range can reach back before the synced data (60 days after a 30-day sync): the
+overview then says where the data starts, and compares with the period before only when
+that period was synced in full — a comparison with days Rex never read would be one
+with zeros.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy.orm import aliased
 
 from core.accounts import AccountView, get_account
 from core.db import read_session
-from core.db.models import AdEntity, AdMetric
+from core.db.models import AdEntity, AdMetric, SyncRun, SyncStatus
 from core.db.types import utcnow
 from core.errors import InputError
 from core.money import format_money, from_micros, from_minor
@@ -57,7 +62,44 @@ class AccountOverview:
     first_day: date
     series: list[DailyPoint]  # every day of the range, zero where nothing was spent
     current: Totals
-    previous: Totals | None  # the same number of days just before; None if never synced
+    previous: Totals | None  # the same number of days just before, if synced in full
+    data_starts: date | None = None  # the first day Rex synced; None: nothing synced
+
+    @property
+    def days(self) -> int:
+        return len(self.series)
+
+    @property
+    def previous_first_day(self) -> date:
+        return self.first_day - timedelta(days=self.days)
+
+    @property
+    def starts_late(self) -> bool:
+        """The range begins before the synced data: its first days are empty."""
+        return self.data_starts is not None and self.data_starts > self.first_day
+
+    def coverage(self) -> str | None:
+        """What the range's figures cannot show, in words; None when nothing is missing."""
+        if self.data_starts is None:
+            return "no data synced yet"
+        if self.previous is not None:
+            return None
+        parts = []
+        if self.starts_late:
+            missing = (self.data_starts - self.first_day).days
+            parts.append(
+                f"synced data starts {self.data_starts:%Y-%m-%d} ({missing} of the "
+                f"{self.days} days have no data)"
+            )
+        if self.data_starts >= self.first_day:
+            parts.append("the comparison period has no data")
+        else:
+            parts.append(
+                f"the comparison period ({self.previous_first_day:%Y-%m-%d} – "
+                f"{self.first_day - timedelta(days=1):%Y-%m-%d}) is synced only from "
+                f"{self.data_starts:%Y-%m-%d}, so there is no comparison"
+            )
+        return "; ".join(parts)
 
     def money(self, amount: Decimal | None) -> str:
         return format_money(amount, self.account.currency)
@@ -98,7 +140,8 @@ def account_overview(
     engine: Engine | None = None,
 ) -> AccountOverview:
     """The last `days` account-local days ending `today` (default: the account's today at
-    `now`), day by day, with totals and the same number of days just before."""
+    `now`), day by day, with totals, where the synced data starts, and the same number of
+    days just before when they were synced in full."""
     account = get_account(account_id, engine=engine)
     today = today or local_today(account.timezone_name, now or utcnow())
     first = today - timedelta(days=days - 1)
@@ -119,6 +162,7 @@ def account_overview(
             )
             .group_by(AdMetric.date)
         ).all()
+        data_starts = _data_starts(session, account.id)
     by_day = {day: (int(spend or 0), int(revenue or 0)) for day, spend, revenue in rows}
     series = [
         DailyPoint(
@@ -129,6 +173,7 @@ def account_overview(
         for day in (first + timedelta(days=n) for n in range(days))
     ]
     previous = [v for d, v in by_day.items() if before <= d < first]
+    compared = data_starts is not None and data_starts <= before  # synced in full
     return AccountOverview(
         account=account,
         today=today,
@@ -141,9 +186,25 @@ def account_overview(
             from_micros(sum(s for s, _ in previous), account.currency),
             from_micros(sum(r for _, r in previous), account.currency),
         )
-        if previous
+        if compared
         else None,
+        data_starts=data_starts,
     )
+
+
+def _data_starts(session, account_id: int) -> date | None:  # type: ignore[no-untyped-def]
+    """The first day of the account's synced numbers: the earliest day a successful sync
+    read (days without delivery have no rows), or the earliest row if that is older."""
+    synced = session.scalar(
+        select(func.min(SyncRun.since)).where(
+            SyncRun.account_id == account_id, SyncRun.status == SyncStatus.SUCCEEDED
+        )
+    )
+    stored = session.scalar(
+        select(func.min(AdMetric.date)).where(AdMetric.account_id == account_id)
+    )
+    known = [d for d in (synced, stored) if d is not None]
+    return min(known) if known else None
 
 
 def entity_table(

@@ -2,18 +2,28 @@
 
 from datetime import timedelta
 
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
-from core.breakdown_views import CHARTABLE, ISO3, WEEKDAYS, breakdown_view, segments_csv
+from core.breakdown_views import (
+    CHARTABLE,
+    PLOTLY_OFFLINE_CONFIG,
+    breakdown_view,
+    country_map,
+    segments_csv,
+)
 from core.db.types import utcnow
 from core.errors import InputError
+from core.labels import DIMENSIONS, hour_name, hover_value, metric_title, number_format
+from core.labels import WEEKDAY_NAMES as WEEKDAYS
+from core.money import from_micros
 from core.rules.metrics import METRICS
 from core.rules.windows import local_today
+from pages._notices import show_notices
 
 st.title("Breakdowns")
+show_notices()
 accounts = list_accounts()
 if not accounts:
     st.info(
@@ -48,88 +58,138 @@ except InputError as error:
     st.error(f"**{error.field}**: {error.problem}")
     st.stop()
 
-unit = METRICS[metric].unit
-axis = f"{METRICS[metric].label}" + (f" ({account.currency})" if unit == "money" else "")
+currency = account.currency
+axis = metric_title(metric, currency)  # "CTR (%)", "CPA (USD)", "ROAS"
+hover = hover_value(metric, currency)
+spend = f"Spend ({currency})"
 st.caption(
-    f"{view.since:%b %d} – {view.until:%b %d, %Y} · {account.timezone_name} dates · "
-    "undefined values (nothing spent, no clicks …) are left out"
+    f"{METRICS[metric].label} by segment, {view.since:%b %d} – {view.until:%b %d, %Y} "
+    f"({account.timezone_name} dates), from the sums of the range"
+    + (f", money in {currency}" if METRICS[metric].unit == "money" else "")
+    + " · undefined values (nothing spent, no clicks …) are left out"
 )
 if view.empty:
     st.info("No breakdown data in this range yet: sync the account (Accounts page).")
     st.stop()
 
 
-def values(segments, *keys):  # type: ignore[no-untyped-def]
-    return [
-        {**{k: s.keys[k] for k in keys}, axis: float(s.value)}
-        for s in segments
-        if s.value is not None
+def defined(segments):  # type: ignore[no-untyped-def]
+    return [s for s in segments if s.value is not None]
+
+
+def bars(segments, x: str, colour: str) -> go.Figure:  # type: ignore[no-untyped-def]
+    figure = go.Figure()
+    for name in dict.fromkeys(s.name(colour) for s in defined(segments)):
+        shown = [s for s in defined(segments) if s.name(colour) == name]
+        figure.add_bar(
+            x=[s.name(x) for s in shown],
+            y=[float(s.value) for s in shown],
+            name=name,
+            hovertemplate=f"%{{x}} · {name}: {hover}<extra></extra>",
+        )
+    figure.update_layout(
+        barmode="group",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": DIMENSIONS[x]},
+        yaxis={"title": axis},
+        legend={"title": DIMENSIONS[colour]},
+    )
+    return figure
+
+
+def table(segments, key: str):  # type: ignore[no-untyped-def]
+    rows = [
+        {
+            DIMENSIONS[key]: s.name(key),
+            axis: float(s.value),
+            spend: float(from_micros(s.sums["spend_micros"], currency)),
+        }
+        for s in defined(segments)
     ]
+    return {
+        "data": rows,
+        "hide_index": True,
+        "width": "stretch",
+        "column_config": {
+            axis: st.column_config.NumberColumn(format=number_format(metric, currency)),
+            spend: st.column_config.NumberColumn(format=number_format("spend", currency)),
+        },
+    }
+
+
+def csv_button(where, segments, name: str) -> None:  # type: ignore[no-untyped-def]
+    where.download_button(
+        "CSV", segments_csv(segments, metric, currency), f"{name}.csv", key=f"csv_{name}"
+    )
 
 
 left, right = st.columns(2)
 left.subheader("Age × gender")
-left.plotly_chart(
-    px.bar(
-        values(view.demographics, "age", "gender"),
-        x="age",
-        y=axis,
-        color="gender",
-        barmode="group",
-        height=340,
-    ),
-    width="stretch",
-)
-left.download_button(
-    "CSV", segments_csv(view.demographics, metric), "demographics.csv", key="csv_demographics"
-)
+left.plotly_chart(bars(view.demographics, "age", "gender"), width="stretch")
+csv_button(left, view.demographics, "demographics")
 right.subheader("Placement × device")
-right.plotly_chart(
-    px.bar(
-        values(view.placements, "platform", "device"),
-        x="platform",
-        y=axis,
-        color="device",
-        barmode="group",
-        height=340,
-    ),
-    width="stretch",
-)
-right.download_button(
-    "CSV", segments_csv(view.placements, metric), "placements.csv", key="csv_placements"
-)
+right.plotly_chart(bars(view.placements, "platform", "device"), width="stretch")
+csv_button(right, view.placements, "placements")
 
 st.subheader("Countries")
-countries = [
-    {"country": s.keys["country"], "iso3": ISO3.get(s.keys["country"]), axis: float(s.value)}
-    for s in view.countries
-    if s.value is not None
-]
-st.plotly_chart(
-    px.choropleth(
-        [c for c in countries if c["iso3"]],
-        locations="iso3",
-        color=axis,
-        hover_name="country",
-        height=380,
-    ),
-    width="stretch",
+shapes = country_map(view.countries)
+world = go.Figure()
+world.add_choropleth(  # every other country, grey behind the ones with a value
+    geojson=shapes.background,
+    featureidkey="id",
+    locations=[f["id"] for f in shapes.background["features"]],
+    z=[0] * len(shapes.background["features"]),
+    text=[f["properties"]["name"] for f in shapes.background["features"]],
+    colorscale=[[0, "#e5e7eb"], [1, "#e5e7eb"]],
+    showscale=False,
+    marker_line_color="#ffffff",
+    hovertemplate="%{text}: no data<extra></extra>",
 )
+world.add_choropleth(
+    geojson=shapes.shapes,
+    featureidkey="id",
+    locations=shapes.codes,
+    z=shapes.values,
+    text=shapes.names,
+    colorscale="Blues",
+    marker_line_color="#ffffff",
+    colorbar={"title": axis},
+    hovertemplate=f"%{{text}}: {hover_value(metric, currency, 'z')}<extra></extra>",
+)
+world.update_geos(visible=False, projection_type="natural earth", lataxis_range=[-58, 85])
+world.update_layout(height=380, margin={"l": 0, "r": 0, "t": 0, "b": 0})
+mapped, listed = st.columns([3, 2])
+mapped.plotly_chart(world, width="stretch", config=PLOTLY_OFFLINE_CONFIG)
+listed.dataframe(**table(view.countries, "country"))
+if shapes.unmapped:
+    listed.caption("Not on the map: " + ", ".join(shapes.unmapped))
+csv_button(listed, view.countries, "countries")
+
 regions, dmas = st.columns(2)
-regions.dataframe(values(view.regions, "region"), hide_index=True, width="stretch")
-regions.download_button("CSV", segments_csv(view.regions, metric), "regions.csv", key="csv_regions")
-dmas.dataframe(values(view.dmas, "dma"), hide_index=True, width="stretch")
-dmas.download_button("CSV", segments_csv(view.dmas, metric), "dmas.csv", key="csv_dmas")
+regions.dataframe(**table(view.regions, "region"))
+csv_button(regions, view.regions, "regions")
+dmas.dataframe(**table(view.dmas, "dma"))
+csv_button(dmas, view.dmas, "dmas")
 
 st.subheader(f"Hour of day × weekday ({account.timezone_name})")
+hours = [f"{h:02d}" for h in range(24)]
 heat = go.Figure(
-    go.Heatmap(z=view.heatmap(), x=list(range(24)), y=list(WEEKDAYS), colorbar={"title": axis})
+    go.Heatmap(
+        z=view.heatmap(),
+        x=hours,
+        y=list(WEEKDAYS),
+        customdata=[[hour_name(h) for h in range(24)] for _ in WEEKDAYS],
+        colorbar={"title": axis},
+        hovertemplate=f"%{{y}} %{{customdata}}: {hover_value(metric, currency, 'z')}"
+        "<extra></extra>",
+    )
 )
 heat.update_layout(
     height=320,
     margin={"l": 10, "r": 10, "t": 10, "b": 10},
-    xaxis={"title": "hour"},
+    xaxis={"title": "hour", "type": "category"},
     yaxis={"autorange": "reversed"},
 )
 st.plotly_chart(heat, width="stretch")
-st.download_button("CSV", segments_csv(view.hours, metric), "hours.csv", key="csv_hours")
+csv_button(st, view.hours, "hours")

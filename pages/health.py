@@ -2,37 +2,36 @@
 
 import streamlit as st
 
-from core.health import system_health
+from core.health import BEFORE_DAYS, IMPACT_DAYS, system_health
+from core.labels import format_duration, format_share, format_time
 from core.money import format_money
+from pages._notices import show_notices
 
 st.title("Health")
+show_notices()
 health = system_health(days=7)
-
-
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
-
 
 st.subheader("Last 7 days")
 cols = st.columns(4)
 cols[0].metric(
     "Rule success rate",
-    percent(health.rule_success_rate),
-    help="Runs that succeeded, of runs that were evaluated.",
+    format_share(health.rule_success_rate),
+    help="Runs that succeeded, of the runs of the last 7 days that were evaluated.",
 )
 cols[1].metric(
     "Average execution",
-    "—" if health.average_execution_ms is None else f"{health.average_execution_ms:.0f} ms",
+    format_duration(health.average_execution_ms),
+    help="Average time of a rule's run (evaluation and actions), last 7 days.",
 )
 cols[2].metric(
     "Action success rate",
-    percent(health.action_success_rate),
-    help="Writes Meta confirmed, of writes sent.",
+    format_share(health.action_success_rate),
+    help="Writes Meta confirmed, of the writes sent in the last 7 days.",
 )
 cols[3].metric(
     "API error rate",
-    percent(health.api_error_rate),
-    help="Failed syncs and writes, of all Graph work.",
+    format_share(health.api_error_rate),
+    help="Failed syncs and writes, of all Graph work of the last 7 days.",
 )
 
 st.subheader("Scheduler")
@@ -45,13 +44,13 @@ elif health.scheduler_alive:
     live = [s for s in health.schedulers if s.alive]
     st.success(
         f"{len(live)} scheduler(s) alive · last tick "
-        f"{max(s.last_tick_at for s in live):%Y-%m-%d %H:%M:%S} UTC"
+        f"{format_time(max(s.last_tick_at for s in live))}"
     )
 else:
     last = health.schedulers[0]
     st.error(
         "No scheduler is alive: rules are not running. Last seen "
-        + (f"{last.last_tick_at:%Y-%m-%d %H:%M} UTC" if last.last_tick_at else "never")
+        + (format_time(last.last_tick_at) if last.last_tick_at else "never")
         + f" on {last.host} (pid {last.pid}). Start `python -m core.scheduler`."
     )
 if health.schedulers:
@@ -59,9 +58,9 @@ if health.schedulers:
         [
             {
                 "Job": job,
-                "Last run": info.get("last_run_at", ""),
+                "Last run": format_time(info.get("last_run_at")),
                 "Outcome": info.get("outcome"),
-                "ms": info.get("duration_ms"),
+                "Took": format_duration(info.get("duration_ms")),
             }
             for job, info in sorted(health.schedulers[0].jobs.items())
         ],
@@ -72,18 +71,72 @@ if health.events:
     st.caption("Job errors and missed runs")
     st.dataframe(
         [
-            {"At (UTC)": f"{at:%Y-%m-%d %H:%M:%S}", "Job": job, "Kind": kind, "Message": message}
+            {"At": format_time(at), "Job": job, "Kind": kind, "Message": message}
             for at, job, kind, message in health.events
         ],
         hide_index=True,
         width="stretch",
     )
 
+
+def amounts(figures: dict) -> str:  # type: ignore[type-arg]
+    """One amount per currency, each with its currency: "650.00 USD · 12,000 JPY"."""
+    return " · ".join(format_money(v, c) for c, v in sorted(figures.items()))
+
+
 st.subheader("Impact")
 impact = st.columns(3)
-for column, title, amounts in (
-    (impact[0], "Daily budget under automation", health.budget_under_automation),
-    (impact[1], "Spend saved by pauses", health.spend_saved),
-    (impact[2], "Revenue change after scaling (7 days)", health.revenue_change_after_scaling),
-):
-    column.metric(title, " · ".join(format_money(v, c) for c, v in amounts.items()) or "—")
+impact[0].metric(
+    "Daily budget under automation",
+    amounts(health.budget_under_automation) or "none",
+    help="Now, per currency: the daily budgets of the delivering campaigns and ad sets "
+    "that an active rule (not in dry run) can pause, resume or re-budget — the entities "
+    "in its scope, as a run chooses them.",
+)
+impact[0].caption(
+    f"{health.entities_under_automation} delivering entities with a daily budget"
+    if health.entities_under_automation
+    else "No active rule can change a delivering entity's budget or status."
+)
+if health.spend_saved:
+    saved = amounts(health.spend_saved)
+elif health.pauses_without_data:
+    saved = "not enough data yet"
+else:
+    saved = "no pauses"
+impact[1].metric(
+    f"Spend saved by pauses ({IMPACT_DAYS} days)",
+    saved,
+    help=f"For each pause Rex made in the last {IMPACT_DAYS} days: the entity's average "
+    f"daily spend over the {BEFORE_DAYS} days before it × the days it has stayed paused "
+    "so far (to the minute), until now or until it was undone.",
+)
+impact[1].caption(
+    f"{health.pauses_counted} pause(s) counted"
+    + (
+        f"; {health.pauses_without_data} with no synced day before them (not enough data yet)"
+        if health.pauses_without_data
+        else ""
+    )
+)
+if health.revenue_change_after_scaling:
+    scaled = amounts(health.revenue_change_after_scaling)
+elif health.raises_waiting or health.raises_without_data:
+    scaled = "not enough data yet"
+else:
+    scaled = "no budget raises"
+impact[2].metric(
+    f"Revenue change after budget raises ({IMPACT_DAYS} days)",
+    scaled,
+    help=f"For each budget raise of the last {IMPACT_DAYS} days whose {BEFORE_DAYS} following "
+    f"days are over: revenue per day in the {BEFORE_DAYS} days after against the "
+    f"{BEFORE_DAYS} days before, × {BEFORE_DAYS}.",
+)
+impact[2].caption(
+    f"{health.raises_counted} raise(s) counted"
+    + (
+        f"; {health.raises_waiting} waiting for their {BEFORE_DAYS} days after"
+        if health.raises_waiting
+        else ""
+    )
+)

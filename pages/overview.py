@@ -1,4 +1,6 @@
-"""Overview: an account's last 30 days and its campaigns, ad sets and ads."""
+"""Overview: an account's numbers over the picked range and its campaigns, ad sets and ads."""
+
+from datetime import datetime, time, timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -8,8 +10,10 @@ from core.activity import recent_actions
 from core.health import system_health
 from core.money import decimals
 from core.reports import account_overview, entity_table
+from pages._notices import show_notices
 
 st.title("Overview")
+show_notices()
 
 accounts = list_accounts()
 if not accounts:
@@ -35,6 +39,8 @@ days = (
 )
 overview = account_overview(account_id, days=days)
 account = overview.account
+currency = account.currency
+span = f"{overview.first_day:%b %d} – {overview.today:%b %d, %Y}"
 
 if account.needs_reconnect:
     st.warning(
@@ -45,49 +51,80 @@ elif account.last_sync_at is None:
     st.info("This account has not been synced yet: use **Sync now** on the Accounts page.")
 
 st.caption(
-    f"Last {days} days, {overview.first_day:%b %d} – {overview.today:%b %d, %Y} "
-    f"({account.timezone_name} dates) · last sync "
+    f"Last {days} days, {span} ({account.timezone_name} dates), money in {currency} · "
+    "last sync "
     + (f"{account.last_sync_at:%Y-%m-%d %H:%M} UTC" if account.last_sync_at else "never")
 )
+coverage = overview.coverage() if overview.data_starts else None
+if coverage:
+    st.info(coverage[0].upper() + coverage[1:] + ".")
 
 
 def delta(name: str, money: bool = True) -> str | None:
     change = overview.change(name)
-    if change is None:  # the previous 30 days were never synced: no comparison
+    if change is None:  # the period before was not synced in full: no comparison
         return None
     shown = overview.money(change) if money else f"{change:.2f}"
     return ("+" if change > 0 else "") + shown + f" vs previous {days} days"
 
 
 current = overview.current
+counted = f"over {span}, all campaigns of the account, in {currency}"
 columns = st.columns(4)
-columns[0].metric("Spend", overview.money(current.spend), delta("spend"), delta_color="off")
-columns[1].metric("Revenue", overview.money(current.revenue), delta("revenue"))
-columns[2].metric("Profit", overview.money(current.profit), delta("profit"))
-roas = f"{current.roas:.2f}" if current.roas is not None else "—"
-columns[3].metric("ROAS", roas, delta("roas", money=False))
+columns[0].metric(
+    "Spend",
+    overview.money(current.spend),
+    delta("spend"),
+    delta_color="off",
+    help=f"Amount spent {counted}.",
+)
+columns[1].metric(
+    "Revenue",
+    overview.money(current.revenue),
+    delta("revenue"),
+    help=f"Purchase value Meta attributed {counted}.",
+)
+columns[2].metric(
+    "Profit", overview.money(current.profit), delta("profit"), help=f"Revenue − spend {counted}."
+)
+columns[3].metric(
+    "ROAS",
+    f"{current.roas:.2f}" if current.roas is not None else "—",
+    delta("roas", money=False),
+    help=f"Revenue ÷ spend over {span} (— when nothing was spent).",
+)
 
-glance = system_health(days=1)
+glance = system_health(days=1, impact=False)
 st.subheader("Automation")
 automation = st.columns(5)
-automation[0].metric("Active rules", glance.active_rules)
-automation[1].metric("Actions (24 h)", glance.actions_today)
-automation[2].metric("Pending approvals", glance.pending_approvals)
-automation[3].metric("Failures (24 h)", glance.failures_today)
+automation[0].metric("Active rules", glance.active_rules, help="Rules switched on, now.")
+automation[1].metric(
+    "Actions (24 h)", glance.actions_today, help="Changes Meta confirmed, last 24 hours."
+)
+automation[2].metric("Pending approvals", glance.pending_approvals, help="Proposals waiting, now.")
+automation[3].metric(
+    "Failures (24 h)", glance.failures_today, help="Writes that failed, last 24 hours."
+)
 automation[4].metric("Scheduler", "alive" if glance.scheduler_alive else "not running")
 if not glance.scheduler_alive:
     st.caption("Rules run only while `python -m core.scheduler` is running (make run starts it).")
 
 chart_days = [p.day for p in overview.series]
 figure = go.Figure()
+money_hover = f"%{{y:,.{decimals(currency)}f}} {currency}"
 figure.add_bar(
-    x=chart_days, y=[float(p.spend) for p in overview.series], name="Spend", marker_color="#94a3b8"
+    x=chart_days,
+    y=[float(p.spend) for p in overview.series],
+    name="Spend",
+    marker_color="#94a3b8",
+    hovertemplate=f"%{{x|%b %d}} spend: {money_hover}<extra></extra>",
 )
 figure.add_bar(
     x=chart_days,
     y=[float(p.revenue) for p in overview.series],
     name="Revenue",
     marker_color="#2563eb",
+    hovertemplate=f"%{{x|%b %d}} revenue: {money_hover}<extra></extra>",
 )
 figure.add_scatter(
     x=chart_days,
@@ -96,12 +133,24 @@ figure.add_scatter(
     yaxis="y2",
     mode="lines+markers",
     line={"color": "#f97316"},
+    hovertemplate="%{x|%b %d} ROAS: %{y:.2f}<extra></extra>",
 )
+if overview.starts_late:  # the days before the synced data: say so on the chart
+    half_a_day = timedelta(hours=12)  # bars are centred on their day
+    figure.add_vrect(
+        x0=datetime.combine(overview.first_day, time()) - half_a_day,
+        x1=datetime.combine(overview.data_starts, time()) - half_a_day,
+        fillcolor="#e5e7eb",
+        opacity=0.5,
+        line_width=0,
+        annotation_text="not synced",
+        annotation_position="top left",
+    )
 figure.update_layout(
     barmode="group",
     height=380,
     margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    yaxis={"title": f"{account.currency}"},
+    yaxis={"title": f"Spend and revenue ({currency})"},
     yaxis2={
         "title": "ROAS",
         "overlaying": "y",
@@ -122,11 +171,17 @@ level = st.segmented_control(
     key="overview_level",
     format_func={"campaign": "Campaigns", "adset": "Ad sets", "ad": "Ads"}.get,
 )
-rows = entity_table(account_id, level=level)
+rows = entity_table(account_id, level=level, days=days, today=overview.today)
 if not rows:
     st.info("Nothing synced at this level yet.")
 else:
-    money_format = f"%.{decimals(account.currency)}f"
+    st.caption(f"Spend, revenue and ROAS over {span}, the range picked above.")
+    money_format = f"%.{decimals(currency)}f"
+    spend, revenue, roas = (
+        f"Spend {days}d ({currency})",
+        f"Revenue {days}d ({currency})",
+        f"ROAS {days}d",
+    )
     st.dataframe(
         [
             {
@@ -137,9 +192,9 @@ else:
                 "Status": r.status,
                 "Effective status": r.effective_status,
                 "Budget": r.budget,
-                f"Spend 30d ({account.currency})": float(r.spend),
-                f"Revenue 30d ({account.currency})": float(r.revenue),
-                "ROAS 30d": f"{r.roas:.2f}" if r.roas is not None else "—",
+                spend: float(r.spend),
+                revenue: float(r.revenue),
+                roas: f"{r.roas:.2f}" if r.roas is not None else "—",
                 "ID": r.external_id,
             }
             for r in rows
@@ -147,8 +202,8 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
-            f"Spend 30d ({account.currency})": st.column_config.NumberColumn(format=money_format),
-            f"Revenue 30d ({account.currency})": st.column_config.NumberColumn(format=money_format),
+            spend: st.column_config.NumberColumn(format=money_format),
+            revenue: st.column_config.NumberColumn(format=money_format),
             "Budget": st.column_config.TextColumn(width="medium"),
         },
     )

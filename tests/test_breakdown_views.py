@@ -1,10 +1,12 @@
 """Breakdown views and their page: every chart from synced breakdown tables, metrics from
-the catalogue, undefined values left out, CSV that adds up."""
+the catalogue, undefined values left out, CSV that adds up; display names instead of
+Meta's codes; a country map that draws without internet."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from core import breakdown_views
 from core.accounts import connect_account
 from core.breakdown_views import breakdown_view, segments_csv
 from core.errors import InputError
@@ -56,8 +59,8 @@ def test_ratio_metrics_come_from_the_sums_and_undefined_is_none(synced: int) -> 
             else None
         )
         assert s.value == expected
-    rows = list(csv.DictReader(io.StringIO(segments_csv(view.countries, "roas"))))
-    assert {r["country"] for r in rows} == {"US", "CA", "GB", "AU"}
+    rows = list(csv.DictReader(io.StringIO(segments_csv(view.countries, "roas", "USD"))))
+    assert {r["Country (code)"] for r in rows} == {"US", "CA", "GB", "AU"}
 
 
 def test_bad_metric_or_range_names_the_field(synced: int) -> None:
@@ -74,6 +77,83 @@ def test_the_page_draws_every_chart(synced: int) -> None:
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert len(app.get("plotly_chart")) == 4  # age×gender, placement, map, heatmap
-    assert len(app.get("download_button")) == 5
+    assert len(app.get("download_button")) == 6  # one per breakdown, countries too
     app.selectbox(key="breakdowns_metric").set_value("cpa").run()
     assert not app.exception
+
+
+def test_segments_have_display_names_and_csv_keeps_the_codes(synced: int) -> None:
+    view = breakdown_view(synced, metric="ctr", since=date(2026, 11, 14), until=date(2026, 11, 20))
+    names = {(s.name("platform"), s.name("device")) for s in view.placements}
+    assert ("Audience Network", "Android phone") in names and ("Facebook", "iPhone") in names
+    assert {s.name("gender") for s in view.demographics} == {"Female", "Male", "Unknown"}
+    assert "18–24" in {s.name("age") for s in view.demographics}
+    assert {s.name("country") for s in view.countries} >= {"United States", "United Kingdom"}
+
+    rows = list(csv.DictReader(io.StringIO(segments_csv(view.placements, "ctr", "USD"))))
+    network = next(r for r in rows if r["Platform (code)"] == "audience_network")
+    assert network["Platform"] == "Audience Network"
+    assert {"Device", "Device (code)", "Spend (USD)", "CTR (%)"} <= set(network)
+    segment = next(s for s in view.placements if s.keys["platform"] == "audience_network")
+    clicks, impressions = segment.sums["clicks"], segment.sums["impressions"]
+    assert Decimal(network["CTR (%)"]) == (Decimal(clicks) * 100 / impressions).quantize(
+        Decimal("0.0001")
+    )
+    hours = list(csv.DictReader(io.StringIO(segments_csv(view.hours, "ctr", "USD"))))
+    assert (hours[0]["Weekday"], hours[0]["Hour"]) == ("Monday", "00:00–00:59")
+
+
+def _chart_specs(app: AppTest) -> list[tuple[dict, dict]]:
+    return [
+        (json.loads(c.proto.spec), json.loads(c.proto.config or "{}"))
+        for c in app.get("plotly_chart")
+    ]
+
+
+def test_the_country_map_carries_its_shapes_and_asks_no_cdn(synced: int) -> None:
+    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    maps = [
+        (spec, config)
+        for spec, config in _chart_specs(app)
+        if any(t.get("type") == "choropleth" for t in spec["data"])
+    ]
+    assert len(maps) == 1
+    spec, config = maps[0]
+    traces = [t for t in spec["data"] if t["type"] == "choropleth"]
+    drawn = {f["id"] for t in traces for f in t["geojson"]["features"]}
+    shipped = breakdown_views.world_shapes()["features"]
+    assert len(drawn) == len(shipped) > 170  # the whole world, in the figure
+    for trace in traces:  # every location has its shape in the figure itself
+        shapes = {f["id"] for f in trace["geojson"]["features"]}
+        assert set(trace["locations"]) <= shapes and trace["featureidkey"] == "id"
+    valued = next(t for t in traces if t.get("showscale") is not False)
+    assert set(valued["locations"]) == {"US", "CA", "GB", "AU"}
+    # plotly.js fetches `topojsonURL` + world_110m.json for every geo chart: here the
+    # URL is data in the page, and nothing in the figure points at a server
+    assert config["topojsonURL"].startswith("data:application/json,")
+    assert "http" not in json.dumps(spec) + json.dumps(config)
+    assert spec["layout"]["geo"]["visible"] is False  # no base layer to download
+
+    countries = next(d.value for d in app.dataframe if "Country" in d.value.columns)
+    assert set(countries["Country"]) == {"United States", "Canada", "United Kingdom", "Australia"}
+
+
+def test_the_page_names_values_and_shows_percentages(synced: int) -> None:
+    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app.run()
+    app.selectbox(key="breakdowns_metric").set_value("ctr").run()
+    assert not app.exception, [e.value for e in app.exception]
+    bars = [spec for spec, _ in _chart_specs(app) if spec["data"][0]["type"] == "bar"]
+    placements = next(b for b in bars if b["layout"]["xaxis"]["title"]["text"] == "Platform")
+    assert {x for t in placements["data"] for x in t["x"]} >= {"Facebook", "Audience Network"}
+    assert {t["name"] for t in placements["data"]} >= {"Android phone", "iPhone", "Desktop"}
+    assert placements["layout"]["yaxis"]["title"]["text"] == "CTR (%)"
+    assert all(": %{y:,.2f} %<" in t["hovertemplate"] for t in placements["data"])
+
+    regions = next(d for d in app.dataframe if "Region" in d.value.columns)
+    assert list(regions.value.columns) == ["Region", "CTR (%)", "Spend (USD)"]
+    formats = {c: v["type_config"]["format"] for c, v in json.loads(regions.proto.columns).items()
+               if "type_config" in v}  # fmt: skip
+    assert formats == {"CTR (%)": "%.2f %%", "Spend (USD)": "%.2f"}

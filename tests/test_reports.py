@@ -1,5 +1,6 @@
 """The UI's read models: a 30-day series in the account's days, totals against the
-previous period (only when it was synced), undefined ROAS, the entity table."""
+previous period (only when it was synced in full), where the synced data starts,
+undefined ROAS, the entity table over the picked range."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Engine
 
 from core.db import write_session
-from core.db.models import AdAccount, AdEntity, AdMetric
+from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun
 from core.reports import account_overview, entity_rows
 
 NOW = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)  # the 19th in Los Angeles
@@ -68,3 +69,44 @@ def test_entity_rows_show_budgets_where_they_live(db: Engine) -> None:
         ("adset", "Set", "on campaign"),
     ]
     assert rows[0].spend == Decimal(290) and rows[0].parent is None and rows[1].parent == "Camp"
+
+
+def test_a_range_reaching_before_the_synced_data_says_where_it_starts(db: Engine) -> None:
+    account_id = _setup(previous_days=False)  # 30 days of numbers, nothing before
+    overview = account_overview(account_id, days=60, now=NOW)
+    start = TODAY - timedelta(days=29)
+    assert overview.data_starts == start and overview.starts_late
+    assert overview.current.spend == Decimal(290)  # the same as over 30 days …
+    assert overview.previous is None and overview.change("spend") is None
+    assert overview.coverage() == (  # … and it says why
+        f"synced data starts {start:%Y-%m-%d} (30 of the 60 days have no data); "
+        "the comparison period has no data"
+    )
+    thirty = account_overview(account_id, days=30, now=NOW)
+    assert not thirty.starts_late and thirty.previous is None
+    assert thirty.coverage() == "the comparison period has no data"
+
+
+def test_a_comparison_period_synced_in_part_is_not_compared(db: Engine) -> None:
+    account_id = _setup(previous_days=False)
+    with write_session() as session:  # a sync read 45 days (the first 15 without delivery)
+        session.add(SyncRun(account_id=account_id, status="succeeded",
+                            since=TODAY - timedelta(days=44), until=TODAY))  # fmt: skip
+    overview = account_overview(account_id, days=30, now=NOW)
+    assert overview.data_starts == TODAY - timedelta(days=44)
+    assert overview.previous is None
+    assert overview.coverage() == (
+        f"the comparison period ({TODAY - timedelta(days=59):%Y-%m-%d} – "
+        f"{TODAY - timedelta(days=30):%Y-%m-%d}) is synced only from "
+        f"{TODAY - timedelta(days=44):%Y-%m-%d}, so there is no comparison"
+    )
+    # 15 days: the 15 before are synced (without delivery): compared, against zero
+    fifteen = account_overview(account_id, days=15, now=NOW)
+    assert fifteen.previous is not None and fifteen.coverage() is None
+    assert fifteen.change("spend") == fifteen.current.spend - fifteen.previous.spend
+
+
+def test_entity_rows_follow_the_range(db: Engine) -> None:
+    account_id = _setup(previous_days=True)
+    spend = {days: entity_rows(account_id, days=days, now=NOW)[0].spend for days in (7, 30, 60)}
+    assert spend == {7: Decimal(60), 30: Decimal(290), 60: Decimal(290 + 150)}
