@@ -558,6 +558,7 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
+    from core.rules.describe import describe_rule
     from core.rules.store import list_rules
 
     rules = list_rules()
@@ -578,7 +579,11 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
                 next_run.strftime("%Y-%m-%d %H:%M UTC") if next_run else "—",
             )
         )
-    _print_table(rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index:  # each rule in words, under its row
+            print(f"    {describe_rule(rules[index - 1].rule)}")
     return 0
 
 
@@ -595,30 +600,38 @@ def cmd_rules_change(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_preview(args: argparse.Namespace) -> int:
-    from core.engine.run import preview_rule
+    from core.engine.preview import preview_outcomes
+    from core.rules.describe import describe_rule, describe_value_key
 
     if args.rule_id is None:
         return _preview_every_rule()
-    evaluation = preview_rule(args.rule_id)
+    preview = preview_outcomes(args.rule_id)
+    evaluation = preview.evaluation
+    print(f"{evaluation.rule.name}: {describe_rule(evaluation.rule, evaluation.currency)}")
     shown = evaluation.candidates if args.all else evaluation.matched
     print(
         f"{len(evaluation.matched)} of {len(evaluation.candidates)} candidates match now "
         f"(local dates: {', '.join(f'{a} {d}' for a, d in evaluation.today.items()) or '—'})"
     )
+    steps: dict[int, list[Any]] = {}
+    for step in preview.steps:
+        steps.setdefault(step.entity_id, []).append(step)
     for candidate in shown:
         mark = "✓" if candidate.matched else "·"
-        values = ", ".join(
-            f"{key} {_value(value)}" for key, value in sorted(candidate.values.items())
+        values = " · ".join(
+            f"{describe_value_key(key)} {text}" for key, text in candidate.shown.items()
         )
-        print(f"{mark} {candidate.external_id} {candidate.name}: {values}")
-        for condition in candidate.conditions:
-            if not condition.held:
-                why = condition.undefined or f"{_value(condition.actual)} {condition.op} " + (
-                    f"{_value(condition.expected)} is false"
-                )
-                print(f"    ✗ {condition.path}: {why}")
-        if candidate.note:
-            print(f"    ✗ {candidate.note}")
+        print(f"{mark} {candidate.external_id} {candidate.name} ({candidate.account}): {values}")
+        for reason in candidate.reasons:
+            print(f"    ✗ {reason}")
+        for step in steps.get(candidate.entity_id, []):
+            change = f" {step.old_text} → {step.new_text}" if step.new_text else ""
+            why = f": {step.reason}" if step.reason else ""
+            note = f" ({step.note})" if step.note else ""
+            print(f"    → {step.outcome}{why} — {step.action}{change}{note}")
+    for account, reason in preview.skipped_accounts.items():
+        print(f"left out: {account} — {reason}")
+    print(f"{preview.summary} (a preview: nothing was changed)")
     return 0
 
 
@@ -643,11 +656,7 @@ def _preview_every_rule() -> int:
     return 0
 
 
-def _value(value: Any) -> str:
-    from core.rules.evaluate import trace_value
-
-    shown = trace_value(value)
-    return "—" if shown is None else str(shown)
+STEP_WORDS = {"dry_run": "would (dry run)", "pending": "not sent"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -662,15 +671,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     for r in results:
         print(
             f"rule {r.rule_id}: {r.status} — {r.entities_checked} checked, "
-            f"{r.entities_matched} matched, {r.actions_taken} acted, {r.actions_skipped} skipped "
+            f"{r.entities_matched} matched; {r.summary} "
             f"in {r.duration_ms} ms (execution {r.execution_id})"
             + (f"\n  {r.error}" if r.error else "")
         )
         for step in r.steps:
+            outcome = STEP_WORDS.get(step["outcome"], step["outcome"])
             change = f" {step.get('old')} → {step.get('new')}" if step.get("new") else ""
             reason = f" ({step['reason']})" if step.get("reason") else ""
             error = f" — {step['error']}" if step.get("error") else ""
-            print(f"  {step['outcome']}: {step['action']} {step['name']}{change}{reason}{error}")
+            print(
+                f"  {outcome}: {step['action']} {step['name']}{change}{reason}{error}"
+                f" · {step['account']}"
+            )
     return 0 if all(r.status != "failed" for r in results) else 1
 
 

@@ -100,3 +100,31 @@ def test_an_amount_without_a_max_at_most_doubles_the_budget() -> None:
         new_budget(bounded, currency="USD", daily_minor=5_000, lifetime_minor=None).new_minor
         == 200_000
     )
+
+
+def test_no_change_says_its_true_cause() -> None:
+    def jpy(action: ChangeBudget, daily: int) -> str | None:
+        result = new_budget(action, currency="JPY", daily_minor=daily, lifetime_minor=None)
+        assert not result.changes
+        return result.note
+
+    # a ¥3,000 budget and "max 500": above the max, not a change that rounds away
+    raise_it = change(by_percent=25, max=500)
+    assert (
+        jpy(raise_it, 3_000)
+        == "already above the rule's max (500 JPY): an increase never lowers it"
+    )
+    assert jpy(raise_it, 500) == "already at the rule's max (500 JPY)"
+    lower_it = change(by_percent=-20, min=1000)
+    assert (
+        jpy(lower_it, 800) == "already below the rule's min (1,000 JPY): a decrease never raises it"
+    )
+    assert jpy(change(to=3000), 3_000) == "already at 3,000 JPY"
+    assert jpy(change(to=9000, max=3000), 3_000) == "already at 3,000 JPY (the rule's max)"
+    assert jpy(change(by_percent=Decimal("0.01")), 3_000) == (
+        "the change rounds to nothing (0.01 % of 3,000 JPY is less than 1 JPY, the currency's "
+        "smallest unit)"
+    )
+    floor = new_budget(change(by_percent=-50), currency="USD", daily_minor=100,
+                       lifetime_minor=None, meta_minimum_minor=100)  # fmt: skip
+    assert floor.note == "already at the lowest it can be (Meta's minimum is 1.00 USD)"

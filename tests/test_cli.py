@@ -154,3 +154,33 @@ def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "run `python -m core db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rules_list_and_preview_speak_plainly(live) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_engine import SCALE_WINNERS
+
+    document = {**SCALE_WINNERS, "currency": "USD", "safety": {"max_daily_actions": 1}}
+    rule_id = rex("rules", "import", "-", stdin=json.dumps(document)).stdout.strip()
+
+    listed = rex("rules", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        "    If ROAS over the last 7 days > 3 and profit over the last 7 days > 100.00 USD → "
+        "raise the budget 25 % (at most 500.00 USD), every hour · at most 1 action a day "
+        "per account · cooldown 1 day"
+    ) in listed.stdout.splitlines()
+
+    preview = rex("rules", "preview", rule_id, "--all")
+    assert preview.returncode == 0, preview.stderr
+    lines = preview.stdout.splitlines()
+    assert lines[0].startswith("Scale winners: If ROAS over the last 7 days > 3")
+    a = next(i for i, line in enumerate(lines) if line.startswith("✓ 3001 A (act_2001): "))
+    # 328.13 revenue on 78.13 spend: ROAS 4.1998, profit 250.00
+    assert "ROAS, last 7 days 4.20" in lines[a] and "Profit, last 7 days 250.00 USD" in lines[a]
+    assert lines[a + 1] == "    → would change — change_budget 200.00 USD → 250.00 USD"
+    b = next(i for i, line in enumerate(lines) if line.startswith("· 3002 B (act_2001): "))
+    assert lines[b + 1].startswith("    ✗ ROAS over the last 7 days is 2.")
+    assert lines[b + 1].endswith(", not above 3")
+    assert "    → skipped: daily cap reached (1 actions today) — change_budget" in lines
+    assert lines[-1] == "would act on 1, skipped 1 (a preview: nothing was changed)"
+    assert "roas@" not in preview.stdout and "conditions.all" not in preview.stdout

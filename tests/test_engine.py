@@ -202,6 +202,23 @@ def test_a_stale_proposal_is_not_executed(worked) -> None:  # type: ignore[no-un
     assert next(q for q in list_approvals(None) if q.id == c.id).status == "stale"
 
 
+def test_a_stale_proposal_says_the_budget_in_its_currency(worked) -> None:  # type: ignore[no-untyped-def]
+    """Defect 7: the drift is said as money ("now 350.00 USD"), never in minor units."""
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
+    run_rule_now(rule.id, NOW)
+    c = next(q for q in list_approvals() if q.entity_name == "C")
+    with worked.state.lock:  # 350.00 USD set in Ads Manager; the proposal saw 320.00 USD
+        next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 35_000
+
+    with pytest.raises(ApprovalError) as refused:
+        approve(c.id, by="ana", now=NOW + timedelta(minutes=1))
+    message = str(refused.value)
+    assert "daily budget is now 350.00 USD, not the 320.00 USD" in message
+    assert "minor" not in message and "35000" not in message
+    stale = next(q for q in list_approvals(None) if q.id == c.id)
+    assert "350.00 USD" in stale.decision_reason
+
+
 def test_rollback_restores_and_refuses_after_drift(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule(SCALE_WINNERS, now=NOW)
     run_rule_now(rule.id, NOW)

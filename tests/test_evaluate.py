@@ -126,7 +126,10 @@ def test_an_undefined_ratio_never_matches_and_the_trace_says_why(worked_example:
     no_spend = next(c for c in result.candidates if c.name == "no spend")
     assert not no_spend.matched
     assert no_spend.values["roas@last_7d"] is None
-    assert no_spend.conditions[0].undefined == "roas over last_7d is undefined"
+    assert no_spend.conditions[0].undefined == (
+        "ROAS over the last 7 days is undefined (nothing spent)"
+    )
+    assert no_spend.conditions[0].reason == no_spend.conditions[0].undefined
     assert sorted(c.name for c in result.matched) == ["A", "B", "C"]
     trace = result.to_json()
     assert trace["candidates"][3]["conditions"][0]["undefined"]
@@ -213,10 +216,11 @@ def test_windows_are_each_accounts_own_days(db: Engine) -> None:
             _day(session, campaign, date(2026, 11, 20), "400", "0")
 
     def spend(window: str) -> dict[str, Decimal | None]:
-        rule = dict(
+        rule = dict(  # no money value but 0: one rule over a USD and a JPY account
             SCALE_WINNERS,
             scope={"level": "campaign"},
             conditions={"metric": "spend", "window": window, "op": ">", "value": 0},
+            actions=[{"type": "pause"}],
         )
         return {c.name: c.values[f"spend@{window}"] for c in _run(rule).candidates}
 
@@ -305,7 +309,13 @@ def _boundary_rules() -> list[dict]:
         )
     rules.append({"any": [rules[0], {"all": [rules[5], rules[20]]}]})
     rules.append({"metric": "daily_budget", "op": "<=", "value": 11})
-    return [dict(SCALE_WINNERS, name=f"r{i}", conditions=c) for i, c in enumerate(rules)]
+    # one rule per account: their money values are in its currency (USD, then JPY)
+    return [
+        dict(SCALE_WINNERS, name=f"r{i}{tag}", conditions=c,
+             scope={"level": "campaign", "account_ids": [account]})
+        for account, tag in (("act_1", ""), ("act_2", "jp"))
+        for i, c in enumerate(rules)
+    ]  # fmt: skip
 
 
 def test_rules_judged_together_get_the_exact_verdict_of_each_alone(db: Engine) -> None:
@@ -336,3 +346,46 @@ def test_rules_judged_together_get_the_exact_verdict_of_each_alone(db: Engine) -
         if c.values["roas@yesterday"] == Decimal("1.1")
     )
     assert not roas_11.matched
+
+
+def test_the_trace_says_its_verdicts_in_words(worked_example: None) -> None:
+    result = _run(dict(SCALE_WINNERS, safety={"min_spend": 50}))
+    by_name = {c.name: c for c in result.candidates}
+    assert [c.reason for c in by_name["B"].conditions] == [
+        "ROAS over the last 7 days is 2.10, not above 3",
+        "profit over the last 7 days is 55.00 USD, not above 100.00 USD",
+    ]
+    assert by_name["B"].reasons == [c.reason for c in by_name["B"].conditions]
+    assert [c.reason for c in by_name["A"].conditions] == [
+        "ROAS over the last 7 days is 4.20, above 3",
+        "profit over the last 7 days is 250.00 USD, above 100.00 USD",
+    ]
+    assert by_name["C"].reasons == [  # it met the conditions on too little spend
+        "spend over the last 7 days is 45.00 USD, below the rule's minimum of 50.00 USD"
+    ]
+    trace = next(c for c in result.to_json()["candidates"] if c["name"] == "B")
+    # the raw keys stay (pages and approvals read them); beside them, the words
+    assert trace["values"] == {"profit@last_7d": "55", "roas@last_7d": "2.1"}
+    assert trace["shown"] == {"profit@last_7d": "55.00 USD", "roas@last_7d": "2.10"}
+    assert trace["currency"] == "USD" and result.to_json()["currency"] == "USD"
+    assert trace["conditions"][0]["reason"] == "ROAS over the last 7 days is 2.10, not above 3"
+
+
+def test_a_baseline_verdict_names_the_baseline(db: Engine) -> None:
+    with write_session() as session:
+        shop = _account(session, "act_1", "USD", "America/Los_Angeles")
+        worsening = _campaign(session, shop, "worsening")
+        for back in range(1, 31):
+            day = LA_TODAY - timedelta(days=back)
+            _day(session, worsening, day, "10", "30", conversions=1 if back <= 3 else 2)
+    rule = dict(
+        SCALE_WINNERS,
+        conditions={"metric": "cpa", "window": "last_3d", "op": "<",
+                    "value": {"metric": "cpa", "window": "last_30d", "times": 0.8}},
+    )  # fmt: skip
+    (candidate,) = _run(rule).candidates
+    # 30 spent for 3 purchases (10.00); the baseline 0.8 × 300 / 57 = 4.21
+    assert candidate.conditions[0].reason == (
+        "cost per purchase over the last 3 days is 10.00 USD, not below 0.8 × its cost per "
+        "purchase over the last 30 days (4.21 USD)"
+    )

@@ -55,9 +55,16 @@ def new_budget(
     lifetime_minor: int | None,
     meta_minimum_minor: int | None = None,
 ) -> BudgetChange:
+    """The new budget. When nothing changes, `note` says why, naming the true cause
+    (already at or beyond the rule's bound, Meta's minimum, a change smaller than the
+    currency's unit); when a bound stopped the change, which one."""
     kind = budget_kind(action, daily_minor, lifetime_minor)
     old = daily_minor if kind == "daily" else lifetime_minor
     assert old is not None
+
+    def money(minor: int) -> str:
+        return format_money(from_minor(minor, currency), currency)
+
     # Bounds finer than the currency's unit round inward: never past what the rule says.
     low = None if action.min is None else _whole(action.min, currency, ROUND_CEILING)
     high = None if action.max is None else _whole(action.max, currency, ROUND_FLOOR)
@@ -67,33 +74,61 @@ def new_budget(
     if action.to is not None:
         target = to_minor(action.to, currency, exact=False)
         new, note = _clamp(target, low, high)
+        if new == old:
+            bound = {"lowered to max": " (the rule's max)", "raised to min": " (the rule's min)"}
+            return BudgetChange(kind, old, old, f"already at {money(old)}{bound.get(note, '')}")
     else:
         if action.by_percent is not None:
             raw = Decimal(old) * (1 + action.by_percent / 100)
+            asked = f"{action.by_percent.normalize():f} % of {money(old)}"
         else:
             raw = Decimal(old) + to_minor(action.by_amount, currency, exact=False)  # type: ignore[arg-type]
+            asked = f"{action.by_amount.normalize():f} {currency}"  # type: ignore[union-attr]
         new = int(raw.to_integral_value(rounding=ROUND_HALF_EVEN))
         note = None
         if new > 2 * old and high is None:  # by_amount: a typo must not multiply spend
             new, note = 2 * old, "an increase without a max stops at twice the budget"
         if new > old and high is not None and new > high:
-            new, note = max(old, high), "stopped at max"
+            if old >= high:
+                return BudgetChange(kind, old, old, _beyond(old, high, "max", money))
+            new, note = high, "stopped at max"
         elif new < old and low is not None and new < low:
-            new, note = min(old, low), "stopped at min"
+            if old <= low:
+                return BudgetChange(kind, old, old, _beyond(old, low, "min", money))
+            new, note = low, "stopped at min"
+        if new == old:
+            return BudgetChange(
+                kind, old, old,
+                f"the change rounds to nothing ({asked} is less than {money(1)}, the "
+                "currency's smallest unit)",
+            )  # fmt: skip
 
     # The floor: Meta's minimum for the account, and in any case one minor unit (a
     # budget cannot be zero or negative; pausing is how spending stops).
     floor = max(meta_minimum_minor or 0, 1)
     if new < floor and new != old:
-        new = floor if old >= floor else old
-        note = (
-            f"Meta's minimum is {format_money(from_minor(floor, currency), currency)}"
+        minimum = (
+            f"Meta's minimum is {money(floor)}"
             if meta_minimum_minor and meta_minimum_minor >= 1
             else "a budget cannot go below the currency's smallest unit"
         )
+        if old <= floor:
+            return BudgetChange(kind, old, old, f"already at the lowest it can be ({minimum})")
+        new, note = floor, minimum
         if high is not None and new > high:  # the floor is above the rule's max
-            new, note = old, f"{note}, above the rule's max: no change"
+            return BudgetChange(
+                kind, old, old, f"{minimum}, above the rule's max ({money(high)}): no change"
+            )
     return BudgetChange(kind=kind, old_minor=old, new_minor=new, note=note)
+
+
+def _beyond(old: int, bound: int, which: str, money) -> str:  # type: ignore[no-untyped-def]
+    """An increase on a budget already at or above max, a decrease at or below min."""
+    if old == bound:
+        return f"already at the rule's {which} ({money(bound)})"
+    side, verb = ("above", "an increase never lowers it") if which == "max" else (
+        "below", "a decrease never raises it")  # fmt: skip
+    return f"already {side} the rule's {which} ({money(bound)}): {verb}"
 
 
 def _whole(amount: Decimal, currency: str, rounding: str) -> int:

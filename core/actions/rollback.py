@@ -23,6 +23,7 @@ from core.db.models import ActionHistory, ActionStatus, AdAccount, AdEntity
 from core.db.types import utcnow
 from core.errors import NotFoundError, RexError
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
+from core.money import MoneyError, format_money, from_minor
 
 
 class RollbackRefused(RexError):
@@ -55,7 +56,8 @@ def rollback(
     if not isinstance(answer, dict):
         raise RollbackRefused(f"Meta cannot read {target_id} now: {answer}")
     current = EntityInfo.from_graph(level, answer)
-    write, old_text, new_text = _undo(original, current, details)
+    currency = details.get("currency") or account.currency
+    write, old_text, new_text = _undo(original, current, details, currency)
 
     try:
         with write_session(engine) as session:
@@ -102,7 +104,7 @@ def _check(original: ActionHistory, entity: AdEntity | None) -> None:
         raise RollbackRefused("the entity no longer exists in Rex")
 
 
-def _undo(original: ActionHistory, current: EntityInfo, details: dict):  # type: ignore[no-untyped-def]
+def _undo(original: ActionHistory, current: EntityInfo, details: dict, currency: str):  # type: ignore[no-untyped-def]
     kind = original.action_type
     if kind == "change_budget":
         budget = details.get("budget", "daily")
@@ -110,9 +112,14 @@ def _undo(original: ActionHistory, current: EntityInfo, details: dict):  # type:
             current.daily_budget_minor if budget == "daily" else current.lifetime_budget_minor
         )
         if now_minor != details.get("new_minor"):
+            rex_set = _money(details.get("new_minor"), currency, "amount")
+            now = (
+                f"the {budget} budget is now {_money(now_minor, currency, '')}"
+                if now_minor is not None
+                else f"it has no {budget} budget now"
+            )
             raise RollbackRefused(
-                f"the {budget} budget is now {now_minor} minor units, not the "
-                f"{details.get('new_minor')} Rex set: someone changed it since; not rolled back"
+                f"{now}, not the {rex_set} Rex set: someone changed it since; not rolled back"
             )
         write = budget_write(current.external_id, budget, int(details["old_minor"]))
         return write, original.new_value, original.old_value
@@ -135,3 +142,13 @@ def _undo(original: ActionHistory, current: EntityInfo, details: dict):  # type:
             )
         return status_write(current.external_id, "ARCHIVED"), "PAUSED", "ARCHIVED"
     raise RollbackRefused(f"{kind} actions cannot be rolled back")
+
+
+def _money(minor: object, currency: str, missing: str) -> str:
+    """Minor units as people read them ("62.50 USD"); `missing` when there is none."""
+    if not isinstance(minor, int) or isinstance(minor, bool):
+        return missing
+    try:
+        return format_money(from_minor(minor, currency), currency)
+    except MoneyError:
+        return f"{minor} (in {currency}'s smallest unit)"

@@ -12,7 +12,17 @@ entities in a deterministic order (account, entity id) and, for each action:
 * otherwise records an intent (`pending`, unique idempotency key per rule, entity,
   action and evaluation slot) and hands the intents to `core.actions.execute`.
 
-The `rule_executions` row gets the counts, status, duration, error and the trace.
+The `rule_executions` row gets the counts — taken (what was done: writes Meta
+confirmed, notifications sent), queued (proposals put to a person), would (a dry run's
+"would …" rows), skipped — with the status, duration, error and the trace.
+
+Cooldowns and the daily cap count what the live rule did or may have done; a dry run's
+"would" rows count only toward later dry runs (a simulation of its own cap and
+cooldown), so testing a rule never holds back the rule once it is live. An action
+never cools down the entity for the rule's other actions in the same run.
+
+`Planner` is the one place these decisions are made: a run records them, and a
+preview (`core.engine.preview`) asks the same planner without writing anything.
 """
 
 from __future__ import annotations
@@ -56,25 +66,39 @@ from core.rules.document import (
     RuleDocument,
     parse_rule,
 )
-from core.rules.evaluate import Candidate, evaluate, trace_value
+from core.rules.evaluate import Candidate, Evaluation, evaluate, trace_value
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# What counts toward cooldowns and daily caps: what happened, and what may have happened
-# (a write not settled yet counts like a success, so it is never repeated meanwhile).
-COUNTED = (
+# What counts toward a live rule's cooldowns and daily caps: what happened, and what may
+# have happened (a write not settled yet counts like a success, so it is never repeated
+# meanwhile). Never a dry run's "would" rows: testing a rule must not hold it back.
+LIVE_COUNTED = (
     ActionStatus.PENDING,
     ActionStatus.SENDING,
     ActionStatus.SUCCEEDED,
     ActionStatus.UNKNOWN,
-    ActionStatus.DRY_RUN,
 )
+# A dry run simulates its own cap and cooldown: its earlier "would" rows count too.
+DRY_RUN_COUNTED = (*LIVE_COUNTED, ActionStatus.DRY_RUN)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class RuleBusyError(RexError):
     """Another runner holds this rule right now."""
+
+
+def counted_statuses(rule: RuleDocument) -> tuple[ActionStatus, ...]:
+    """The actions of this rule that count toward its cap and cooldown in this run."""
+    return DRY_RUN_COUNTED if rule.safety.dry_run else LIVE_COUNTED
+
+
+def run_mode(rule: RuleDocument) -> str:
+    """`dry_run` (records "would …"), `approval` (queues proposals) or `live`."""
+    if rule.safety.dry_run:
+        return "dry_run"
+    return "approval" if rule.safety.require_approval else "live"
 
 
 @dataclass
@@ -84,11 +108,43 @@ class RunResult:
     status: str
     entities_checked: int = 0
     entities_matched: int = 0
-    actions_taken: int = 0
+    actions_taken: int = 0  # done: writes Meta confirmed, notifications sent
     actions_skipped: int = 0
     duration_ms: int = 0
     error: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    actions_queued: int = 0  # proposals put to a person
+    actions_would: int = 0  # dry run: "would …" rows
+    mode: str = "live"  # live | dry_run | approval
+
+    @property
+    def summary(self) -> str:
+        """What happened, in words: "acted 1, skipped 2", "queued 2 for approval"."""
+        return counts_in_words(
+            taken=self.actions_taken,
+            queued=self.actions_queued,
+            would=self.actions_would,
+            skipped=self.actions_skipped,
+            mode=self.mode,
+        )
+
+
+def counts_in_words(
+    *, taken: int, queued: int, would: int, skipped: int, mode: str | None = None
+) -> str:
+    """A run's counts as people say them: "acted 1, skipped 2", "queued 2 for approval",
+    "would act on 3 (dry run)". `mode` (a run's `mode`, or None for a stored execution
+    whose counts alone tell) names the count a run of that kind is about even at 0."""
+    parts = []
+    if would or mode == "dry_run":
+        parts.append(f"would act on {would} (dry run)")
+    if queued or mode == "approval":
+        parts.append(f"queued {queued} for approval")
+    if taken or not parts:
+        parts.append(f"acted {taken}")
+    if skipped:
+        parts.append(f"skipped {skipped}")
+    return ", ".join(parts)
 
 
 def run_due_rules(
@@ -161,6 +217,42 @@ def run_claimed(
 # ------------------------------------------------------------------------- run
 
 
+@dataclass
+class Prepared:
+    """What a run (or a preview) plans on: the evaluation, the scoped accounts, and
+    those whose numbers are too old to act on."""
+
+    evaluation: Evaluation
+    accounts: dict[str, AdAccount]
+    stale: dict[str, str]
+
+    @property
+    def unusable(self) -> dict[str, str]:
+        """Accounts not acted on at all: bad time zone or currency, another currency than
+        the rule's, stale data."""
+        return {**self.evaluation.skipped_accounts, **self.stale}
+
+
+def prepare(
+    rule: RuleDocument,
+    now: datetime,
+    engine: Engine | None,
+    stale_after: timedelta | None = None,
+) -> Prepared:
+    with read_session(engine) as session:
+        evaluation = evaluate(session, rule, now)
+        scoped = select(AdAccount).where(AdAccount.platform == "meta")
+        if rule.scope.account_ids:
+            scoped = scoped.where(AdAccount.external_id.in_(rule.scope.account_ids))
+        accounts = {a.external_id: a for a in session.scalars(scoped)}
+    stale = _stale_accounts(accounts.values(), now, stale_after)
+    for candidate in evaluation.candidates if stale else []:
+        if candidate.account in stale and candidate.matched:
+            candidate.matched = False
+            candidate.note = stale[candidate.account]
+    return Prepared(evaluation, accounts, stale)
+
+
 def _run(
     rule: RuleDocument,
     claim: Claim,
@@ -170,33 +262,24 @@ def _run(
     engine: Engine | None,
     stale_after: timedelta | None = None,
 ) -> None:
-    with read_session(engine) as session:
-        evaluation = evaluate(session, rule, now)
-        scoped = select(AdAccount).where(AdAccount.platform == "meta")
-        if rule.scope.account_ids:
-            scoped = scoped.where(AdAccount.external_id.in_(rule.scope.account_ids))
-        accounts = {a.external_id: a for a in session.scalars(scoped)}
-    stale = _stale_accounts(accounts.values(), now, stale_after)
-    for candidate in evaluation.candidates:
-        if candidate.account in stale and candidate.matched:
-            candidate.matched = False
-            candidate.note = stale[candidate.account]
+    result.mode = run_mode(rule)
+    prepared = prepare(rule, now, engine, stale_after)
+    evaluation, accounts = prepared.evaluation, prepared.accounts
+    trace["mode"] = result.mode
     trace.update(evaluation.to_json())
-    if stale:
-        trace["stale"] = stale
-    unusable = {**evaluation.skipped_accounts, **stale}  # bad time zone or currency; stale
-    if accounts and len(unusable) == len(accounts):
-        result.entities_checked = len(evaluation.candidates)
-        result.status = ExecutionStatus.SKIPPED
-        result.error = "not evaluated: " + "; ".join(unusable.values())
-        return
+    if prepared.stale:
+        trace["stale"] = prepared.stale
+    unusable = prepared.unusable
     result.entities_checked = len(evaluation.candidates)
+    if accounts and len(unusable) == len(accounts):
+        result.status = ExecutionStatus.SKIPPED
+        reasons = dict.fromkeys(r.removeprefix("not evaluated: ") for r in unusable.values())
+        result.error = "not evaluated: " + "; ".join(reasons)
+        return
     result.entities_matched = len(evaluation.matched)
 
-    planner = _Planner(rule, claim, now, accounts, engine)
-    for candidate in sorted(evaluation.matched, key=lambda c: (c.account, c.external_id)):
-        for index, action in enumerate(rule.actions):
-            planner.plan(candidate, index, action)
+    planner = Planner(rule, claim.rule_id, claim.slot, now, accounts, engine)
+    planner.plan_all(evaluation.matched)
     if planner.intents:
         execute_intents(planner.intents, engine=engine, now=now)
         with read_session(engine) as session:
@@ -213,10 +296,11 @@ def _run(
                 if row.error_message:
                     step["error"] = row.error_message
     result.steps = planner.steps
-    result.actions_taken = sum(
-        1 for s in planner.steps if s["outcome"] in (ActionStatus.SUCCEEDED, "queued", "notified")
-    )
-    result.actions_skipped = sum(1 for s in planner.steps if s["outcome"] == ActionStatus.SKIPPED)
+    outcomes = [s["outcome"] for s in planner.steps]
+    result.actions_taken = sum(1 for o in outcomes if o in (ActionStatus.SUCCEEDED, "notified"))
+    result.actions_queued = outcomes.count("queued")
+    result.actions_would = outcomes.count(ActionStatus.DRY_RUN)
+    result.actions_skipped = outcomes.count(ActionStatus.SKIPPED)
     trace["actions"] = planner.steps
     bad = (ActionStatus.FAILED, ActionStatus.UNKNOWN, ActionStatus.DEFERRED)
     failed = [s for s in planner.steps if s["outcome"] in bad]
@@ -266,24 +350,49 @@ def _stale_accounts(accounts: Any, now: datetime, stale_after: timedelta | None)
     return stale
 
 
-class _Planner:
-    """Decides, per matched entity and action, what happens; records it."""
+class Planner:
+    """Decides, per matched entity and action, what happens, and records it.
+
+    The same guards, in the same order, for a run and for a preview: with
+    `preview=True` nothing is written (no action rows, proposals or notifications) and
+    what a run would have recorded is kept in memory instead — so the daily cap and
+    the rule's own queue are simulated exactly as a run applies them. `rule_id` is None
+    for a document not saved yet (it has no history)."""
 
     def __init__(
         self,
         rule: RuleDocument,
-        claim: Claim,
+        rule_id: int | None,
+        slot: datetime,
         now: datetime,
         accounts: dict[str, AdAccount],
         engine: Engine | None,
+        *,
+        preview: bool = False,
     ) -> None:
-        self.rule, self.claim, self.now, self.engine = rule, claim, now, engine
+        self.rule, self.rule_id, self.slot, self.now = rule, rule_id, slot, now
+        self.engine, self.preview = engine, preview
         self.accounts = accounts
+        self.counted = counted_statuses(rule)
         self.steps: list[dict[str, Any]] = []
         self.intents: list[int] = []
         self.held_accounts: dict[str, str] = {}
+        # account id → this rule's counted actions today: the database's count when the
+        # account is first met, then this run's own (one runner holds the rule)
+        self.today: dict[int, int] = {}
+        # what this run recorded: never a cooldown for the rule's other actions in it
+        self.recorded: list[int] = []
+        self.proposed: list[int] = []
+        self.queued_here: set[tuple[int, str]] = set()
         # entities with an earlier write not settled yet: no other write until it is
         self.unsettled = unsettled_writes(engine=engine)
+
+    def plan_all(self, matched: list[Candidate]) -> list[dict[str, Any]]:
+        """Every action for every matched entity, in a fixed order (account, entity)."""
+        for candidate in sorted(matched, key=lambda c: (c.account, c.external_id)):
+            for index, action in enumerate(self.rule.actions):
+                self.plan(candidate, index, action)
+        return self.steps
 
     def plan(self, candidate: Candidate, index: int, action: Any) -> None:
         step: dict[str, Any] = {
@@ -311,24 +420,13 @@ class _Planner:
         step.update(old=change.old_text, new=change.new_text, note=change.note)
 
         if isinstance(action, Notify):
-            self.notify(candidate, account, action, step)
+            self.notify(candidate, account, action, change, step)
         elif self.rule.safety.dry_run:
-            step["action_id"] = self.record(candidate, account, change, ActionStatus.DRY_RUN)
-            step["outcome"] = ActionStatus.DRY_RUN
+            self.would(candidate, account, change, step)
         elif self.rule.safety.require_approval:
             self.queue(candidate, account, change, step)
         else:
-            key = (
-                f"r{self.claim.rule_id}:e{candidate.entity_id}:a{index}:{action.type}:"
-                f"{self.claim.slot:%Y%m%dT%H%M}Z"
-            )
-            action_id = self.record(candidate, account, change, ActionStatus.PENDING, key)
-            if action_id is None:
-                step.update(outcome=ActionStatus.SKIPPED, reason="already done in this slot")
-                return
-            step["action_id"] = action_id
-            step["outcome"] = ActionStatus.PENDING
-            self.intents.append(action_id)
+            self.intend(candidate, account, change, index, step)
 
     # --------------------------------------------------------------- guards
 
@@ -347,59 +445,74 @@ class _Planner:
         cooldown = self.cooldown_until(candidate)
         if cooldown:
             return f"in cooldown until {cooldown:%Y-%m-%d %H:%M} UTC"
-        # counted in the database: this run's own records are already there
         if self.count_today(account) >= self.rule.safety.max_daily_actions:
             return f"daily cap reached ({self.rule.safety.max_daily_actions} actions today)"
         return None
 
     def cooldown_until(self, candidate: Candidate) -> datetime | None:
+        """The end of the entity's cooldown from this rule's earlier runs, if any."""
         minutes = self.rule.safety.cooldown_minutes
-        if not minutes:
+        if not minutes or self.rule_id is None:
             return None
         since = self.now - timedelta(minutes=minutes)
         with read_session(self.engine) as session:
             acted = session.scalar(
                 select(func.max(ActionHistory.created_at)).where(
-                    ActionHistory.rule_id == self.claim.rule_id,
+                    ActionHistory.rule_id == self.rule_id,
                     ActionHistory.entity_id == candidate.entity_id,
-                    ActionHistory.status.in_(COUNTED),
+                    ActionHistory.status.in_(self.counted),
                     ActionHistory.created_at > since,
+                    ActionHistory.id.not_in(self.recorded),
                 )
             )
             queued = session.scalar(
                 select(func.max(PendingAction.created_at)).where(
-                    PendingAction.rule_id == self.claim.rule_id,
+                    PendingAction.rule_id == self.rule_id,
                     PendingAction.entity_id == candidate.entity_id,
                     PendingAction.status.in_((ApprovalStatus.PENDING, ApprovalStatus.APPROVED)),
                     PendingAction.created_at > since,
+                    PendingAction.id.not_in(self.proposed),
                 )
             )
         last = max((t for t in (acted, queued) if t is not None), default=None)
         return None if last is None else last + timedelta(minutes=minutes)
 
     def count_today(self, account: AdAccount) -> int:
-        """Actions of this rule on this account since the account's local midnight."""
+        """Actions of this rule on this account since the account's local midnight:
+        counted in the database (across runs and processes), plus this run's own."""
+        if account.id not in self.today:
+            self.today[account.id] = self._counted_in_database(account)
+        return self.today[account.id]
+
+    def _counted_in_database(self, account: AdAccount) -> int:
+        if self.rule_id is None:
+            return 0
         zone = ZoneInfo(account.timezone_name)
         local = self.now.astimezone(zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         with read_session(self.engine) as session:
             taken = session.scalar(
                 select(func.count(ActionHistory.id)).where(
-                    ActionHistory.rule_id == self.claim.rule_id,
+                    ActionHistory.rule_id == self.rule_id,
                     ActionHistory.account_id == account.id,
-                    ActionHistory.status.in_(COUNTED),
+                    ActionHistory.status.in_(self.counted),
                     ActionHistory.created_at >= midnight,
                 )
             )
             queued = session.scalar(
                 select(func.count(PendingAction.id)).where(
-                    PendingAction.rule_id == self.claim.rule_id,
+                    PendingAction.rule_id == self.rule_id,
                     PendingAction.account_id == account.id,
                     PendingAction.status.in_((ApprovalStatus.PENDING, ApprovalStatus.APPROVED)),
                     PendingAction.created_at >= midnight,
                 )
             )
         return int(taken or 0) + int(queued or 0)
+
+    def _counts(self, account: AdAccount) -> None:
+        """One more action of this rule on the account today (recorded or, in a
+        preview, that would be)."""
+        self.today[account.id] = self.count_today(account) + 1
 
     # -------------------------------------------------------------- changes
 
@@ -430,10 +543,8 @@ class _Planner:
                 )
             except BudgetNotApplicable as error:
                 raise _Skip(f"no budget to change: {error}") from None
-            if not budget.changes:
-                raise _Skip(
-                    "the change rounds to nothing" + (f" ({budget.note})" if budget.note else "")
-                )
+            if not budget.changes:  # the note names the cause: a bound, Meta, rounding
+                raise _Skip(budget.note or "the change rounds to nothing")
 
             def money(minor: int) -> str:
                 return format_money(from_minor(minor, candidate.currency), candidate.currency)
@@ -459,7 +570,50 @@ class _Planner:
             return _Change(action.type, None, None, action.message or self.rule.name)
         raise _Skip(f"unknown action {action!r}")
 
-    # ------------------------------------------------------------- records
+    # ------------------------------------------------------------- outcomes
+
+    def would(
+        self, candidate: Candidate, account: AdAccount, change: _Change, step: dict[str, Any]
+    ) -> None:
+        """Dry run: a "would …" row, nothing sent."""
+        if not self.preview:
+            step["action_id"] = self.record(candidate, account, change, ActionStatus.DRY_RUN)
+        step["outcome"] = ActionStatus.DRY_RUN
+        self._counts(account)
+
+    def intend(
+        self,
+        candidate: Candidate,
+        account: AdAccount,
+        change: _Change,
+        index: int,
+        step: dict[str, Any],
+    ) -> None:
+        """Live: an intent with its idempotency key, sent after planning."""
+        key = (
+            f"r{self.rule_id}:e{candidate.entity_id}:a{index}:{change.action_type}:"
+            f"{self.slot:%Y%m%dT%H%M}Z"
+        )
+        action_id = None if self._done(key) else 0
+        if action_id is not None and not self.preview:
+            action_id = self.record(candidate, account, change, ActionStatus.PENDING, key)
+        if action_id is None:
+            step.update(outcome=ActionStatus.SKIPPED, reason="already done in this slot")
+            return
+        step["outcome"] = ActionStatus.PENDING
+        self._counts(account)
+        if not self.preview:
+            step["action_id"] = action_id
+            self.intents.append(action_id)
+
+    def _done(self, key: str) -> bool:
+        if self.rule_id is None:
+            return False
+        with read_session(self.engine) as session:
+            found = session.scalar(
+                select(ActionHistory.id).where(ActionHistory.idempotency_key == key)
+            )
+        return found is not None
 
     def record(
         self,
@@ -469,6 +623,7 @@ class _Planner:
         status: ActionStatus,
         key: str | None = None,
     ) -> int | None:
+        assert not self.preview, "a preview writes nothing"
         details = dict(change.details)
         if change.write is not None:
             details["request"] = change.write.to_json()
@@ -477,7 +632,7 @@ class _Planner:
         try:
             with write_session(self.engine) as session:
                 row = ActionHistory(
-                    rule_id=self.claim.rule_id,
+                    rule_id=self.rule_id,
                     execution_id=None,
                     account_id=account.id,
                     entity_id=candidate.entity_id,
@@ -492,6 +647,7 @@ class _Planner:
                 )
                 session.add(row)
                 session.flush()
+                self.recorded.append(row.id)
                 return row.id
         except IntegrityError:
             return None  # this slot already recorded it: never twice
@@ -499,20 +655,36 @@ class _Planner:
     def queue(
         self, candidate: Candidate, account: AdAccount, change: _Change, step: dict[str, Any]
     ) -> None:
+        """Approval required: a proposal for a person (24 h), one per entity and action
+        type at a time."""
+        if (candidate.entity_id, change.action_type) in self.queued_here:
+            step.update(outcome=ActionStatus.SKIPPED, reason="awaiting approval (queued just now)")
+            return
+        waiting_query = select(PendingAction.id).where(
+            PendingAction.rule_id == self.rule_id,
+            PendingAction.entity_id == candidate.entity_id,
+            PendingAction.action_type == change.action_type,
+            PendingAction.status == ApprovalStatus.PENDING,
+        )
+        if self.preview:
+            waiting = None
+            if self.rule_id is not None:
+                with read_session(self.engine) as session:
+                    waiting = session.scalar(waiting_query)
+            if waiting:
+                step.update(outcome=ActionStatus.SKIPPED, reason=f"awaiting approval #{waiting}")
+                return
+            self.queued_here.add((candidate.entity_id, change.action_type))
+            step["outcome"] = "queued"
+            self._counts(account)
+            return
         with write_session(self.engine) as session:
-            waiting = session.scalar(
-                select(PendingAction.id).where(
-                    PendingAction.rule_id == self.claim.rule_id,
-                    PendingAction.entity_id == candidate.entity_id,
-                    PendingAction.action_type == change.action_type,
-                    PendingAction.status == ApprovalStatus.PENDING,
-                )
-            )
+            waiting = session.scalar(waiting_query)
             if waiting:
                 step.update(outcome=ActionStatus.SKIPPED, reason=f"awaiting approval #{waiting}")
                 return
             pending = PendingAction(
-                rule_id=self.claim.rule_id,
+                rule_id=self.rule_id,
                 account_id=account.id,
                 entity_id=candidate.entity_id,
                 action_type=change.action_type,
@@ -524,11 +696,14 @@ class _Planner:
                     "level": self.rule.scope.level,
                     "entity": candidate.external_id,
                     "entity_name": candidate.name,
+                    "account": candidate.account,
                     "rule_name": self.rule.name,
                     **change.details,
                 },
                 justification={
                     "values": {k: trace_value(v) for k, v in candidate.values.items()},
+                    "shown": candidate.shown,
+                    "currency": candidate.currency,
                     "conditions": [c.to_json() for c in candidate.conditions],
                 },
                 status=ApprovalStatus.PENDING,
@@ -537,22 +712,32 @@ class _Planner:
             )
             session.add(pending)
             session.flush()
+            self.proposed.append(pending.id)
+            self.queued_here.add((candidate.entity_id, change.action_type))
             step.update(outcome="queued", pending_id=pending.id)
+        self._counts(account)
 
     def notify(
-        self, candidate: Candidate, account: AdAccount, action: Notify, step: dict[str, Any]
+        self,
+        candidate: Candidate,
+        account: AdAccount,
+        action: Notify,
+        change: _Change,
+        step: dict[str, Any],
     ) -> None:
-        change = _Change("notify", None, None, action.message)
         if self.rule.safety.dry_run:
-            step["action_id"] = self.record(candidate, account, change, ActionStatus.DRY_RUN)
-            step["outcome"] = ActionStatus.DRY_RUN
+            self.would(candidate, account, change, step)
+            return
+        step["outcome"] = "notified"
+        self._counts(account)
+        if self.preview:
             return
         values = ", ".join(f"{k} {trace_value(v)}" for k, v in sorted(candidate.values.items()))
         with write_session(self.engine) as session:
             session.add(
                 Notification(
                     account_id=account.id,
-                    rule_id=self.claim.rule_id,
+                    rule_id=self.rule_id,
                     kind="rule_notify",
                     title=f"{self.rule.name}: {candidate.name}",
                     body=(action.message or "The rule's conditions held.") + f" ({values})",
@@ -560,7 +745,6 @@ class _Planner:
                 )
             )
         step["action_id"] = self.record(candidate, account, change, ActionStatus.SUCCEEDED)
-        step["outcome"] = "notified"
 
 
 @dataclass
@@ -588,6 +772,8 @@ def _finish(result: RunResult, trace: dict[str, Any], engine: Engine | None) -> 
         execution.entities_checked = result.entities_checked
         execution.entities_matched = result.entities_matched
         execution.actions_taken = result.actions_taken
+        execution.actions_queued = result.actions_queued
+        execution.actions_would = result.actions_would
         execution.actions_skipped = result.actions_skipped
         execution.status = result.status
         execution.error = result.error

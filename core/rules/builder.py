@@ -1,22 +1,51 @@
-"""What the rule builder needs besides the document model: templates, choices from the
-metric catalogue, listing with activity, duplicating, and problems grouped by section.
+"""What the rule builder and the rules list need besides the document model.
+
+* templates, which all open in a visible mode ("Test first"), and the three modes;
+* the rules list as a read model: last run, actions and money moved in 7 days, errors,
+  with search, status filter, sorting and pages; bulk enable / disable; "Go live";
+* scope by picking (synced entities with their status), expressed as the document's own
+  filters (`{"field": "id", "op": "in", …}`, `{"field": "effective_status", …}`);
+* schedules in human terms (presets over `schedule.every_minutes` and `hours`);
+* validation in the builder's words: every message names the field as the page shows it
+  ("Action 1 · Max") and says the fix; the document paths stay for the CLI and imports.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import aliased
 
 from core.db import read_session
-from core.db.models import ActionHistory, ActionStatus
+from core.db.models import (
+    ActionHistory,
+    ActionStatus,
+    AdAccount,
+    AdEntity,
+    ExecutionStatus,
+    RuleExecution,
+)
 from core.db.types import utcnow
-from core.rules.document import COMPARISONS, RANGE_OPS, RuleDocumentError, parse_rule
-from core.rules.metrics import METRICS
-from core.rules.store import RuleView, get_rule, save_rule
+from core.errors import InputError, RexError
+from core.money import format_money, from_minor
+from core.rules.document import (
+    COMPARISONS,
+    RANGE_OPS,
+    RuleDocumentError,
+    check_rule_currency,
+    parse_rule,
+)
+from core.rules.frame import HIDDEN_STATUSES
+from core.rules.metrics import METRICS, Unit
+from core.rules.store import RuleView, get_rule, list_rules, save_rule, set_status
+from core.rules.windows import Window, WindowError
 
 WINDOWS = (
     "today",
@@ -30,13 +59,111 @@ WINDOWS = (
     "lifetime",
 )
 OPERATORS = (*COMPARISONS, *RANGE_OPS)
+ACTION_WORDS = {
+    "change_budget": "Change the budget",
+    "pause": "Pause",
+    "resume": "Resume",
+    "duplicate": "Duplicate (a paused copy)",
+    "notify": "Notify",
+}
+
+
+def window_words(window: str) -> str:
+    """A window as the builder lists it: "last 7 days", "yesterday"."""
+    try:
+        return Window.parse(window).short
+    except WindowError:
+        return window
+
+
 SECTIONS = ("name", "status", "scope", "conditions", "actions", "schedule", "safety")
+
+# --------------------------------------------------------------------------- modes
+
+MODES: dict[str, tuple[str, str]] = {
+    "dry_run": (
+        "Test first (dry run)",
+        "Runs on its schedule and records what it would do; nothing changes on Meta. "
+        "Review the result, then go live.",
+    ),
+    "approval": (
+        "Ask before acting (approval)",
+        "Each change waits in Approvals until a person approves it; nothing changes on "
+        "Meta before that.",
+    ),
+    "live": (
+        "Live",
+        "Changes budgets and statuses on Meta as soon as its conditions hold, within the "
+        "safety limits below.",
+    ),
+}
+
+
+def mode_of(document: dict[str, Any]) -> str:
+    """The builder's one mode for a document (a dry run wins over approval)."""
+    safety = document.get("safety") or {}
+    if safety.get("dry_run"):
+        return "dry_run"
+    return "approval" if safety.get("require_approval") else "live"
+
+
+def set_mode(document: dict[str, Any], mode: str) -> None:
+    if mode not in MODES:
+        raise InputError("mode", f"{mode!r}: use one of {', '.join(MODES)}")
+    safety = document.setdefault("safety", {})
+    safety["dry_run"] = mode == "dry_run"
+    safety["require_approval"] = mode == "approval"
+
+
+def builder_draft(document: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A document as the builder edits it (conditions as a group, exactly one mode), and
+    a note when it had to change something the person should know about."""
+    draft = copy.deepcopy(document)
+    conditions = draft.get("conditions") or {"all": [default_condition()]}
+    if not isinstance(conditions, dict) or ("all" not in conditions and "any" not in conditions):
+        conditions = {"all": [conditions]}
+    draft["conditions"] = conditions
+    draft.setdefault("scope", {"level": "campaign", "account_ids": [], "filters": []})
+    draft.setdefault("schedule", {"every_minutes": 60})
+    draft.setdefault("safety", {})
+    note = None
+    safety = draft["safety"]
+    if safety.get("dry_run") and safety.get("require_approval"):
+        note = (
+            "This rule had both dry run and approval on, so it would never queue anything "
+            "for approval. It is shown in **Test first** mode: choose the mode it should "
+            "run in before saving."
+        )
+    set_mode(draft, mode_of(draft))
+    return draft, note
+
+
+def offers_go_live(view: RuleView) -> bool:
+    """A saved rule in dry run that has run at least once: its result can be reviewed."""
+    return bool((view.document.get("safety") or {}).get("dry_run")) and (
+        view.last_execution_at is not None
+    )
+
+
+def go_live(rule_id: int, *, engine: Engine | None = None, now: datetime | None = None) -> RuleView:
+    """The saved rule (the version its dry run ran) as a new version with dry run off and
+    status active: the last step of "test first → review → go live"."""
+    document = copy.deepcopy(get_rule(rule_id, engine=engine).document)
+    set_mode(document, "live")
+    document["status"] = "active"
+    return save_rule(document, rule_id=rule_id, engine=engine, now=now)
+
+
+# ----------------------------------------------------------------------- templates
+
+ACTIVE_ONLY = {"field": "effective_status", "op": "in", "value": ["ACTIVE"]}
+_TEST_FIRST = {"dry_run": True, "require_approval": False}
 
 TEMPLATES: dict[str, dict[str, Any]] = {
     "Scale winners": {
         "name": "Scale winners",
         "status": "draft",
-        "scope": {"level": "campaign", "account_ids": [], "filters": []},
+        "scope": {"level": "campaign", "account_ids": [], "filters": [ACTIVE_ONLY]},
         "conditions": {
             "all": [
                 {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
@@ -45,17 +172,12 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         },
         "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
         "schedule": {"every_minutes": 360},
-        "safety": {
-            "max_daily_actions": 10,
-            "cooldown_minutes": 1440,
-            "dry_run": True,
-            "require_approval": False,
-        },
+        "safety": {"max_daily_actions": 10, "cooldown_minutes": 1440, **_TEST_FIRST},
     },
     "Stop losers": {
         "name": "Stop losers",
         "status": "draft",
-        "scope": {"level": "adset", "account_ids": [], "filters": []},
+        "scope": {"level": "adset", "account_ids": [], "filters": [ACTIVE_ONLY]},
         "conditions": {
             "all": [
                 {"metric": "roas", "window": "last_7d", "op": "<", "value": 1},
@@ -64,17 +186,12 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         },
         "actions": [{"type": "pause"}],
         "schedule": {"every_minutes": 60},
-        "safety": {
-            "max_daily_actions": 5,
-            "cooldown_minutes": 1440,
-            "dry_run": True,
-            "require_approval": True,
-        },
+        "safety": {"max_daily_actions": 5, "cooldown_minutes": 1440, **_TEST_FIRST},
     },
     "Pause on high CPA": {
         "name": "Pause on high CPA",
         "status": "draft",
-        "scope": {"level": "ad", "account_ids": [], "filters": []},
+        "scope": {"level": "ad", "account_ids": [], "filters": [ACTIVE_ONLY]},
         "conditions": {
             "all": [
                 {
@@ -88,12 +205,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         },
         "actions": [{"type": "pause"}],
         "schedule": {"every_minutes": 60},
-        "safety": {
-            "max_daily_actions": 10,
-            "cooldown_minutes": 1440,
-            "dry_run": True,
-            "require_approval": False,
-        },
+        "safety": {"max_daily_actions": 10, "cooldown_minutes": 1440, **_TEST_FIRST},
     },
     "Revive when ROAS recovers": {
         "name": "Revive when ROAS recovers",
@@ -111,20 +223,9 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         },
         "actions": [{"type": "resume"}],
         "schedule": {"every_minutes": 120},
-        "safety": {
-            "max_daily_actions": 5,
-            "cooldown_minutes": 2880,
-            "dry_run": True,
-            "require_approval": True,
-        },
+        "safety": {"max_daily_actions": 5, "cooldown_minutes": 2880, **_TEST_FIRST},
     },
 }
-
-
-@dataclass(frozen=True)
-class RuleListRow:
-    rule: RuleView
-    actions_7d: int
 
 
 def template(name: str) -> dict[str, Any]:
@@ -135,12 +236,520 @@ def metric_choices(windowed: bool = True) -> list[str]:
     return [name for name, m in METRICS.items() if m.needs_window or not windowed]
 
 
+def default_condition() -> dict[str, Any]:
+    return {"metric": "roas", "window": "last_7d", "op": ">", "value": 1}
+
+
+def is_reference(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def level_allows_budget(level: str) -> bool:
+    return level in ("campaign", "adset")
+
+
+def is_money(metric: str) -> bool:
+    return metric in METRICS and METRICS[metric].unit == Unit.MONEY
+
+
+# --------------------------------------------------------------------------- scope
+
+
+@dataclass(frozen=True)
+class ScopeParts:
+    """A scope's filters as the builder shows them: the "active only" switch, the
+    entities picked from the list, and the other (name, status, parent) filters."""
+
+    active_only: bool
+    picked: list[str]
+    others: list[dict[str, Any]]
+
+
+def _is_active_only(item: dict[str, Any]) -> bool:
+    return item.get("field") == "effective_status" and (
+        (item.get("op") == "in" and item.get("value") == ["ACTIVE"])
+        or (item.get("op") == "=" and item.get("value") == "ACTIVE")
+    )
+
+
+def _is_pick(item: dict[str, Any]) -> bool:
+    return (
+        item.get("field") == "id" and item.get("op") == "in" and isinstance(item.get("value"), list)
+    )
+
+
+def split_filters(filters: Iterable[dict[str, Any]]) -> ScopeParts:
+    active, picked, others = False, None, []
+    for item in filters:
+        if not active and _is_active_only(item):
+            active = True
+        elif picked is None and _is_pick(item):
+            picked = list(item["value"])
+        else:
+            others.append(item)
+    return ScopeParts(active, picked or [], others)
+
+
+def join_filters(parts: ScopeParts) -> list[dict[str, Any]]:
+    """The document's filters for a scope: the others first (so "Filter N" on screen is
+    the document's filter N), then the pick as `id in […]`, then `effective_status in
+    [ACTIVE]` — all filters RULES.md defines."""
+    filters = list(parts.others)
+    if parts.picked:
+        filters.append({"field": "id", "op": "in", "value": list(parts.picked)})
+    if parts.active_only:
+        filters.append(copy.deepcopy(ACTIVE_ONLY))
+    return filters
+
+
+def add_filter(document: dict[str, Any]) -> None:
+    """One more name / status filter (an empty "name contains", which lets all through)."""
+    scope = document.setdefault("scope", {"level": "campaign"})
+    parts = split_filters(scope.get("filters") or [])
+    others = [*parts.others, {"field": "name", "op": "contains", "value": ""}]
+    scope["filters"] = join_filters(ScopeParts(parts.active_only, parts.picked, others))
+
+
+def remove_filter(document: dict[str, Any], index: int) -> None:
+    """Remove "Filter `index + 1`" as the builder numbers them (the pick and the active
+    switch are not among them)."""
+    scope = document.setdefault("scope", {"level": "campaign"})
+    parts = split_filters(scope.get("filters") or [])
+    others = [f for i, f in enumerate(parts.others) if i != index]
+    scope["filters"] = join_filters(ScopeParts(parts.active_only, parts.picked, others))
+
+
+@dataclass(frozen=True)
+class ScopeChoice:
+    external_id: str
+    name: str
+    account: str
+    effective_status: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} · {self.effective_status} · {self.account} · {self.external_id}"
+
+
+SCOPE_CHOICES_LIMIT = 2000
+
+
+def scope_choices(
+    account_ids: list[str] | None,
+    level: str,
+    *,
+    active_only: bool = False,
+    limit: int = SCOPE_CHOICES_LIMIT,
+    engine: Engine | None = None,
+) -> list[ScopeChoice]:
+    """Synced campaigns, ad sets or ads a rule can be scoped to by picking, with their
+    status: of `account_ids` (all Meta accounts when empty), archived and deleted ones
+    left out (as the evaluation does), only ACTIVE ones with `active_only`; by account
+    and name, at most `limit`."""
+    query = (
+        select(
+            AdEntity.external_id, AdEntity.name, AdAccount.external_id, AdEntity.effective_status
+        )
+        .join(AdAccount, AdAccount.id == AdEntity.account_id)
+        .where(AdAccount.platform == "meta", AdAccount.connected, AdEntity.level == level)
+        .where(AdEntity.effective_status.not_in(HIDDEN_STATUSES))
+        .order_by(AdAccount.external_id, AdEntity.name, AdEntity.external_id)
+        .limit(limit)
+    )
+    if account_ids:
+        query = query.where(AdAccount.external_id.in_(account_ids))
+    if active_only:
+        query = query.where(AdEntity.effective_status == "ACTIVE")
+    with read_session(engine) as session:
+        return [ScopeChoice(*row) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class AccountChoice:
+    external_id: str
+    name: str
+    currency: str
+    timezone_name: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.external_id}, {self.currency})"
+
+
+def account_choices(*, engine: Engine | None = None) -> dict[str, AccountChoice]:
+    """The Meta accounts a rule can cover, by external id (no tokens read)."""
+    query = (
+        select(AdAccount.external_id, AdAccount.name, AdAccount.currency, AdAccount.timezone_name)
+        .where(AdAccount.platform == "meta", AdAccount.connected)
+        .order_by(AdAccount.external_id)
+    )
+    with read_session(engine) as session:
+        return {row[0]: AccountChoice(*row) for row in session.execute(query)}
+
+
+def scope_currencies(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> list[str]:
+    """The currencies of the accounts a rule covers (all accounts when it names none)."""
+    ids = (document.get("scope") or {}).get("account_ids") or list(accounts)
+    return sorted({accounts[i].currency for i in ids if i in accounts})
+
+
+def rule_currency(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> str | None:
+    """The currency a rule's money values are in: the document's own `currency`, else
+    the scoped accounts' one currency; None when they have several (or there are none)."""
+    stated = document.get("currency")
+    if isinstance(stated, str) and stated:
+        return stated.upper()
+    found = scope_currencies(document, accounts)
+    return found[0] if len(found) == 1 else None
+
+
+def currency_label(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> str:
+    """What a money field's label says its currency is: "USD", or "each account's
+    currency: JPY, USD" when the scope mixes them."""
+    currency = rule_currency(document, accounts)
+    if currency:
+        return currency
+    found = scope_currencies(document, accounts)
+    return f"each account's currency: {', '.join(found)}" if found else "account currency"
+
+
+def scope_time_zones(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> list[str]:
+    ids = (document.get("scope") or {}).get("account_ids") or list(accounts)
+    return sorted({f"{i}: {accounts[i].timezone_name}" for i in ids if i in accounts})
+
+
+# ------------------------------------------------------------------------ schedule
+
+SCHEDULES: dict[str, tuple[str, int | None]] = {
+    "every_15": ("Every 15 minutes", 15),
+    "every_30": ("Every 30 minutes", 30),
+    "hourly": ("Hourly", 60),
+    "every_6h": ("Every 6 hours", 360),
+    "daily": ("Daily at a time (account's time zone)", None),
+    "custom": ("Every … minutes", None),
+}
+
+
+def schedule_choice(schedule: dict[str, Any]) -> tuple[str, int]:
+    """The preset a schedule is (and the hour of "daily"), or "custom"; an hours window
+    may come with any preset but "daily" (which is one)."""
+    minutes = schedule.get("every_minutes", 60)
+    hours = schedule.get("hours")
+    if minutes == 60 and hours and len(hours) == 2 and hours[1] == hours[0] + 1:
+        return "daily", int(hours[0])
+    for preset, (_, every) in SCHEDULES.items():
+        if every is not None and every == minutes:
+            return preset, 9
+    return "custom", 9
+
+
+def apply_schedule(
+    schedule: dict[str, Any], preset: str, *, minutes: int | None = None, hour: int = 9
+) -> None:
+    """Write a preset into `schedule`. "Daily at H" is an hourly check whose hours window
+    is [H, H+1) in each account's time zone: exactly one run a day falls in it, whatever
+    minute the rule was saved at (a 1440-minute grid would keep the saving time of day
+    and could miss the window every day). The other hourly checks act on nothing and
+    say so: "outside the rule's hours". Leaving "daily" drops its one-hour window."""
+    was_daily = schedule_choice(schedule)[0] == "daily"
+    if preset == "daily":
+        schedule["every_minutes"] = 60
+        schedule["hours"] = [hour, hour + 1]
+        return
+    every = SCHEDULES[preset][1]
+    schedule["every_minutes"] = every if every is not None else minutes
+    if was_daily:
+        schedule.pop("hours", None)
+
+
+# --------------------------------------------------------------------- validation
+
+_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+_ACTION_FIELDS = {
+    "type": "Action",
+    "by_percent": "Amount",
+    "by_amount": "Amount",
+    "to": "Amount",
+    "min": "Min",
+    "max": "Max",
+    "budget": "Budget",
+    "name_suffix": "Name suffix",
+    "message": "Message",
+}
+_CONDITION_FIELDS = {"metric": "Metric", "window": "Window", "op": "Op", "value": "Value"}
+_REFERENCE_FIELDS = {"times": "× factor", "window": "Baseline window", "metric": "Metric"}
+_SCHEDULE_FIELDS = {
+    "every_minutes": "Every (minutes)",
+    "days": "Only on these days",
+    "hours": "Only between these hours",
+}
+_SAFETY_FIELDS = {
+    "max_daily_actions": "Max actions a day",
+    "cooldown_minutes": "Cooldown (minutes)",
+    "dry_run": "Mode",
+    "require_approval": "Mode",
+    "min_spend": "Min spend",
+    "min_impressions": "Min impressions",
+}
+_SCOPE_FIELDS = {"account_ids": "Accounts", "level": "Level", "filters": "Filters"}
+_FILTER_FIELDS = {"field": "Field", "op": "Op", "value": "Value"}
+
+# The fix, by the field a generic (pydantic) message is about.
+_FIXES = {
+    "name": "type a name for the rule",
+    "max": "enter an amount above 0, or leave Max empty for no maximum",
+    "min": "enter an amount above 0, or leave Min empty for no minimum",
+    "to": "enter the budget to set, above 0",
+    "every_minutes": "choose a preset, or enter 1 to 10,080 minutes (a week)",
+    "max_daily_actions": "enter 1 to 10,000",
+    "cooldown_minutes": "enter 0 (no cooldown) to 525,600 (a year)",
+    "min_spend": "enter 0 or more, or leave it empty for no minimum",
+    "min_impressions": "enter 0 or more, or leave it empty for no minimum",
+    "times": "enter a factor such as 0.8 or 1.5",
+    "actions": "add an action",
+    "conditions": "add a condition",
+    "all": "add a condition to the group, or remove the group",
+    "any": "add a condition to the group, or remove the group",
+    "message": "shorten the message",
+    "name_suffix": "shorten the suffix",
+}
+_GENERIC = (
+    (r"Input should be greater than or equal to (\S+)", "must be at least {0}"),
+    (r"Input should be greater than (\S+)", "must be more than {0}"),
+    (r"Input should be less than or equal to (\S+)", "must be at most {0}"),
+    (r"Input should be less than (\S+)", "must be below {0}"),
+    (r"String should have at least 1 character", "is empty"),
+    (r"String should have at most (\d+) characters?", "is too long (at most {0} characters)"),
+    (r"List should have at least 1 item.*", "is empty"),
+    (r"List should have at most (\d+) items?.*", "has too many (at most {0})"),
+    (r"Input should be a valid integer.*", "must be a whole number"),
+    (r"Input should be a valid number.*", "must be a number"),
+    (r"required: add it", "is missing"),
+)
+# Our own validators already say the fix, in the document's words; on screen, its words.
+_SCREEN_WORDS = (
+    ("give exactly one of by_percent, by_amount or to", "fill in Amount"),
+    ('add "max"', "fill in Max"),
+    ("use `to`", "choose “set to”"),
+    ("change_budget needs campaign or adset", "a budget change needs the campaign or ad set level"),
+    ("must not be above max", "must not be above Max"),
+    ("needs [lo, hi] with lo ≤ hi", "needs From ≤ To"),
+)
+
+
+def _tokens(path: str) -> list[str | int]:
+    return [name if name else int(index) for name, index in _TOKEN.findall(path)]
+
+
+def _node(document: Any, tokens: list[str | int]) -> Any:
+    node = document
+    for token in tokens:
+        try:
+            node = node[token]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def field_label(path: str, document: Any = None) -> str:
+    """A document path as the builder names the field on screen:
+    `conditions.all[0].value` → "Condition 1 · Value", `actions[0].max` → "Action 1 · Max"."""
+    tokens = _tokens(path)
+    head, rest = (tokens[0], tokens[1:]) if tokens else ("document", [])
+    if head == "name":
+        return "Name"
+    if head == "status":
+        return "Status"
+    if head == "currency":
+        return "Scope · Money values in"
+    if head == "scope":
+        return _scope_label(rest, document)
+    if head == "conditions":
+        return _condition_label(rest, document)
+    if head == "actions":
+        if not rest or not isinstance(rest[0], int):
+            return "Actions"
+        label = f"Action {rest[0] + 1}"
+        return f"{label} · {_ACTION_FIELDS.get(str(rest[1]), str(rest[1]))}" if rest[1:] else label
+    if head in ("schedule", "safety"):
+        names = _SCHEDULE_FIELDS if head == "schedule" else _SAFETY_FIELDS
+        section = head.capitalize()
+        return f"{section} · {names.get(str(rest[0]), str(rest[0]))}" if rest else section
+    return "Rule"
+
+
+def _scope_label(rest: list[str | int], document: Any) -> str:
+    if not rest:
+        return "Scope"
+    if rest[0] != "filters" or len(rest) < 2 or not isinstance(rest[1], int):
+        return f"Scope · {_SCOPE_FIELDS.get(str(rest[0]), str(rest[0]))}"
+    filters = _node(document, ["scope", "filters"]) or []
+    index = rest[1]
+    item = filters[index] if 0 <= index < len(filters) and isinstance(filters[index], dict) else {}
+    if _is_active_only(item):
+        return "Scope · Only active ones"
+    if _is_pick(item):
+        return "Scope · Picked"
+    before = [f for f in filters[:index] if isinstance(f, dict)]
+    number = 1 + sum(1 for f in before if not _is_active_only(f) and not _is_pick(f))
+    label = f"Filter {number}"
+    return f"{label} · {_FILTER_FIELDS.get(str(rest[2]), str(rest[2]))}" if rest[2:] else label
+
+
+def _condition_label(rest: list[str | int], document: Any) -> str:
+    numbers: list[int] = []
+    i = 0
+    while i + 1 < len(rest) and rest[i] in ("all", "any") and isinstance(rest[i + 1], int):
+        numbers.append(int(rest[i + 1]) + 1)
+        i += 2
+    tail = rest[i:]
+    if not numbers:
+        if not tail or tail[0] in ("all", "any"):
+            return "Conditions"
+        numbers = [1]  # a document whose root is one condition
+    node = _node(document, ["conditions", *rest[:i]])
+    is_group = isinstance(node, dict) and ("all" in node or "any" in node)
+    label = f"{'Group' if is_group else 'Condition'} {'.'.join(map(str, numbers))}"
+    if not tail or tail[0] in ("all", "any"):
+        return label
+    name = _CONDITION_FIELDS.get(str(tail[0]), str(tail[0]))
+    if tail[0] == "value" and len(tail) > 1:
+        name = {0: "From", 1: "To"}.get(tail[1]) if isinstance(tail[1], int) else None
+        name = name or _REFERENCE_FIELDS.get(str(tail[1]), "Value")
+    return f"{label} · {name}"
+
+
+def screen_message(path: str, problem: str, document: Any = None) -> str:
+    """One validation problem in the builder's words: the field as shown, what is
+    wrong and the fix — "Action 1 · Max: must be more than 0 — enter an amount …"."""
+    label = field_label(path, document)
+    tokens = _tokens(path)
+    leaf = next((str(t) for t in reversed(tokens) if isinstance(t, str)), "document")
+    for pattern, words in _GENERIC:
+        found = re.fullmatch(pattern, problem)
+        if found:
+            numbers = [_readable_number(g) for g in found.groups()]
+            what = words.format(*numbers)
+            fix = _FIXES.get(leaf)
+            return f"{label}: {what}" + (f" — {fix}." if fix else ".")
+    for document_words, builder_words in _SCREEN_WORDS:
+        problem = problem.replace(document_words, builder_words)
+    problem = re.sub(
+        r'state the currency its values are in \("currency": "(\w+)"\)',
+        r"choose the currency under “Money values in” (e.g. \1)",
+        problem,
+    )
+    return f"{label}: {problem}"
+
+
+def _readable_number(text: str) -> str:
+    return f"{int(text):,}" if text.lstrip("-").isdigit() else text
+
+
+def problems_by_section(
+    document: dict[str, Any], accounts: dict[str, AccountChoice] | None = None
+) -> dict[str, list[str]]:
+    """Validation problems of a draft in the builder's words, grouped under the builder
+    section they belong to ("actions" → ["Action 1 · Max: must be more than 0 — …"]).
+    With `accounts` (the connected ones), also what saving would refuse about the
+    currency of its money values (a scope that mixes currencies)."""
+    try:
+        rule = parse_rule(document)
+        if accounts is not None:
+            check_rule_currency(rule, {i: a.currency for i, a in accounts.items()})
+    except RuleDocumentError as error:
+        grouped: dict[str, list[str]] = {}
+        for path, problem in error.problems:
+            section = (
+                "scope"
+                if path == "currency"
+                else next((s for s in SECTIONS if path.startswith(s)), "document")
+            )
+            grouped.setdefault(section, []).append(screen_message(path, problem, document))
+        return grouped
+    return {}
+
+
+class ImportRefused(RexError):
+    """A pasted document that does not validate: its problems, one per line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__(
+            "This document cannot be loaded:\n" + "\n".join(f"- {line}" for line in lines)
+        )
+
+
+def import_rule(text: str) -> dict[str, Any]:
+    """A pasted rule document, validated, as the builder's draft; or ImportRefused whose
+    lines name each field on screen and by its document path (`actions[0].max`)."""
+    try:
+        return parse_rule(text).to_json()
+    except RuleDocumentError as error:
+        try:
+            import json
+
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        lines = []
+        for path, problem in error.problems:
+            label = field_label(path, data)
+            lines.append(f"{problem}" if path == "document" else f"{label} (`{path}`): {problem}")
+        raise ImportRefused(lines) from None
+
+
+def save_draft(
+    document: dict[str, Any], rule_id: int | None = None, *, engine: Engine | None = None
+) -> RuleView:
+    """Save the builder's draft (a new rule, or a new version of `rule_id`); a refusal
+    names the field as the builder shows it."""
+    try:
+        return save_rule(document, rule_id=rule_id, engine=engine)
+    except RuleDocumentError as error:
+        path, problem = error.problems[0]
+        raise InputError(field_label(path, document), problem) from None
+    except InputError as error:
+        raise InputError(field_label(error.field, document), error.problem) from None
+
+
+# ---------------------------------------------------------------------- the list
+
+
+@dataclass(frozen=True)
+class LastRun:
+    at: datetime
+    status: str
+    acted: int
+    queued: int
+    would: int
+    skipped: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RuleListRow:
+    rule: RuleView
+    actions_7d: int
+    last_run: LastRun | None = None
+    money_moved: dict[str, Decimal] = field(default_factory=dict)  # currency → net change
+    errors_7d: int = 0
+    currency: str | None = None  # the currency its money values are in, when one
+
+    @property
+    def can_go_live(self) -> bool:
+        return offers_go_live(self.rule)
+
+
 def rules_with_activity(
     *, now: datetime | None = None, engine: Engine | None = None
 ) -> list[RuleListRow]:
-    from core.rules.store import list_rules
-
+    """Every rule with what it did: its last run, its succeeded actions and the budget
+    money it moved (net, per currency, rolled-back changes left out) over 7 days, and its
+    failed or partial runs in 7 days. A few grouped queries, whatever the number of
+    rules."""
     since = (now or utcnow()) - timedelta(days=7)
+    undo = aliased(ActionHistory)
     with read_session(engine) as session:
         counts = dict(
             session.execute(
@@ -148,29 +757,197 @@ def rules_with_activity(
                 .where(
                     ActionHistory.created_at >= since,
                     ActionHistory.status == ActionStatus.SUCCEEDED,
+                    ActionHistory.rollback_of_id.is_(None),
                 )
                 .group_by(ActionHistory.rule_id)
             ).all()
         )
-    return [RuleListRow(rule, counts.get(rule.id, 0)) for rule in list_rules(engine=engine)]
+        errors = dict(
+            session.execute(
+                select(RuleExecution.rule_id, func.count())
+                .where(
+                    RuleExecution.started_at >= since,
+                    RuleExecution.status.in_((ExecutionStatus.FAILED, ExecutionStatus.PARTIAL)),
+                )
+                .group_by(RuleExecution.rule_id)
+            ).all()
+        )
+        latest = select(func.max(RuleExecution.id)).group_by(RuleExecution.rule_id)
+        last_runs = {
+            e.rule_id: LastRun(
+                at=e.started_at,
+                status=e.status,
+                acted=e.actions_taken,
+                queued=e.actions_queued,
+                would=e.actions_would,
+                skipped=e.actions_skipped,
+                error=e.error,
+            )
+            for e in session.scalars(select(RuleExecution).where(RuleExecution.id.in_(latest)))
+        }
+        moved: dict[int, dict[str, Decimal]] = {}
+        budget_changes = session.execute(
+            select(ActionHistory.rule_id, ActionHistory.details)
+            .outerjoin(undo, undo.id == ActionHistory.rolled_back_by_id)
+            .where(
+                ActionHistory.created_at >= since,
+                ActionHistory.action_type == "change_budget",
+                ActionHistory.status == ActionStatus.SUCCEEDED,
+                ActionHistory.rule_id.is_not(None),
+                (undo.id.is_(None)) | (undo.status != ActionStatus.SUCCEEDED),
+            )
+        )
+        for rule_id, details in budget_changes:
+            details = details or {}
+            try:
+                currency = details["currency"]
+                delta = from_minor(int(details["new_minor"]) - int(details["old_minor"]), currency)
+            except (KeyError, TypeError, ValueError):
+                continue  # a record without the amounts: nothing to add
+            per_rule = moved.setdefault(rule_id, {})
+            per_rule[currency] = per_rule.get(currency, Decimal(0)) + delta
+    accounts = account_choices(engine=engine)
+    return [
+        RuleListRow(
+            rule,
+            counts.get(rule.id, 0),
+            last_runs.get(rule.id),
+            moved.get(rule.id, {}),
+            errors.get(rule.id, 0),
+            rule_currency(rule.document, accounts),
+        )
+        for rule in list_rules(engine=engine)
+    ]
 
 
 RULES_PER_PAGE = 20
+SORTS: dict[str, str] = {
+    "created": "Oldest first",
+    "name": "Name (A → Z)",
+    "last_run": "Last run (latest first)",
+    "actions": "Actions in 7 days (most first)",
+    "money": "Money moved (most first)",
+    "errors": "Errors in 7 days (most first)",
+}
+
+
+def _sort_key(sort: str):  # type: ignore[no-untyped-def]
+    far_past = datetime.min.replace(tzinfo=utcnow().tzinfo)
+    keys = {
+        "created": lambda r: r.rule.id,
+        "name": lambda r: (r.rule.name.lower(), r.rule.id),
+        "last_run": lambda r: (-(r.last_run.at if r.last_run else far_past).timestamp(), r.rule.id),
+        "actions": lambda r: (-r.actions_7d, r.rule.id),
+        # magnitudes of different currencies are compared as numbers: an order, not a sum
+        "money": lambda r: (-sum(abs(v) for v in r.money_moved.values()), r.rule.id),
+        "errors": lambda r: (-r.errors_7d, r.rule.id),
+    }
+    if sort not in keys:
+        raise InputError("sort", f"{sort!r}: use one of {', '.join(keys)}")
+    return keys[sort]
 
 
 def page_of_rules(
-    rows: list[RuleListRow], *, text: str = "", statuses: list[str] | None = None, page: int = 1
+    rows: list[RuleListRow],
+    *,
+    text: str = "",
+    statuses: list[str] | None = None,
+    page: int = 1,
+    sort: str = "created",
 ) -> tuple[list[RuleListRow], int, int]:
     """The rules whose name contains `text` (any case) and whose status is in `statuses`
-    (all when empty), one page of them: (rows on the page, rules found, pages)."""
+    (all when empty), sorted, one page of them: (rows on the page, rules found, pages)."""
     needle = text.strip().lower()
     found = [
         r for r in rows
         if needle in r.rule.name.lower() and (not statuses or r.rule.status in statuses)
     ]  # fmt: skip
+    found.sort(key=_sort_key(sort))
     pages = max(1, -(-len(found) // RULES_PER_PAGE))
     page = min(max(page, 1), pages)
     return found[(page - 1) * RULES_PER_PAGE : page * RULES_PER_PAGE], len(found), pages
+
+
+def money_moved_text(moved: dict[str, Decimal]) -> str:
+    """ "+125.00 USD · −3,000 JPY", or "—" when nothing moved."""
+    parts = [
+        ("+" if amount > 0 else "−" if amount < 0 else "") + format_money(abs(amount), currency)
+        for currency, amount in sorted(moved.items())
+    ]
+    return " · ".join(parts) or "—"
+
+
+def counts_text(acted: int, queued: int, would: int, skipped: int) -> str:
+    parts = [
+        f"{acted} acted" if acted else "",
+        f"{queued} queued for approval" if queued else "",
+        f"{would} would act (dry run)" if would else "",
+        f"{skipped} skipped" if skipped else "",
+    ]
+    return ", ".join(p for p in parts if p) or "nothing to do"
+
+
+def last_run_text(last: LastRun | None) -> str:
+    if last is None:
+        return "never run"
+    return f"{last.at:%Y-%m-%d %H:%M} UTC · {last.status}: " + counts_text(
+        last.acted, last.queued, last.would, last.skipped
+    )
+
+
+def run_summary(result: Any, *, engine: Engine | None = None) -> str:
+    """What a run did, in words, from its recorded execution (acted, queued for approval,
+    would act in a dry run, skipped)."""
+    with read_session(engine) as session:
+        execution = session.get_one(RuleExecution, result.execution_id)
+        name = get_rule(execution.rule_id, engine=engine).name
+        text = f"{name}: {execution.status} — {execution.entities_matched} matched, " + counts_text(
+            execution.actions_taken,
+            execution.actions_queued,
+            execution.actions_would,
+            execution.actions_skipped,
+        )
+        return text + (f". {execution.error}" if execution.error else "")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    status: str
+    done: list[str]
+    refused: list[str]
+
+    def __str__(self) -> str:
+        verb = "Enabled" if self.status == "active" else "Disabled"
+        text = f"{verb} {len(self.done)} rule(s)" + (
+            f": {', '.join(self.done)}" if self.done else ""
+        )
+        return text + (f". Not changed: {'; '.join(self.refused)}" if self.refused else "")
+
+
+def set_statuses(
+    rule_ids: Iterable[int], status: str, *, engine: Engine | None = None
+) -> BulkResult:
+    """Enable (`active`) or disable (`paused`) several rules; one that cannot be changed
+    (an account no longer connected …) is named, the others are changed."""
+    done, refused = [], []
+    for rule_id in sorted(set(rule_ids)):
+        try:
+            done.append(set_status(rule_id, status, engine=engine).name)
+        except InputError as error:
+            refused.append(f"rule {rule_id}: {error}")
+    if not done and refused:
+        raise InputError("rules", "; ".join(refused))
+    return BulkResult(status, done, refused)
+
+
+def saved_rule(rule_id: int | None, *, engine: Engine | None = None) -> RuleView | None:
+    """The saved rule the builder edits, or None (new, or deleted meanwhile)."""
+    if rule_id is None:
+        return None
+    try:
+        return get_rule(rule_id, engine=engine)
+    except RexError:
+        return None
 
 
 def duplicate_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
@@ -181,27 +958,22 @@ def duplicate_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
     return save_rule(document, engine=engine)
 
 
-def problems_by_section(document: dict[str, Any]) -> dict[str, list[str]]:
-    """Validation problems of a draft, grouped under the builder section they belong to
-    ("conditions" → ["conditions.all[1].value: between needs [lo, hi] …"])."""
-    try:
-        parse_rule(document)
-    except RuleDocumentError as error:
-        grouped: dict[str, list[str]] = {}
-        for path, problem in error.problems:
-            section = next((s for s in SECTIONS if path.startswith(s)), "document")
-            grouped.setdefault(section, []).append(f"{path}: {problem}")
-        return grouped
-    return {}
+# --------------------------------------------------------------------- preview
 
 
-def is_reference(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def default_condition() -> dict[str, Any]:
-    return {"metric": "roas", "window": "last_7d", "op": ">", "value": 1}
-
-
-def level_allows_budget(level: str) -> bool:
-    return level in ("campaign", "adset")
+def outcome_text(step: Any) -> str:
+    """One preview step in words: "budget 40.00 → 50.00 USD", "would pause",
+    "skipped: in cooldown until …"."""
+    if step.outcome == "skipped":
+        return f"skipped: {step.reason}" if step.reason else "skipped"
+    if step.action == "change_budget" and step.old_text and step.new_text:
+        old, new = step.old_text, step.new_text
+        old_amount, _, old_currency = old.rpartition(" ")
+        _, _, new_currency = new.rpartition(" ")
+        if old_amount and old_currency == new_currency:
+            old = old_amount
+        change = f"budget {old} → {new}"
+        return change if step.outcome == "would change" else f"{step.outcome}: {change}"
+    if step.action == "notify" and step.new_text:
+        return f"{step.outcome}: “{step.new_text}”"
+    return step.outcome

@@ -4,6 +4,13 @@
 `RuleDocumentError` whose `problems` each name the field by its path in the document
 and say how to fix it, e.g. `conditions.all[1].value: between needs [lo, hi] with
 lo ≤ hi`. `rule_json_schema()` is the published JSON Schema (docs/rule.schema.json).
+
+A rule's money values (a threshold on a money metric, a budget amount or bound,
+`min_spend`) are all in one currency: the document's `currency`, or — for a document
+that does not state it — the currency its scoped accounts share. `check_rule_currency`
+settles that when a rule is saved (it fills the currency in, or refuses a scope that
+mixes currencies); `currency_in_scope` is the same judgement at run time, where an
+account billing in another currency is left out with the reason.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from pydantic import (
 )
 
 from core.errors import InputError
-from core.rules.metrics import METRICS
+from core.money import MoneyError, check_currency
+from core.rules.metrics import METRICS, Unit
 from core.rules.windows import Window, WindowError
 
 SCHEMA_VERSION = 1
@@ -307,6 +315,13 @@ class RuleDocument(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1, max_length=200)
     status: Literal["active", "paused", "draft"] = "active"
+    currency: str | None = Field(
+        default=None,
+        description="ISO 4217 code (USD, JPY …) of every money value in the rule: money "
+        "thresholds, budget amounts and bounds, min_spend. Accounts billing in another "
+        "currency are left out. Without it, the currency the scoped accounts share.",
+        json_schema_extra={"pattern": "^[A-Za-z]{3}$"},
+    )
     scope: Scope
     conditions: Node
     actions: list[Action] = Field(min_length=1, max_length=10)
@@ -320,6 +335,16 @@ class RuleDocument(_Strict):
         if not name:
             raise ValueError("give the rule a name")
         return name
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, currency: str | None) -> str | None:
+        if currency is None:
+            return None
+        try:
+            return check_currency(currency)
+        except MoneyError as error:
+            raise ValueError(str(error)) from None
 
     @model_validator(mode="after")
     def _actions_fit_level(self) -> RuleDocument:
@@ -350,6 +375,135 @@ class RuleDocument(_Strict):
 
 All.model_rebuild()
 Any_.model_rebuild()
+
+
+# ---------------------------------------------------------------------- currency
+
+
+def money_values(rule: RuleDocument) -> list[str]:
+    """The rule's money values as written ("profit > 100", "max 500", "min_spend 50"):
+    the values that mean nothing without a currency. A baseline reference ("0.8 × its
+    30-day CPA"), a percent change and zero ("spend > 0") are in no currency."""
+    found: list[str] = []
+    for condition in rule.conditions_list():
+        value = condition.value
+        if (
+            METRICS[condition.metric].unit == Unit.MONEY
+            and not isinstance(value, Reference)
+            and any(v != 0 for v in (value if isinstance(value, list) else [value]))
+        ):
+            shown = (
+                f"[{_shown(value[0])}, {_shown(value[1])}]"
+                if isinstance(value, list)
+                else _shown(value)
+            )
+            found.append(f"{condition.metric} {condition.op} {shown}")
+    for action in rule.actions:
+        if isinstance(action, ChangeBudget):
+            for name in ("by_amount", "to", "min", "max"):
+                amount = getattr(action, name)
+                if amount is not None:
+                    found.append(f"{name} {_shown(amount)}")
+    if rule.safety.min_spend:
+        found.append(f"min_spend {_shown(rule.safety.min_spend)}")
+    return found
+
+
+def _shown(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def currency_in_scope(
+    rule: RuleDocument, account_currencies: dict[str, str]
+) -> tuple[str | None, dict[str, str]]:
+    """The currency of the rule's money values, and the accounts left out for it
+    (external id → why), given the currencies of the accounts in its scope.
+
+    A rule without money values is in no currency and leaves no account out. One that
+    states its currency leaves out the accounts billing in another. One that does not
+    is in the currency its accounts share; if they bill in several, every account is
+    left out — Rex never guesses which currency "max 500" meant.
+    """
+    accounts = _in_scope(rule, account_currencies)
+    values = money_values(rule)
+    if not values:
+        return rule.currency, {}
+    shown = _values_text(values)
+    if rule.currency is not None:
+        return rule.currency, {
+            account: (
+                f"{account} bills in {currency}, but this rule's money values ({shown}) are "
+                f"in {rule.currency}: left out"
+            )
+            for account, currency in sorted(accounts.items())
+            if currency != rule.currency
+        }
+    found = sorted(set(accounts.values()))
+    if len(found) <= 1:
+        return (found[0] if found else None), {}
+    problem = _mixed(rule, accounts, shown)
+    return None, dict.fromkeys(sorted(accounts), problem)
+
+
+def check_rule_currency(rule: RuleDocument, account_currencies: dict[str, str]) -> RuleDocument:
+    """The rule as it is saved: with its currency filled in from its scoped accounts when
+    it has money values and states none; refused (RuleDocumentError naming the field)
+    when its scope mixes currencies, or names an account in another currency than the
+    one it states.
+
+    `account_currencies`: external id → currency of the connected accounts in the
+    rule's scope — those of `scope.account_ids`, or every connected account when the
+    rule has none (others in the mapping are ignored)."""
+    currency, left_out = currency_in_scope(rule, account_currencies)
+    if left_out and rule.currency is None:
+        problem = next(iter(left_out.values()))
+        raise RuleDocumentError([("currency", problem)])
+    if left_out and rule.scope.account_ids:
+        raise RuleDocumentError(
+            [
+                (
+                    f"scope.account_ids[{index}]",
+                    f"{account} bills in {account_currencies[account]}, but this rule's "
+                    f"money values ({_values_text(money_values(rule))}) are in "
+                    f"{rule.currency}: remove it, or make a rule in "
+                    f"{account_currencies[account]} for it",
+                )
+                for index, account in enumerate(rule.scope.account_ids)
+                if account in left_out
+            ]
+        )
+    if rule.currency is None and currency is not None:
+        return rule.model_copy(update={"currency": currency})
+    return rule
+
+
+def _in_scope(rule: RuleDocument, account_currencies: dict[str, str]) -> dict[str, str]:
+    if not rule.scope.account_ids:
+        return dict(account_currencies)
+    return {a: c for a, c in account_currencies.items() if a in rule.scope.account_ids}
+
+
+def _values_text(values: list[str]) -> str:
+    return ", ".join(values[:3]) + (f" and {len(values) - 3} more" if len(values) > 3 else "")
+
+
+def _mixed(rule: RuleDocument, accounts: dict[str, str], shown: str) -> str:
+    by_currency: dict[str, list[str]] = {}
+    for account, currency in sorted(accounts.items()):
+        by_currency.setdefault(currency, []).append(account)
+    parts = []
+    for index, (currency, ids) in enumerate(by_currency.items()):  # in account order
+        verb = ("bills" if len(ids) == 1 else "bill") + " " if index == 0 else ""
+        parts.append(f"{', '.join(ids)} {verb}in {currency}")
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+    example = next(iter(by_currency))
+    fix = (
+        "scope it to accounts of one currency (one rule per currency)"
+        if rule.scope.account_ids
+        else "scope it to accounts of one currency, or state the currency its values are "
+        f'in ("currency": "{example}"): accounts billing in another are then left out'
+    )
+    return f"this rule's money values ({shown}) need one currency, but {listed}: {fix}"
 
 
 # ------------------------------------------------------------------- validation

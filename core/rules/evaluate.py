@@ -17,7 +17,13 @@ does not hold and the trace says which metric was undefined.
 An account Rex cannot judge — its stored time zone is no IANA zone, or its currency has
 no known minor unit (an old install may hold such values) — is left out of every rule,
 alone: the others are evaluated, and each rule's `skipped_accounts` (in the trace) says
-why that one was not.
+why that one was not. So is an account that bills in another currency than the rule's
+money values are in (`core.rules.document.currency_in_scope`).
+
+The trace speaks the marketer's words: each condition has a `reason` ("ROAS over the
+last 7 days is 0.45, not above 3") beside its raw fields, each candidate its values
+as people read them (`shown`: "4.19", "250.00 USD", "1.47 %") beside the exact ones;
+`core.rules.describe.describe_value_key` turns the value keys into headings.
 """
 
 from __future__ import annotations
@@ -36,7 +42,21 @@ from sqlalchemy.orm import Session
 
 from core.db.models import METRIC_COLUMNS, AdAccount
 from core.money import MICROS_PER_UNIT, MoneyError, check_currency, from_minor, offset
-from core.rules.document import All, Any_, Condition, Reference, RuleDocument
+from core.rules.describe import (
+    explain_condition,
+    format_value,
+    too_little_data,
+    undefined_reference_text,
+    undefined_text,
+)
+from core.rules.document import (
+    All,
+    Any_,
+    Condition,
+    Reference,
+    RuleDocument,
+    currency_in_scope,
+)
 from core.rules.frame import Frame, load_frame
 from core.rules.metrics import METRICS, Kind
 from core.rules.windows import Window, local_today
@@ -52,6 +72,7 @@ class ConditionResult:
     actual: Decimal | None
     held: bool
     undefined: str | None = None  # why it could not be judged
+    reason: str = ""  # the verdict in words: "ROAS over the last 7 days is 0.45, not above 3"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +83,7 @@ class ConditionResult:
             "expected": trace_value(self.expected),
             "actual": trace_value(self.actual),
             "held": self.held,
+            "reason": self.reason,
             **({"undefined": self.undefined} if self.undefined else {}),
         }
 
@@ -85,13 +107,32 @@ class Candidate:
     matched: bool = False
     note: str | None = None
 
+    @property
+    def shown(self) -> dict[str, str]:
+        """The values as people read them, by the same keys as `values`."""
+        return {
+            key: format_value(key.partition("@")[0], value, self.currency)
+            for key, value in sorted(self.values.items())
+        }
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why it did not match, in words (empty when it matched)."""
+        if self.matched:
+            return []
+        return [c.reason for c in self.conditions if not c.held] + (
+            [self.note] if self.note else []
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "entity_id": self.entity_id,
             "external_id": self.external_id,
             "name": self.name,
             "account": self.account,
+            "currency": self.currency,
             "values": {k: trace_value(v) for k, v in sorted(self.values.items())},
+            "shown": self.shown,
             "conditions": [c.to_json() for c in self.conditions],
             "matched": self.matched,
             **({"note": self.note} if self.note else {}),
@@ -118,6 +159,9 @@ class Evaluation:
         self.evaluated_at, self.today = evaluated_at, today
         # accounts in the rule's scope that could not be evaluated: external id → why
         self.skipped_accounts: dict[str, str] = {}
+        # the currency of the rule's money values (stated, or its accounts' own); None
+        # for a rule without money values, or whose accounts mix currencies
+        self.currency: str | None = rule.currency
         self.matched_mask = np.zeros(len(positions), bool)
         self._built: dict[int, Candidate] = {}
 
@@ -161,6 +205,7 @@ class Evaluation:
         return {
             "evaluated_at": self.evaluated_at.isoformat(),
             "today": self.today,
+            **({"currency": self.currency} if self.currency else {}),
             "candidates": [c.to_json() for c in self.candidates],
             **({"skipped_accounts": dict(self.skipped_accounts)} if self.skipped_accounts else {}),
         }
@@ -191,7 +236,16 @@ def evaluate_many(
         else stored
         for r in rules
     ]
-    scoped = [[a for a in members if a.id in today] for members in in_scope]
+    usable = [[a for a in members if a.id in today] for members in in_scope]
+    # the rule's money values are in one currency: accounts billing in another are out
+    currencies = [
+        currency_in_scope(rule, {a.external_id: a.currency for a in members})
+        for rule, members in zip(rules, usable, strict=True)
+    ]
+    scoped = [
+        [a for a in members if a.external_id not in left_out]
+        for members, (_, left_out) in zip(usable, currencies, strict=True)
+    ]
     results: list[Evaluation | None] = [None] * len(rules)
     for level in sorted({r.scope.level for r in rules}):
         indexes = [i for i, r in enumerate(rules) if r.scope.level == level]
@@ -204,10 +258,12 @@ def evaluate_many(
         vectors = _Vectors(frame)
         for i in indexes:
             evaluation = _evaluate_in(rules[i], frame, vectors, scoped[i], today, now)
+            currency, left_out = currencies[i]
+            evaluation.currency = currency
             evaluation.skipped_accounts = {
-                a.external_id: unusable[a.external_id]
+                a.external_id: left_out.get(a.external_id) or unusable[a.external_id]
                 for a in in_scope[i]
-                if a.external_id in unusable
+                if a.external_id in left_out or (a.id not in today and a.external_id in unusable)
             }
             results[i] = evaluation
     return [r for r in results if r is not None]
@@ -438,9 +494,9 @@ def _judge(rule: RuleDocument, candidate: Candidate, sums: dict[str, dict[str, i
             base = value_of(expected.metric, expected.window)
             expected = None if base is None else base * expected.times
             if base is None:
-                undefined = f"{expected_label(condition.value)} is undefined"
+                undefined = undefined_reference_text(condition.value)  # type: ignore[arg-type]
         if actual is None:
-            undefined = f"{condition.metric} over {condition.window or 'now'} is undefined"
+            undefined = undefined_text(condition.metric, condition.window)
         held = undefined is None and _compare(actual, condition.op, expected)  # type: ignore[arg-type]
         candidate.conditions.append(
             ConditionResult(
@@ -452,6 +508,14 @@ def _judge(rule: RuleDocument, candidate: Candidate, sums: dict[str, dict[str, i
                 actual=actual,
                 held=held,
                 undefined=undefined,
+                reason=explain_condition(
+                    condition,
+                    actual=actual,
+                    expected=expected,
+                    held=held,
+                    undefined=undefined,
+                    currency=candidate.currency,
+                ),
             )
         )
         return held
@@ -463,16 +527,16 @@ def _judge(rule: RuleDocument, candidate: Candidate, sums: dict[str, dict[str, i
         impressions = value_of("impressions", guard)
         if rule.safety.min_spend is not None and (spend or 0) < rule.safety.min_spend:
             candidate.matched = False
-            candidate.note = f"spend {spend} over {guard} is below min_spend"
+            candidate.note = too_little_data(
+                "spend", guard, spend, rule.safety.min_spend, candidate.currency
+            )
         elif rule.safety.min_impressions is not None and (impressions or 0) < Decimal(
             rule.safety.min_impressions
         ):
             candidate.matched = False
-            candidate.note = f"impressions {impressions} over {guard} below min_impressions"
-
-
-def expected_label(reference: Any) -> str:
-    return f"{reference.times} × {reference.metric} over {reference.window}"
+            candidate.note = too_little_data(
+                "impressions", guard, impressions, rule.safety.min_impressions, None
+            )
 
 
 def _compare(actual: Decimal, op: str, expected: Any) -> bool:
@@ -496,3 +560,12 @@ def trace_value(value: Any) -> Any:
     if isinstance(value, list):
         return [trace_value(v) for v in value]
     return value
+
+
+def scope_currencies(session: Session, rule: RuleDocument) -> dict[str, str]:
+    """External id → currency of the connected Meta accounts in the rule's scope (its
+    `account_ids`, or every account): what `check_rule_currency` needs at save."""
+    query = select(AdAccount.external_id, AdAccount.currency).where(AdAccount.platform == "meta")
+    if rule.scope.account_ids:
+        query = query.where(AdAccount.external_id.in_(rule.scope.account_ids))
+    return {external_id: currency for external_id, currency in session.execute(query)}

@@ -53,6 +53,29 @@ class Metric:
     def columns(self) -> tuple[str, ...]:
         return (self.a,) if self.b is None else (self.a, self.b)
 
+    @property
+    def words(self) -> str:
+        """The metric inside a sentence: "ROAS", "profit", "cost per purchase" (the
+        label without its explanation in brackets, lower case unless an acronym)."""
+        label = self.label.split(" (")[0]
+        return label if label[:2].isupper() else label[0].lower() + label[1:]
+
+    @property
+    def plural(self) -> bool:
+        """Counted things ("purchases are 5"), for sentences."""
+        return self.name in ("conversions", "impressions", "clicks")
+
+    @property
+    def undefined_because(self) -> str:
+        """Why a ratio is undefined, in words: its denominator is zero."""
+        return {
+            "spend_micros": "nothing spent",
+            "conversions": "no purchases",
+            "impressions": "no impressions",
+            "clicks": "no clicks",
+            "reach": "no reach",
+        }.get(self.b or "", "no data")
+
     def value(self, sums: dict[str, int]) -> Decimal | None:
         """The metric from a window's sums of stored columns (money columns in micros)."""
         a = _unit_value(self.a, sums[self.a])

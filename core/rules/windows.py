@@ -42,6 +42,24 @@ class Window:
             raise WindowError(f"{text!r} has {days} days; N must be from 2 to 90")
         raise WindowError(f"unknown window {text!r}; {WINDOW_HELP}")
 
+    @property
+    def words(self) -> str:
+        """The window inside a sentence, after the metric: "ROAS over the last 7 days"."""
+        match = _LAST_N.match(self.name)
+        if match:
+            days = f"over the last {int(match.group(1))} days"
+            return f"{days} including today" if match.group(2) else days
+        return {"lifetime": "over its lifetime"}.get(self.name, self.name.replace("_", " "))
+
+    @property
+    def short(self) -> str:
+        """The window as a column heading's tail: "last 7 days", "yesterday"."""
+        match = _LAST_N.match(self.name)
+        if match:
+            days = f"last {int(match.group(1))} days"
+            return f"{days} incl. today" if match.group(2) else days
+        return self.name.replace("_", " ")
+
     def days_range(self, today: date) -> tuple[date, date] | None:
         """(first, last) local dates, inclusive; None for lifetime (no bound)."""
         if self.name == "today":
