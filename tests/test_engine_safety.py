@@ -210,7 +210,7 @@ def test_notify_creates_an_in_app_notification(worked) -> None:  # type: ignore[
     with read_session() as session:
         notes = session.scalars(select(Notification).order_by(Notification.id)).all()
     assert [n.title for n in notes] == ["Scale winners: A", "Scale winners: C"]
-    assert notes[0].body.startswith("Scale me") and "roas@last_7d" in notes[0].body
+    assert notes[0].body.startswith("Scale me") and "ROAS, last 7 days" in notes[0].body
     assert worked.state.write_log == []
 
 

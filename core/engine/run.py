@@ -57,6 +57,7 @@ from core.db.types import utcnow
 from core.engine.claim import Claim, claim_due, claim_rule, release
 from core.errors import RexError
 from core.money import format_money, from_minor
+from core.rules.describe import describe_values
 from core.rules.document import (
     ChangeBudget,
     Duplicate,
@@ -732,7 +733,8 @@ class Planner:
         self._counts(account)
         if self.preview:
             return
-        values = ", ".join(f"{k} {trace_value(v)}" for k, v in sorted(candidate.values.items()))
+        shown = describe_values(dict(sorted(candidate.values.items())), candidate.currency)
+        values = ", ".join(f"{heading} {text}" for heading, text in shown.items())
         with write_session(self.engine) as session:
             session.add(
                 Notification(
