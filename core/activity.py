@@ -2,26 +2,37 @@
 Executions and Approvals pages (and anyone else who asks).
 
 Everything is returned as plain dataclasses; ids, never row positions, identify things.
+Every row names its account (name and act_ id): two accounts may hold entities of the
+same name. Numbers are said in words — "ROAS (last 7 days) 4.20", money as its currency
+formats it — never as stored keys or minor units.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, func, select
 
+from core.accounts import _is_loopback
 from core.db import read_session
 from core.db.models import (
     ActionHistory,
     ActionStatus,
     AdAccount,
+    AdEntity,
     AutomationRule,
     RuleExecution,
 )
 from core.db.types import utcnow
 from core.errors import NotFoundError
+from core.rules.describe import describe_value_key, explain_condition, format_value
+from core.rules.document import Condition
+
+PER_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,24 @@ class ExecutionRow:
     actions_taken: int
     actions_skipped: int
     error: str | None
+    actions_queued: int = 0  # proposals put in the approval queue
+    actions_would: int = 0  # "would …" rows of a dry run
+
+    @property
+    def outcome(self) -> str:
+        """What the run did, in words: "2 acted", "2 queued for approval", "2 would act
+        (dry run)", "1 skipped" — only the counts that are not zero ("nothing to do")."""
+        parts = [
+            f"{count} {words}"
+            for count, words in (
+                (self.actions_taken, "acted"),
+                (self.actions_queued, "queued for approval"),
+                (self.actions_would, "would act (dry run)"),
+                (self.actions_skipped, "skipped"),
+            )
+            if count
+        ]
+        return ", ".join(parts) or "nothing to do"
 
 
 @dataclass(frozen=True)
@@ -54,6 +83,72 @@ class ActionRow:
     rolled_back_by_id: int | None
     settled: str | None = None  # how an unknown outcome was settled (the evidence)
     needs_person: bool = False  # unknown, and only a person can tell
+    rule_id: int | None = None
+    execution_id: int | None = None
+    account_external_id: str = ""  # act_…
+    account_name: str = ""
+    level: str | None = None  # campaign | adset | ad
+    entity_external_id: str | None = None
+    ads_manager_url: str | None = None  # None for sandbox accounts and unknown entities
+
+    @property
+    def account(self) -> str:
+        """How every page names the account of a row: "Name (act_…)"."""
+        return account_label(self.account_name, self.account_external_id)
+
+    @property
+    def action(self) -> str:
+        return action_words(self.action_type)
+
+    @property
+    def outcome(self) -> str:
+        """The status in words; an unknown outcome says so plainly, and who settles it."""
+        if self.status == ActionStatus.UNKNOWN:
+            return (
+                "⚠ outcome unknown — check it in Ads Manager and say what you found"
+                if self.needs_person
+                else "⚠ outcome unknown — Rex is reading Meta's record to settle it"
+            )
+        if self.status == ActionStatus.SUCCEEDED and self.rolled_back_by_id:
+            return f"applied, then undone (action #{self.rolled_back_by_id})"
+        return _STATUS_WORDS.get(self.status, self.status)
+
+
+_STATUS_WORDS = {
+    ActionStatus.PENDING: "waiting to be sent",
+    ActionStatus.SENDING: "being sent to Meta",
+    ActionStatus.SUCCEEDED: "applied",
+    ActionStatus.FAILED: "failed",
+    ActionStatus.DEFERRED: "not sent (deferred)",
+    ActionStatus.DRY_RUN: "would act (dry run)",
+    ActionStatus.SKIPPED: "skipped",
+}
+_ACTION_WORDS = {
+    "change_budget": "change budget",
+    "pause": "pause",
+    "resume": "resume",
+    "duplicate": "duplicate",
+    "notify": "notify",
+}
+
+
+@dataclass(frozen=True)
+class SkipRow:
+    """An action a run did not take, and why."""
+
+    entity_name: str
+    account_external_id: str
+    account_name: str
+    action_type: str
+    reason: str
+
+    @property
+    def account(self) -> str:
+        return account_label(self.account_name, self.account_external_id)
+
+    @property
+    def action(self) -> str:
+        return action_words(self.action_type)
 
 
 @dataclass(frozen=True)
@@ -63,6 +158,111 @@ class ExecutionDetail:
     steps: list[dict[str, Any]]  # per entity and action: outcome or skip reason
     actions: list[ActionRow]
     stale: dict[str, str]
+    skipped: list[SkipRow]  # the steps not taken, with their account
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    """One page of the activity feed, newest first."""
+
+    rows: list[ActionRow]
+    total: int
+    page: int  # 1-based, within 1 … pages
+    pages: int
+    per_page: int
+
+
+# ---------------------------------------------------------------------- words
+
+
+def account_label(name: str | None, external_id: str | None) -> str:
+    if name and external_id and name != external_id:
+        return f"{name} ({external_id})"
+    return external_id or name or "—"
+
+
+def action_words(action_type: str) -> str:
+    """`change_budget` → "change budget"; `rollback_pause` → "undo pause"."""
+    if action_type.startswith("rollback_"):
+        return "undo " + action_words(action_type.removeprefix("rollback_"))
+    return _ACTION_WORDS.get(action_type, action_type.replace("_", " "))
+
+
+def triggering_numbers(justification: dict[str, Any] | None, currency: str | None) -> list[str]:
+    """Why a rule proposed a change, in words (core.rules.describe): each condition as the
+    trace says it ("ROAS over the last 7 days is 4.19, above 3"), then the other values
+    the rule looked at ("Daily budget: 200.00 USD")."""
+    justification = justification or {}
+    values: dict[str, Any] = dict(justification.get("values") or {})
+    words = []
+    for judged in justification.get("conditions") or []:
+        metric, window = judged.get("metric", ""), judged.get("window")
+        key = f"{metric}@{window}" if window else metric
+        values.pop(key, None)
+        words.append(_condition_words(judged, currency))
+    for key, value in sorted(values.items()):
+        value_text = format_value(key.partition("@")[0], value, currency)
+        words.append(f"{describe_value_key(key)}: {value_text}")
+    return words
+
+
+def _condition_words(judged: dict[str, Any], currency: str | None) -> str:
+    """A stored judged condition in words; its threshold is the number it was compared
+    with (a reference's value, when the rule compared with another metric)."""
+    metric, window = judged.get("metric", ""), judged.get("window")
+    try:
+        expected = _decimal(judged.get("expected"))
+        condition = Condition.model_validate(
+            {"metric": metric, "window": window, "op": judged.get("op"), "value": expected}
+        )
+        return explain_condition(
+            condition,
+            actual=_decimal(judged.get("actual")),
+            expected=expected,
+            held=bool(judged.get("held")),
+            undefined=judged.get("undefined"),
+            currency=currency,
+        )
+    except (ValueError, KeyError, TypeError, InvalidOperation):  # a condition Rex no longer reads
+        key = f"{metric}@{window}" if window else metric
+        actual = judged.get("undefined") or format_value(metric, judged.get("actual"), currency)
+        return f"{describe_value_key(key)}: {actual}"
+
+
+def _decimal(value: Any) -> Any:
+    """The trace keeps numbers as exact text ("4.2007"): back to Decimal (lists too)."""
+    if isinstance(value, list):
+        return [_decimal(v) for v in value]
+    return None if value is None else Decimal(str(value))
+
+
+_ADS_MANAGER = "https://adsmanager.facebook.com/adsmanager/manage"
+_ADS_MANAGER_LEVELS = {
+    "campaign": ("campaigns", "selected_campaign_ids"),
+    "adset": ("adsets", "selected_adset_ids"),
+    "ad": ("ads", "selected_ad_ids"),
+}
+
+
+def ads_manager_url(level: str | None, account_external_id: str, entity_id: str | None) -> str:
+    """The entity in Meta's Ads Manager (the account's act_ digits, the entity selected)."""
+    if level not in _ADS_MANAGER_LEVELS or not entity_id:
+        return ""
+    path, parameter = _ADS_MANAGER_LEVELS[level]
+    digits = account_external_id.removeprefix("act_")
+    return f"{_ADS_MANAGER}/{path}?act={digits}&{parameter}={entity_id}"
+
+
+def is_sandbox(graph_url: str | None) -> bool:
+    """An account served by a sandbox (its Graph URL on loopback) has no Ads Manager."""
+    if graph_url is None:
+        from core.settings import get_settings
+
+        graph_url = get_settings().graph_base_url
+    return _is_loopback(urlsplit(graph_url).hostname or "")
+
+
+# ---------------------------------------------------------------------- reads
 
 
 def list_executions(
@@ -108,19 +308,36 @@ def execution_detail(execution_id: int, *, engine: Engine | None = None) -> Exec
         if found is None:
             raise NotFoundError(f"no execution with id {execution_id}")
         execution, name = found
-        actions = session.execute(
-            select(ActionHistory, AutomationRule.name)
-            .outerjoin(AutomationRule, AutomationRule.id == ActionHistory.rule_id)
-            .where(ActionHistory.execution_id == execution_id)
-            .order_by(ActionHistory.id)
-        ).all()
-    trace = execution.trace or {}
+        actions = _action_rows(
+            session, _actions_query().where(ActionHistory.execution_id == execution_id)
+        )
+        trace = execution.trace or {}
+        steps = list(trace.get("actions", []))
+        names = dict(
+            session.execute(
+                select(AdAccount.external_id, AdAccount.name).where(
+                    AdAccount.external_id.in_({s.get("account") for s in steps})
+                )
+            ).all()
+        )
+    skipped = [
+        SkipRow(
+            entity_name=s.get("name") or "—",
+            account_external_id=s.get("account") or "",
+            account_name=names.get(s.get("account"), ""),
+            action_type=s.get("action") or "",
+            reason=s["reason"],
+        )
+        for s in steps
+        if s.get("reason")
+    ]
     return ExecutionDetail(
         execution=_execution_row(execution, name),
         candidates=list(trace.get("candidates", [])),
-        steps=list(trace.get("actions", [])),
-        actions=[_action_row(a, rule_name) for a, rule_name in actions],
+        steps=steps,
+        actions=sorted(actions, key=lambda a: a.id),
         stale=dict(trace.get("stale", {})),
+        skipped=skipped,
     )
 
 
@@ -160,16 +377,38 @@ def recent_actions(
 ) -> list[ActionRow]:
     """The seed's monitoring views: actions of the last `hours` (failures: `status`)."""
     since = (now or utcnow()) - timedelta(hours=hours)
-    query = (
-        select(ActionHistory, AutomationRule.name)
-        .outerjoin(AutomationRule, AutomationRule.id == ActionHistory.rule_id)
-        .where(ActionHistory.created_at > since)
-        .order_by(ActionHistory.created_at.desc(), ActionHistory.id.desc())
-    )
+    query = _actions_query().where(ActionHistory.created_at > since)
     if status:
         query = query.where(ActionHistory.status == status)
     with read_session(engine) as session:
-        return [_action_row(a, name) for a, name in session.execute(query)]
+        return _action_rows(session, query)
+
+
+def activity_feed(
+    *,
+    account: str | None = None,
+    rule_id: int | None = None,
+    since: datetime | None = None,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+    engine: Engine | None = None,
+) -> ActivityPage:
+    """Every action across rules (rollbacks and dry runs too), newest first, one page of
+    `per_page`; `account` (act_…), `rule_id` and `since` narrow it. A page past the end
+    is the last page."""
+    query = _actions_query()
+    if since is not None:
+        query = query.where(ActionHistory.created_at > since)
+    if account:
+        query = query.where(AdAccount.external_id == account)
+    if rule_id is not None:
+        query = query.where(ActionHistory.rule_id == rule_id)
+    with read_session(engine) as session:
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        pages = max(1, -(-(total or 0) // per_page))
+        page = min(max(1, page), pages)
+        rows = _action_rows(session, query.limit(per_page).offset((page - 1) * per_page))
+    return ActivityPage(rows=rows, total=total or 0, page=page, pages=pages, per_page=per_page)
 
 
 def why_not(
@@ -252,10 +491,59 @@ def _execution_row(e: RuleExecution, name: str) -> ExecutionRow:
         actions_taken=e.actions_taken,
         actions_skipped=e.actions_skipped,
         error=e.error,
+        actions_queued=e.actions_queued or 0,
+        actions_would=e.actions_would or 0,
     )
 
 
-def _action_row(a: ActionHistory, rule_name: str | None) -> ActionRow:
+def _actions_query():  # type: ignore[no-untyped-def]
+    """Actions with their rule's name, their account and their entity, newest first."""
+    return (
+        select(
+            ActionHistory,
+            AutomationRule.name,
+            AdAccount.external_id,
+            AdAccount.name,
+            AdAccount.graph_url,
+            AdEntity.level,
+            AdEntity.external_id,
+        )
+        .outerjoin(AutomationRule, AutomationRule.id == ActionHistory.rule_id)
+        .outerjoin(AdAccount, AdAccount.id == ActionHistory.account_id)
+        .outerjoin(AdEntity, AdEntity.id == ActionHistory.entity_id)
+        .order_by(ActionHistory.created_at.desc(), ActionHistory.id.desc())
+    )
+
+
+def _action_rows(session: Any, query: Any) -> list[ActionRow]:
+    sandboxes: dict[str | None, bool] = {}
+    rows = []
+    for action, rule_name, account_id, account_name, graph_url, level, entity_id in session.execute(
+        query
+    ).all():
+        if graph_url not in sandboxes:
+            sandboxes[graph_url] = is_sandbox(graph_url)
+        level = level or (action.details or {}).get("level")
+        url = None
+        if account_id and not sandboxes[graph_url]:
+            url = ads_manager_url(level, account_id, entity_id) or None
+        rows.append(
+            _action_row(
+                action, rule_name, account_id or "", account_name or "", level, entity_id, url
+            )  # fmt: skip
+        )
+    return rows
+
+
+def _action_row(
+    a: ActionHistory,
+    rule_name: str | None,
+    account_external_id: str,
+    account_name: str,
+    level: str | None,
+    entity_external_id: str | None,
+    url: str | None,
+) -> ActionRow:
     settle = (a.details or {}).get("settle") or {}
     return ActionRow(
         id=a.id,
@@ -271,4 +559,11 @@ def _action_row(a: ActionHistory, rule_name: str | None) -> ActionRow:
         rolled_back_by_id=a.rolled_back_by_id,
         settled=settle.get("message") if a.status != "unknown" else None,
         needs_person=a.status == "unknown" and bool(settle.get("needs_person")),
+        rule_id=a.rule_id,
+        execution_id=a.execution_id,
+        account_external_id=account_external_id,
+        account_name=account_name,
+        level=level,
+        entity_external_id=entity_external_id,
+        ads_manager_url=url,
     )

@@ -1,22 +1,96 @@
-"""Approvals: what rules proposed and a person must decide — by id, one or many."""
+"""Approvals: what rules proposed and a person must decide — per row, or several at once."""
 
 import streamlit as st
 
 from core.actions.approvals import (
-    ApprovalError,
+    ApprovalView,
+    Decision,
     approve_many,
     expire_approvals,
     list_approvals,
     reject,
 )
 from core.errors import RexError
+from pages._notices import notify, show_notices
+
+CHOSEN = "approvals_chosen"
+LEVELS = {"campaign": "campaign", "adset": "ad set", "ad": "ad"}
+
+
+def _who() -> str | None:
+    who = (st.session_state.get("approvals_by") or "").strip()
+    if not who:
+        notify("error", "**Your name**: say who decides — it is kept with the decision.")
+    return who or None
+
+
+def _decide(ids: list[int], approve: bool) -> None:
+    """A decision's callback: approve (re-read at Meta, then written) or reject, by id."""
+    who = _who()
+    if who is None:
+        return
+    reason = st.session_state.get("approvals_reason") or None
+    if approve:  # by id: the queue may have changed meanwhile
+        try:
+            decisions = approve_many(ids, by=who, reason=reason)
+        except RexError as error:
+            notify("error", str(error))
+            return
+    else:
+        decisions = []
+        for approval_id in ids:
+            try:
+                decisions.append(Decision(approval_id, reject(approval_id, by=who, reason=reason)))
+            except RexError as error:
+                decisions.append(Decision(approval_id, None, error))
+    for decision in decisions:
+        if decision.error is not None:
+            notify("error", f"#{decision.approval_id}: {decision.error}")
+        else:
+            view = decision.view
+            notify("success", f"#{view.id} {view.status}: {_proposal(view)}")
+    # Keep the bulk selection to what is still undecided (set, never popped: the browser
+    # is told, and does not send back a proposal that is gone).
+    st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, []) if i not in ids]
+
+
+def _decide_chosen(approve: bool) -> None:
+    _decide(list(st.session_state.get(CHOSEN, [])), approve)
+
+
+def _select_all(ids: list[int]) -> None:
+    st.session_state[CHOSEN] = ids
+
+
+def _proposal(p: ApprovalView) -> str:
+    change = f"{p.old or '—'} → {p.new or '—'}"
+    return f"{p.entity_name or '—'} ({p.account}) · {p.action}: {change}"
+
+
+def _row(p: ApprovalView) -> None:
+    """One proposal: the account, the entity (linked to Ads Manager), current → proposed,
+    the numbers that triggered it, and its own Approve / Reject."""
+    with st.container(border=True):
+        text, approve_col, reject_col = st.columns([6, 1, 1])
+        entity = p.entity_name or "—"
+        if p.ads_manager_url:
+            entity = f"[{entity}]({p.ads_manager_url})"
+        level = LEVELS.get(p.level or "", "entity")
+        text.markdown(
+            f"**#{p.id} · {entity}** ({level} {p.entity_external_id or ''}) · {p.account}  \n"
+            f"{p.action}: **{p.old or '—'} → {p.new or '—'}**"
+        )
+        text.caption(
+            f"Why: {'; '.join(p.why) or 'the rule conditions held'}  \n"
+            f"{p.rule_name or 'rule'} · proposed {p.created_at:%Y-%m-%d %H:%M} UTC · "
+            f"expires {p.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        approve_col.button("Approve", key=f"approve_{p.id}", on_click=_decide, args=([p.id], True))
+        reject_col.button("Reject", key=f"reject_{p.id}", on_click=_decide, args=([p.id], False))
+
 
 st.title("Approvals")
-for message in st.session_state.pop("approvals_flash", []):
-    if message.startswith("✗"):
-        st.error(message)
-    else:
-        st.success(message)
+show_notices()
 
 expire_approvals()
 pending = list_approvals()
@@ -28,60 +102,46 @@ with queue_tab:
             "changes here instead of sending them to Meta."
         )
     else:
-        st.dataframe(
-            [
-                {
-                    "ID": p.id,
-                    "Entity": p.entity_name,
-                    "Rule": p.rule_name,
-                    "Action": p.action_type,
-                    "Current → proposed": f"{p.old or '—'} → {p.new or '—'}",
-                    "Why": ", ".join(
-                        f"{k} {v}" for k, v in (p.justification or {}).get("values", {}).items()
-                    ),
-                    "Proposed (UTC)": f"{p.created_at:%Y-%m-%d %H:%M}",
-                    "Expires (UTC)": f"{p.expires_at:%Y-%m-%d %H:%M}",
-                }
-                for p in pending
-            ],
-            hide_index=True,
-            width="stretch",
-        )
-        labels = {p.id: f"#{p.id} · {p.entity_name} · {p.old} → {p.new}" for p in pending}
+        who_col, reason_col = st.columns(2)
+        who_col.text_input("Your name", key="approvals_by", help="Kept with each decision.")
+        reason_col.text_input("Reason (optional)", key="approvals_reason")
+        for p in pending:
+            _row(p)
+
+        st.subheader("Decide several")
+        labels = {p.id: f"#{p.id} · {_proposal(p)}" for p in pending}
+        # What the browser sends back may name a proposal decided since: keep only those
+        # still pending (before the widget is drawn, so this is allowed).
+        if CHOSEN in st.session_state:
+            st.session_state[CHOSEN] = [i for i in st.session_state[CHOSEN] if i in labels]
         chosen = st.multiselect(
-            "Proposals", list(labels), format_func=labels.get, key="approvals_chosen"
+            "Proposals",
+            list(labels),
+            format_func=lambda i: labels.get(i, str(i)),
+            key=CHOSEN,
+            select_all=False,  # no "Select all" entry among the proposals: a button below
         )
-        who = st.text_input("Your name", key="approvals_by")
-        reason = st.text_input("Reason (optional)", key="approvals_reason")
-        approve_col, reject_col = st.columns(2)
-        decide = None
-        if approve_col.button("Approve selected", key="approvals_approve", disabled=not chosen):
-            decide = "approve"
-        if reject_col.button("Reject selected", key="approvals_reject", disabled=not chosen):
-            decide = "reject"
-        if decide:
-            if not who.strip():
-                st.error("**Your name**: say who decides — it is kept with the decision.")
-            else:
-                messages = []
-                if decide == "approve":  # by id: the queue may have changed meanwhile
-                    with st.spinner(f"Checking {len(chosen)} proposal(s) with Meta and applying…"):
-                        decisions = approve_many(chosen, by=who, reason=reason or None)
-                    for decision in decisions:
-                        messages.append(
-                            f"✗ #{decision.approval_id}: {decision.error}"
-                            if decision.error
-                            else f"#{decision.approval_id} {decision.view.status}"
-                        )
-                for approval_id in chosen if decide == "reject" else ():
-                    try:
-                        view = reject(approval_id, by=who, reason=reason or None)
-                        messages.append(f"#{approval_id} {view.status}")
-                    except (ApprovalError, RexError) as error:
-                        messages.append(f"✗ #{approval_id}: {error}")
-                st.session_state["approvals_flash"] = messages
-                st.session_state.pop("approvals_chosen", None)
-                st.rerun()
+        all_col, approve_col, reject_col = st.columns(3)
+        all_col.button(
+            f"Select all {len(pending)}",
+            key="approvals_select_all",
+            on_click=_select_all,
+            args=(list(labels),),
+        )
+        approve_col.button(
+            "Approve selected",
+            key="approvals_approve",
+            disabled=not chosen,
+            on_click=_decide_chosen,
+            args=(True,),
+        )
+        reject_col.button(
+            "Reject selected",
+            key="approvals_reject",
+            disabled=not chosen,
+            on_click=_decide_chosen,
+            args=(False,),
+        )
 with history_tab:
     decided = [p for p in list_approvals(None) if p.status != "pending"]
     if not decided:
@@ -91,8 +151,10 @@ with history_tab:
             [
                 {
                     "ID": p.id,
+                    "Account": p.account,
                     "Entity": p.entity_name,
-                    "Action": p.action_type,
+                    "Rule": p.rule_name,
+                    "Action": p.action,
                     "Change": f"{p.old or '—'} → {p.new or '—'}",
                     "Status": p.status,
                     "By": p.decided_by,

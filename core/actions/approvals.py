@@ -19,6 +19,13 @@ from sqlalchemy import Engine, select, update
 from core.accounts import client_for
 from core.actions.execute import execute_intents
 from core.actions.settle import held_reason, unsettled_writes
+from core.activity import (
+    account_label,
+    action_words,
+    ads_manager_url,
+    is_sandbox,
+    triggering_numbers,
+)
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
@@ -31,6 +38,7 @@ from core.db.models import (
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError, RexError
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
+from core.money import MoneyError, format_money, from_minor
 
 
 class ApprovalError(RexError):
@@ -56,16 +64,37 @@ class ApprovalView:
     decision_reason: str | None
     action_id: int | None
     justification: dict[str, Any] | None
+    account_external_id: str = ""  # act_…: entities of two accounts may share a name
+    account_name: str = ""
+    currency: str | None = None
+    level: str | None = None  # campaign | adset | ad
+    entity_external_id: str | None = None
+    why: tuple[str, ...] = ()  # the triggering numbers, in words
+    ads_manager_url: str | None = None  # None for sandbox accounts
+
+    @property
+    def account(self) -> str:
+        """How pages name the account: "Name (act_…)"."""
+        return account_label(self.account_name, self.account_external_id)
+
+    @property
+    def action(self) -> str:
+        """The action in words: "change budget", "pause"."""
+        return action_words(self.action_type)
 
 
 def list_approvals(
     status: str | None = ApprovalStatus.PENDING, *, engine: Engine | None = None
 ) -> list[ApprovalView]:
     with read_session(engine) as session:
-        query = select(PendingAction).order_by(PendingAction.created_at, PendingAction.id)
+        query = (
+            select(PendingAction, AdAccount)
+            .outerjoin(AdAccount, AdAccount.id == PendingAction.account_id)
+            .order_by(PendingAction.created_at, PendingAction.id)
+        )
         if status:
             query = query.where(PendingAction.status == status)
-        return [_view(row) for row in session.scalars(query)]
+        return [_view(row, account) for row, account in session.execute(query)]
 
 
 def expire_approvals(now: datetime | None = None, *, engine: Engine | None = None) -> int:
@@ -193,7 +222,7 @@ def get_approval(approval_id: int, *, engine: Engine | None = None) -> ApprovalV
         row = session.get(PendingAction, approval_id)
         if row is None:
             raise NotFoundError(f"no pending action with id {approval_id}")
-        return _view(row)
+        return _view(row, session.get(AdAccount, row.account_id))
 
 
 # ------------------------------------------------------------------------ internals
@@ -227,7 +256,7 @@ def _decide(
         if row is None:
             raise NotFoundError(f"no pending action with id {approval_id}")
         if status != ApprovalStatus.STALE:
-            _check_decidable(_view(row), now)
+            _check_decidable(_view(row, None), now)
         claimed = session.execute(
             update(PendingAction)
             .where(
@@ -343,13 +372,31 @@ def _drift(row: PendingAction, level: str, answer: dict[str, Any]) -> str | None
         kind = proposal.get("budget", "daily")
         current = info.daily_budget_minor if kind == "daily" else info.lifetime_budget_minor
         if current != proposal["old_minor"]:
-            return f"its {kind} budget changed since the proposal (now {current} minor units)"
+            currency = proposal.get("currency") or ""
+            return (
+                f"its {kind} budget is now {_money(current, currency)}, not the "
+                f"{_money(proposal['old_minor'], currency)} it had when the rule proposed this"
+            )
     elif row.action_type in ("pause", "resume") and info.status != proposal.get("old"):
         return f"its status changed since the proposal ({proposal.get('old')} → {info.status})"
     return None
 
 
-def _view(row: PendingAction) -> ApprovalView:
+def _money(minor: int | None, currency: str) -> str:
+    """Minor units as the currency formats them ("93.75 USD"); None → "none"."""
+    if minor is None:
+        return "none"
+    try:
+        return format_money(from_minor(minor, currency), currency)
+    except MoneyError:  # a proposal that did not keep its currency
+        return f"{minor} (in the account's minor units)"
+
+
+def _view(row: PendingAction, account: AdAccount | None) -> ApprovalView:
+    proposal = row.proposal
+    external_id = account.external_id if account else ""
+    level, entity = proposal.get("level"), proposal.get("entity")
+    sandbox = account is None or is_sandbox(account.graph_url)
     return ApprovalView(
         id=row.id,
         rule_id=row.rule_id,
@@ -368,4 +415,15 @@ def _view(row: PendingAction) -> ApprovalView:
         decision_reason=row.decision_reason,
         action_id=row.action_id,
         justification=row.justification,
+        account_external_id=external_id,
+        account_name=account.name if account else "",
+        currency=account.currency if account else proposal.get("currency"),
+        level=level,
+        entity_external_id=entity,
+        why=tuple(
+            triggering_numbers(
+                row.justification, account.currency if account else proposal.get("currency")
+            )
+        ),
+        ads_manager_url=None if sandbox else (ads_manager_url(level, external_id, entity) or None),
     )
