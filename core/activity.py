@@ -342,26 +342,31 @@ def execution_detail(execution_id: int, *, engine: Engine | None = None) -> Exec
 
 
 def trace_rows(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The trace as table rows: entity, values, and why it did not match (in words)."""
+    """The trace as table rows: entity, its values as people read them ("ROAS, last 7
+    days": "4.20"), and why it did not match, in words."""
     rows = []
     for candidate in candidates:
         failed = []
         for condition in candidate.get("conditions", []):
             if condition["held"]:
                 continue
-            why = condition.get("undefined") or (
-                f"{condition['actual']} {condition['op']} {condition['expected']} is false"
-            )
-            failed.append(f"{condition['path']}: {why}")
+            why = (
+                condition.get("reason")
+                or condition.get("undefined")
+                or (f"{condition['actual']} {condition['op']} {condition['expected']} is false")
+            )  # traces stored before the words
+            failed.append(why)
         if candidate.get("note"):
             failed.append(candidate["note"])
-        values = {k: "—" if v is None else v for k, v in candidate.get("values", {}).items()}
+        shown = candidate.get("shown") or {
+            k: "—" if v is None else v for k, v in candidate.get("values", {}).items()
+        }
         rows.append(
             {
                 "Entity": candidate["name"],
                 "Account": candidate["account"],
                 "Matched": candidate["matched"],
-                **values,
+                **{describe_value_key(key): text for key, text in shown.items()},
                 "Why not": "; ".join(failed),
             }
         )

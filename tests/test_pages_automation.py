@@ -92,7 +92,9 @@ def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[
     assert list(runs["ID"]) == [result.execution_id] and list(runs["Acted"]) == [2]
     trace = app.dataframe[1].value
     assert set(trace["Entity"]) == {"A", "B", "C"}
-    assert "conditions.all[0]" in trace[trace["Entity"] == "B"]["Why not"].iloc[0]
+    why_not = trace[trace["Entity"] == "B"]["Why not"].iloc[0]
+    assert why_not.startswith("ROAS over the last 7 days is") and "not above 3" in why_not
+    assert "ROAS, last 7 days" in trace.columns  # headings in words, not roas@last_7d
 
     action_id = result.steps[0]["action_id"]
     app.button(key=f"rollback_{action_id}").click().run()
