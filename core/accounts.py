@@ -4,6 +4,11 @@ A token is encrypted before it is stored and decrypted only to build a Graph cli
 Nothing is stored when the live read fails or answers what Rex cannot use: another
 account's id, a currency whose minor unit Rex does not know, a time zone that is not a
 real IANA zone, a budget that is not a budget (see `core.meta.objects`).
+
+Removing an account keeps the record: the row stays (`removed_at`, token wiped) so the
+actions, approvals, executions and notifications of it still name it; its synced data
+goes. A removed account is not listed, synced or acted on (`client_for` refuses it);
+connecting it again brings it back.
 """
 
 from __future__ import annotations
@@ -14,19 +19,47 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session, write_session
-from core.db.models import AdAccount, AdEntity, TokenStatus
+from core.db.models import (
+    UNSETTLED,
+    ActionHistory,
+    AdAccount,
+    AdEntity,
+    ApprovalStatus,
+    PendingAction,
+    RexSuggestion,
+    TokenStatus,
+)
 from core.db.types import utcnow
-from core.errors import InputError, NotFoundError
+from core.errors import InputError, NotFoundError, RexError
 from core.meta import GraphClient
+from core.meta.errors import (
+    ConnectionFailedError,
+    GraphError,
+    PermissionDeniedError,
+    TokenInvalidError,
+    TransientError,
+)
 from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
 from core.settings import get_settings
 
 _ACCOUNT_ID = re.compile(r"^(?:act_)?(\d{1,20})$")
+TOKEN_NEEDED = (
+    "a long-lived user token or a system-user token with the ads_management permission "
+    "on this ad account (Business Settings → Users → System users → Generate new token)"
+)
+
+
+class AccountRemovedError(RexError):
+    """A removed account was asked to talk to Meta: it has no token any more."""
+
+
+class AccountBusyError(RexError):
+    """An account cannot be removed now (writes to it are still being settled)."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +84,24 @@ class AccountView:
     campaigns: int
     adsets: int
     ads: int
+    removed_at: datetime | None = None
 
     @property
     def needs_reconnect(self) -> bool:
         return self.token_status == TokenStatus.NEEDS_RECONNECT
 
+    @property
+    def removed(self) -> bool:
+        return self.removed_at is not None
+
 
 def normalise_account_id(value: str) -> str:
+    if not (value or "").strip():
+        raise InputError(
+            "account",
+            "an ad account id is required: act_ followed by digits, e.g. act_1234567890 "
+            "(Ads Manager shows it in the account menu)",
+        )
     match = _ACCOUNT_ID.match((value or "").strip())
     if not match:
         raise InputError(
@@ -95,20 +139,25 @@ def connect_account(
 ) -> AccountView:
     """Check `token` with a live read of the account, then store it encrypted.
 
-    Reconnecting an existing account replaces its token and clears its error state.
-    Raises InputError for bad input, a GraphError subclass when Meta refuses.
+    Reconnecting an existing account replaces its token and clears its error state;
+    connecting a removed one brings it back. Raises InputError for bad input, a
+    GraphError subclass when the read fails — its `hint` then says, for this connection,
+    what happened and what to do (see `_connect_hint`).
     """
     external_id = normalise_account_id(account)
     token = (token or "").strip()
     if not token:
-        raise InputError(
-            "token",
-            "an access token is required (a long-lived user token or "
-            "a system-user token with ads_management)",
-        )
+        raise InputError("token", f"an access token is required: {TOKEN_NEEDED}")
     graph_url = check_graph_url(graph_url)
 
-    info = GraphClient(token, account_id=external_id, base_url=graph_url).get_account(external_id)
+    client = GraphClient(token, account_id=external_id, base_url=graph_url)
+    try:
+        info = client.get_account(external_id)
+    except GraphError as error:
+        error.hint = _connect_hint(
+            error, external_id, client.base_url, _is_connected(external_id, engine)
+        )
+        raise
     if info.external_id != external_id:
         raise InvalidAnswerError(
             f"the ad account answer for {external_id}",
@@ -139,35 +188,145 @@ def connect_account(
         row.token_checked_at = now
         row.token_error = None
         row.rate_limited_until = None
+        row.removed_at = None
         session.flush()
         account_id = row.id
     return get_account(account_id, engine=engine)
 
 
-def list_accounts(engine: Engine | None = None) -> list[AccountView]:
+def _is_connected(external_id: str, engine: Engine | None) -> bool:
     with read_session(engine) as session:
-        rows = session.scalars(select(AdAccount).order_by(AdAccount.name, AdAccount.id)).all()
+        row = session.scalar(
+            select(AdAccount).where(
+                AdAccount.platform == "meta", AdAccount.external_id == external_id
+            )
+        )
+        return row is not None and row.connected
+
+
+def _connect_hint(error: GraphError, external_id: str, url: str, reconnecting: bool) -> str:
+    """What a failed connection means, for this account: never "reconnect" to an account
+    that was never connected, never "Meta refused" for an answer that never came."""
+    kept = f"{external_id} keeps the token it had" if reconnecting else "nothing was stored"
+    if isinstance(error, ConnectionFailedError):
+        return (
+            f"Rex could not reach the Graph API at {url}, so the token was not checked and "
+            f"{kept}. Check the Graph API URL (the sandbox prints its graph_url when it "
+            "starts; leave the field empty for Meta) and this machine's network, then try again."
+        )
+    if isinstance(error, TransientError):
+        return (
+            f"The Graph API at {url} had a temporary problem and did not check the token; "
+            f"{kept}. Try again in a minute."
+        )
+    if isinstance(error, TokenInvalidError):
+        return (
+            f"{_who(url)} refused this access token (expired, revoked or not a token); "
+            f"{kept}. Paste {TOKEN_NEEDED}."
+        )
+    if isinstance(error, PermissionDeniedError):
+        return (
+            f"The token works but may not read {external_id}; {kept}. It needs the "
+            "ads_management permission on this ad account: add the user or system user to "
+            "the account in Business Settings, or check the account id."
+        )
+    return f"{error.hint} ({kept})"
+
+
+def _who(url: str) -> str:
+    """Meta, or the other Graph endpoint that answered (a sandbox, a proxy)."""
+    return "Meta" if urlsplit(url).hostname == "graph.facebook.com" else f"The Graph API at {url}"
+
+
+def list_accounts(
+    engine: Engine | None = None, *, include_removed: bool = False
+) -> list[AccountView]:
+    """Connected accounts by name; removed ones too with `include_removed`."""
+    with read_session(engine) as session:
+        query = select(AdAccount).order_by(AdAccount.name, AdAccount.id)
+        if not include_removed:
+            query = query.where(AdAccount.connected)
+        rows = session.scalars(query).all()
         counts = _entity_counts(session)
         box = _current_box()
         return [_view(row, counts.get(row.id, {}), box) for row in rows]
 
 
 def get_account(account_id: int | str, engine: Engine | None = None) -> AccountView:
+    """A connected account by Rex's id or act_…; NotFoundError for a removed one."""
     with read_session(engine) as session:
         row = _find(session, account_id)
         return _view(row, _entity_counts(session, row.id).get(row.id, {}), _current_box())
 
 
-def remove_account(account_id: int | str, engine: Engine | None = None) -> AccountView:
-    """Delete an account and everything synced for it (entities, metrics, breakdowns)."""
-    view = get_account(account_id, engine=engine)
+def remove_account(
+    account_id: int | str, engine: Engine | None = None, *, now: datetime | None = None
+) -> AccountView:
+    """Take an account out of Rex, keeping the record of what Rex did on it.
+
+    Its token is wiped and its synced data (entities, metrics, breakdowns, suggestions)
+    deleted; its actions (with their entity names), approvals, executions and
+    notifications stay. Proposals still waiting for a person are closed as expired.
+    Refused while a write to it is still being settled (its outcome is not known yet).
+    """
+    now = now or utcnow()
     with write_session(engine) as session:
-        session.delete(_find(session, view.id))
+        row = _find(session, account_id)
+        unsettled = session.scalar(
+            select(func.count(ActionHistory.id)).where(
+                ActionHistory.account_id == row.id, ActionHistory.status.in_(UNSETTLED)
+            )
+        )
+        if unsettled:
+            raise AccountBusyError(
+                f"{row.external_id} has {unsettled} change(s) whose outcome Rex is still "
+                "settling; remove it once they are settled (`python -m core actions unknown`, "
+                "or the Executions page)"
+            )
+        view = _view(row, _entity_counts(session, row.id).get(row.id, {}), None)
+        session.execute(
+            update(PendingAction)
+            .where(
+                PendingAction.account_id == row.id,
+                PendingAction.status == ApprovalStatus.PENDING,
+            )
+            .values(
+                status=ApprovalStatus.EXPIRED,
+                decided_at=now,
+                decided_by="rex",
+                decision_reason=f"the account {row.external_id} was removed from Rex",
+                version=PendingAction.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(RexSuggestion)
+            .where(RexSuggestion.account_id == row.id)
+            .execution_options(synchronize_session=False)
+        )
+        # Metrics and breakdowns go with their entities (ON DELETE CASCADE); the record's
+        # links to the entities are set to NULL and keep the entity names.
+        session.execute(
+            delete(AdEntity)
+            .where(AdEntity.account_id == row.id)
+            .execution_options(synchronize_session=False)
+        )
+        row.removed_at = now
+        row.token_encrypted = ""
+        row.token_status = TokenStatus.REMOVED
+        row.token_error = None
+        row.rate_limited_until = None
     return view
 
 
 def client_for(account: AdAccount, **options: object) -> GraphClient:
-    """A Graph client for a stored account, honouring any rate-limit block on record."""
+    """A Graph client for a stored account, honouring any rate-limit block on record.
+    Raises AccountRemovedError for a removed account (nothing is synced or sent for it)."""
+    if account.removed_at is not None:
+        raise AccountRemovedError(
+            f"{account.external_id} was removed from Rex on {account.removed_at:%Y-%m-%d} "
+            "and has no token: connect it again (Accounts page) to sync or act on it"
+        )
     token = secret_box().decrypt(account.token_encrypted)
     return GraphClient(
         token,
@@ -188,6 +347,12 @@ def _find(session: Session, account_id: int | str) -> AdAccount:
     if row is None:
         raise NotFoundError(
             f"no connected ad account {account_id}; `python -m core accounts list` shows them"
+        )
+    if row.removed_at is not None:
+        raise NotFoundError(
+            f"{row.external_id} “{row.name}” was removed from Rex on "
+            f"{row.removed_at:%Y-%m-%d %H:%M} UTC; connect it again to use it (what Rex did "
+            "on it stays on the record)"
         )
     return row
 
@@ -232,6 +397,7 @@ def _view(row: AdAccount, counts: dict[str, int], box: SecretBox | None) -> Acco
         campaigns=counts.get("campaign", 0),
         adsets=counts.get("adset", 0),
         ads=counts.get("ad", 0),
+        removed_at=row.removed_at,
     )
 
 
@@ -253,9 +419,14 @@ def sandbox_urls(engine: Engine | None = None) -> list[str]:
     return sorted(u for u in urls if _is_loopback(urlsplit(u).hostname or ""))
 
 
+class SandboxResetError(RexError):
+    """A connected sandbox did not take the reset."""
+
+
 def reset_sandboxes(engine: Engine | None = None) -> list[str]:
-    """Put every connected sandbox back to its generated world (its writes undone).
-    Raises InputError when no sandbox is connected."""
+    """Put every connected sandbox back to its generated world (its writes undone, its
+    state file rewritten). Returns the external ids of the accounts that live on them
+    (to sync next). Raises InputError when no sandbox is connected."""
     import requests
 
     urls = sandbox_urls(engine)
@@ -264,9 +435,14 @@ def reset_sandboxes(engine: Engine | None = None) -> list[str]:
             "sandbox", "no connected account lives on a sandbox; `make run` starts one"
         )
     for url in urls:
-        answer = requests.post(f"{url}/__sandbox/reset", timeout=10)
-        answer.raise_for_status()
-    return urls
+        try:
+            requests.post(f"{url}/__sandbox/reset", timeout=10).raise_for_status()
+        except requests.RequestException as error:
+            raise SandboxResetError(
+                f"the sandbox at {url} did not take the reset ({type(error).__name__}); "
+                "is it running? `make run` starts it"
+            ) from None
+    return [a.external_id for a in list_accounts(engine) if a.graph_url in urls]
 
 
 def public_settings() -> dict[str, str]:

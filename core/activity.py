@@ -429,10 +429,9 @@ def why_not(
         if rule is None:
             raise NotFoundError(f"no rule with id {rule_id}")
         scope = (rule.document.get("scope") or {}).get("account_ids") or []
+        connected = select(AdAccount).where(AdAccount.connected)
         accounts = session.scalars(
-            select(AdAccount).where(AdAccount.external_id.in_(scope))
-            if scope
-            else select(AdAccount)
+            connected.where(AdAccount.external_id.in_(scope)) if scope else connected
         ).all()
         last = session.scalars(
             select(RuleExecution)

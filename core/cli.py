@@ -306,6 +306,13 @@ def _sandbox_commands(commands: Any) -> None:
     )
     serve.add_argument("--latency-ms", type=_milliseconds, default=0, help="added to every answer")
     serve.add_argument("--expired-token", action="store_true", help="answer 190 to everything")
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="keep the sandbox's state (entities, writes, change history, token) in this file "
+        "across restarts; `make run` uses <data dir>/sandbox-state.json",
+    )
     serve.set_defaults(handler=cmd_sandbox_serve, needs_db=False)
 
 
@@ -343,6 +350,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         token=args.token,
         faults=faults,
+        state_file=args.state_file,
     )
     return 0
 

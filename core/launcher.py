@@ -1,8 +1,11 @@
 """`python -m core up` (what `make run` runs): Rex and its helpers in one terminal.
 
 1. migrate the database to head, and check that the key decrypts the stored tokens;
-2. start the sandbox Graph server (a child process) and connect its ad accounts —
-   the sandbox's token changes on every start, so they are reconnected each time;
+2. start the sandbox Graph server (a child process) on its state file
+   (<data dir>/sandbox-state.json: what Rex changed there survives a restart, and so
+   does its token) and connect its ad accounts — every start, so a new port or a state
+   file deleted by hand is picked up; an account removed on the Accounts page stays
+   removed;
 3. a first sync with progress;
 4. start the scheduler sidecar and serve the Streamlit app, as child processes (the UI
    on REX_UI_ADDRESS, 127.0.0.1 by default: there is no sign-in yet);
@@ -86,25 +89,32 @@ class Launcher:
         verify_key()
 
     def start_sandbox(self) -> list[str]:
-        from core.accounts import connect_account
+        from core.accounts import connect_account, list_accounts
 
         settings = get_settings()
-        command = [
-            sys.executable, "-m", "core", "sandbox", "serve",
-            "--host", settings.sandbox_host,
-            "--port", str(settings.sandbox_port),
-            "--seed", str(settings.sandbox_seed),
-        ]  # fmt: skip
-        process = self._spawn("sandbox", command, capture_stdout=True)
+        process = self._spawn("sandbox", sandbox_command(settings), capture_stdout=True)
         announcement = self._first_line(process)
         graph_url, token = announcement["graph_url"], announcement["token"]
-        accounts = list(announcement["accounts"])
-        for account in accounts:
+        removed = {a.external_id for a in list_accounts(include_removed=True) if a.removed}
+        accounts = []
+        for account in announcement["accounts"]:
+            if account in removed:
+                print(
+                    f"· sandbox account {account} was removed; not connected again "
+                    "(connect it on the Accounts page to bring it back)",
+                    flush=True,
+                )
+                continue
             view = connect_account(account, token, graph_url=graph_url)
+            accounts.append(account)
             print(f"✓ sandbox account {view.external_id} “{view.name}” connected", flush=True)
         # Keep draining the sandbox's stdout so it never blocks on a full pipe.
         threading.Thread(target=_drain, args=(process,), daemon=True).start()
-        print(f"✓ sandbox serving {graph_url}", flush=True)
+        print(
+            f"✓ sandbox serving {graph_url}, its state kept in {sandbox_state_file(settings)} "
+            "(Accounts page → Reset the sandbox to start over)",
+            flush=True,
+        )
         return accounts
 
     def sync(self, accounts: list[str]) -> None:
@@ -164,8 +174,9 @@ class Launcher:
         if not line.strip():
             code = process.poll()
             raise LaunchError(
-                f"the sandbox did not start (exit code {code}); is port "
-                f"{get_settings().sandbox_port} in use? Set REX_SANDBOX_PORT to a free port."
+                f"the sandbox did not start (exit code {code}); its own message is above — "
+                f"if it names the port ({get_settings().sandbox_port}), set REX_SANDBOX_PORT "
+                "to a free one"
             )
         return json.loads(line)
 
@@ -187,6 +198,23 @@ class Launcher:
         self._stop.set()
         if not self._waiting:  # still starting up: abandon the step in hand
             raise KeyboardInterrupt
+
+
+def sandbox_state_file(settings: Settings) -> Path:
+    """Where the sandbox `make run` starts keeps its state across restarts."""
+    return settings.data_dir / "sandbox-state.json"
+
+
+def sandbox_command(settings: Settings) -> list[str]:
+    """The sandbox's command line: on the state file, so that budgets and pauses Rex made
+    there are still there after a restart (and its token still works)."""
+    return [
+        sys.executable, "-m", "core", "sandbox", "serve",
+        "--host", settings.sandbox_host,
+        "--port", str(settings.sandbox_port),
+        "--seed", str(settings.sandbox_seed),
+        "--state-file", str(sandbox_state_file(settings)),
+    ]  # fmt: skip
 
 
 def ui_command(settings: Settings) -> list[str]:

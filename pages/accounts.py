@@ -10,14 +10,84 @@ from core.accounts import (
     reset_sandboxes,
     sandbox_urls,
 )
-from core.errors import InputError
+from core.errors import InputError, RexError
 from core.meta import GraphError
 from core.sync.runner import sync_accounts
+from pages._notices import act, notify, show_notices
+
+FIELDS = {"account": "Ad account ID", "token": "Access token", "graph_url": "Graph API URL"}
+CONNECT_KEYS = ("connect_account", "connect_token", "connect_graph_url")
+
+
+def _progress(text: str):  # type: ignore[no-untyped-def]
+    bar = st.progress(0.0, text=text)
+
+    def show(event) -> None:  # type: ignore[no-untyped-def]
+        bar.progress(
+            min(event.done / max(event.total, 1), 1.0),
+            text=f"{event.account}: {event.step} {event.detail}".strip(),
+        )
+
+    return show
+
+
+def sync_now(external_id: str, name: str, timezone_name: str) -> None:
+    try:
+        result = sync_accounts([external_id], progress=_progress("Starting…"))[0]
+    except RexError as error:
+        notify("error", str(error))
+        return
+    if result.ok:
+        notify(
+            "success",
+            f"Synced {name}: {result.since} … {result.until} ({timezone_name} dates) "
+            f"in {result.seconds:.1f} s.",
+        )
+    else:
+        notify("error", f"Sync of {name} failed: {result.error}")
+
+
+def connect() -> None:
+    state = st.session_state
+    try:
+        view = connect_account(
+            state.get("connect_account", ""),
+            state.get("connect_token", ""),
+            graph_url=state.get("connect_graph_url") or None,
+        )
+    except InputError as error:
+        notify("error", f"**{FIELDS.get(error.field, error.field)}**: {error.problem}")
+        return
+    except GraphError as error:
+        notify("error", f"{error.hint}  \nAnswer: {error.describe()}")
+        return
+    for key in CONNECT_KEYS:
+        state.pop(key, None)  # the token leaves the browser session
+    notify(
+        "success",
+        f"Connected {view.name} ({view.external_id}, {view.currency}, {view.timezone_name}). "
+        "Use **Sync now** to read its data.",
+    )
+
+
+def reset_and_sync() -> None:
+    try:
+        accounts = reset_sandboxes()
+    except RexError as error:
+        notify("error", str(error))
+        return
+    results = sync_accounts(accounts, progress=_progress("Syncing…"))
+    notify(
+        "success",
+        "Sandbox reset; synced " + (", ".join(r.account for r in results if r.ok) or "nothing"),
+    )
+    for result in results:
+        if not result.ok:
+            notify("error", f"Sync of {result.account} failed: {result.error}")
+
 
 st.title("Accounts")
-flash = st.session_state.pop("accounts_flash", None)
-if flash:
-    st.success(flash)
+show_notices()
 
 accounts = list_accounts()
 if not accounts:
@@ -65,86 +135,66 @@ for account in accounts:
         if account.rate_limited_until:
             left.info(f"Meta rate-limits calls until {account.rate_limited_until:%H:%M} UTC.")
 
-        if right.button("Sync now", key=f"sync_{account.id}", disabled=account.needs_reconnect):
-            bar = right.progress(0.0, text="Starting…")
-
-            def show(event, bar=bar):  # type: ignore[no-untyped-def]
-                bar.progress(
-                    min(event.done / max(event.total, 1), 1.0),
-                    text=f"{event.step} {event.detail}".strip(),
-                )
-
-            result = sync_accounts([account.external_id], progress=show)[0]
-            if result.ok:  # show the new counts and sync time above: run the page again
-                st.session_state["accounts_flash"] = (
-                    f"Synced {account.name}: {result.since} … {result.until} "
-                    f"({account.timezone_name} dates) in {result.seconds:.1f} s."
-                )
-                st.rerun()
-            else:
-                right.error(result.error)
-        confirm = right.checkbox(
-            "I want to remove this account and its data", key=f"confirm_remove_{account.id}"
+        right.button(
+            "Sync now",
+            key=f"sync_{account.id}",
+            disabled=account.needs_reconnect,
+            on_click=sync_now,
+            args=(account.external_id, account.name, account.timezone_name),
         )
-        if right.button("Remove", key=f"remove_{account.id}", disabled=not confirm):
-            remove_account(account.id)
-            st.session_state["accounts_flash"] = f"Removed {account.name} and its synced data."
-            st.rerun()
+        confirm = right.checkbox(
+            "I want to remove this account and its synced data",
+            key=f"confirm_remove_{account.id}",
+            help="Its campaigns, ad sets, ads and numbers are deleted from Rex; what Rex did "
+            "on it (actions, approvals, executions) stays on the record.",
+        )
+        right.button(
+            "Remove",
+            key=f"remove_{account.id}",
+            disabled=not confirm,
+            on_click=act,
+            args=(remove_account, account.id),
+            kwargs={
+                "done": f"Removed {account.name} ({account.external_id}) and its synced data; "
+                "what Rex did on it stays on the record."
+            },
+        )
+
+removed = [a for a in list_accounts(include_removed=True) if a.removed]
+if removed:
+    st.caption(
+        "Removed: "
+        + "; ".join(f"{a.name} ({a.external_id}) on {a.removed_at:%Y-%m-%d}" for a in removed)
+        + ". What Rex did on them stays on the record; connect one again below to bring it back."
+    )
 
 st.subheader("Connect an ad account")
 with st.form("connect", clear_on_submit=False):
-    account_field = st.text_input(
-        "Ad account ID", placeholder="act_1234567890", key="connect_account"
-    )
-    token_field = st.text_input(
+    st.text_input("Ad account ID", placeholder="act_1234567890", key="connect_account")
+    st.text_input(
         "Access token",
         type="password",
         key="connect_token",
         help="Checked with a live read before it is stored, then kept "
         "encrypted. It is never shown again.",
     )
-    graph_field = st.text_input(
+    st.text_input(
         "Graph API URL (optional)",
         placeholder="https://graph.facebook.com",
         help="Only for the sandbox or a proxy; leave empty for Meta.",
         key="connect_graph_url",
     )
-    submitted = st.form_submit_button("Check and connect")
-if submitted:
-    try:
-        view = connect_account(account_field, token_field, graph_url=graph_field or None)
-    except InputError as error:
-        st.error(f"**{error.field}**: {error.problem}")
-    except GraphError as error:
-        st.error(f"Meta refused: {error.explain()}")
-    else:
-        for key in ("connect_account", "connect_token", "connect_graph_url"):
-            st.session_state.pop(key, None)  # the token leaves the browser session
-        st.session_state["accounts_flash"] = (
-            f"Connected {view.name} ({view.external_id}, {view.currency}, {view.timezone_name}). "
-            "Use **Sync now** to read its data."
-        )
-        st.rerun()
+    st.form_submit_button("Check and connect", on_click=connect)
 
 urls = sandbox_urls()
 if urls:
     st.subheader("Sandbox")
     st.caption(
-        "The built-in Graph server at " + ", ".join(urls) + ". Resetting it undoes "
-        "every write Rex made there and brings back its generated numbers."
+        "The built-in Graph server at " + ", ".join(urls) + ". It keeps what Rex changed "
+        "there across restarts; resetting it undoes every write Rex made there and brings "
+        "back its generated numbers."
     )
-    if st.button("Reset the sandbox and sync", key="reset_sandbox"):
-        reset_sandboxes()
-        bar = st.progress(0.0, text="Syncing…")
-        results = sync_accounts(
-            progress=lambda e: bar.progress(
-                min(e.done / max(e.total, 1), 1.0), text=f"{e.account}: {e.step}"
-            )
-        )
-        st.session_state["accounts_flash"] = "Sandbox reset; synced " + ", ".join(
-            r.account for r in results if r.ok
-        )
-        st.rerun()
+    st.button("Reset the sandbox and sync", key="reset_sandbox", on_click=reset_and_sync)
 
 with st.expander("Settings in effect"):
     st.caption("From the environment or `.env` (README: Settings). Secrets are never shown.")

@@ -80,7 +80,7 @@ def _action(action: ActionRow, keys: str) -> None:
 st.title("Executions")
 show_notices()
 
-rules = {rule.id: rule.name for rule in list_rules()}
+rules = {rule.id: rule.name for rule in list_rules(include_deleted=True)}
 if not rules:
     st.info("No rule has been saved yet, so nothing has run.")
     st.page_link("pages/rules.py", label="Build one in the Rules page's Builder",

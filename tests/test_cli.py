@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +186,74 @@ def test_rules_list_and_preview_speak_plainly(live) -> None:  # type: ignore[no-
     assert "    → skipped: daily cap reached (1 actions today) — change_budget" in lines
     assert lines[-1] == "would act on 1, skipped 1 (a preview: nothing was changed)"
     assert "roas@" not in preview.stdout and "conditions.all" not in preview.stdout
+
+
+def test_a_restarted_make_run_keeps_the_sandbox_and_what_rex_did_there(
+    db: Engine, tmp_path: Path
+) -> None:
+    """`make run` twice: a pause Rex sent is still in the sandbox (and in Rex) after the
+    restart, the stored token still works, and an account removed in between stays out."""
+    import socket
+
+    from sqlalchemy import select
+
+    from core.accounts import client_for, list_accounts, remove_account
+    from core.crypto import secret_box
+    from core.db import read_session
+    from core.db.models import AdAccount, AdEntity
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "REX_DATA_DIR": str(tmp_path), "REX_SANDBOX_PORT": str(port)}
+    env["REX_SYNC_DAYS"] = "2"
+    usd, jpy = "act_1010000001", "act_1020000002"
+
+    @contextlib.contextmanager
+    def up() -> Iterator[list[str]]:
+        """`up` without UI and scheduler, running from its first sync until the block ends."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core", "up", "--no-ui", "--no-scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        lines: list[str] = []
+        try:
+            for line in process.stdout:  # type: ignore[union-attr]
+                lines.append(line.strip())
+                connected = sum("connected" in x and "not connected" not in x for x in lines)
+                if sum(" synced" in x for x in lines) == connected and connected:
+                    break
+            yield lines
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+    with up() as first:
+        assert any(str(tmp_path / "sandbox-state.json") in line for line in first), first
+        with read_session() as session:
+            account = session.scalars(select(AdAccount).where(AdAccount.external_id == usd)).one()
+            adset = session.scalars(
+                select(AdEntity).where(
+                    AdEntity.account_id == account.id,
+                    AdEntity.level == "adset",
+                    AdEntity.status == "ACTIVE",
+                )
+            ).first()
+            token_before = account.token_encrypted
+        client_for(account).set_status(adset.external_id, "PAUSED")  # as Rex acts
+    remove_account(jpy)
+
+    with up() as second:
+        assert any(f"{jpy} was removed; not connected again" in line for line in second), second
+        assert [a.external_id for a in list_accounts()] == [usd]
+        with read_session() as session:
+            account = session.scalars(select(AdAccount).where(AdAccount.external_id == usd)).one()
+            synced = session.get_one(AdEntity, adset.id)
+        assert synced.status == "PAUSED"  # read back from the sandbox after the restart
+        assert account.token_status == "ok"
+        assert client_for(account).get_account(usd).external_id == usd  # the token works
+        assert secret_box().decrypt(account.token_encrypted) == secret_box().decrypt(token_before)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from core.db import migrate
 from core.db.engine import get_engine
@@ -72,3 +75,88 @@ def test_down_to_base_leaves_no_table(empty_url: str) -> None:
     migrate.upgrade("head", url=empty_url)
     migrate.downgrade("base", url=empty_url)
     assert _tables(empty_url) == set()
+
+
+def _seed_record(url: str) -> None:
+    """A rule, an account, an execution, two actions (one the rollback of the other) and
+    an approval that points at the first action, written as rows of the 0004 schema."""
+    rows = [
+        "INSERT INTO ad_accounts (id, platform, external_id, name, currency, timezone_name, "
+        "account_status, token_encrypted, token_status, created_at, updated_at) VALUES "
+        "(1, 'meta', 'act_1', 'Shop', 'USD', 'UTC', 1, 'x', 'ok', :at, :at)",
+        "INSERT INTO automation_rules (id, name, level, document, status, "
+        "check_frequency_minutes, version, created_at, updated_at) VALUES "
+        "(1, 'Scale', 'adset', '{}', 'active', 60, 1, :at, :at)",
+        "INSERT INTO rule_executions (id, rule_id, rule_version, started_at, entities_checked, "
+        "entities_matched, actions_taken, actions_skipped, status) VALUES "
+        "(1, 1, 1, :at, 1, 1, 1, 0, 'succeeded')",
+        "INSERT INTO action_history (id, rule_id, execution_id, account_id, entity_name, "
+        "action_type, status, can_rollback, created_at) VALUES "
+        "(1, 1, 1, 1, 'Ad set A', 'pause', 'succeeded', true, :at)",
+        "INSERT INTO action_history (id, rule_id, execution_id, account_id, entity_name, "
+        "action_type, status, can_rollback, rollback_of_id, created_at) VALUES "
+        "(2, 1, 1, 1, 'Ad set A', 'resume', 'succeeded', false, 1, :at)",
+        "UPDATE action_history SET rolled_back_by_id = 2 WHERE id = 1",
+        "INSERT INTO pending_actions (id, rule_id, execution_id, account_id, action_type, "
+        "proposal, status, expires_at, action_id, version, created_at) VALUES "
+        "(1, 1, 1, 1, 'pause', '{}', 'approved', :at, 1, 2, :at)",
+        "INSERT INTO notifications (id, account_id, rule_id, kind, title, created_at) VALUES "
+        "(1, 1, 1, 'action', 'Paused Ad set A', :at)",
+    ]
+    at = datetime(2026, 11, 20, 18, 30)  # naive: how both databases store UTC here
+    with get_engine(url).begin() as connection:
+        for row in rows:
+            connection.execute(text(row), {"at": at})
+
+
+LINKS = (
+    "SELECT a.execution_id, a.rollback_of_id, a.rolled_back_by_id, p.execution_id, "
+    "p.action_id FROM action_history a, pending_actions p WHERE a.id = 1 AND p.id = 1"
+)
+
+
+def test_upgrading_to_0005_keeps_every_link_of_the_record(empty_url: str) -> None:
+    migrate.upgrade("0004", url=empty_url)
+    _seed_record(empty_url)
+    with get_engine(empty_url).connect() as connection:
+        before = connection.execute(text(LINKS)).one()
+    assert tuple(before) == (1, None, 2, 1, 1)
+
+    migrate.upgrade("head", url=empty_url)
+    with get_engine(empty_url).connect() as connection:
+        assert tuple(connection.execute(text(LINKS)).one()) == tuple(before)
+        rollback = connection.execute(
+            text("SELECT rollback_of_id FROM action_history WHERE id = 2")
+        ).scalar()
+    assert rollback == 1
+
+    migrate.downgrade("0004", url=empty_url)  # and back down: still linked
+    with get_engine(empty_url).connect() as connection:
+        assert tuple(connection.execute(text(LINKS)).one()) == tuple(before)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["DELETE FROM automation_rules WHERE id = 1", "DELETE FROM ad_accounts WHERE id = 1"],
+)
+def test_the_database_refuses_a_delete_that_would_take_the_record(
+    empty_url: str, statement: str
+) -> None:
+    migrate.upgrade("head", url=empty_url)
+    _seed_record(empty_url)
+    with pytest.raises(IntegrityError), get_engine(empty_url).begin() as connection:
+        connection.execute(text(statement))
+    counts = (
+        "SELECT (SELECT count(*) FROM rule_executions) + (SELECT count(*) FROM "
+        "action_history) + (SELECT count(*) FROM pending_actions) + (SELECT count(*) FROM "
+        "notifications)"
+    )
+    with get_engine(empty_url).connect() as connection:
+        assert connection.execute(text(counts)).scalar() == 5
+        names = connection.execute(
+            text(
+                "SELECT r.name, c.external_id FROM action_history a JOIN automation_rules r "
+                "ON r.id = a.rule_id JOIN ad_accounts c ON c.id = a.account_id WHERE a.id = 1"
+            )
+        ).one()
+    assert tuple(names) == ("Scale", "act_1")

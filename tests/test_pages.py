@@ -102,14 +102,58 @@ def test_connect_then_sync_now_from_the_page(db: Engine, sandbox, monkeypatch) -
     reload_settings()
 
 
-def test_a_refused_token_is_explained(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+def _submit(app: AppTest) -> AppTest:
+    next(b for b in app.button if b.label == "Check and connect").click().run()
+    assert not app.exception
+    return app
+
+
+def _page_with_connect_form(account: str, token: str, graph_url: str) -> AppTest:
     app = run("pages/accounts.py")
-    app.text_input[0].set_value(sandbox.account_ids[0])
-    app.text_input[1].set_value("expired-token-abcdef")
-    app.text_input[2].set_value(sandbox.url)
-    app.button[0].click().run()
-    assert "Meta refused" in app.error[0].value and "Reconnect" in app.error[0].value
+    app.text_input(key="connect_account").set_value(account)
+    app.text_input(key="connect_token").set_value(token)
+    app.text_input(key="connect_graph_url").set_value(graph_url)
+    return _submit(app)
+
+
+def test_a_refused_token_for_a_new_account_says_what_token_is_needed(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+    app = _page_with_connect_form(sandbox.account_ids[0], "expired-token-abcdef", sandbox.url)
+    shown = app.error[0].value
+    assert "refused this access token" in shown and "nothing was stored" in shown
+    assert "ads_management" in shown and "system-user token" in shown  # the token needed
+    assert "reconnect" not in shown.lower()  # it was never connected
+    assert "expired-token-abcdef" not in shown
     assert list_accounts() == []
+
+
+def test_a_refused_token_for_a_connected_account_keeps_the_old_one(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+    account = sandbox.account_ids[0]
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    app = _page_with_connect_form(account, "expired-token-abcdef", sandbox.url)
+    assert f"{account} keeps the token it had" in app.error[0].value
+    assert list_accounts()[0].token_status == "ok"
+
+
+def test_an_unreachable_graph_url_is_not_called_a_refusal(db: Engine) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    app = _page_with_connect_form("act_1010000001", "some-token-123456", url)
+    shown = app.error[0].value
+    assert f"Rex could not reach the Graph API at {url}" in shown
+    assert "refused" not in shown.replace("ConnectionRefused", "")  # nobody answered
+    assert "Graph API URL" in shown and "nothing was stored" in shown
+    assert list_accounts() == []
+
+
+def test_an_empty_account_id_is_required_not_malformed(db: Engine) -> None:
+    app = _page_with_connect_form("", "some-token-123456", "")
+    shown = app.error[0].value
+    assert shown.startswith("**Ad account ID**") and "is required" in shown
+    assert "is not an ad account id" not in shown
 
 
 # --- the report functions behind the pages, on rows written through the ORM ------------
@@ -188,7 +232,11 @@ def test_overview_counts_account_local_days_and_fills_gaps(tokyo: int) -> None:
     assert by_day[date(2026, 11, 19)].roas is None  # revenue without spend: undefined
     assert by_day[date(2026, 11, 21)].roas == 3
     assert overview.current.spend == Decimal(3500) and overview.current.revenue == Decimal(5500)
-    assert overview.previous is not None and overview.previous.spend == Decimal(700)
+    # the 30 days before hold one synced day (Oct 22): no comparison with the other 29
+    assert overview.data_starts == date(2026, 10, 22) and overview.previous is None
+    assert "synced only from 2026-10-22" in (overview.coverage() or "")
+    day_before = account_overview(tokyo, now=NOW, days=1).previous  # Nov 20: synced
+    assert day_before is not None and day_before.spend == Decimal(2000)
     assert overview.money(overview.current.spend) == "3,500 JPY"
     assert account_overview(tokyo, today=date(2026, 11, 20), days=2).current.spend == 2000
 

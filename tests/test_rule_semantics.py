@@ -160,7 +160,17 @@ ALL_ACCOUNTS = {**SCALE_WINNERS, "scope": {"level": "campaign"}}  # profit > 100
 
 
 def test_a_rule_over_two_currencies_without_its_own_acts_on_none(two_currencies) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(ALL_ACCOUNTS, now=NOW)  # an old document: no currency
+    from sqlalchemy import update
+
+    from core.db import write_session
+    from core.db.models import AutomationRule
+    from core.rules.document import RuleDocumentError
+
+    with pytest.raises(RuleDocumentError, match="need one currency"):
+        save_rule(ALL_ACCOUNTS, now=NOW)  # refused when saved today …
+    rule = save_rule({**ALL_ACCOUNTS, "currency": "USD"}, now=NOW)
+    with write_session() as session:  # … but an install may hold one saved before
+        session.execute(update(AutomationRule).values(document=ALL_ACCOUNTS))
     result = run_rule_now(rule.id, NOW)
     assert result.status == "skipped"
     assert (

@@ -86,9 +86,15 @@ def test_scope_must_name_connected_accounts(account: str) -> None:
 
 def test_delete_and_unknown_ids(account: str) -> None:
     rule = save_rule(RULE)
-    delete_rule(rule.id)
-    with pytest.raises(NotFoundError, match=f"no rule with id {rule.id}"):
+    deleted = delete_rule(rule.id, now=NOW)
+    assert (deleted.status, deleted.deleted_at, deleted.next_execution_at) == ("deleted", NOW, None)
+    with pytest.raises(NotFoundError, match=f"rule {rule.id} “Stop losers” was deleted"):
         get_rule(rule.id)
+    with pytest.raises(NotFoundError, match="was deleted"):
+        set_status(rule.id, "active")
+    with pytest.raises(NotFoundError, match=r"no rule with id 999 \(0 rules exist"):
+        get_rule(999)
+    assert list_rules() == [] and len(list_rules(include_deleted=True)) == 1
 
 
 def test_cli_import_list_export_disable(account: str, tmp_path: Path) -> None:

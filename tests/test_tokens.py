@@ -182,3 +182,37 @@ def test_without_the_key_file_every_account_is_attempted_and_every_run_closed(
     assert not key_file.exists()  # a new key could never decrypt the stored tokens
     assert [a.token_readable for a in list_accounts()] == [False, False]
     assert [a.last_sync_status for a in list_accounts()] == ["failed", "failed"]
+
+
+def test_connect_failures_say_what_happened_for_this_account(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from core.meta.errors import ConnectionFailedError
+
+    account = sandbox.account_ids[0]
+    with pytest.raises(TokenInvalidError) as new:
+        connect_account(account, "EAAwrongtoken1234567890", graph_url=sandbox.url)
+    assert "nothing was stored" in new.value.hint and "ads_management" in new.value.hint
+    assert "reconnect" not in new.value.explain().lower()  # never connected: nothing to redo
+
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    with pytest.raises(TokenInvalidError) as again:
+        connect_account(account, "EAAwrongtoken1234567890", graph_url=sandbox.url)
+    assert f"{account} keeps the token it had" in again.value.hint
+    assert get_account(account).token_status == "ok"
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(ConnectionFailedError) as unreachable:
+        connect_account(sandbox.account_ids[1], "EAAsometoken1234567890", graph_url=url)
+    assert unreachable.value.hint.startswith(f"Rex could not reach the Graph API at {url}")
+    assert "refused" not in unreachable.value.hint
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_account_id_is_required(db: Engine, value: str) -> None:
+    with pytest.raises(InputError) as caught:
+        connect_account(value, "x" * 20)
+    assert caught.value.field == "account"
+    assert caught.value.problem.startswith("an ad account id is required")

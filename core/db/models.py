@@ -28,7 +28,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.db.types import JSONDocument, UTCDateTime, utcnow
 
@@ -55,6 +57,18 @@ class Level(StrEnum):
 class TokenStatus(StrEnum):
     OK = "ok"
     NEEDS_RECONNECT = "needs_reconnect"
+    REMOVED = "removed"  # the account was removed from Rex: its token is wiped
+
+
+class RuleStatus(StrEnum):
+    """`automation_rules.status`: the document's status (active, paused, draft), or
+    `deleted` — a rule taken off the list whose record (versions, executions, actions)
+    stays. Only `active` rules are scheduled."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DRAFT = "draft"
+    DELETED = "deleted"
 
 
 class SyncStatus(StrEnum):
@@ -135,12 +149,27 @@ class AdAccount(Base):
     last_sync_at: Mapped[datetime | None]
     last_sync_status: Mapped[str | None] = mapped_column(String(20))
     last_sync_error: Mapped[str | None] = mapped_column(Text)
+    # Removed from Rex: the row stays so the record (actions, approvals, executions,
+    # notifications) keeps naming the account; its token is wiped and its synced data
+    # deleted. Connecting the account again clears it.
+    removed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     entities: Mapped[list[AdEntity]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @hybrid_property
+    def connected(self) -> bool:
+        """Not removed: listed, synced, evaluated and acted on. In a query:
+        `select(AdAccount).where(AdAccount.connected)`."""
+        return self.removed_at is None
+
+    @connected.inplace.expression
+    @classmethod
+    def _connected_expression(cls) -> ColumnElement[bool]:
+        return cls.removed_at.is_(None)
 
 
 class AdEntity(Base):
@@ -304,6 +333,8 @@ class AutomationRule(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None]
+    # Deleted: status `deleted`, never due, not listed; the record names it still.
+    deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -315,7 +346,7 @@ class AutomationRuleVersion(Base):
     __table_args__ = (UniqueConstraint("rule_id", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="RESTRICT"))
     version: Mapped[int] = mapped_column(Integer)
     document: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -326,7 +357,7 @@ class RuleExecution(Base):
     __table_args__ = (Index("ix_rule_executions_rule_started", "rule_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="RESTRICT"))
     rule_version: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
@@ -353,12 +384,12 @@ class ActionHistory(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("automation_rules.id", ondelete="SET NULL")
+        ForeignKey("automation_rules.id", ondelete="RESTRICT")
     )
     execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("rule_executions.id", ondelete="SET NULL")
     )
-    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="RESTRICT"))
     entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="SET NULL"))
     entity_name: Mapped[str | None] = mapped_column(String(400))
     action_type: Mapped[str] = mapped_column(String(30))
@@ -389,12 +420,12 @@ class PendingAction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("automation_rules.id", ondelete="SET NULL")
+        ForeignKey("automation_rules.id", ondelete="RESTRICT")
     )
     execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("rule_executions.id", ondelete="SET NULL")
     )
-    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="RESTRICT"))
     entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="SET NULL"))
     action_type: Mapped[str] = mapped_column(String(30))
     proposal: Mapped[dict[str, Any]]
@@ -417,9 +448,11 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ad_accounts.id", ondelete="RESTRICT")
+    )
     rule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("automation_rules.id", ondelete="SET NULL")
+        ForeignKey("automation_rules.id", ondelete="RESTRICT")
     )
     kind: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(300))

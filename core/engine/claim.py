@@ -94,7 +94,7 @@ def _take(
     due_only: bool,
 ) -> bool:
     lease = lease or default_lease()
-    conditions = [AutomationRule.id == rule_id, _free(now)]
+    conditions = [AutomationRule.id == rule_id, _free(now), AutomationRule.deleted_at.is_(None)]
     if due_only:
         conditions += [
             AutomationRule.status == "active",

@@ -242,7 +242,7 @@ def prepare(
 ) -> Prepared:
     with read_session(engine) as session:
         evaluation = evaluate(session, rule, now)
-        scoped = select(AdAccount).where(AdAccount.platform == "meta")
+        scoped = select(AdAccount).where(AdAccount.platform == "meta", AdAccount.connected)
         if rule.scope.account_ids:
             scoped = scoped.where(AdAccount.external_id.in_(rule.scope.account_ids))
         accounts = {a.external_id: a for a in session.scalars(scoped)}

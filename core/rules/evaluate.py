@@ -219,7 +219,11 @@ def evaluate_many(
     session: Session, rules: Sequence[RuleDocument], now: datetime
 ) -> list[Evaluation]:
     """Every rule, sharing one frame (two queries) per level among them all."""
-    query = select(AdAccount).where(AdAccount.platform == "meta").order_by(AdAccount.id)
+    query = (
+        select(AdAccount)
+        .where(AdAccount.platform == "meta", AdAccount.connected)
+        .order_by(AdAccount.id)
+    )
     stored = list(session.scalars(query))
     today: dict[int, date] = {}
     unusable: dict[str, str] = {}  # external id → why it cannot be evaluated
@@ -565,7 +569,9 @@ def trace_value(value: Any) -> Any:
 def scope_currencies(session: Session, rule: RuleDocument) -> dict[str, str]:
     """External id → currency of the connected Meta accounts in the rule's scope (its
     `account_ids`, or every account): what `check_rule_currency` needs at save."""
-    query = select(AdAccount.external_id, AdAccount.currency).where(AdAccount.platform == "meta")
+    query = select(AdAccount.external_id, AdAccount.currency).where(
+        AdAccount.platform == "meta", AdAccount.connected
+    )
     if rule.scope.account_ids:
         query = query.where(AdAccount.external_id.in_(rule.scope.account_ids))
     return {external_id: currency for external_id, currency in session.execute(query)}

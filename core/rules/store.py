@@ -3,6 +3,10 @@
 The stored document is the validated, normalised JSON of `RuleDocument`; the columns the
 seed system's operators query (`name`, `status`, `check_frequency_minutes`,
 `next_execution_at`) are kept in step with it.
+
+Deleting keeps the record: the row stays with status `deleted` (never due, not listed,
+not editable), so its versions, executions, actions and approvals still name it. The
+database refuses to delete a rule that has a record (its foreign keys are RESTRICT).
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from core.db import read_session, write_session
-from core.db.models import AdAccount, AutomationRule, AutomationRuleVersion
+from core.db.models import AdAccount, AutomationRule, AutomationRuleVersion, RuleStatus
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError
-from core.rules.document import RuleDocument, parse_rule
+from core.rules.document import RuleDocument, check_rule_currency, parse_rule
+from core.rules.evaluate import scope_currencies
 
 SUPPORTED_PLATFORMS = ("meta",)
 
@@ -33,10 +38,15 @@ class RuleView:
     next_execution_at: datetime | None
     last_execution_at: datetime | None
     document: dict[str, Any]
+    deleted_at: datetime | None = None
 
     @property
     def rule(self) -> RuleDocument:
         return parse_rule(self.document)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 def save_rule(
@@ -49,9 +59,11 @@ def save_rule(
     """Validate and store a rule (new, or a new version of `rule_id`)."""
     rule = document if isinstance(document, RuleDocument) else parse_rule(document)
     now = now or utcnow()
-    body = rule.to_json()
     with write_session(engine) as session:
         _check_accounts(session, rule)
+        # one currency for the rule's money: stated, or its accounts' own (else refused)
+        rule = check_rule_currency(rule, scope_currencies(session, rule))
+        body = rule.to_json()
         if rule_id is None:
             row = AutomationRule(version=1)
             session.add(row)
@@ -83,30 +95,43 @@ def set_status(
     return save_rule(document, rule_id=rule_id, engine=engine, now=now)
 
 
-def delete_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
-    """Delete a rule and its versions; its executions and actions stay on the record."""
+def delete_rule(
+    rule_id: int, *, engine: Engine | None = None, now: datetime | None = None
+) -> RuleView:
+    """Take a rule off the list: it never runs again and cannot be edited, and its
+    versions, executions, actions and approvals stay on the record, naming it."""
+    now = now or utcnow()
     with write_session(engine) as session:
         row = _find(session, rule_id)
-        view = _view(row)
-        session.delete(row)
-    return view
+        row.status = RuleStatus.DELETED
+        row.deleted_at = now
+        row.next_execution_at = None
+        session.flush()
+        return _view(row)
 
 
-def get_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
+def get_rule(
+    rule_id: int, *, include_deleted: bool = False, engine: Engine | None = None
+) -> RuleView:
+    """A rule by id. A deleted one is NotFoundError (saying it was deleted) unless
+    `include_deleted` — for showing the record, never for editing or running it."""
     with read_session(engine) as session:
-        return _view(_find(session, rule_id))
+        return _view(_find(session, rule_id, include_deleted=include_deleted))
 
 
-def list_rules(*, engine: Engine | None = None) -> list[RuleView]:
+def list_rules(*, include_deleted: bool = False, engine: Engine | None = None) -> list[RuleView]:
+    """Rules in id order; deleted ones only with `include_deleted` (to name the record)."""
     with read_session(engine) as session:
-        rows = session.scalars(select(AutomationRule).order_by(AutomationRule.id)).all()
-        return [_view(row) for row in rows]
+        query = select(AutomationRule).order_by(AutomationRule.id)
+        if not include_deleted:
+            query = query.where(AutomationRule.deleted_at.is_(None))
+        return [_view(row) for row in session.scalars(query)]
 
 
 def rule_versions(rule_id: int, *, engine: Engine | None = None) -> list[tuple[int, dict]]:
-    """Every saved document of a rule, oldest first."""
+    """Every saved document of a rule, oldest first (a deleted rule's too: the record)."""
     with read_session(engine) as session:
-        _find(session, rule_id)
+        _find(session, rule_id, include_deleted=True)
         rows = session.execute(
             select(AutomationRuleVersion.version, AutomationRuleVersion.document)
             .where(AutomationRuleVersion.rule_id == rule_id)
@@ -120,9 +145,10 @@ def _check_accounts(session: Any, rule: RuleDocument) -> None:
     for index, external_id in enumerate(rule.scope.account_ids):
         row = session.scalar(select(AdAccount).where(AdAccount.external_id == external_id))
         field = f"scope.account_ids[{index}]"
-        if row is None:
+        if row is None or not row.connected:
+            gone = " (it was removed)" if row is not None else ""
             raise InputError(
-                field, f"{external_id} is not connected: connect it first, or remove it"
+                field, f"{external_id} is not connected{gone}: connect it first, or remove it"
             )
         if row.platform not in SUPPORTED_PLATFORMS:
             raise InputError(
@@ -130,10 +156,17 @@ def _check_accounts(session: Any, rule: RuleDocument) -> None:
             )
 
 
-def _find(session: Any, rule_id: int) -> AutomationRule:
+def _find(session: Any, rule_id: int, *, include_deleted: bool = False) -> AutomationRule:
     row = session.get(AutomationRule, rule_id)
+    if row is not None and row.deleted_at is not None and not include_deleted:
+        raise NotFoundError(
+            f"rule {rule_id} “{row.name}” was deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC; "
+            "its executions and actions stay on the record (Executions page)"
+        )
     if row is None:
-        count = session.scalar(select(func.count(AutomationRule.id)))
+        count = session.scalar(
+            select(func.count(AutomationRule.id)).where(AutomationRule.deleted_at.is_(None))
+        )
         raise NotFoundError(
             f"no rule with id {rule_id} ({count} rules exist: `python -m core rules list`)"
         )
@@ -151,4 +184,5 @@ def _view(row: AutomationRule) -> RuleView:
         next_execution_at=row.next_execution_at,
         last_execution_at=row.last_execution_at,
         document=row.document,
+        deleted_at=row.deleted_at,
     )

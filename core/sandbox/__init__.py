@@ -6,6 +6,13 @@ new user can try Rex without a Meta login.
 
 from core.sandbox.faults import FaultConfig
 from core.sandbox.scenario import ScenarioError, load_scenario
-from core.sandbox.server import SandboxServer, run_server
+from core.sandbox.server import SandboxServer, SandboxStateError, run_server
 
-__all__ = ["FaultConfig", "SandboxServer", "ScenarioError", "load_scenario", "run_server"]
+__all__ = [
+    "FaultConfig",
+    "SandboxServer",
+    "SandboxStateError",
+    "ScenarioError",
+    "load_scenario",
+    "run_server",
+]

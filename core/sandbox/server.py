@@ -1,7 +1,17 @@
 """The sandbox's HTTP server: Graph requests on loopback, plus admin endpoints.
 
     SandboxServer(port=0, seed=7).start()  → .url, .token, .account_ids, .state
+    SandboxServer(state_file="var/sandbox-state.json")  → keeps its state across restarts
     run_server(...)                         → blocking; first stdout line is JSON
+
+With a state file, the server starts from the state it holds (or writes one for a new
+world), and rewrites it — to a temporary file, then renamed over it — after every
+request that changed something, before answering: what a client was told succeeded is
+on disk. The token is kept in it too, so stored tokens keep working after a restart.
+A state file the server cannot read, or one made from another seed or scenario, stops
+it with a message naming the file and the fix (it never starts over silently: the
+client's record would then claim changes the sandbox no longer has). A reset goes back
+to the generated world and rewrites the file.
 
 Admin endpoints (no token; for tests and demos) live under /__sandbox:
 `GET writes` · `GET requests` · `GET|POST faults` · `POST reset` · `POST insights`
@@ -12,8 +22,10 @@ Admin endpoints (no token; for tests and demos) live under /__sandbox:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
+import os
 import secrets
 import signal
 import sys
@@ -25,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from core.errors import RexError
 from core.money import MoneyError, to_minor
 from core.sandbox.faults import FaultConfig, Faults
 from core.sandbox.graph import Graph, GraphFailure, RawAnswer
@@ -33,6 +46,12 @@ from core.sandbox.world import Day, World, fixed_clock, generate
 
 ADMIN = "/__sandbox"
 REQUEST_LOG_LIMIT = 100_000
+STATE_FORMAT = 1
+
+
+class SandboxStateError(RexError):
+    """The state file cannot be read, does not belong to this sandbox, or cannot be
+    written. The message names the file and what to do."""
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -55,16 +74,21 @@ class SandboxServer:
         faults: FaultConfig | None = None,
         api_version_min: int = 24,
         app_secret: str | None = None,
+        state_file: str | Path | None = None,
     ) -> None:
         self.seed = seed
-        self.token = token or f"SANDBOX{secrets.token_urlsafe(24)}"
         self.clock = fixed_clock(now)
         self.scenario: ScenarioSpec | None = load_scenario(scenario) if scenario else None
         self.initial_faults = faults or FaultConfig()
         self.faults = Faults(self.initial_faults)
         self.api_version_min = api_version_min
         self.app_secret = app_secret
-        self.state: World = self._new_world()
+        self.state_file = Path(state_file) if state_file is not None else None
+        kept = self._load()
+        self.token = token or (kept[1] if kept else None) or f"SANDBOX{secrets.token_urlsafe(24)}"
+        self.state: World = kept[0] if kept else self._new_world()
+        self._saved_revision = -1
+        self.save()  # a new world, or a token given now: on disk before the first request
         self._http = _QuietServer((host, port), _handler_for(self))
         self._http.daemon_threads = True
         self.host, self.port = self._http.server_address[:2]
@@ -96,10 +120,13 @@ class SandboxServer:
         self.stop()
 
     def reset(self) -> None:
-        """Back to the generated (or scenario) world; logs emptied, faults as configured."""
+        """Back to the generated (or scenario) world; logs emptied, faults as configured;
+        the state file (if any) rewritten with that world (the token stays)."""
         self.state = self._new_world()
         self.faults.configure(self.initial_faults)
         self.graph = self._new_graph()
+        self._saved_revision = -1
+        self.save()
 
     def set_faults(self, config: FaultConfig) -> None:
         self.faults.configure(config)
@@ -109,6 +136,7 @@ class SandboxServer:
             if ad_id not in self.state.entities:
                 raise KeyError(ad_id)
             self.state.fixed_days[(ad_id, day)] = numbers
+            self.state.touch()
 
     def edit_as_person(self, object_id: str, **changes: Any) -> dict[str, Any]:
         """A person changes an object in Ads Manager (status, daily_budget, …): applied and
@@ -116,6 +144,90 @@ class SandboxServer:
         with self.state.lock:
             params = {k: str(v) for k, v in changes.items()}
             return self.graph._update(object_id, params, by_person=True)
+
+    # the state file -------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the state file if anything changed since it was last written: a
+        temporary file first (flushed to disk), then renamed over the old one, so the
+        file is always either the old state or the new one, never half of each."""
+        if self.state_file is None:
+            return
+        with self.state.lock:
+            if self.state.revision == self._saved_revision:
+                return
+            text = json.dumps(
+                {
+                    "format": STATE_FORMAT,
+                    "origin": self._origin(),
+                    "token": self.token,
+                    "world": self.state.to_state(),
+                },
+                separators=(",", ":"),
+            )
+            path = self.state_file
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, path)
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+                raise SandboxStateError(
+                    f"the sandbox cannot write its state file {path} ({error.strerror or error}); "
+                    "free disk space or fix the directory's permissions (or set REX_DATA_DIR "
+                    "to a writable directory)"
+                ) from None
+            self._saved_revision = self.state.revision
+
+    def _load(self) -> tuple[World, str | None] | None:
+        """(world, token) from the state file, or None when there is none yet."""
+        path = self.state_file
+        if path is None or not path.exists():
+            return None
+        fix = (
+            "move it away (or delete it) to start from the generated world — the sandbox's "
+            "changes in it are then lost, so sync Rex afterwards — or restore it from a copy"
+        )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+                raise ValueError(f"not a sandbox state file of format {STATE_FORMAT}")
+            origin = data["origin"]
+            world = World.from_state(data["world"], self.clock)
+            token = data.get("token")
+        except OSError as error:
+            raise SandboxStateError(
+                f"the sandbox cannot read its state file {path} ({error.strerror or error}); "
+                "fix its permissions, or " + fix
+            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SandboxStateError(
+                f"the sandbox state file {path} is damaged or not a state file "
+                f"({type(error).__name__}: {_one_line(str(error))}); " + fix
+            ) from None
+        if origin != self._origin():
+            made = _origin_words(origin)
+            raise SandboxStateError(
+                f"the sandbox state file {path} holds a sandbox made from {made}, not from "
+                f"{_origin_words(self._origin())}: start the sandbox as before (the same "
+                "seed — REX_SANDBOX_SEED — and scenario), or " + fix
+            )
+        return world, token if isinstance(token, str) and token else None
+
+    def _origin(self) -> dict[str, Any]:
+        """What the world was made from: a state file belongs to one seed and scenario."""
+        scenario = (
+            hashlib.sha256(self.scenario.model_dump_json().encode()).hexdigest()[:16]
+            if self.scenario is not None
+            else None
+        )
+        return {"seed": self.seed, "scenario": scenario}
 
     # internals --------------------------------------------------------------------
 
@@ -203,6 +315,11 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(latency / 1000)
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, extra, body = server.graph.handle(method, parts.path, params, headers)
+            if method != "GET":
+                try:
+                    server.save()  # what the client is told happened is on disk first
+                except SandboxStateError as error:
+                    status, extra, body = 500, {}, _unsaved(error)
             with server.state.lock:
                 server.state.request_log.append(
                     {
@@ -222,8 +339,12 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             try:
                 data = json.loads(raw) if raw else {}
                 status, body = 200, _admin(server, method, action, data)
+                if method != "GET":
+                    server.save()
             except (ValueError, KeyError, TypeError, MoneyError) as error:
                 status, body = 400, {"error": {"message": str(error)}}
+            except SandboxStateError as error:
+                status, body = 500, _unsaved(error)
             self._send(status, body, {})
 
         def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -240,6 +361,29 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _unsaved(error: SandboxStateError) -> dict[str, Any]:
+    """A Graph error a client reads as transient (it may have been applied in memory)."""
+    return {
+        "error": {
+            "message": str(error),
+            "type": "SandboxStateError",
+            "code": 2,
+            "is_transient": True,
+        }
+    }
+
+
+def _origin_words(origin: Any) -> str:
+    if not isinstance(origin, dict):
+        return "an unknown origin"
+    words = f"seed {origin.get('seed')}"
+    return words + (" and a scenario file" if origin.get("scenario") else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200] or "no detail"
 
 
 def _batch_methods(raw: str) -> list[str]:
@@ -329,9 +473,12 @@ def run_server(
     scenario: str | None = None,
     token: str | None = None,
     faults: FaultConfig | None = None,
+    state_file: str | Path | None = None,
 ) -> None:
-    """Serve until SIGTERM / SIGINT. The first stdout line announces the server as JSON."""
-    server = SandboxServer(host, port, seed, scenario, token, None, faults)
+    """Serve until SIGTERM / SIGINT. The first stdout line announces the server as JSON.
+    With `state_file`, the state is kept there across restarts (see the module's doc);
+    SandboxStateError when it cannot be read."""
+    server = SandboxServer(host, port, seed, scenario, token, None, faults, state_file=state_file)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: object) -> None:

@@ -7,6 +7,12 @@ and are computed when first asked for. Breakdown rows split a day's totals with 
 largest-remainder method, so they always sum to the day exactly.
 
 Writes (status, budgets, copies) change the state; past numbers stay as generated.
+
+`World.to_state()` / `World.from_state()` write and read what writes changed — accounts,
+entities (copies included), overrides, the write log, the change history, recent budget
+changes and the id counter — as plain JSON, so a sandbox can keep its state in a file
+across restarts (server.py). Generated numbers are not stored: they follow from the
+seed and the entities. The request log and async report runs are not kept.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -266,13 +272,19 @@ class World:
         self.write_log: list[WriteRecord] = []
         self.activities: list[Activity] = []
         self.request_log: list[dict] = []
+        self.revision = 0  # counts changes worth keeping (see `touch`)
         self._cache: dict[tuple[str, date], Day] = {}
-        self._ids = itertools.count(1)
+        self._last_id = 0
 
     # ids ------------------------------------------------------------------------
 
     def new_id(self) -> str:
-        return str(120_000_000_000_000 + next(self._ids) * 7 + self.seed % 7)
+        self._last_id += 1
+        return str(120_000_000_000_000 + self._last_id * 7 + self.seed % 7)
+
+    def touch(self) -> None:
+        """Note a change that a state file must keep (writes, edits, overrides)."""
+        self.revision += 1
 
     # reading --------------------------------------------------------------------
 
@@ -400,6 +412,7 @@ class World:
         kept = {k: v for k, v in params.items() if k not in secret}
         record = WriteRecord(self.clock(), method, path, object_id, kept, dict(result), changed)
         self.write_log.append(record)
+        self.touch()
 
     def log_activity(
         self,
@@ -425,6 +438,7 @@ class World:
                 extra_data=dict(extra),
             )
         )
+        self.touch()
 
     def copy_entity(
         self, source: Entity, *, status: str, name: str, parent_id: str | None
@@ -446,7 +460,111 @@ class World:
             copy.adset_id = parent_id
             copy.campaign_id = self.entities[parent_id].campaign_id
         self.entities[copy.id] = copy
+        self.touch()
         return copy
+
+    # keeping --------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """What writes changed, as plain JSON (read back by `from_state`)."""
+        return {
+            "seed": self.seed,
+            "scripted": self.scripted,
+            "last_id": self._last_id,
+            "accounts": [_plain(a) for a in self.accounts.values()],
+            "entities": [_plain(e) for e in self.entities.values()],
+            "fixed_days": [
+                {"ad_id": ad_id, "date": day.isoformat(), **_plain(numbers)}
+                for (ad_id, day), numbers in self.fixed_days.items()
+            ],
+            "budget_changes": {
+                entity_id: [t.isoformat() for t in times]
+                for entity_id, times in self.budget_changes.items()
+            },
+            "write_log": [w.as_dict() for w in self.write_log],
+            "activities": [_plain(a) for a in self.activities],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], clock: Clock) -> World:
+        """The world `to_state` wrote. Raises KeyError, TypeError or ValueError when the
+        state is not one it wrote."""
+        world = cls(int(state["seed"]), clock)
+        world.scripted = bool(state["scripted"])
+        world._last_id = int(state["last_id"])
+        for item in state["accounts"]:
+            account = _typed(Account, item)
+            world.accounts[account.id] = account
+        for item in state["entities"]:
+            entity = _typed(Entity, item)
+            world.entities[entity.id] = entity
+        for item in state["fixed_days"]:
+            item = dict(item)
+            key = (str(item.pop("ad_id")), date.fromisoformat(item.pop("date")))
+            world.fixed_days[key] = _typed(Day, item)
+        world.budget_changes = {
+            str(entity_id): [_instant(t) for t in times]
+            for entity_id, times in state["budget_changes"].items()
+        }
+        for item in state["write_log"]:
+            world.write_log.append(
+                WriteRecord(
+                    at=_instant(item["at"]),
+                    method=str(item["method"]),
+                    path=str(item["path"]),
+                    object_id=str(item["object_id"]),
+                    params=dict(item["params"]),
+                    result=dict(item["result"]),
+                    changed=bool(item["changed"]),
+                )
+            )
+        world.activities = [_typed(Activity, item) for item in state["activities"]]
+        return world
+
+
+# Fields that JSON cannot carry as they are: written as text or lists, read back typed.
+_DECIMALS = frozenset({"cpm", "order_value", "base_spend"})
+_INSTANTS = frozenset({"created_time", "updated_time", "event_time"})
+_PAIRS = frozenset({"active_days_ago", "application", "actor"})
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def _typed(cls: Any, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)} for {cls.__name__}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _DECIMALS:
+            value = Decimal(str(value))
+        elif name in _INSTANTS:
+            value = _instant(value)
+        elif name in _PAIRS:
+            first, second = value
+            value = (first, second)
+        values[name] = value
+    return cls(**values)
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return value
 
 
 # ------------------------------------------------------------------- generation

@@ -158,10 +158,29 @@ class Scheduler:
         )
         return {
             "rules": len(results),
+            "ran": self._rules_ran([r.rule_id for r in results]),
             "refreshed": refreshed,
             "actions": sum(r.actions_taken for r in results),
             "failed": sum(r.status == "failed" for r in results),
         }
+
+    def _rules_ran(self, rule_ids: list[int], shown: int = 5) -> str:
+        """The rules a tick ran, for its log line: `"#3 Scale winners, #5 Stop losers"`,
+        the first few by id and "+N more" (quoted: names have spaces)."""
+        if not rule_ids:
+            return "none"
+        with read_session(self.engine) as session:
+            names = dict(
+                session.execute(
+                    select(AutomationRule.id, AutomationRule.name).where(
+                        AutomationRule.id.in_(rule_ids[:shown])
+                    )
+                ).all()
+            )
+        words = ", ".join(f"#{i} {names.get(i, '?')}" for i in rule_ids[:shown])
+        if len(rule_ids) > shown:
+            words += f", +{len(rule_ids) - shown} more"
+        return json.dumps(words, ensure_ascii=False)
 
     def recent_sync(self) -> dict[str, Any]:
         return self._sync(days=3, breakdowns=False, every=self.settings.scheduler_sync_minutes)
@@ -259,7 +278,9 @@ class Scheduler:
             ).all()
             scoped = {a for doc in due for a in (doc.get("scope") or {}).get("account_ids", [])}
             everything = any(not (doc.get("scope") or {}).get("account_ids") for doc in due)
-            query = select(AdAccount).where(AdAccount.token_status == TokenStatus.OK)
+            query = select(AdAccount).where(
+                AdAccount.token_status == TokenStatus.OK, AdAccount.connected
+            )
             if not everything:
                 query = query.where(AdAccount.external_id.in_(scoped))
             accounts = session.scalars(query).all() if due else []
@@ -279,7 +300,9 @@ class Scheduler:
         with read_session(self.engine) as session:
             return [
                 (a.id, a.external_id, a.timezone_name)
-                for a in session.scalars(select(AdAccount).order_by(AdAccount.id))
+                for a in session.scalars(
+                    select(AdAccount).where(AdAccount.connected).order_by(AdAccount.id)
+                )
             ]
 
     def try_lease(self, name: str, ttl: timedelta, now: datetime | None = None) -> bool:

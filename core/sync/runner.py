@@ -124,7 +124,11 @@ def sync_accounts(
         ids = [get_account(account, engine=engine).id for account in accounts]
     else:
         with read_session(engine) as session:
-            ids = list(session.scalars(select(AdAccount.id).order_by(AdAccount.id)))
+            ids = list(
+                session.scalars(
+                    select(AdAccount.id).where(AdAccount.connected).order_by(AdAccount.id)
+                )
+            )
     return [
         sync_account(account_id, options=options, progress=progress, engine=engine)
         for account_id in ids
