@@ -29,7 +29,7 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.errors import NotFoundError
-from core.rules.describe import describe_value_key, explain_condition, format_value
+from core.rules.describe import counts_text, describe_value_key, explain_condition, format_value
 from core.rules.document import Condition
 
 PER_PAGE = 50
@@ -53,19 +53,10 @@ class ExecutionRow:
 
     @property
     def outcome(self) -> str:
-        """What the run did, in words: "2 acted", "2 queued for approval", "2 would act
-        (dry run)", "1 skipped" — only the counts that are not zero ("nothing to do")."""
-        parts = [
-            f"{count} {words}"
-            for count, words in (
-                (self.actions_taken, "acted"),
-                (self.actions_queued, "queued for approval"),
-                (self.actions_would, "would act (dry run)"),
-                (self.actions_skipped, "skipped"),
-            )
-            if count
-        ]
-        return ", ".join(parts) or "nothing to do"
+        """What the run did, in words (only the counts that are not zero)."""
+        return counts_text(
+            self.actions_taken, self.actions_queued, self.actions_would, self.actions_skipped
+        )
 
 
 @dataclass(frozen=True)

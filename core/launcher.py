@@ -222,7 +222,7 @@ def ui_command(settings: Settings) -> list[str]:
     listens on every interface, and until Rex has sign-in whoever reaches the port can
     approve budget changes, so REX_UI_ADDRESS defaults to this machine only."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        sys.executable, str(ROOT / "scripts" / "serve_ui.py"), "run", str(ROOT / "app.py"),
         "--server.address", settings.ui_address,
         "--server.port", str(settings.ui_port),
         "--server.headless", "true",

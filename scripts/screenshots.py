@@ -74,7 +74,7 @@ def main() -> int:
     if args.current_database:
         port = str(free_port())
         command = [
-            *(sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")),
+            *(sys.executable, str(ROOT / "scripts" / "serve_ui.py"), "run", str(ROOT / "app.py")),
             *("--server.port", port, "--server.headless", "true"),
             *("--browser.gatherUsageStats", "false"),
         ]

@@ -1,22 +1,91 @@
 """Every page in a real browser: headless Chromium (Debian's), driven by Playwright,
-against `python -m core up` on a throwaway install with its own sandbox."""
+against `python -m core up` on a throwaway install with its own sandbox — and the
+marketer's flow walked through: a rule built from a template, its outcomes previewed, a
+dry run, going live, a proposal approved on its own row, the change undone from the
+activity feed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scripts.screenshots import CHROMIUM, PAGES, shoot, throwaway_app
+from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS, PAGES, shoot, throwaway_app
 
 pytestmark = pytest.mark.browser
+ACCOUNT = "act_1010000001"  # the sandbox's USD account
 
 
-def test_every_page_renders_in_chromium_without_an_exception(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def app() -> Iterator[str]:
     assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install -y chromium"
     with throwaway_app(sync_days=7) as base:
-        failures = shoot(base, tmp_path)
-    assert failures == 0
+        yield base
+
+
+def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1680, "height": 1400})
+        page.set_default_timeout(60_000)
+
+        def notice(text: str) -> None:  # a notice (st.success / st.info / …) saying `text`
+            alerts = page.locator('[data-testid="stAlert"]').filter(has_text=text)
+            expect(alerts.first).to_be_visible()
+
+        def click(key: str) -> None:
+            page.locator(f".st-key-{key} button").first.click()
+
+        # a deep link as the first request the app serves (this test runs first): the
+        # app's own navigation, not Streamlit's list of the files in pages/
+        page.goto(f"{app}/rules")
+        navigation = page.locator('[data-testid="stSidebarNav"]')
+        expect(navigation.get_by_text("Automation")).to_be_visible()
+        expect(navigation.get_by_text("notices")).to_have_count(0)
+
+        # a rule from a template, in Test first mode, on one account
+        page.locator(".st-key-rules_view").get_by_text("Builder").click()
+        click("builder_use_template")
+        notice("in Test first")
+        accounts = page.locator('[class*="st-key-b"][class*="_accounts"] input').first
+        accounts.click()
+        page.get_by_role("option").filter(has_text=ACCOUNT).first.click()
+        page.keyboard.press("Escape")
+        # the preview says what it would do, before anything is saved
+        expect(page.get_by_text("Preview: what it would do now")).to_be_visible()
+        expect(page.get_by_text("candidates match; nothing is changed or saved")).to_be_visible()
+        click("builder_save")
+        notice("Saved “")
+        expect(page.locator(".st-key-builder_run")).to_be_visible()  # still in the builder
+
+        # a dry run, then live in one click
+        click("builder_run")
+        notice("would act (dry run)")
+        click("builder_go_live")
+        notice("is live (version")
+
+        # a proposal (the demo rule asks first) approved on its own row
+        page.goto(f"{app}/approvals")
+        page.locator(".st-key-approvals_by input").fill("ana")
+        page.keyboard.press("Tab")
+        approve = page.locator('[class*="st-key-approve_"] button').first
+        approve.click()
+        notice("approved:")
+
+        # and undone from the activity feed
+        page.goto(f"{app}/executions")
+        page.get_by_role("tab", name="Activity").click()
+        page.locator('[class*="st-key-undo_"] button').first.click()
+        notice("Rolled back")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
+
+
+def test_every_page_renders_in_chromium_without_an_exception(app: str, tmp_path: Path) -> None:
+    assert shoot(app, tmp_path) == 0
     for name in PAGES:
         shot = tmp_path / f"{name}.png"
         assert shot.exists() and shot.stat().st_size > 20_000, name  # a drawn page, not blank

@@ -35,6 +35,7 @@ from core.db.models import (
 from core.db.types import utcnow
 from core.errors import InputError, RexError
 from core.money import format_money, from_minor
+from core.rules.describe import counts_text
 from core.rules.document import (
     COMPARISONS,
     RANGE_OPS,
@@ -875,16 +876,6 @@ def money_moved_text(moved: dict[str, Decimal]) -> str:
         for currency, amount in sorted(moved.items())
     ]
     return " · ".join(parts) or "—"
-
-
-def counts_text(acted: int, queued: int, would: int, skipped: int) -> str:
-    parts = [
-        f"{acted} acted" if acted else "",
-        f"{queued} queued for approval" if queued else "",
-        f"{would} would act (dry run)" if would else "",
-        f"{skipped} skipped" if skipped else "",
-    ]
-    return ", ".join(p for p in parts if p) or "nothing to do"
 
 
 def last_run_text(last: LastRun | None) -> str:

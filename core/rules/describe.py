@@ -177,6 +177,18 @@ def _budget_action(action: ChangeBudget, currency: str | None) -> str:
 # --------------------------------------------------------------------- verdicts
 
 
+def counts_text(acted: int, queued: int, would: int, skipped: int) -> str:
+    """What a run did, in words: "2 acted", "2 queued for approval", "2 would act (dry
+    run)", "1 skipped" — only the counts that are not zero ("nothing to do")."""
+    parts = [
+        f"{acted} acted" if acted else "",
+        f"{queued} queued for approval" if queued else "",
+        f"{would} would act (dry run)" if would else "",
+        f"{skipped} skipped" if skipped else "",
+    ]
+    return ", ".join(p for p in parts if p) or "nothing to do"
+
+
 def explain_condition(
     condition: Condition,
     *,
