@@ -13,7 +13,6 @@ connecting it again brings it back.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,7 +44,7 @@ from core.meta.errors import (
     TransientError,
 )
 from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
-from core.settings import get_settings
+from core.settings import get_settings, is_loopback
 
 _ACCOUNT_ID = re.compile(r"^(?:act_)?(\d{1,20})$")
 TOKEN_NEEDED = (
@@ -125,7 +124,7 @@ def check_graph_url(url: str | None) -> str | None:
         )
     if parts.path not in ("", "/") or parts.query:
         raise InputError("graph_url", "give the base URL only, without a version or path")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise InputError(
             "graph_url",
             "plain http is allowed for loopback only (it would send the token "
@@ -401,22 +400,13 @@ def _view(row: AdAccount, counts: dict[str, int], box: SecretBox | None) -> Acco
     )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 SECRET_SETTINGS = ("secret_key", "meta_app_secret")
 
 
 def sandbox_urls(engine: Engine | None = None) -> list[str]:
     """Graph URLs of connected accounts that live on a loopback sandbox."""
     urls = {a.graph_url for a in list_accounts(engine) if a.graph_url}
-    return sorted(u for u in urls if _is_loopback(urlsplit(u).hostname or ""))
+    return sorted(u for u in urls if is_loopback(urlsplit(u).hostname or ""))
 
 
 class SandboxResetError(RexError):

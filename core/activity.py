@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, func, select
 
-from core.accounts import _is_loopback
 from core.db import read_session
 from core.db.models import (
     ActionHistory,
@@ -31,6 +30,7 @@ from core.db.types import utcnow
 from core.errors import NotFoundError
 from core.rules.describe import counts_text, describe_value_key, explain_condition, format_value
 from core.rules.document import Condition
+from core.settings import is_loopback
 
 PER_PAGE = 50
 
@@ -250,7 +250,7 @@ def is_sandbox(graph_url: str | None) -> bool:
         from core.settings import get_settings
 
         graph_url = get_settings().graph_base_url
-    return _is_loopback(urlsplit(graph_url).hostname or "")
+    return is_loopback(urlsplit(graph_url).hostname or "")
 
 
 # ---------------------------------------------------------------------- reads

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from core.errors import RexError
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, is_loopback
 
 log = logging.getLogger("rex.up")
 
@@ -233,7 +232,7 @@ def ui_command(settings: Settings) -> list[str]:
 def ui_notice(settings: Settings) -> str:
     """Where the UI is, and who can reach it."""
     address, port = settings.ui_address, settings.ui_port
-    if _is_loopback(address):
+    if is_loopback(address):
         return (
             f"UI on http://{address}:{port} (this machine only; set REX_UI_ADDRESS=0.0.0.0 "
             "to expose it — there is no sign-in yet, so anyone who reaches the port could "
@@ -245,15 +244,6 @@ def ui_notice(settings: Settings) -> str:
         "can approve budget changes (there is no sign-in yet); set REX_UI_ADDRESS=127.0.0.1 "
         "to keep it to this machine"
     )
-
-
-def _is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _drain(process: subprocess.Popen[str]) -> None:

@@ -6,6 +6,7 @@ environment variables below (`REX_` prefix, except `DATABASE_URL`).
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -204,3 +205,14 @@ def reload_settings() -> Settings:
     """Forget the cached settings (after the environment changed) and read them again."""
     get_settings.cache_clear()
     return get_settings()
+
+
+def is_loopback(host: str) -> bool:
+    """Is this host this machine only (localhost, 127.0.0.0/8, ::1)? A Graph URL on
+    loopback is a sandbox; a UI address on loopback is unreachable from the network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

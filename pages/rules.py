@@ -364,10 +364,11 @@ else:
     shared = ", ".join(scope_currencies(draft, accounts)) or "none connected"
     stated = st.selectbox(
         "Money values in", ["", *currencies], index=["", *currencies].index(stated),
-        format_func=lambda c: c or f"the accounts' currency ({shared})", key=f"b{v}_currency",
+        format_func=lambda c: c or "the currency the accounts bill in", key=f"b{v}_currency",
         help="The currency of every amount in the rule (thresholds, budget amounts and bounds, "
         "min spend). Accounts billing in another currency are left out.",
     )  # fmt: skip
+    st.caption(f"The accounts in scope bill in {shared}.")
     draft["currency"] = stated
     if not stated:
         draft.pop("currency")

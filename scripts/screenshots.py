@@ -136,12 +136,34 @@ def shoot(base: str, out: Path) -> int:
                 failures += 1
             page.screenshot(path=str(out / f"{name}.png"))  # the viewport: grids draw only there
             print(f"✓ {name} → {out / f'{name}.png'}")
+        failures += shoot_builder(page, base, out)
         browser.close()
     return 1 if failures else 0
 
 
+def shoot_builder(page, base: str, out: Path) -> int:  # type: ignore[no-untyped-def]
+    """The builder opened on a template, with its mode and the preview of its outcome."""
+    page.goto(base + "/rules")
+    page.locator(".st-key-rules_view").get_by_text("Builder").click()
+    page.locator(".st-key-builder_use_template button").first.click()
+    page.locator('[class*="st-key-b"][class*="_accounts"] input').first.click()
+    page.get_by_role("option").filter(has_text="act_1010000001").first.click()
+    page.keyboard.press("Escape")
+    page.get_by_text("Preview: what it would do now").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(4000)
+    if page.locator('[data-testid="stException"]').count():
+        print("✗ builder: the page shows an exception", file=sys.stderr)
+        return 1
+    page.set_viewport_size({"width": 1680, "height": 4400})  # the page scrolls inside
+    page.wait_for_timeout(3000)
+    page.screenshot(path=str(out / "builder.png"))
+    print(f"✓ builder → {out / 'builder.png'}")
+    return 0
+
+
 def seed_demo_rule(env: dict[str, str]) -> None:
-    """A rule that queues approvals, run once: the Automation pages have something to show."""
+    """A rule that queues approvals, run once, and one of them approved: the Automation
+    pages have something to show."""
     import json
 
     def rex(*args: str, stdin: str | None = None) -> str:
@@ -156,7 +178,8 @@ def seed_demo_rule(env: dict[str, str]) -> None:
         ).stdout
 
     rule_id = rex("rules", "import", "-", stdin=json.dumps(DEMO_RULE)).strip()
-    rex("run", "--rule", rule_id)
+    rex("run", "--rule", rule_id)  # queues its proposals (ids 1, 2, …: a new database)
+    rex("approvals", "approve", "1", "--by", "demo")  # one applied change, undoable
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
