@@ -156,7 +156,9 @@ def shoot_builder(page, base: str, out: Path) -> int:  # type: ignore[no-untyped
         return 1
     page.set_viewport_size({"width": 1680, "height": 4400})  # the page scrolls inside
     page.wait_for_timeout(3000)
-    page.screenshot(path=str(out / "builder.png"))
+    page.screenshot(
+        path=str(out / "builder.png"), clip={"x": 0, "y": 0, "width": 1680, "height": 3100}
+    )
     print(f"✓ builder → {out / 'builder.png'}")
     return 0
 
