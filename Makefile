@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# Test files run in parallel, one worker per core, each file whole on one worker (each
+# worker has its own SQLite files, PostgreSQL schemas, sandbox and ports).
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test lint bench screenshots clean postgres chromium
 
@@ -17,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP) postgres chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	REX_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	REX_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

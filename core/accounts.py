@@ -14,10 +14,12 @@ connecting it again brings it back.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -35,16 +37,17 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError, RexError
-from core.meta import GraphClient
+from core.meta import GraphClient, GraphOptions
 from core.meta.errors import (
     ConnectionFailedError,
     GraphError,
     PermissionDeniedError,
     TokenInvalidError,
     TransientError,
+    UnexpectedResponseError,
 )
 from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
-from core.settings import get_settings, is_loopback
+from core.settings import Settings, get_settings, is_loopback
 
 _ACCOUNT_ID = re.compile(r"^(?:act_)?(\d{1,20})$")
 TOKEN_NEEDED = (
@@ -117,11 +120,14 @@ def check_graph_url(url: str | None) -> str | None:
     if url is None or not url.strip():
         return None
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
+    example = "e.g. https://graph.facebook.com"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not one
+    except ValueError as error:  # "http://[::1", "http://localhost:99999"
+        raise InputError("graph_url", f"{url!r} is not a URL ({error}), {example}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(
-            "graph_url", f"{url!r} is not an http(s) URL, e.g. https://graph.facebook.com"
-        )
+        raise InputError("graph_url", f"{url!r} is not an http(s) URL, {example}")
     if parts.path not in ("", "/") or parts.query:
         raise InputError("graph_url", "give the base URL only, without a version or path")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
@@ -139,9 +145,10 @@ def connect_account(
     """Check `token` with a live read of the account, then store it encrypted.
 
     Reconnecting an existing account replaces its token and clears its error state;
-    connecting a removed one brings it back. Raises InputError for bad input, a
-    GraphError subclass when the read fails — its `hint` then says, for this connection,
-    what happened and what to do (see `_connect_hint`).
+    connecting a removed one brings it back. Raises InputError for bad input (a token
+    that cannot be one included), a GraphError subclass when the read fails — its `hint`
+    then says, for this connection, what happened and what to do (see `_connect_hint`) —
+    and SecretKeyError when the token cannot be encrypted (no usable key).
     """
     external_id = normalise_account_id(account)
     token = (token or "").strip()
@@ -228,6 +235,14 @@ def _connect_hint(error: GraphError, external_id: str, url: str, reconnecting: b
             f"The token works but may not read {external_id}; {kept}. It needs the "
             "ads_management permission on this ad account: add the user or system user to "
             "the account in Business Settings, or check the account id."
+        )
+    if isinstance(error, UnexpectedResponseError) and not isinstance(error, InvalidAnswerError):
+        status = f" HTTP {error.http_status}" if error.http_status else ""
+        return (
+            f"The server at {url} answered{status}, but not as the Graph API answers (no "
+            f"JSON, or not Meta's shape), so the token was not checked and {kept}. Check the "
+            "Graph API URL: the address of the Graph API or the sandbox with no path after "
+            "it (leave the field empty for Meta), then try again."
         )
     return f"{error.hint} ({kept})"
 
@@ -318,8 +333,9 @@ def remove_account(
     return view
 
 
-def client_for(account: AdAccount, **options: object) -> GraphClient:
+def client_for(account: AdAccount, **options: Any) -> GraphClient:
     """A Graph client for a stored account, honouring any rate-limit block on record.
+    `options` change fields of the settings' `GraphOptions` (`poll_seconds=…`).
     Raises AccountRemovedError for a removed account (nothing is synced or sent for it)."""
     if account.removed_at is not None:
         raise AccountRemovedError(
@@ -330,9 +346,9 @@ def client_for(account: AdAccount, **options: object) -> GraphClient:
     return GraphClient(
         token,
         account_id=account.external_id,
-        base_url=account.graph_url or get_settings().graph_base_url,
+        base_url=account.graph_url,
+        options=replace(GraphOptions.from_settings(), **options),
         blocked_until=account.rate_limited_until,
-        **options,  # type: ignore[arg-type]
     )
 
 
@@ -400,7 +416,12 @@ def _view(row: AdAccount, counts: dict[str, int], box: SecretBox | None) -> Acco
     )
 
 
-SECRET_SETTINGS = ("secret_key", "meta_app_secret")
+# The settings that hold secrets: every SecretStr field (never shown, only "set").
+SECRET_SETTINGS = tuple(
+    name
+    for name, field in Settings.model_fields.items()
+    if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+)
 
 
 def sandbox_urls(engine: Engine | None = None) -> list[str]:

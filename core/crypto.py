@@ -76,7 +76,7 @@ def secret_box(*, create: bool = False, engine: Engine | None = None) -> SecretB
     decrypt."""
     settings = get_settings()
     if settings.secret_key:
-        return SecretBox(settings.secret_key.encode())
+        return SecretBox(settings.secret_key.get_secret_value().encode())
     path = settings.key_file
     if path.exists():
         return SecretBox(_read_key_file(path), f"the key file {path}")

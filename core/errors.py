@@ -1,14 +1,21 @@
 """The root of Rex's own exceptions.
 
 Each package has one base under `RexError` (`GraphError` for Meta, `SyncError`, …);
-callers decide on the class, never on message text. Every message says what to do.
+callers decide on the class, never on message text. Every message says what to do;
+`hint` may add the next step in words for the person (the CLI prints it under the
+message, the Accounts page above Meta's answer).
 """
 
 from __future__ import annotations
 
 
 class RexError(Exception):
-    """Base of every error Rex raises on purpose."""
+    """Base of every error Rex raises on purpose.
+
+    `hint` is a class attribute that a subclass (or one raised error, for its context)
+    may set; it is empty when the message already says everything."""
+
+    hint: str = ""
 
 
 class InputError(RexError, ValueError):

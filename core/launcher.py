@@ -26,8 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from core.accounts import connect_account, list_accounts
+from core.cli.console import print_progress
+from core.crypto import verify_key
+from core.db.migrate import current_revision, upgrade
 from core.errors import RexError
 from core.settings import Settings, get_settings, is_loopback
+from core.sync.runner import sync_accounts
 
 log = logging.getLogger("rex.up")
 
@@ -76,20 +81,14 @@ class Launcher:
     # ----------------------------------------------------------------- steps
 
     def migrate(self) -> None:
-        from core.db import migrate
-
-        migrate.upgrade("head")
-        print(f"✓ database migrated to {migrate.current_revision()}", flush=True)
+        upgrade("head")
+        print(f"✓ database migrated to {current_revision()}", flush=True)
 
     def check_key(self) -> None:
         """Stop before anything is written when the stored tokens cannot be decrypted."""
-        from core.crypto import verify_key
-
         verify_key()
 
     def start_sandbox(self) -> list[str]:
-        from core.accounts import connect_account, list_accounts
-
         settings = get_settings()
         process = self._spawn("sandbox", sandbox_command(settings), capture_stdout=True)
         announcement = self._first_line(process)
@@ -117,10 +116,7 @@ class Launcher:
         return accounts
 
     def sync(self, accounts: list[str]) -> None:
-        from core.cli import _print_progress
-        from core.sync.runner import sync_accounts
-
-        results = sync_accounts(accounts or None, progress=_print_progress)
+        results = sync_accounts(accounts or None, progress=print_progress)
         for result in results:
             mark = "✓" if result.ok else "✗"
             print(f"{mark} {result.account} synced {result.error or ''}".rstrip(), flush=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from core.errors import RexError
+
 MICROS_PER_UNIT = 1_000_000
 
 # Currencies without a minor unit in Meta's ads APIs (offset 1).
@@ -37,8 +39,9 @@ META_CURRENCIES = _ZERO_DECIMAL_CURRENCIES | frozenset({
 # fmt: on
 
 
-class MoneyError(ValueError):
-    """A value that cannot be money in the given currency."""
+class MoneyError(RexError, ValueError):
+    """A value that cannot be money in the given currency. Also a ValueError, so that a
+    pydantic validator raising it gives a validation error naming the field."""
 
 
 def offset(currency: str) -> int:

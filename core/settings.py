@@ -2,6 +2,10 @@
 
 Every setting is documented in the README's settings table; the names there are the
 environment variables below (`REX_` prefix, except `DATABASE_URL`).
+
+Secrets are `SecretStr`: their repr and str are masked, so a settings object in a log,
+a traceback or the Accounts page never shows them; `.get_secret_value()` is called only
+where the secret is used.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +36,7 @@ class Settings(BaseSettings):
         default=DEFAULT_DATA_DIR,
         description="Where Rex keeps local files (SQLite database, generated key file).",
     )
-    secret_key: str | None = Field(
+    secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key that encrypts access tokens at rest. When unset, a key "
         "is generated once into REX_SECRET_KEY_FILE (mode 0600).",
@@ -47,7 +51,7 @@ class Settings(BaseSettings):
         description="Meta Graph API base URL (an account may override it, e.g. a sandbox).",
     )
     graph_api_version: str = Field(default="v26.0", description="Marketing API version.")
-    meta_app_secret: str | None = Field(
+    meta_app_secret: SecretStr | None = Field(
         default=None, description="App secret; when set every call carries appsecret_proof."
     )
     graph_timeout_seconds: float = Field(

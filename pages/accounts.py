@@ -61,6 +61,9 @@ def connect() -> None:
     except GraphError as error:
         notify("error", f"{error.hint}  \nAnswer: {error.describe()}")
         return
+    except RexError as error:  # e.g. no key to encrypt the token with
+        notify("error", f"{error}  \n{error.hint}".strip())
+        return
     for key in CONNECT_KEYS:
         state.pop(key, None)  # the token leaves the browser session
     notify(

@@ -40,17 +40,18 @@ _TEST_ENV = {
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's settings, in os.environ (where the commands tests start read them
+    too), and the environment as it was once the session ends."""
     data_dir = tmp_path_factory.mktemp("rex-data")
-    saved = dict(os.environ)
-    os.environ.update(_TEST_ENV)
-    os.environ["REX_DATA_DIR"] = str(data_dir)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["REX_DATABASE_URL"] = f"sqlite:///{data_dir / 'default.db'}"
-    reload_settings()
-    yield data_dir
-    os.environ.clear()
-    os.environ.update(saved)
-    dispose_engines()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _TEST_ENV.items():
+            patch.setenv(name, value)
+        patch.setenv("REX_DATA_DIR", str(data_dir))
+        patch.delenv("DATABASE_URL", raising=False)
+        patch.setenv("REX_DATABASE_URL", f"sqlite:///{data_dir / 'default.db'}")
+        reload_settings()
+        yield data_dir
+        dispose_engines()
     reload_settings()
 
 
@@ -141,36 +142,34 @@ def _empty_tables(engine: Engine) -> None:
                 connection.execute(table.delete())
 
 
-def use_database(url: str) -> Engine:
-    """Point Rex's settings at `url` (as DATABASE_URL would) and return its engine."""
-    os.environ["REX_DATABASE_URL"] = url
+def use_database(url: str) -> Iterator[Engine]:
+    """Point Rex's settings at `url` (as DATABASE_URL would, for the commands a test starts
+    too), empty its tables and yield its engine; then the settings are as they were."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REX_DATABASE_URL", url)
+        reload_settings()
+        engine = get_engine()
+        _empty_tables(engine)
+        yield engine
     reload_settings()
-    return get_engine()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Iterator[Engine]:
     """A migrated, empty database that Rex's settings point at — once per backend."""
-    url = _migrated_url(request.param, request, migrated_urls)
-    engine = use_database(url)
-    _empty_tables(engine)
-    yield engine
+    yield from use_database(_migrated_url(request.param, request, migrated_urls))
 
 
 @pytest.fixture
-def sqlite_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Engine:
+def sqlite_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Iterator[Engine]:
     """Like `db`, SQLite only (for tests about the SQLite file itself)."""
-    engine = use_database(_migrated_url("sqlite", request, migrated_urls))
-    _empty_tables(engine)
-    return engine
+    yield from use_database(_migrated_url("sqlite", request, migrated_urls))
 
 
 @pytest.fixture
-def pg_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Engine:
+def pg_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Iterator[Engine]:
     """Like `db`, PostgreSQL only (for PostgreSQL's own SQL)."""
-    engine = use_database(_migrated_url("postgresql", request, migrated_urls))
-    _empty_tables(engine)
-    return engine
+    yield from use_database(_migrated_url("postgresql", request, migrated_urls))
 
 
 # --- the sandbox ----------------------------------------------------------------------

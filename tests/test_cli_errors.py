@@ -1,7 +1,7 @@
 """Bad input and broken databases give one line naming the problem and the fix — never a
 traceback. `python -m core` as an operator runs it: real processes, real databases.
 
-Exit codes (core/cli.py): 2 when the command line itself is wrong, 1 when Rex, the
+Exit codes (core/cli/): 2 when the command line itself is wrong, 1 when Rex, the
 settings, the database or Meta refused.
 """
 

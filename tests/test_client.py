@@ -3,13 +3,17 @@ reports, writes, and every error family mapped to its class."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
+from pydantic import SecretStr
 
 from core.meta import (
     GraphClient,
+    GraphOptions,
     InvalidParameterError,
     ObjectGoneError,
     RateLimitedError,
@@ -26,10 +30,17 @@ from tests.conftest import NOW
 USD, JPY = "act_1010000001", "act_1020000002"
 
 
-def client(sandbox, account: str = USD, **options) -> GraphClient:  # type: ignore[no-untyped-def]
+def client(sandbox, account: str = USD, *, sleep=time.sleep, **options) -> GraphClient:  # type: ignore[no-untyped-def]
+    """A client of the sandbox; `options` change fields of the settings' GraphOptions."""
     options.setdefault("backoff_seconds", 0.001)
     options.setdefault("poll_seconds", 0.001)
-    return GraphClient(sandbox.token, account_id=account, base_url=sandbox.url, **options)
+    return GraphClient(
+        sandbox.token,
+        account_id=account,
+        base_url=sandbox.url,
+        options=replace(GraphOptions.from_settings(), **options),
+        sleep=sleep,
+    )
 
 
 def requests_made(sandbox) -> int:  # type: ignore[no-untyped-def]
@@ -320,9 +331,10 @@ def test_app_secret_proof_is_sent_when_configured(sandbox) -> None:  # type: ign
     from core.sandbox import SandboxServer
 
     with SandboxServer(seed=1, now=NOW, app_secret="s3cret") as strict:
-        ok = GraphClient(strict.token, base_url=strict.url, app_secret="s3cret")
+        secret = GraphOptions(app_secret=SecretStr("s3cret"))
+        ok = GraphClient(strict.token, base_url=strict.url, options=secret)
         assert ok.get_account(strict.account_ids[0]).currency in ("USD", "JPY")
         with pytest.raises(InvalidParameterError, match="appsecret_proof"):
-            GraphClient(strict.token, base_url=strict.url, app_secret="").get_account(
+            GraphClient(strict.token, base_url=strict.url, options=GraphOptions()).get_account(
                 strict.account_ids[0]
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, select
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, select
 from core.accounts import connect_account
 from core.db import read_session
 from core.db.models import SyncRun
-from core.meta import BatchRequest, ConnectionFailedError, GraphClient
+from core.meta import BatchRequest, ConnectionFailedError, GraphClient, GraphOptions
 from core.meta.errors import ReadLimitError, UnexpectedResponseError
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
@@ -32,14 +33,16 @@ USD = "act_1010000001"
 
 
 def client_for_url(sandbox, url: str, **options) -> GraphClient:  # type: ignore[no-untyped-def]
+    """A client of `url`; `options` change fields of the settings' GraphOptions."""
     options.setdefault("poll_seconds", 0.001)
-    return GraphClient(sandbox.token, account_id=USD, base_url=url, **options)
+    graph_options = replace(GraphOptions.from_settings(), **options)
+    return GraphClient(sandbox.token, account_id=USD, base_url=url, options=graph_options)
 
 
 def test_a_trickling_answer_is_cut_off_at_the_call_deadline(sandbox) -> None:  # type: ignore[no-untyped-def]
     with Hostile(sandbox.url) as hostile:
         hostile.add(Behaviour(node_read, trickle(0.2)))  # a byte every 0.2 s: ~60 s in all
-        graph = client_for_url(sandbox, hostile.url, timeout=1.0, max_retries=0)
+        graph = client_for_url(sandbox, hostile.url, timeout_seconds=1.0, max_retries=0)
         started = time.monotonic()
         with pytest.raises(ConnectionFailedError, match="no complete answer") as caught:
             graph.get_account(USD)

@@ -20,19 +20,13 @@ from core.rules.store import save_rule
 from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
+from tests.documents import scale_winners
 
-SCALE_WINNERS = {
-    "name": "Scale winners",
-    "scope": {"level": "campaign", "account_ids": ["act_2001"]},
-    "conditions": {
-        "all": [
-            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
-            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
-        ]
-    },
-    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
-    "safety": {"max_daily_actions": 10, "cooldown_minutes": 0},
-}
+# Other test modules import this one; a new test can call scale_winners() instead.
+SCALE_WINNERS = scale_winners(
+    scope={"level": "campaign", "account_ids": ["act_2001"]},
+    safety={"max_daily_actions": 10, "cooldown_minutes": 0},
+)
 
 
 def budgets(server) -> dict[str, int | None]:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from core.db import read_session, write_session
 from core.db.models import AdAccount, AdEntity, AdMetric
 from core.rules.document import parse_rule
 from core.rules.evaluate import evaluate
+from tests.documents import scale_winners
 
 # 07:30 UTC: still the 19th in Los Angeles (23:30), already the 20th in Tokyo (16:30).
 NOW = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)
@@ -87,17 +88,7 @@ def worked_example(db: Engine) -> None:
         _campaign(session, shop, "archived", status="ARCHIVED", effective_status="ARCHIVED")
 
 
-SCALE_WINNERS = {
-    "name": "Scale winners",
-    "scope": {"level": "campaign"},
-    "conditions": {
-        "all": [
-            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
-            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
-        ]
-    },
-    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
-}
+SCALE_WINNERS = scale_winners()
 
 
 def _run(document: dict):  # type: ignore[no-untyped-def]

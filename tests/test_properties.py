@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -38,6 +37,7 @@ from core.rules.document import (
     parse_rule,
 )
 from core.rules.metrics import METRICS
+from tests.documents import minimal_rule, rules_md_example
 
 
 def runs(examples: int) -> settings:
@@ -192,44 +192,7 @@ def test_an_executed_budget_is_whole_minor_units_within_the_rule_and_metas_bound
 
 # ============================================================== rule documents
 
-EXAMPLE: dict[str, Any] = {  # RULES.md's example
-    "schema_version": 1,
-    "name": "Scale high performers",
-    "status": "active",
-    "scope": {
-        "account_ids": ["act_1001"],
-        "level": "campaign",
-        "filters": [
-            {"field": "name", "op": "contains", "value": "Prospecting"},
-            {"field": "effective_status", "op": "in", "value": ["ACTIVE"]},
-        ],
-    },
-    "conditions": {
-        "all": [
-            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
-            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
-            {
-                "any": [
-                    {"metric": "conversions", "window": "yesterday", "op": ">=", "value": 5},
-                    {
-                        "metric": "cpa",
-                        "window": "last_3d",
-                        "op": "<",
-                        "value": {"metric": "cpa", "window": "last_30d", "times": 0.8},
-                    },
-                ]
-            },
-        ]
-    },
-    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
-    "schedule": {"every_minutes": 360},
-    "safety": {
-        "max_daily_actions": 10,
-        "cooldown_minutes": 1440,
-        "dry_run": False,
-        "require_approval": False,
-    },
-}
+EXAMPLE: dict[str, Any] = rules_md_example()
 
 EVERYTHING: dict[str, Any] = {  # every optional part of RULES.md used at least once
     "schema_version": 1,
@@ -266,12 +229,7 @@ EVERYTHING: dict[str, Any] = {  # every optional part of RULES.md used at least 
     "safety": {"max_daily_actions": 3, "cooldown_minutes": 0, "min_spend": 25.5},
 }
 
-MINIMAL: dict[str, Any] = {
-    "name": "Stop losers",
-    "scope": {"level": "ad"},
-    "conditions": {"metric": "spend", "window": "yesterday", "op": ">", "value": 50},
-    "actions": [{"type": "pause"}],
-}
+MINIMAL: dict[str, Any] = minimal_rule()
 
 FIXED_DOCUMENTS = (EXAMPLE, EVERYTHING, MINIMAL)
 
@@ -732,16 +690,21 @@ def test_every_rule_rules_md_allows_is_accepted_and_round_trips(document: dict[s
 
 
 @runs(150)
+@example("2.5")
 @example("3.14159265358979323846")  # more digits than a float keeps
 @example("1E+5000")  # more digits than Python turns into an int by default
 @given(NUMBER_TEXT)
-def test_numbers_written_as_decimal_strings_round_trip(number: str) -> None:
-    """parse_rule accepts a number as a decimal string ("value": "2.5"); the stored rule
-    must be the one that was validated."""
-    document = copy.deepcopy(EXAMPLE)
+def test_numbers_written_as_decimal_strings_are_refused_at_their_path(number: str) -> None:
+    """parse_rule takes numbers only as JSON numbers: "value": "2.5" is refused, naming
+    the value's path, so the stored rule is never one re-read from text."""
+    document = rules_md_example()
     document["conditions"]["all"][0]["value"] = number
     document["actions"][0]["max"] = number
-    outcome(document)
+    result = outcome(document)
+    assert isinstance(result, RuleDocumentError), f"the text {number!r} was taken as a number"
+    assert [field for field, _ in result.problems] == ["conditions.all[0].value", "actions[0].max"]
+    for field, problem in result.problems:
+        assert "written as a JSON number (not text)" in problem, f"{field}: {problem}"
 
 
 def test_the_fixed_documents_are_valid_and_round_trip() -> None:

@@ -36,23 +36,17 @@ from core.errors import InputError, NotFoundError
 from core.rules.store import delete_rule, get_rule, list_rules, rule_versions, save_rule
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
+from tests.documents import scale_winners
 
 ACCOUNT = "act_2001"
-SCALE = {
-    "name": "Scale winners",
-    "scope": {"level": "campaign", "account_ids": [ACCOUNT]},
-    "conditions": {
-        "all": [
-            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
-            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
-        ]
-    },
-    "actions": [
+SCALE = scale_winners(
+    scope={"level": "campaign", "account_ids": [ACCOUNT]},
+    actions=[
         {"type": "change_budget", "by_percent": 25, "max": 500},
         {"type": "notify", "message": "scaled"},
     ],
-    "safety": {"max_daily_actions": 10, "cooldown_minutes": 0},
-}
+    safety={"max_daily_actions": 10, "cooldown_minutes": 0},
+)
 ASK_FIRST = {
     **SCALE,
     "name": "Scale winners, asked first",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import date
 from decimal import Decimal
@@ -13,52 +12,14 @@ import pytest
 from core.rules.document import RuleDocumentError, parse_rule, rule_json_schema
 from core.rules.metrics import METRICS
 from core.rules.windows import Window, WindowError
+from tests.documents import minimal_rule, rules_md_example
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "docs" / "rule.schema.json"
 
-EXAMPLE = {  # the example of RULES.md
-    "schema_version": 1,
-    "name": "Scale high performers",
-    "status": "active",
-    "scope": {
-        "account_ids": ["act_1001"],
-        "level": "campaign",
-        "filters": [
-            {"field": "name", "op": "contains", "value": "Prospecting"},
-            {"field": "effective_status", "op": "in", "value": ["ACTIVE"]},
-        ],
-    },
-    "conditions": {
-        "all": [
-            {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
-            {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
-            {
-                "any": [
-                    {"metric": "conversions", "window": "yesterday", "op": ">=", "value": 5},
-                    {
-                        "metric": "cpa",
-                        "window": "last_3d",
-                        "op": "<",
-                        "value": {"metric": "cpa", "window": "last_30d", "times": 0.8},
-                    },
-                ]
-            },
-        ]
-    },
-    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
-    "schedule": {"every_minutes": 360},
-    "safety": {
-        "max_daily_actions": 10,
-        "cooldown_minutes": 1440,
-        "dry_run": False,
-        "require_approval": False,
-    },
-}
-
 
 def changed(path: str, value: object) -> dict:
-    """EXAMPLE with the value at a dotted path (list indexes as numbers) replaced."""
-    doc = copy.deepcopy(EXAMPLE)
+    """RULES.md's example with the value at a dotted path (list indexes as numbers) replaced."""
+    doc = rules_md_example()
     *parents, last = path.split(".")
     node: object = doc
     for key in parents:
@@ -73,23 +34,17 @@ def changed(path: str, value: object) -> dict:
 
 
 def test_the_readme_example_validates_and_round_trips() -> None:
-    rule = parse_rule(json.dumps(EXAMPLE))
+    example = rules_md_example()
+    rule = parse_rule(json.dumps(example))
     assert rule.scope.level == "campaign"
     assert [c.metric for c in rule.conditions_list()] == ["roas", "profit", "conversions", "cpa"]
     assert rule.conditions_list()[3].value.times == Decimal("0.8")
-    assert rule.to_json() == EXAMPLE
+    assert rule.to_json() == example
     assert parse_rule(rule.to_json()) == rule
 
 
 def test_defaults_fill_what_a_minimal_rule_leaves_out() -> None:
-    rule = parse_rule(
-        {
-            "name": "Stop losers",
-            "scope": {"level": "ad"},
-            "conditions": {"metric": "spend", "window": "yesterday", "op": ">", "value": 50},
-            "actions": [{"type": "pause"}],
-        }
-    )
+    rule = parse_rule(minimal_rule())
     assert rule.status == "active"
     assert rule.scope.account_ids == []
     assert rule.schedule.every_minutes == 60

@@ -32,6 +32,7 @@ from core.rules.store import save_rule
 from core.sandbox import SandboxServer
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW, WORKED_EXAMPLE
+from tests.documents import rules_md_example
 from tests.test_engine import SCALE_WINNERS, actions, budgets
 
 # ------------------------------------------------------------ dry run, then live
@@ -270,23 +271,8 @@ def test_a_refused_rollback_shows_money_in_the_currency(worked) -> None:  # type
 
 # ---------------------------------------------------------------- plain language
 
-SEED = {  # RULES.md's example, with a schedule and safety to say
-    "name": "Scale high performers",
-    "currency": "USD",
-    "scope": {"level": "campaign"},
-    "conditions": {"all": [
-        {"metric": "roas", "window": "last_7d", "op": ">", "value": 3},
-        {"metric": "profit", "window": "last_7d", "op": ">", "value": 100},
-        {"any": [
-            {"metric": "conversions", "window": "yesterday", "op": ">=", "value": 5},
-            {"metric": "cpa", "window": "last_3d", "op": "<",
-             "value": {"metric": "cpa", "window": "last_30d", "times": 0.8}},
-        ]},
-    ]},
-    "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
-    "schedule": {"every_minutes": 360},
-    "safety": {"max_daily_actions": 10, "cooldown_minutes": 1440},
-}  # fmt: skip
+# RULES.md's example, in dollars over every account (a schedule and safety to say)
+SEED = rules_md_example(currency="USD", scope={"level": "campaign"})
 
 
 def test_a_rule_in_one_sentence() -> None:

@@ -23,18 +23,9 @@ from core.db.models import SchedulerEvent, SchedulerHeartbeat, SchedulerLease
 from core.db.types import utcnow
 from core.scheduler.service import JobSpec, Scheduler
 from core.settings import get_settings
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def poll(check, timeout: float, every: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    return check()
 
 
 # ------------------------------------------------------------- max_instances
@@ -62,11 +53,10 @@ def test_a_run_skipped_because_the_last_one_still_runs_is_recorded(db: Engine) -
                     session.scalars(select(SchedulerEvent).where(SchedulerEvent.job_id == "slow"))
                 )
 
-        events = poll(skipped, timeout=10)
+        events = wait_until(skipped, 10, message="no scheduler_events row for the skipped run")
     finally:
         release.set()
         sched.aps.shutdown(wait=True)
-    assert events, "no scheduler_events row for the skipped run"
     assert events[0].kind == "max_instances"
     assert "did not start" in events[0].message and "still going" in events[0].message
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", events[0].message)
@@ -128,7 +118,7 @@ def test_a_shared_jobs_lease_is_renewed_while_it_runs_and_taken_over_once_its_ho
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=10)
         killed = time.monotonic()
-        assert poll(lambda: job() or ran, timeout=10, every=0.2), "never taken over"
+        wait_until(lambda: job() or ran, 10, 0.2, message="the lease was never taken over")
         assert ran[0] - killed < 2 + 1.5  # within the short lease, not the job's hour
     finally:
         if holder.poll() is None:
@@ -181,10 +171,20 @@ def test_a_stop_during_start_up_exits_0(
     )
     try:
         if delay is None:
-            assert poll(lambda: catches(process.pid, signal.SIGTERM), timeout=30, every=0.001)
+            wait_until(
+                lambda: catches(process.pid, signal.SIGTERM),
+                30,
+                0.001,
+                message="the scheduler never installed its SIGTERM handler",
+            )
         else:
-            assert poll(lambda: catches(process.pid, signal.SIGINT), timeout=30, every=0.001)
-            time.sleep(delay)
+            wait_until(
+                lambda: catches(process.pid, signal.SIGINT),
+                30,
+                0.001,
+                message="Python never installed its SIGINT handler",
+            )
+            time.sleep(delay)  # the moment under test, counted from Python's own start
         process.send_signal(signum)
         output, _ = process.communicate(timeout=30)
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
+from core.errors import RexError
 from core.money import format_money, from_minor, offset, to_minor
 from core.rules.document import ChangeBudget
 
@@ -31,7 +32,7 @@ class BudgetChange:
         return self.new_minor != self.old_minor
 
 
-class BudgetNotApplicable(Exception):
+class BudgetNotApplicable(RexError):
     """The entity has no budget this action can change; the message says why."""
 
 

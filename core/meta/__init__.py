@@ -11,12 +11,14 @@ from core.meta.errors import (
     TokenInvalidError,
     TransientError,
 )
+from core.meta.options import GraphOptions
 
 __all__ = [
     "BatchRequest",
     "ConnectionFailedError",
     "GraphClient",
     "GraphError",
+    "GraphOptions",
     "InvalidParameterError",
     "ObjectGoneError",
     "PermissionDeniedError",

@@ -10,7 +10,7 @@ What it guarantees:
 * bounded retries with exponential backoff and full jitter, on transient errors and
   rate limits only, and only of reads: a write is never sent twice, because a first
   attempt answered with an error may have taken effect (the caller settles its outcome
-  by reading Meta);
+  by reading Meta) — the policy is `core.meta.retry`, the limits `GraphOptions`;
 * a batch returns one result per request, whatever happens to some of its chunks:
   results already received are kept; an error says whether the request was sent at
   all (`GraphError.sent`) and whether a write may have been applied
@@ -28,16 +28,16 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
+from core.errors import InputError
 from core.logs import register_secret
 from core.meta.activities import ACTIVITY_FIELDS, Activity
 from core.meta.errors import (
@@ -63,8 +63,9 @@ from core.meta.objects import (
     InsightRow,
     InvalidAnswerError,
 )
+from core.meta.options import GraphOptions
+from core.meta.retry import backoff, block_wait, retry_delay
 from core.meta.transport import DeadlineExceeded, DeadlineSession, never_sent
-from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -95,61 +96,36 @@ InvalidHandler = Callable[[InvalidAnswerError], None]
 
 
 class GraphClient:
+    """Calls to the Graph API with one token, for one ad account (or the app).
+
+    `options` say where and how (defaults: `GraphOptions.from_settings()`); `base_url` is
+    the account's own Graph URL when it has one (a sandbox); `blocked_until` a rate
+    limit on record for the account; `sleep` how to wait (a test passes its own)."""
+
     def __init__(
         self,
         token: str,
         *,
         account_id: str | None = None,
         base_url: str | None = None,
-        version: str | None = None,
-        app_secret: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        backoff_seconds: float | None = None,
-        max_inline_wait_seconds: float | None = None,
-        async_max_wait_seconds: float | None = None,
-        read_deadline_seconds: float | None = None,
-        max_pages: int | None = None,
-        poll_seconds: float = 0.5,
+        options: GraphOptions | None = None,
         blocked_until: datetime | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        settings = get_settings()
-        if not token:
-            raise ValueError("an access token is required")
+        check_token(token)
+        options = options or GraphOptions.from_settings()
+        self.options = options
         self._token = token
         register_secret(token)
         self.account_id = account_id
-        self.base_url = (base_url or settings.graph_base_url).rstrip("/")
-        self.version = version or settings.graph_api_version
-        app_secret = app_secret if app_secret is not None else settings.meta_app_secret
+        self.base_url = (base_url or options.base_url).rstrip("/")
+        self.version = options.version
+        secret = options.app_secret.get_secret_value() if options.app_secret else ""
         self._proof = (
-            hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-            if app_secret
+            hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+            if secret
             else None
         )
-        self.timeout = timeout if timeout is not None else settings.graph_timeout_seconds
-        self.max_retries = max_retries if max_retries is not None else settings.graph_max_retries
-        self.backoff_seconds = (
-            backoff_seconds if backoff_seconds is not None else settings.graph_backoff_seconds
-        )
-        self.max_inline_wait = (
-            max_inline_wait_seconds
-            if max_inline_wait_seconds is not None
-            else settings.graph_max_inline_wait_seconds
-        )
-        self.async_max_wait = (
-            async_max_wait_seconds
-            if async_max_wait_seconds is not None
-            else settings.sync_async_max_wait_seconds
-        )
-        self.read_deadline = (
-            read_deadline_seconds
-            if read_deadline_seconds is not None
-            else settings.graph_read_deadline_seconds
-        )
-        self.max_pages = max_pages if max_pages is not None else settings.graph_max_pages
-        self.poll_seconds = poll_seconds
         self.blocked_until = blocked_until
         self.last_usage_percent = 0
         self.calls = 0
@@ -183,6 +159,8 @@ class GraphClient:
         A rate limit that regains soon is waited out and the call made again (Meta did not
         run a call it refused for its rate). A transient failure is retried only when the
         call is `idempotent` — a read; a write answered with one may have been applied.
+        The policy is `core.meta.retry.retry_delay`; a block on record is waited out (or
+        the call refused unsent) at the top of each attempt.
         """
         encoded = encode_params(params or {})
         if self._proof:
@@ -193,16 +171,16 @@ class GraphClient:
             self._wait_out_block(attempt)
             try:
                 return self._send(method, url, path, encoded)
-            except RateLimitedError as error:
-                if error.object_level:  # one ad set's budget changes: the rest may go on
+            except GraphError as error:
+                self._note_block(error)
+                delay = retry_delay(
+                    error, attempt, idempotent=idempotent, limits=self.options.retry
+                )
+                if delay is None:
                     raise
-                self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
-                if attempt >= self.max_retries or error.retry_after_seconds > self.max_inline_wait:
-                    raise
-            except TransientError as error:
-                if attempt >= self.max_retries or not (idempotent or not error.sent):
-                    raise
-                self._sleep(self._backoff(attempt))
+                # A rate limit's wait is the block just noted, waited out at the top.
+                if not isinstance(error, RateLimitedError):
+                    self._sleep(delay)
             attempt += 1
 
     def _send(self, method: str, url: str, path: str, params: dict[str, str]) -> Any:
@@ -216,12 +194,13 @@ class GraphClient:
                 params=params if method == "GET" else None,
                 data=params if method != "GET" else None,
                 headers=headers,
-                timeout=self.timeout,
-                deadline=self.timeout,
+                timeout=self.options.timeout_seconds,
+                deadline=self.options.timeout_seconds,
             )
         except (requests.Timeout, DeadlineExceeded) as error:
             failure = ConnectionFailedError(
-                f"no complete answer from {self.base_url} within {self.timeout:g} s "
+                f"no complete answer from {self.base_url} within "
+                f"{self.options.timeout_seconds:g} s "
                 f"({method} /{path})"
             )
             raise (failure.not_sent() if never_sent(error) else failure) from None
@@ -250,30 +229,27 @@ class GraphClient:
 
     def _wait_out_block(self, attempt: int) -> None:
         """No call before the regain time: wait a short block out, refuse a long one."""
-        if self.blocked_until is None:
-            return
-        wait = (self.blocked_until - datetime.now(UTC)).total_seconds()
-        if wait <= 0:
-            self.blocked_until = None
-            return
-        if wait > self.max_inline_wait or attempt > self.max_retries:
+        wait = block_wait(self.blocked_until, attempt, limits=self.options.retry)
+        if wait is None:
             raise RateLimitedError(
                 f"calls to {self.account_id or 'this app'} are paused by an earlier rate limit",
-                regain_at=self.blocked_until,
+                regain_at=self.blocked_until,  # type: ignore[arg-type]  # never None here
             ).not_sent()
-        self._sleep(wait)
+        if wait > 0:
+            self._sleep(wait)
         self.blocked_until = None
+
+    def _note_block(self, error: GraphError) -> None:
+        """Record a rate limit on the app or account: no call before its regain time."""
+        if isinstance(error, RateLimitedError) and not error.object_level:
+            self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
 
     def _note_usage(self, headers: Mapping[str, str]) -> None:
         percent = usage_percent(headers)
         self.last_usage_percent = percent
         if percent > SLOWDOWN_PERCENT:
             # Slow down in proportion as the limit nears: up to 4 × the backoff base.
-            self._sleep(self.backoff_seconds * 4 * (percent - SLOWDOWN_PERCENT) / 25)
-
-    def _backoff(self, attempt: int) -> float:
-        # Exponential backoff with full jitter, capped at a minute.
-        return random.uniform(0, min(60.0, self.backoff_seconds * 2**attempt))
+            self._sleep(self.options.backoff_seconds * 4 * (percent - SLOWDOWN_PERCENT) / 25)
 
     # --------------------------------------------------------------------- paging
 
@@ -286,7 +262,7 @@ class GraphClient:
     ) -> Iterator[Any]:
         """Every item of an edge, page after page (`after` cursors; empty pages allowed).
 
-        At most `max_pages` pages, all read before `deadline` (a `time.monotonic()`
+        At most `options.max_pages` pages, all read before `deadline` (a `time.monotonic()`
         instant; default: the read deadline from now): a Graph that keeps sending pages
         or answers ever more slowly ends in ReadLimitError, not in a read that never ends.
         """
@@ -294,10 +270,11 @@ class GraphClient:
         query.setdefault("limit", PAGE_LIMIT)
         seen_cursors: set[str] = set()
         started = time.monotonic()
-        deadline = deadline if deadline is not None else started + self.read_deadline
+        if deadline is None:
+            deadline = started + self.options.read_deadline_seconds
         pages = 0
         while True:
-            if pages >= self.max_pages:
+            if pages >= self.options.max_pages:
                 raise ReadLimitError(
                     f"GET /{path} stopped after {pages:,} pages (REX_GRAPH_MAX_PAGES): the "
                     "answer kept announcing another page"
@@ -359,15 +336,23 @@ class GraphClient:
                     continue
                 for index, answer in zip(chunk, answers, strict=True):
                     result = self._batch_result(requests_[index], answer)
-                    retryable = isinstance(result, TransientError) and requests_[index].is_read
-                    if retryable and attempt < self.max_retries:
+                    if self._send_item_again(requests_[index], result, attempt):
                         retry.append(index)
                     results[index] = result
             pending = retry
             if pending:
-                self._sleep(self._backoff(attempt))
+                self._sleep(backoff(attempt, self.options.retry))
                 attempt += 1
         return [result for result in results if result is not None]
+
+    def _send_item_again(self, request: BatchRequest, result: BatchResult, attempt: int) -> bool:
+        """A batch item failed transiently: send it again if the policy says so (reads
+        only). A rate-limited item is not: its block is on record (`_batch_result`), and
+        the client's next call waits for it or is refused."""
+        if not isinstance(result, TransientError):
+            return False
+        delay = retry_delay(result, attempt, idempotent=request.is_read, limits=self.options.retry)
+        return delay is not None
 
     def _batch_result(self, request: BatchRequest, answer: Any) -> BatchResult:
         if answer is None:
@@ -395,8 +380,7 @@ class GraphClient:
             body = None
         if code >= 400 or (isinstance(body, dict) and "error" in body):
             error = error_from_response(code, body, headers, account_id=self.account_id)
-            if isinstance(error, RateLimitedError) and not error.object_level:
-                self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
+            self._note_block(error)
             return error
         if not isinstance(body, dict):
             return UnexpectedResponseError(f"batch item {request.path} answered no object")
@@ -499,7 +483,7 @@ class GraphClient:
         }
         if breakdowns:
             params["breakdowns"] = list(breakdowns)
-        read_deadline = time.monotonic() + self.read_deadline
+        read_deadline = time.monotonic() + self.options.read_deadline_seconds
         if use_async:
             rows = self._async_report(object_id, params, read_deadline)
         else:
@@ -519,8 +503,9 @@ class GraphClient:
         run_id = started.get("report_run_id") if isinstance(started, dict) else None
         if not run_id:
             raise UnexpectedResponseError("the async insights request returned no report_run_id")
-        deadline = min(time.monotonic() + self.async_max_wait, read_deadline)
-        interval = self.poll_seconds
+        max_wait = self.options.async_max_wait_seconds
+        deadline = min(time.monotonic() + max_wait, read_deadline)
+        interval = self.options.poll_seconds
         while True:
             status = self.get(str(run_id), {"fields": "async_status,async_percent_completion"})
             state = status.get("async_status") if isinstance(status, dict) else None
@@ -531,7 +516,7 @@ class GraphClient:
                 raise AsyncReportError(f"insights report {run_id} ended '{state}'")
             if time.monotonic() + interval > deadline:
                 raise AsyncReportError(
-                    f"insights report {run_id} still '{state}' after {self.async_max_wait:g} s"
+                    f"insights report {run_id} still '{state}' after {max_wait:g} s"
                 )
             self._sleep(interval)
             interval = min(interval * 1.5, 10.0)
@@ -588,6 +573,22 @@ class GraphClient:
     def _expect_success(body: Any, object_id: str) -> None:
         if not (isinstance(body, dict) and body.get("success") is True):
             raise UnexpectedResponseError(f"Meta did not confirm the update of {object_id}")
+
+
+def check_token(token: str) -> None:
+    """An access token is one word of ASCII letters, digits and a few marks (Meta's are
+    letters and digits). A space, a line break or a character pasted along with it (a
+    zero-width space, a curly quote) is never part of one: say so, rather than fail deep
+    in the HTTP library (a header is Latin-1) or report an unreachable Graph API."""
+    if not token:
+        raise InputError("token", "an access token is required")
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        raise InputError(
+            "token",
+            "it contains a character no access token has (a space, a line break, or a "
+            "non-ASCII character such as a zero-width space or a curly quote): copy the "
+            "token again, as one word",
+        )
 
 
 def encode_params(params: Mapping[str, Any]) -> dict[str, str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.errors import RexError
+
 MIN_DAYS, MAX_DAYS = 2, 90
 _LAST_N = re.compile(r"^last_(\d{1,3})d(_with_today)?$")
 WINDOW_HELP = (
@@ -21,8 +23,9 @@ WINDOW_HELP = (
 )
 
 
-class WindowError(ValueError):
-    """Not a window Rex knows; the message says which ones it does."""
+class WindowError(RexError, ValueError):
+    """Not a window Rex knows; the message says which ones it does. Also a ValueError, so
+    that a pydantic validator raising it gives a validation error naming the field."""
 
 
 @dataclass(frozen=True, order=True)

@@ -46,7 +46,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except ValidationError as error:  # a setting that does not validate
-        from core.cli import settings_problem
+        from core.cli.console import settings_problem
 
         print(f"error: {settings_problem(error)}", file=sys.stderr)
         return 1

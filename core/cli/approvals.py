@@ -1,0 +1,77 @@
+"""`approvals list [--all]`, `approvals approve|reject ID [ID …]`: the approval queue."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from core.actions.approvals import (
+    Decision,
+    approve_many,
+    expire_approvals,
+    list_approvals,
+    reject,
+)
+from core.cli.args import Parser, row_id
+from core.cli.console import print_table
+from core.errors import RexError
+
+
+def register(parser: Parser) -> None:
+    actions = parser.add_subparsers(metavar="ACTION")
+    listing = actions.add_parser("list", help="pending proposals (--all: every one)")
+    listing.add_argument("--all", action="store_true")
+    listing.set_defaults(handler=show_approvals)
+    for name in ("approve", "reject"):
+        decide = actions.add_parser(name, help=f"{name} proposals by id (one or more)")
+        decide.add_argument("approval_ids", type=row_id("proposal"), nargs="+", metavar="ID")
+        decide.add_argument("--by", default=getpass.getuser(), help="who decides")
+        decide.add_argument("--reason")
+        decide.set_defaults(handler=decide_approvals, decision=name, needs_key=True)
+
+
+def show_approvals(args: argparse.Namespace) -> int:
+    expire_approvals()
+    items = list_approvals(None if args.all else "pending")
+    if not items:
+        print("nothing awaits approval")
+        return 0
+    rows = [("ID", "ENTITY", "ACTION", "CURRENT → PROPOSED", "STATUS", "EXPIRES")]
+    for item in items:
+        rows.append(
+            (
+                str(item.id),
+                item.entity_name or "—",
+                item.action_type,
+                f"{item.old or '—'} → {item.new or '—'}",
+                item.status,
+                f"{item.expires_at:%Y-%m-%d %H:%M} UTC",
+            )
+        )
+    print_table(rows)
+    return 0
+
+
+def decide_approvals(args: argparse.Namespace) -> int:
+    """Several ids are decided together (approvals re-read and write in batches); the
+    exit code is 1 when any of them could not be decided."""
+    if args.decision == "approve":
+        decisions = approve_many(args.approval_ids, by=args.by, reason=args.reason)
+    else:
+        decisions = []
+        for approval_id in args.approval_ids:
+            try:
+                decisions.append(Decision(approval_id, reject(approval_id, by=args.by,
+                                                              reason=args.reason)))  # fmt: skip
+            except RexError as error:
+                decisions.append(Decision(approval_id, None, error))
+    for decision in decisions:
+        if decision.error is not None:
+            print(f"proposal {decision.approval_id}: {decision.error}", file=sys.stderr)
+            continue
+        view = decision.view
+        assert view is not None
+        executed = f" (action {view.action_id})" if view.action_id else ""
+        print(f"proposal {view.id}: {view.status}{executed}")
+    return 1 if any(d.error for d in decisions) else 0

@@ -1,0 +1,44 @@
+"""`run [--rule ID]`: run the due rules (or one rule now) and print what each did; exit 1
+if a run failed."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.args import Parser, row_id
+from core.engine.run import run_due_rules, run_rule_now
+from core.rules.store import get_rule
+
+STEP_WORDS = {"dry_run": "would (dry run)", "pending": "not sent"}
+
+
+def register(parser: Parser) -> None:
+    parser.add_argument(
+        "--rule", type=row_id("rule"), metavar="ID", help="run this rule now, due or not"
+    )
+    parser.set_defaults(handler=run, needs_key=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rule is not None:
+        get_rule(args.rule)  # "no rule with id …" rather than "running elsewhere"
+    results = [run_rule_now(args.rule)] if args.rule is not None else run_due_rules()
+    if not results:
+        print("no rules are due")
+    for r in results:
+        print(
+            f"rule {r.rule_id}: {r.status} — {r.entities_checked} checked, "
+            f"{r.entities_matched} matched; {r.summary} "
+            f"in {r.duration_ms} ms (execution {r.execution_id})"
+            + (f"\n  {r.error}" if r.error else "")
+        )
+        for step in r.steps:
+            outcome = STEP_WORDS.get(step["outcome"], step["outcome"])
+            change = f" {step.get('old')} → {step.get('new')}" if step.get("new") else ""
+            reason = f" ({step['reason']})" if step.get("reason") else ""
+            error = f" — {step['error']}" if step.get("error") else ""
+            print(
+                f"  {outcome}: {step['action']} {step['name']}{change}{reason}{error}"
+                f" · {step['account']}"
+            )
+    return 0 if all(r.status != "failed" for r in results) else 1
