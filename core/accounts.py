@@ -13,7 +13,6 @@ connecting it again brings it back.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, get_args
@@ -37,6 +36,7 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError, RexError
+from core.ids import normalise_account_id
 from core.meta import GraphClient, GraphOptions
 from core.meta.errors import (
     ConnectionFailedError,
@@ -49,7 +49,6 @@ from core.meta.errors import (
 from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
 from core.settings import Settings, get_settings, is_loopback
 
-_ACCOUNT_ID = re.compile(r"^(?:act_)?(\d{1,20})$")
 TOKEN_NEEDED = (
     "a long-lived user token or a system-user token with the ads_management permission "
     "on this ad account (Business Settings → Users → System users → Generate new token)"
@@ -95,23 +94,6 @@ class AccountView:
     @property
     def removed(self) -> bool:
         return self.removed_at is not None
-
-
-def normalise_account_id(value: str) -> str:
-    if not (value or "").strip():
-        raise InputError(
-            "account",
-            "an ad account id is required: act_ followed by digits, e.g. act_1234567890 "
-            "(Ads Manager shows it in the account menu)",
-        )
-    match = _ACCOUNT_ID.match((value or "").strip())
-    if not match:
-        raise InputError(
-            "account",
-            f"{value!r} is not an ad account id; use act_ followed by digits, "
-            "e.g. act_1234567890 (Ads Manager shows it in the account menu)",
-        )
-    return f"act_{match.group(1)}"
 
 
 def check_graph_url(url: str | None) -> str | None:

@@ -7,15 +7,25 @@ currency, ratios with two decimals, counts with thousands separators). The break
 tables, charts and CSVs, the Overview and the Health page all read from here, so a value
 is named the same everywhere. A value the catalogue does not know (Meta adds placements)
 is shown readably from its code: `facebook_profile_reels` → "Facebook profile reels".
+
+Rex's own records in words too, for every page and module that shows them (the activity
+feed, the approval queue, notifications): an account's label, an action's kind, the
+numbers that triggered a proposal, an entity's link to Ads Manager.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
 
+from core.ids import account_digits
 from core.money import decimals, format_money
+from core.rules.describe import describe_value_key, explain_condition, format_value
+from core.rules.document import Condition
 from core.rules.metrics import METRICS, Unit
+from core.settings import is_loopback
 
 PLATFORMS = {
     "facebook": "Facebook",
@@ -259,3 +269,101 @@ def format_time(at: datetime | str | None) -> str:
         except ValueError:
             return at
     return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+# ------------------------------------------------------ Rex's own records, in words
+
+_ACTION_WORDS = {
+    "change_budget": "change budget",
+    "pause": "pause",
+    "resume": "resume",
+    "duplicate": "duplicate",
+    "notify": "notify",
+}
+
+
+def account_label(name: str | None, external_id: str | None) -> str:
+    if name and external_id and name != external_id:
+        return f"{name} ({external_id})"
+    return external_id or name or "—"
+
+
+def action_words(action_type: str) -> str:
+    """`change_budget` → "change budget"; `rollback_pause` → "undo pause"."""
+    if action_type.startswith("rollback_"):
+        return "undo " + action_words(action_type.removeprefix("rollback_"))
+    return _ACTION_WORDS.get(action_type, action_type.replace("_", " "))
+
+
+def triggering_numbers(justification: dict[str, Any] | None, currency: str | None) -> list[str]:
+    """Why a rule proposed a change, in words (core.rules.describe): each condition as the
+    trace says it ("ROAS over the last 7 days is 4.19, above 3"), then the other values
+    the rule looked at ("Daily budget: 200.00 USD")."""
+    justification = justification or {}
+    values: dict[str, Any] = dict(justification.get("values") or {})
+    words = []
+    for judged in justification.get("conditions") or []:
+        metric, window = judged.get("metric", ""), judged.get("window")
+        key = f"{metric}@{window}" if window else metric
+        values.pop(key, None)
+        words.append(_condition_words(judged, currency))
+    for key, value in sorted(values.items()):
+        value_text = format_value(key.partition("@")[0], value, currency)
+        words.append(f"{describe_value_key(key)}: {value_text}")
+    return words
+
+
+def _condition_words(judged: dict[str, Any], currency: str | None) -> str:
+    """A stored judged condition in words; its threshold is the number it was compared
+    with (a reference's value, when the rule compared with another metric)."""
+    metric, window = judged.get("metric", ""), judged.get("window")
+    try:
+        expected = _decimal(judged.get("expected"))
+        condition = Condition.model_validate(
+            {"metric": metric, "window": window, "op": judged.get("op"), "value": expected}
+        )
+        return explain_condition(
+            condition,
+            actual=_decimal(judged.get("actual")),
+            expected=expected,
+            held=bool(judged.get("held")),
+            undefined=judged.get("undefined"),
+            currency=currency,
+        )
+    except (ValueError, KeyError, TypeError, InvalidOperation):  # a condition Rex no longer reads
+        key = f"{metric}@{window}" if window else metric
+        actual = judged.get("undefined") or format_value(metric, judged.get("actual"), currency)
+        return f"{describe_value_key(key)}: {actual}"
+
+
+def _decimal(value: Any) -> Any:
+    """The trace keeps numbers as exact text ("4.2007"): back to Decimal (lists too)."""
+    if isinstance(value, list):
+        return [_decimal(v) for v in value]
+    return None if value is None else Decimal(str(value))
+
+
+_ADS_MANAGER = "https://adsmanager.facebook.com/adsmanager/manage"
+_ADS_MANAGER_LEVELS = {
+    "campaign": ("campaigns", "selected_campaign_ids"),
+    "adset": ("adsets", "selected_adset_ids"),
+    "ad": ("ads", "selected_ad_ids"),
+}
+
+
+def ads_manager_url(level: str | None, account_external_id: str, entity_id: str | None) -> str:
+    """The entity in Meta's Ads Manager (the account's act_ digits, the entity selected)."""
+    if level not in _ADS_MANAGER_LEVELS or not entity_id:
+        return ""
+    path, parameter = _ADS_MANAGER_LEVELS[level]
+    digits = account_digits(account_external_id)
+    return f"{_ADS_MANAGER}/{path}?act={digits}&{parameter}={entity_id}"
+
+
+def is_sandbox(graph_url: str | None) -> bool:
+    """An account served by a sandbox (its Graph URL on loopback) has no Ads Manager."""
+    if graph_url is None:
+        from core.settings import get_settings
+
+        graph_url = get_settings().graph_base_url
+    return is_loopback(urlsplit(graph_url).hostname or "")

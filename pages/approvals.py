@@ -4,11 +4,10 @@ import streamlit as st
 
 from core.actions.approvals import (
     ApprovalView,
-    Decision,
     approve_many,
     expire_approvals,
     list_approvals,
-    reject,
+    reject_many,
 )
 from core.errors import RexError
 from pages._notices import notify, show_notices
@@ -25,30 +24,23 @@ def _who() -> str | None:
 
 
 def _decide(ids: list[int], approve: bool) -> None:
-    """A decision's callback: approve (re-read at Meta, then written) or reject, by id."""
+    """A decision's callback: approve (re-read at Meta, then written) or reject, by id —
+    the queue may have changed meanwhile. One notice per proposal, from core's result."""
     who = _who()
     if who is None:
         return
-    reason = st.session_state.get("approvals_reason") or None
-    if approve:  # by id: the queue may have changed meanwhile
-        try:
-            decisions = approve_many(ids, by=who, reason=reason)
-        except RexError as error:
-            notify("error", str(error))
-            return
-    else:
-        decisions = []
-        for approval_id in ids:
-            try:
-                decisions.append(Decision(approval_id, reject(approval_id, by=who, reason=reason)))
-            except RexError as error:
-                decisions.append(Decision(approval_id, None, error))
-    for decision in decisions:
-        if decision.error is not None:
-            notify("error", f"#{decision.approval_id}: {decision.error}")
+    decide = approve_many if approve else reject_many
+    try:
+        result = decide(ids, by=who, reason=st.session_state.get("approvals_reason") or None)
+    except RexError as error:
+        notify("error", str(error))
+        return
+    for decision in result:
+        if decision.decided and decision.view is not None:
+            notify("success", f"#{decision.approval_id} {decision.outcome}: "
+                              f"{_proposal(decision.view)}")  # fmt: skip
         else:
-            view = decision.view
-            notify("success", f"#{view.id} {view.status}: {_proposal(view)}")
+            notify("error", f"#{decision.approval_id}: {decision.message}")
     # Keep the bulk selection to what is still undecided (set, never popped: the browser
     # is told, and does not send back a proposal that is gone).
     st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, []) if i not in ids]

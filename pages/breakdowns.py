@@ -6,13 +6,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
-from core.breakdown_views import (
-    CHARTABLE,
-    PLOTLY_OFFLINE_CONFIG,
-    breakdown_view,
-    country_map,
-    segments_csv,
-)
 from core.db.types import utcnow
 from core.errors import InputError
 from core.labels import DIMENSIONS, hour_name, hover_value, metric_title, number_format
@@ -20,6 +13,13 @@ from core.labels import WEEKDAY_NAMES as WEEKDAYS
 from core.money import from_micros
 from core.rules.metrics import METRICS
 from core.rules.windows import local_today
+from core.views.breakdowns import (
+    CHARTABLE,
+    PLOTLY_OFFLINE_CONFIG,
+    breakdown_view,
+    country_map,
+    segments_csv,
+)
 from pages._notices import show_notices
 
 st.title("Breakdowns")

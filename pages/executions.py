@@ -8,7 +8,9 @@ import streamlit as st
 from core.accounts import list_accounts
 from core.actions.rollback import rollback
 from core.actions.settle import settle_by_person
-from core.activity import (
+from core.db.types import utcnow
+from core.rules.store import list_rules
+from core.views.activity import (
     ActionRow,
     activity_feed,
     execution_detail,
@@ -17,8 +19,6 @@ from core.activity import (
     trace_rows,
     why_not,
 )
-from core.db.types import utcnow
-from core.rules.store import list_rules
 from pages._notices import act, show_notices
 
 PAGE = "activity_page"

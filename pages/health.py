@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.health import BEFORE_DAYS, IMPACT_DAYS, system_health
 from core.labels import format_duration, format_share, format_time
 from core.money import format_money
+from core.views.health import BEFORE_DAYS, IMPACT_DAYS, system_health
 from pages._notices import show_notices
 
 st.title("Health")

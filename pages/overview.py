@@ -6,10 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
-from core.activity import recent_actions
-from core.health import system_health
 from core.money import decimals
-from core.reports import account_overview, entity_table
+from core.views.activity import recent_actions
+from core.views.health import system_health
+from core.views.overview import account_overview, entity_table
 from pages._notices import show_notices
 
 st.title("Overview")

@@ -16,7 +16,6 @@ from core.rules.builder import (
     OPERATORS,
     SCHEDULES,
     SCOPE_CHOICES_LIMIT,
-    SORTS,
     TEMPLATES,
     WINDOWS,
     ScopeParts,
@@ -31,17 +30,13 @@ from core.rules.builder import (
     import_rule,
     is_money,
     join_filters,
-    last_run_text,
     metric_choices,
     mode_of,
-    money_moved_text,
     offers_go_live,
     outcome_text,
-    page_of_rules,
     problems_by_section,
     remove_filter,
     rule_currency,
-    rules_with_activity,
     run_summary,
     save_draft,
     saved_rule,
@@ -59,6 +54,13 @@ from core.rules.describe import describe_rule, describe_values
 from core.rules.document import parse_rule
 from core.rules.metrics import METRICS
 from core.rules.store import delete_rule, get_rule, set_status
+from core.views.rules import (
+    SORTS,
+    last_run_text,
+    money_moved_text,
+    page_of_rules,
+    rules_with_activity,
+)
 from pages._notices import act, notify, show_notices
 
 state = st.session_state

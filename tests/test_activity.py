@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import Engine, update
 
 from core.actions.approvals import list_approvals
-from core.activity import activity_feed, ads_manager_url, execution_detail, list_executions
 from core.db import write_session
 from core.db.models import AdAccount, RuleExecution
 from core.engine.run import run_rule_now
+from core.labels import ads_manager_url
 from core.rules.store import save_rule
+from core.views.activity import activity_feed, execution_detail, list_executions
 from tests.conftest import NOW, WORKED_EXAMPLE
 from tests.test_engine import SCALE_WINNERS
 

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from core import breakdown_views
 from core.accounts import connect_account
-from core.breakdown_views import breakdown_view, segments_csv
 from core.errors import InputError
 from core.sync.runner import SyncOptions, sync_accounts
+from core.views import breakdowns
+from core.views.breakdowns import breakdown_view, segments_csv
 from tests.conftest import NOW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_the_country_map_carries_its_shapes_and_asks_no_cdn(synced: int) -> None
     spec, config = maps[0]
     traces = [t for t in spec["data"] if t["type"] == "choropleth"]
     drawn = {f["id"] for t in traces for f in t["geojson"]["features"]}
-    shipped = breakdown_views.world_shapes()["features"]
+    shipped = breakdowns.world_shapes()["features"]
     assert len(drawn) == len(shipped) > 170  # the whole world, in the figure
     for trace in traces:  # every location has its shape in the figure itself
         shapes = {f["id"] for f in trace["geojson"]["features"]}

@@ -21,8 +21,8 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.engine.run import run_rule_now
-from core.health import system_health
 from core.rules.store import save_rule
+from core.views.health import system_health
 from tests.conftest import NOW
 from tests.test_engine import SCALE_WINNERS
 

@@ -15,9 +15,9 @@ from core.accounts import connect_account, list_accounts
 from core.db import write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, TokenStatus
 from core.errors import InputError
-from core.reports import account_overview, entity_table
 from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
+from core.views.overview import account_overview, entity_table
 from tests.conftest import NOW
 
 PAGES = ("app.py", "pages/overview.py", "pages/accounts.py")

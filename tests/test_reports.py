@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from core.db import write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun
-from core.reports import account_overview, entity_rows
+from core.views.overview import account_overview, entity_rows
 
 NOW = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)  # the 19th in Los Angeles
 TODAY = date(2026, 11, 19)

@@ -27,11 +27,8 @@ from core.rules.builder import (
     go_live,
     import_rule,
     join_filters,
-    money_moved_text,
-    page_of_rules,
     problems_by_section,
     rule_currency,
-    rules_with_activity,
     schedule_choice,
     scope_choices,
     set_statuses,
@@ -40,6 +37,7 @@ from core.rules.builder import (
 )
 from core.rules.document import RuleDocumentError, parse_rule
 from core.rules.store import get_rule, list_rules, save_rule
+from core.views.rules import money_moved_text, page_of_rules, rules_with_activity
 from tests.conftest import NOW
 from tests.test_engine import SCALE_WINNERS, actions, budgets
 

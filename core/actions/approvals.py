@@ -6,26 +6,27 @@ is a conditional update on the pending row (status `pending` and its `version`),
 approving twice, or two people approving at once, executes once. Expired proposals
 cannot be approved. Approving many at once re-reads and writes in batches of ≤ 50 per
 HTTP request.
+
+Every decision — one proposal or many, from the Approvals page or the CLI — goes through
+`approve_many` / `reject_many`, which return a `DecisionResult`: per id, the outcome
+(approved, rejected, stale, already decided, expired, not found, Meta unreachable, held)
+and a message in words. The callers only format it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from core.accounts import client_for
 from core.actions.execute import execute_intents
 from core.actions.settle import held_reason, unsettled_writes
-from core.activity import (
-    account_label,
-    action_words,
-    ads_manager_url,
-    is_sandbox,
-    triggering_numbers,
-)
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
@@ -37,6 +38,13 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.errors import InputError, NotFoundError, RexError
+from core.labels import (
+    account_label,
+    action_words,
+    ads_manager_url,
+    is_sandbox,
+    triggering_numbers,
+)
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
 from core.money import MoneyError, format_money, from_minor
 
@@ -115,6 +123,58 @@ def expire_approvals(now: datetime | None = None, *, engine: Engine | None = Non
         return result.rowcount
 
 
+class DecisionOutcome(StrEnum):
+    """What asking to decide one proposal came to."""
+
+    APPROVED = "approved"  # and its write sent to Meta (`action_status` says how it ended)
+    REJECTED = "rejected"
+    STALE = "stale"  # the entity changed at Meta since the proposal: recorded, not executed
+    ALREADY_DECIDED = "already decided"
+    EXPIRED = "expired"
+    NOT_FOUND = "not found"
+    UNREACHABLE = "unreachable"  # Meta could not be read: it stays pending, try again
+    HELD = "held"  # an earlier write to the entity is unsettled: it stays pending
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One proposal's outcome: what happened, in words (`message`, money as its currency
+    writes it), and the proposal as it now is (`view`; None when no proposal has the id)."""
+
+    approval_id: int
+    outcome: DecisionOutcome
+    message: str
+    view: ApprovalView | None = None
+    current: str | None = None  # STALE: the entity's value at Meta now ("350.00 USD", "PAUSED")
+    action_id: int | None = None  # APPROVED: the write it executed
+    action_status: str | None = None  # APPROVED: how that write ended (succeeded, failed, …)
+
+    @property
+    def decided(self) -> bool:
+        """Approved or rejected as asked; every other outcome is a refusal."""
+        return self.outcome in (DecisionOutcome.APPROVED, DecisionOutcome.REJECTED)
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """The outcomes of one decision on several proposals: one per id, in the order given."""
+
+    decisions: tuple[Decision, ...]
+
+    def __iter__(self) -> Iterator[Decision]:
+        return iter(self.decisions)
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    @property
+    def all_decided(self) -> bool:
+        return all(d.decided for d in self.decisions)
+
+    def of(self, approval_id: int) -> Decision:
+        return next(d for d in self.decisions if d.approval_id == approval_id)
+
+
 def reject(
     approval_id: int,
     *,
@@ -123,9 +183,8 @@ def reject(
     engine: Engine | None = None,
     now: datetime | None = None,
 ) -> ApprovalView:
-    now = now or utcnow()
-    _decide(approval_id, ApprovalStatus.REJECTED, by, reason, engine, now)
-    return get_approval(approval_id, engine=engine)
+    """Reject one proposal, or raise why it cannot be (`reject_many` for several)."""
+    return _only(reject_many([approval_id], by=by, reason=reason, engine=engine, now=now))
 
 
 def approve(
@@ -136,21 +195,30 @@ def approve(
     engine: Engine | None = None,
     now: datetime | None = None,
 ) -> ApprovalView:
-    """Execute a proposal once, if it is still pending, unexpired and not stale."""
-    (decision,) = approve_many([approval_id], by=by, reason=reason, engine=engine, now=now)
-    if decision.error is not None:
-        raise decision.error
-    assert decision.view is not None
-    return decision.view
+    """Execute a proposal once, if it is still pending, unexpired and not stale; or raise
+    why not (`approve_many` for several)."""
+    return _only(approve_many([approval_id], by=by, reason=reason, engine=engine, now=now))
 
 
-@dataclass(frozen=True)
-class Decision:
-    """One proposal's outcome in `approve_many`: its view, or why it was not executed."""
-
-    approval_id: int
-    view: ApprovalView | None
-    error: RexError | None = None
+def reject_many(
+    approval_ids: list[int],
+    *,
+    by: str,
+    reason: str | None = None,
+    engine: Engine | None = None,
+    now: datetime | None = None,
+) -> DecisionResult:
+    """Reject several proposals, each if it is still pending and unexpired, one outcome
+    per id in the order given: one read and one transaction, nothing asked of Meta."""
+    now = now or utcnow()
+    _check_who(by, "rejects")
+    open_ids, refused = _open(approval_ids, now, engine)
+    wanted = {i: (ApprovalStatus.REJECTED, reason) for i in open_ids}
+    claimed, raced = _claim(wanted, by, engine, now)
+    refused |= raced
+    said = f"rejected by {by}" + (f": {reason}" if reason else "")
+    done = {i: Decision(i, DecisionOutcome.REJECTED, said) for i in claimed}
+    return _result(approval_ids, done, refused, engine)
 
 
 def approve_many(
@@ -160,147 +228,196 @@ def approve_many(
     reason: str | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
-) -> list[Decision]:
+) -> DecisionResult:
     """Approve several proposals at once, each on its own terms (pending, unexpired,
-    not stale), one outcome per id in the order given.
+    nothing unsettled on its entity, not stale), one outcome per id in the order given.
 
     Meta is asked as few times as possible: the re-reads go out ≤ 50 per HTTP request
-    and so do the approved writes, whatever the number of proposals.
+    and so do the approved writes, whatever the number of proposals. The decisions are
+    one transaction, committed before any write goes out.
     """
     now = now or utcnow()
-    if not (by or "").strip():
-        raise InputError("by", "say who approves (a name or e-mail)")
-    errors: dict[int, RexError] = {}
-    decidable: list[int] = []
-    for approval_id in dict.fromkeys(approval_ids):
-        try:
-            _check_decidable(get_approval(approval_id, engine=engine), now)
-            decidable.append(approval_id)
-        except RexError as error:
-            errors[approval_id] = error
-
-    drifts, unreadable = _drifts(decidable, engine)
-    held = _held(decidable, engine)
-    action_ids = []
-    for approval_id in decidable:
-        try:
-            if approval_id in held:  # an earlier write to the entity is unsettled
-                raise ApprovalError(
-                    f"proposal {approval_id} was not executed now: {held[approval_id]}; "
-                    "it stays pending — approve it again once that is settled"
-                )
-            if approval_id in unreadable:  # not judged: it stays pending
-                raise ApprovalError(
-                    f"proposal {approval_id} was not decided: Meta cannot read the entity "
-                    f"now ({unreadable[approval_id]}); try again in a few minutes"
-                )
-            drift = drifts.get(approval_id)
-            if drift:
-                _decide(approval_id, ApprovalStatus.STALE, by, drift, engine, now)
-                raise ApprovalError(
-                    f"proposal {approval_id} is stale and was not executed: {drift}"
-                )
-            # Claim the decision: only one approver gets past this line.
-            action_id = _decide(approval_id, ApprovalStatus.APPROVED, by, reason, engine, now,
-                                create_intent=True)  # fmt: skip
-            if action_id is not None:
-                action_ids.append(action_id)
-        except RexError as error:
-            errors[approval_id] = error
-    if action_ids:
-        execute_intents(action_ids, engine=engine, now=now)
-    return [
-        Decision(approval_id, None, errors[approval_id])
-        if approval_id in errors
-        else Decision(approval_id, get_approval(approval_id, engine=engine))
-        for approval_id in approval_ids
-    ]
-
-
-def get_approval(approval_id: int, *, engine: Engine | None = None) -> ApprovalView:
-    with read_session(engine) as session:
-        row = session.get(PendingAction, approval_id)
-        if row is None:
-            raise NotFoundError(f"no pending action with id {approval_id}")
-        return _view(row, session.get(AdAccount, row.account_id))
+    _check_who(by, "approves")
+    open_ids, refused = _open(approval_ids, now, engine)
+    for approval_id, why in _held(open_ids, engine).items():
+        refused[approval_id] = Decision(approval_id, DecisionOutcome.HELD,
+            f"proposal {approval_id} was not executed now: {why}; it stays pending — "
+            "approve it again once that is settled")  # fmt: skip
+    drifts, unreadable = _drifts([i for i in open_ids if i not in refused], engine)
+    for approval_id, why in unreadable.items():  # not judged: it stays pending
+        refused[approval_id] = Decision(approval_id, DecisionOutcome.UNREACHABLE,
+            f"proposal {approval_id} was not decided: Meta cannot read the entity now "
+            f"({why}); try again in a few minutes")  # fmt: skip
+    wanted = {i: (ApprovalStatus.APPROVED, reason) for i in open_ids if i not in refused}
+    wanted |= {i: (ApprovalStatus.STALE, drift.text) for i, drift in drifts.items()}
+    claimed, raced = _claim(wanted, by, engine, now)  # only one approver gets past this
+    refused |= raced
+    for approval_id in claimed.keys() & drifts.keys():
+        drift = drifts[approval_id]
+        refused[approval_id] = Decision(approval_id, DecisionOutcome.STALE,
+            f"proposal {approval_id} is stale and was not executed: {drift.text}",
+            current=drift.current)  # fmt: skip
+    intents = {i: a for i, a in claimed.items() if a is not None}
+    statuses = execute_intents(list(intents.values()), engine=engine, now=now) if intents else {}
+    done = {}
+    for approval_id, action_id in intents.items():
+        status = statuses.get(action_id, ActionStatus.PENDING)
+        done[approval_id] = Decision(approval_id, DecisionOutcome.APPROVED,
+            f"approved by {by} and sent to Meta as action {action_id} ({status})",
+            action_id=action_id, action_status=status)  # fmt: skip
+    return _result(approval_ids, done, refused, engine)
 
 
 # ------------------------------------------------------------------------ internals
 
 
-def _check_decidable(proposal: ApprovalView, now: datetime) -> None:
-    if proposal.status != ApprovalStatus.PENDING:
-        raise ApprovalError(
-            f"proposal {proposal.id} is already {proposal.status}"
-            + (f" by {proposal.decided_by}" if proposal.decided_by else "")
-        )
-    if proposal.expires_at <= now:
-        raise ApprovalError(
-            f"proposal {proposal.id} expired at {proposal.expires_at:%Y-%m-%d %H:%M} UTC; "
-            "the rule proposes again at its next run if the conditions still hold"
-        )
+def _check_who(by: str, verb: str) -> None:
+    if not (by or "").strip():
+        raise InputError("by", f"say who {verb} (a name or e-mail)")
 
 
-def _decide(
-    approval_id: int,
-    status: str,
+def _refusal(approval_id: int, row: PendingAction | None, now: datetime) -> Decision | None:
+    """Why this proposal cannot be decided now (gone, decided, expired), or None."""
+    if row is None:
+        return Decision(approval_id, DecisionOutcome.NOT_FOUND,
+                        f"no pending action with id {approval_id}")  # fmt: skip
+    if row.status != ApprovalStatus.PENDING:
+        outcome = (DecisionOutcome.EXPIRED if row.status == ApprovalStatus.EXPIRED
+                   else DecisionOutcome.ALREADY_DECIDED)  # fmt: skip
+        by = f" by {row.decided_by}" if row.decided_by else ""
+        return Decision(approval_id, outcome, f"proposal {row.id} is already {row.status}{by}")
+    if row.expires_at <= now:
+        return Decision(approval_id, DecisionOutcome.EXPIRED,
+            f"proposal {row.id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
+            "the rule proposes again at its next run if the conditions still hold")  # fmt: skip
+    return None
+
+
+def _open(
+    approval_ids: list[int], now: datetime, engine: Engine | None
+) -> tuple[list[int], dict[int, Decision]]:
+    """(the distinct ids still open to a decision, the refusals of the others), from one
+    read."""
+    ids = list(dict.fromkeys(approval_ids))
+    with read_session(engine) as session:
+        rows = {
+            r.id: r for r in session.scalars(select(PendingAction).where(PendingAction.id.in_(ids)))
+        }
+    refused = {i: refusal for i in ids if (refusal := _refusal(i, rows.get(i), now))}
+    return [i for i in ids if i not in refused], refused
+
+
+def _claim(
+    wanted: dict[int, tuple[ApprovalStatus, str | None]],
     by: str,
-    reason: str | None,
     engine: Engine | None,
     now: datetime,
-    *,
-    create_intent: bool = False,
-) -> int | None:
+) -> tuple[dict[int, int | None], dict[int, Decision]]:
+    """Record each decision (approval id → its status and reason) in one transaction, each
+    a conditional update on the row still pending at the version read, so two deciders
+    decide it once; an approval also writes its intent. Returns (approval id → the intent's
+    action id, or None, for the decisions recorded; the refusals of those decided
+    meanwhile)."""
+    claimed: dict[int, int | None] = {}
+    refused: dict[int, Decision] = {}
+    if not wanted:
+        return claimed, refused
     with write_session(engine) as session:
-        row = session.get(PendingAction, approval_id)
-        if row is None:
-            raise NotFoundError(f"no pending action with id {approval_id}")
-        if status != ApprovalStatus.STALE:
-            _check_decidable(_view(row, None), now)
-        claimed = session.execute(
-            update(PendingAction)
-            .where(
-                PendingAction.id == approval_id,
-                PendingAction.status == ApprovalStatus.PENDING,
-                PendingAction.version == row.version,
+        rows = {
+            r.id: r
+            for r in session.scalars(select(PendingAction).where(PendingAction.id.in_(wanted)))
+        }
+        for approval_id in sorted(wanted):  # one lock order for every decider: no deadlock
+            status, reason = wanted[approval_id]
+            row = rows.get(approval_id)
+            if refusal := _refusal(approval_id, row, now):
+                refused[approval_id] = refusal
+                continue
+            assert row is not None
+            recorded = session.execute(
+                update(PendingAction)
+                .where(
+                    PendingAction.id == approval_id,
+                    PendingAction.status == ApprovalStatus.PENDING,
+                    PendingAction.version == row.version,
+                )
+                .values(
+                    status=status,
+                    decided_by=by,
+                    decided_at=now,
+                    decision_reason=reason,
+                    version=row.version + 1,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if recorded != 1:
+                refused[approval_id] = Decision(approval_id, DecisionOutcome.ALREADY_DECIDED,
+                    f"proposal {approval_id} was decided by someone else just now")  # fmt: skip
+                continue
+            claimed[approval_id] = (
+                _intent(session, row, by, now) if status == ApprovalStatus.APPROVED else None
             )
-            .values(
-                status=status,
-                decided_by=by,
-                decided_at=now,
-                decision_reason=reason,
-                version=row.version + 1,
+    return claimed, refused
+
+
+def _intent(session: Session, row: PendingAction, by: str, now: datetime) -> int:
+    """The approved proposal's write, as an intent row `execute_intents` sends; its id."""
+    proposal = row.proposal
+    intent = ActionHistory(
+        rule_id=row.rule_id,
+        execution_id=row.execution_id,
+        account_id=row.account_id,
+        entity_id=row.entity_id,
+        entity_name=proposal.get("entity_name"),
+        action_type=row.action_type,
+        old_value=proposal.get("old"),
+        new_value=proposal.get("new"),
+        status=ActionStatus.PENDING,
+        idempotency_key=f"approval:{row.id}",
+        details={**proposal, "approved_by": by, "approval_id": row.id},
+        created_at=now,
+    )
+    session.add(intent)
+    session.flush()
+    session.execute(
+        update(PendingAction)
+        .where(PendingAction.id == row.id)
+        .values(action_id=intent.id)
+        .execution_options(synchronize_session=False)
+    )
+    return intent.id
+
+
+def _result(
+    approval_ids: list[int],
+    done: dict[int, Decision],
+    refused: dict[int, Decision],
+    engine: Engine | None,
+) -> DecisionResult:
+    """Every id's decision with its proposal as it now is (one read)."""
+    with read_session(engine) as session:
+        views = {
+            row.id: _view(row, account)
+            for row, account in session.execute(
+                select(PendingAction, AdAccount)
+                .outerjoin(AdAccount, AdAccount.id == PendingAction.account_id)
+                .where(PendingAction.id.in_(set(approval_ids)))
             )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
-            raise ApprovalError(f"proposal {approval_id} was decided by someone else just now")
-        if not create_intent:
-            return None
-        proposal = row.proposal
-        intent = ActionHistory(
-            rule_id=row.rule_id,
-            execution_id=row.execution_id,
-            account_id=row.account_id,
-            entity_id=row.entity_id,
-            entity_name=proposal.get("entity_name"),
-            action_type=row.action_type,
-            old_value=proposal.get("old"),
-            new_value=proposal.get("new"),
-            status=ActionStatus.PENDING,
-            idempotency_key=f"approval:{approval_id}",
-            details={**proposal, "approved_by": by, "approval_id": approval_id},
-            created_at=now,
-        )
-        session.add(intent)
-        session.flush()
-        session.execute(
-            update(PendingAction)
-            .where(PendingAction.id == approval_id)
-            .values(action_id=intent.id)
-            .execution_options(synchronize_session=False)
-        )
-        return intent.id
+        }
+    return DecisionResult(
+        tuple(replace(refused.get(i) or done[i], view=views.get(i)) for i in approval_ids)
+    )
+
+
+def _only(result: DecisionResult) -> ApprovalView:
+    """The one decision's proposal, or its refusal raised."""
+    (decision,) = result.decisions
+    if decision.outcome == DecisionOutcome.NOT_FOUND:
+        raise NotFoundError(decision.message)
+    if not decision.decided:
+        raise ApprovalError(decision.message)
+    assert decision.view is not None
+    return decision.view
 
 
 def _held(approval_ids: list[int], engine: Engine | None) -> dict[int, str]:
@@ -321,11 +438,21 @@ def _held(approval_ids: list[int], engine: Engine | None) -> dict[int, str]:
     }
 
 
+@dataclass(frozen=True)
+class _Drift:
+    """What changed at Meta since the proposal: the value now, and the sentence saying so."""
+
+    current: str | None
+    text: str
+
+
 def _drifts(
     approval_ids: list[int], engine: Engine | None
-) -> tuple[dict[int, str], dict[int, str]]:
+) -> tuple[dict[int, _Drift], dict[int, str]]:
     """(approval id → what changed at Meta since the proposal, approval id → why Meta
     could not be read). One batched read per account and level."""
+    if not approval_ids:
+        return {}, {}
     with read_session(engine) as session:
         rows = list(
             session.scalars(select(PendingAction).where(PendingAction.id.in_(approval_ids)))
@@ -340,13 +467,13 @@ def _drifts(
                 select(AdAccount).where(AdAccount.id.in_({r.account_id for r in rows}))
             )
         }
-    drifts: dict[int, str] = {}
+    drifts: dict[int, _Drift] = {}
     unreadable: dict[int, str] = {}
     groups: dict[tuple[int, str], list[tuple[PendingAction, AdEntity]]] = {}
     for row in rows:
         entity = entities.get(row.entity_id) if row.entity_id else None
         if entity is None:
-            drifts[row.id] = "the entity no longer exists in Rex"
+            drifts[row.id] = _Drift(None, "the entity no longer exists in Rex")
         else:
             groups.setdefault((row.account_id, entity.level), []).append((row, entity))
     for (account_id, level), members in groups.items():
@@ -364,7 +491,7 @@ def _drifts(
     return drifts, unreadable
 
 
-def _drift(row: PendingAction, level: str, answer: dict[str, Any]) -> str | None:
+def _drift(row: PendingAction, level: str, answer: dict[str, Any]) -> _Drift | None:
     """What Meta's answer says changed since the proposal, or None."""
     info = EntityInfo.from_graph(level, answer)
     proposal = row.proposal
@@ -373,12 +500,15 @@ def _drift(row: PendingAction, level: str, answer: dict[str, Any]) -> str | None
         current = info.daily_budget_minor if kind == "daily" else info.lifetime_budget_minor
         if current != proposal["old_minor"]:
             currency = proposal.get("currency") or ""
-            return (
-                f"its {kind} budget is now {_money(current, currency)}, not the "
-                f"{_money(proposal['old_minor'], currency)} it had when the rule proposed this"
-            )
+            now_is = _money(current, currency)
+            was = _money(proposal["old_minor"], currency)
+            return _Drift(
+                now_is, f"its {kind} budget is now {now_is}, not the {was} it had when the "
+                "rule proposed this"
+            )  # fmt: skip
     elif row.action_type in ("pause", "resume") and info.status != proposal.get("old"):
-        return f"its status changed since the proposal ({proposal.get('old')} → {info.status})"
+        return _Drift(info.status, "its status changed since the proposal "
+                      f"({proposal.get('old')} → {info.status})")  # fmt: skip
     return None
 
 

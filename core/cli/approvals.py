@@ -6,16 +6,9 @@ import argparse
 import getpass
 import sys
 
-from core.actions.approvals import (
-    Decision,
-    approve_many,
-    expire_approvals,
-    list_approvals,
-    reject,
-)
+from core.actions.approvals import approve_many, expire_approvals, list_approvals, reject_many
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
-from core.errors import RexError
 
 
 def register(parser: Parser) -> None:
@@ -56,22 +49,12 @@ def show_approvals(args: argparse.Namespace) -> int:
 def decide_approvals(args: argparse.Namespace) -> int:
     """Several ids are decided together (approvals re-read and write in batches); the
     exit code is 1 when any of them could not be decided."""
-    if args.decision == "approve":
-        decisions = approve_many(args.approval_ids, by=args.by, reason=args.reason)
-    else:
-        decisions = []
-        for approval_id in args.approval_ids:
-            try:
-                decisions.append(Decision(approval_id, reject(approval_id, by=args.by,
-                                                              reason=args.reason)))  # fmt: skip
-            except RexError as error:
-                decisions.append(Decision(approval_id, None, error))
-    for decision in decisions:
-        if decision.error is not None:
-            print(f"proposal {decision.approval_id}: {decision.error}", file=sys.stderr)
+    decide = approve_many if args.decision == "approve" else reject_many
+    result = decide(args.approval_ids, by=args.by, reason=args.reason)
+    for decision in result:
+        if not decision.decided:
+            print(f"proposal {decision.approval_id}: {decision.message}", file=sys.stderr)
             continue
-        view = decision.view
-        assert view is not None
-        executed = f" (action {view.action_id})" if view.action_id else ""
-        print(f"proposal {view.id}: {view.status}{executed}")
-    return 1 if any(d.error for d in decisions) else 0
+        executed = f" (action {decision.action_id})" if decision.action_id else ""
+        print(f"proposal {decision.approval_id}: {decision.outcome}{executed}")
+    return 0 if result.all_decided else 1

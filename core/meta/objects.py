@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.ids import MAX_DIGITS, OBJECT_ID, account_digits, account_id
 from core.meta.errors import UnexpectedResponseError
 from core.money import MICROS_PER_UNIT, MoneyError, check_currency
 
@@ -142,8 +143,7 @@ MAX_BIGINT = 2**63 - 1  # budgets, counts and micros are BIGINT columns
 # day even in VND or IDR.
 MAX_MONEY_MAJOR = Decimal(10) ** 12
 MAX_COUNT = 10**15
-_DIGITS = re.compile(r"\d{1,19}")
-_ACCOUNT = re.compile(r"(?:act_)?(\d{1,19})")
+_DIGITS = re.compile(r"\d{1,19}")  # a count or an amount below 2^63 (ids: core.ids)
 _STATUS_WORD = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BUDGET = 'a non-negative whole number of the currency\'s minor unit (e.g. "2000") below 2^63'
@@ -367,7 +367,7 @@ def _mapping(what: str, value: Any) -> Mapping[str, Any]:
 def _id(what: str, name: str, value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_BIGINT:
         return str(value)
-    if isinstance(value, str) and _DIGITS.fullmatch(value) and int(value) <= MAX_BIGINT:
+    if isinstance(value, str) and OBJECT_ID.fullmatch(value) and int(value) <= MAX_BIGINT:
         return value
     raise InvalidAnswerError(what, name, value, 'an id of digits, e.g. "120210000000000"')
 
@@ -377,12 +377,12 @@ def _opt_id(what: str, name: str, value: Any) -> str | None:
 
 
 def _account_id(what: str, name: str, value: Any) -> str:
-    match = _ACCOUNT.fullmatch(value) if isinstance(value, str) else None
+    found = account_id(value) if isinstance(value, str) else None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        match = _ACCOUNT.fullmatch(str(value))
-    if match is None:
+        found = account_id(str(value))
+    if found is None or len(account_digits(found)) > MAX_DIGITS:  # Meta's: 64 bits
         raise InvalidAnswerError(what, name, value, "an ad account id, act_ followed by digits")
-    return f"act_{match.group(1)}"
+    return found
 
 
 def _text(what: str, name: str, value: Any, length: int) -> str | None:

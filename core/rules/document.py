@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from core.errors import InputError
+from core.ids import normalise_account_id
 from core.money import MoneyError, check_currency
 from core.rules.metrics import METRICS, Unit
 from core.rules.windows import Window, WindowError
@@ -112,8 +113,6 @@ class Scope(_Strict):
     @field_validator("account_ids")
     @classmethod
     def _account_ids(cls, values: list[str]) -> list[str]:
-        from core.accounts import normalise_account_id
-
         try:
             return sorted({normalise_account_id(v) for v in values})
         except InputError as error:

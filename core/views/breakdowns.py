@@ -44,7 +44,7 @@ from core.rules.metrics import METRICS, Kind, Unit
 from core.settings import get_settings
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-SHAPES = Path(__file__).parent / "data" / "countries_110m.geojson"
+SHAPES = Path(__file__).parent.parent / "data" / "countries_110m.geojson"
 # plotly.js downloads a base map (`<topojsonURL>world_110m.json`, by default from
 # cdn.plot.ly) for every geo chart, even one that brings its own GeoJSON and shows no
 # base layer; offline the download fails and the chart stays empty. This URL answers it

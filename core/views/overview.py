@@ -1,4 +1,5 @@
-"""Read-only views for the UI (and the CLI): what a person looks at, ready to render.
+"""The Overview page: an account's spend, revenue and ROAS by day over a range, against
+the period before, and its campaigns, ad sets and ads as a table.
 
 Money comes out in major units (Decimal) with its currency; dates are the account's
 local dates; ROAS is None where nothing was spent (undefined, shown as "—").

@@ -1,5 +1,5 @@
-"""What the automation did: executions, their traces and actions — read models for the
-Executions and Approvals pages (and anyone else who asks).
+"""What the automation did: executions, their traces and actions — the Executions page,
+and the Overview's recent actions.
 
 Everything is returned as plain dataclasses; ids, never row positions, identify things.
 Every row names its account (name and act_ id): two accounts may hold entities of the
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, func, select
 
@@ -28,9 +26,8 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.errors import NotFoundError
-from core.rules.describe import counts_text, describe_value_key, explain_condition, format_value
-from core.rules.document import Condition
-from core.settings import is_loopback
+from core.labels import account_label, action_words, ads_manager_url, is_sandbox
+from core.rules.describe import counts_text, describe_value_key
 
 PER_PAGE = 50
 
@@ -114,13 +111,6 @@ _STATUS_WORDS = {
     ActionStatus.DRY_RUN: "would act (dry run)",
     ActionStatus.SKIPPED: "skipped",
 }
-_ACTION_WORDS = {
-    "change_budget": "change budget",
-    "pause": "pause",
-    "resume": "resume",
-    "duplicate": "duplicate",
-    "notify": "notify",
-}
 
 
 @dataclass(frozen=True)
@@ -164,93 +154,6 @@ class ActivityPage:
 
 
 # ---------------------------------------------------------------------- words
-
-
-def account_label(name: str | None, external_id: str | None) -> str:
-    if name and external_id and name != external_id:
-        return f"{name} ({external_id})"
-    return external_id or name or "—"
-
-
-def action_words(action_type: str) -> str:
-    """`change_budget` → "change budget"; `rollback_pause` → "undo pause"."""
-    if action_type.startswith("rollback_"):
-        return "undo " + action_words(action_type.removeprefix("rollback_"))
-    return _ACTION_WORDS.get(action_type, action_type.replace("_", " "))
-
-
-def triggering_numbers(justification: dict[str, Any] | None, currency: str | None) -> list[str]:
-    """Why a rule proposed a change, in words (core.rules.describe): each condition as the
-    trace says it ("ROAS over the last 7 days is 4.19, above 3"), then the other values
-    the rule looked at ("Daily budget: 200.00 USD")."""
-    justification = justification or {}
-    values: dict[str, Any] = dict(justification.get("values") or {})
-    words = []
-    for judged in justification.get("conditions") or []:
-        metric, window = judged.get("metric", ""), judged.get("window")
-        key = f"{metric}@{window}" if window else metric
-        values.pop(key, None)
-        words.append(_condition_words(judged, currency))
-    for key, value in sorted(values.items()):
-        value_text = format_value(key.partition("@")[0], value, currency)
-        words.append(f"{describe_value_key(key)}: {value_text}")
-    return words
-
-
-def _condition_words(judged: dict[str, Any], currency: str | None) -> str:
-    """A stored judged condition in words; its threshold is the number it was compared
-    with (a reference's value, when the rule compared with another metric)."""
-    metric, window = judged.get("metric", ""), judged.get("window")
-    try:
-        expected = _decimal(judged.get("expected"))
-        condition = Condition.model_validate(
-            {"metric": metric, "window": window, "op": judged.get("op"), "value": expected}
-        )
-        return explain_condition(
-            condition,
-            actual=_decimal(judged.get("actual")),
-            expected=expected,
-            held=bool(judged.get("held")),
-            undefined=judged.get("undefined"),
-            currency=currency,
-        )
-    except (ValueError, KeyError, TypeError, InvalidOperation):  # a condition Rex no longer reads
-        key = f"{metric}@{window}" if window else metric
-        actual = judged.get("undefined") or format_value(metric, judged.get("actual"), currency)
-        return f"{describe_value_key(key)}: {actual}"
-
-
-def _decimal(value: Any) -> Any:
-    """The trace keeps numbers as exact text ("4.2007"): back to Decimal (lists too)."""
-    if isinstance(value, list):
-        return [_decimal(v) for v in value]
-    return None if value is None else Decimal(str(value))
-
-
-_ADS_MANAGER = "https://adsmanager.facebook.com/adsmanager/manage"
-_ADS_MANAGER_LEVELS = {
-    "campaign": ("campaigns", "selected_campaign_ids"),
-    "adset": ("adsets", "selected_adset_ids"),
-    "ad": ("ads", "selected_ad_ids"),
-}
-
-
-def ads_manager_url(level: str | None, account_external_id: str, entity_id: str | None) -> str:
-    """The entity in Meta's Ads Manager (the account's act_ digits, the entity selected)."""
-    if level not in _ADS_MANAGER_LEVELS or not entity_id:
-        return ""
-    path, parameter = _ADS_MANAGER_LEVELS[level]
-    digits = account_external_id.removeprefix("act_")
-    return f"{_ADS_MANAGER}/{path}?act={digits}&{parameter}={entity_id}"
-
-
-def is_sandbox(graph_url: str | None) -> bool:
-    """An account served by a sandbox (its Graph URL on loopback) has no Ads Manager."""
-    if graph_url is None:
-        from core.settings import get_settings
-
-        graph_url = get_settings().graph_base_url
-    return is_loopback(urlsplit(graph_url).hostname or "")
 
 
 # ---------------------------------------------------------------------- reads
