@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/pages.py --engine-data
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/sync.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     sync_async_max_wait_seconds: float = Field(
         default=600.0, gt=0, description="How long an async insights report may take."
     )
+    sync_async_concurrency: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="How many of an account's async insights reports a sync runs at once "
+        "(Meta runs several report jobs of an account at a time; its rate limits count the "
+        "calls, which stay the same); 1: one after another.",
+    )
     breakdown_level: str = Field(
         default="adset",
         description="Level at which breakdown tables are synced (campaign, adset or ad).",

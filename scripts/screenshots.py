@@ -47,6 +47,7 @@ PAGES = {
     "accounts": ("/accounts", "Accounts"),
     "health": ("/health", "Health"),
 }
+ACCOUNTS_BOX = '[class*="st-key-b"][class*="_accounts"] input'  # the builder's accounts
 DEMO_RULE = {
     "name": "Scale winners (demo)",
     "scope": {"level": "adset", "account_ids": ["act_1010000001"]},
@@ -127,10 +128,7 @@ def shoot(base: str, out: Path) -> int:
                 grid.locator("canvas").first.wait_for(timeout=30_000)
                 grid.scroll_into_view_if_needed()  # the grid paints once it is seen
             page.wait_for_timeout(2500)  # let charts and tables draw
-            page.wait_for_function(
-                "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                timeout=60_000,
-            )
+            settle(page)
             if page.locator('[data-testid="stException"]').count():
                 print(f"✗ {name}: the page shows an exception", file=sys.stderr)
                 failures += 1
@@ -141,14 +139,38 @@ def shoot(base: str, out: Path) -> int:
     return 1 if failures else 0
 
 
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the app has finished running (Streamlit's running indicator is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+
+
+def pick_option(page, box: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Choose the option saying `text` in the select box `box` (a CSS selector). A rerun
+    that lands while the list is open redraws the box and closes the list: try again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(4):
+        settle(page)
+        page.locator(box).first.click()
+        try:
+            page.get_by_role("option").filter(has_text=text).first.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            if attempt == 3:
+                raise
+    page.keyboard.press("Escape")
+    settle(page)
+
+
 def shoot_builder(page, base: str, out: Path) -> int:  # type: ignore[no-untyped-def]
     """The builder opened on a template, with its mode and the preview of its outcome."""
     page.goto(base + "/rules")
     page.locator(".st-key-rules_view").get_by_text("Builder").click()
     page.locator(".st-key-builder_use_template button").first.click()
-    page.locator('[class*="st-key-b"][class*="_accounts"] input').first.click()
-    page.get_by_role("option").filter(has_text="act_1010000001").first.click()
-    page.keyboard.press("Escape")
+    pick_option(page, ACCOUNTS_BOX, "act_1010000001")
     page.get_by_text("Preview: what it would do now").first.wait_for(timeout=60_000)
     page.wait_for_timeout(4000)
     if page.locator('[data-testid="stException"]').count():

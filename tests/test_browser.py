@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS, PAGES, shoot, throwaway_app
+from scripts.screenshots import (
+    ACCOUNTS_BOX,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGES,
+    pick_option,
+    settle,
+    shoot,
+    throwaway_app,
+)
 
 pytestmark = pytest.mark.browser
 ACCOUNT = "act_1010000001"  # the sandbox's USD account
@@ -36,12 +45,14 @@ def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
             alerts = page.locator('[data-testid="stAlert"]').filter(has_text=text)
             expect(alerts.first).to_be_visible()
 
-        def click(key: str) -> None:
+        def click(key: str) -> None:  # once the app is idle: a rerun redraws the button
+            settle(page)
             page.locator(f".st-key-{key} button").first.click()
 
         # a deep link as the first request the app serves (this test runs first): the
         # app's own navigation, not Streamlit's list of the files in pages/
         page.goto(f"{app}/rules")
+        settle(page)
         navigation = page.locator('[data-testid="stSidebarNav"]')
         expect(navigation.get_by_text("Automation")).to_be_visible()
         expect(navigation.get_by_text("notices")).to_have_count(0)
@@ -50,10 +61,7 @@ def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
         page.locator(".st-key-rules_view").get_by_text("Builder").click()
         click("builder_use_template")
         notice("in Test first")
-        accounts = page.locator('[class*="st-key-b"][class*="_accounts"] input').first
-        accounts.click()
-        page.get_by_role("option").filter(has_text=ACCOUNT).first.click()
-        page.keyboard.press("Escape")
+        pick_option(page, ACCOUNTS_BOX, ACCOUNT)
         # the preview says what it would do, before anything is saved
         expect(page.get_by_text("Preview: what it would do now")).to_be_visible()
         expect(page.get_by_text("candidates match; nothing is changed or saved")).to_be_visible()
@@ -71,13 +79,14 @@ def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
         page.goto(f"{app}/approvals")
         page.locator(".st-key-approvals_by input").fill("ana")
         page.keyboard.press("Tab")
-        approve = page.locator('[class*="st-key-approve_"] button').first
-        approve.click()
+        settle(page)
+        page.locator('[class*="st-key-approve_"] button').first.click()
         notice("approved:")
 
         # and undone from the activity feed
         page.goto(f"{app}/executions")
         page.get_by_role("tab", name="Activity").click()
+        settle(page)
         page.locator('[class*="st-key-undo_"] button').first.click()
         notice("Rolled back")
         assert page.locator('[data-testid="stException"]').count() == 0

@@ -3,8 +3,12 @@ picked up, archived kept, one account's failure not stopping the others."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import date, timedelta
 
+import pytest
 import requests
 from sqlalchemy import Engine, func, select
 
@@ -22,9 +26,10 @@ from core.db.models import (
     Base,
     SyncRun,
 )
-from core.sandbox import FaultConfig
+from core.sandbox import FaultConfig, SandboxServer
+from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
-from tests.conftest import NOW
+from tests.conftest import NOW, SANDBOX_SEED, _empty_tables
 
 USD, JPY = "act_1010000001", "act_1020000002"
 LA_TODAY, TOKYO_TODAY = date(2026, 11, 20), date(2026, 11, 21)  # NOW is 18:30 UTC
@@ -195,3 +200,101 @@ def test_a_rate_limit_records_when_calls_may_resume(db: Engine, sandbox) -> None
     assert not results[USD].ok and results[JPY].ok
     until = get_account(USD).rate_limited_until
     assert until is not None and timedelta(minutes=40) < until - NOW.now(until.tzinfo)
+
+
+# --- an account's async reports, waited for at once ----------------------------------------
+
+
+def sync_reports(concurrency: int, progress=None):  # type: ignore[no-untyped-def]
+    """The USD account over 2 days as async reports (the `async_reports` fixture): 3
+    metric levels and 6 breakdown calls."""
+    options = SyncOptions(
+        days=2, now=NOW, client_options={"poll_seconds": 0.01}, async_concurrency=concurrency
+    )
+    return sync_accounts([USD], options=options, progress=progress)
+
+
+@pytest.fixture
+def async_reports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every insights read runs as an async report, even of 2 days (less to generate)."""
+    monkeypatch.setenv("REX_SYNC_ASYNC_MIN_DAYS", "1")
+    reload_settings()
+    yield
+    monkeypatch.undo()
+    reload_settings()
+
+
+def insights_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("rex-insights")]
+
+
+def test_an_accounts_reports_run_at_once_and_store_what_one_at_a_time_stores(
+    db: Engine, async_reports: None
+) -> None:
+    runs = {}
+    for concurrency in (1, 3):
+        _empty_tables(db)  # ids start over: equal snapshots mean the same rows, same order
+        # each report runs 0.1 s at the sandbox, which counts how many ran at once
+        with SandboxServer(seed=SANDBOX_SEED, now=NOW, report_seconds=0.1) as server:
+            connect(server, USD)
+            events = []
+            (result,) = sync_reports(concurrency, progress=events.append)
+            reports = sum(
+                1 for r in server.state.request_log
+                if r["method"] == "POST" and r["path"].endswith("/insights")
+            )  # fmt: skip
+            runs[concurrency] = (server.state.reports_peak, reports, result, events, snapshot())
+        assert result.ok, result.error
+        assert insights_threads() == []  # every worker ended with the sync
+
+    (peak_1, reports_1, result_1, events_1, rows_1) = runs[1]
+    (peak_3, reports_3, result_3, events_3, rows_3) = runs[3]
+    assert reports_1 == reports_3 == 9
+    assert peak_1 == 1  # one after another
+    assert 1 < peak_3 <= 3  # at once, never more than allowed
+    assert rows_3 == rows_1 and all(rows_1.values())
+    assert result_3.counts == result_1.counts
+    # the same progress, step by step, from the first to the last
+    assert [asdict(e) for e in events_3] == [asdict(e) for e in events_1]
+    assert [e.done for e in events_3] == list(range(1, events_3[-1].total + 1))
+
+
+def test_a_failed_report_fails_the_account_and_stops_the_other_reports(
+    db: Engine, async_reports: None, sandbox
+) -> None:  # type: ignore[no-untyped-def]
+    connect(sandbox, USD)
+    sandbox.set_faults(FaultConfig(fail_next=["async_fail"]))  # the first report started
+
+    (result,) = sync_reports(3)
+
+    assert not result.ok and "ended 'Job Failed'" in result.error
+    assert insights_threads() == []
+    assert count(AdEntity) > 0  # what came before the reports is kept
+    assert count(AdMetric) == 0  # a metric level failed: no metrics, no breakdowns
+    for model in BREAKDOWN_MODELS:
+        assert count(model) == 0, model.__tablename__
+    with read_session() as session:
+        run = session.scalars(select(SyncRun)).one()
+    assert run.status == "failed" and "Job Failed" in run.error
+    assert "Job Failed" in get_account(USD).last_sync_error
+
+
+def test_a_rate_limit_met_by_one_report_stops_the_others(db: Engine, async_reports: None) -> None:
+    with SandboxServer(seed=SANDBOX_SEED, now=NOW, report_seconds=0.3) as server:
+        connect(server, USD)
+        # the account and its three entity edges pass, then the first report's POST is
+        # refused for 45 minutes while the others (0.3 s each) are still running
+        server.set_faults(FaultConfig(fail_next=[("none", 4), "buc"], regain_minutes=45))
+
+        (result,) = sync_reports(3)
+        log = list(server.state.request_log)
+
+    assert not result.ok and "Rex pauses calls to this account" in result.error, result.error
+    assert insights_threads() == []
+    until = get_account(USD).rate_limited_until
+    assert until is not None and timedelta(minutes=40) < until - NOW.now(until.tzinfo)
+    # the block is one record for every thread: the reports already sent (one a thread)
+    # were the last, and none of them was waited out to its rows
+    started = [r for r in log if r["method"] == "POST" and r["path"].endswith("/insights")]
+    assert 1 <= len(started) <= 3
+    assert not any(r["method"] == "GET" and r["path"].endswith("/insights") for r in log)

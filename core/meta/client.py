@@ -19,7 +19,10 @@ What it guarantees:
   waited out, a long one raises `RateLimitedError` at once without calling Meta);
 * slowing down when Meta's usage headers pass 75 %;
 * cursor paging, batches of at most 50 with `null` items retried, async insights
-  report runs polled until `Job Completed`.
+  report runs polled until `Job Completed`;
+* one client may be shared by threads (a sync runs an account's async reports at once):
+  each thread has its own HTTP session, and the rate-limit block is one record for all
+  of them — a block one thread meets stops the others' calls too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +104,11 @@ class GraphClient:
 
     `options` say where and how (defaults: `GraphOptions.from_settings()`); `base_url` is
     the account's own Graph URL when it has one (a sandbox); `blocked_until` a rate
-    limit on record for the account; `sleep` how to wait (a test passes its own)."""
+    limit on record for the account; `sleep` how to wait (a test passes its own).
+
+    Safe to share between threads: `requests.Session` is not documented as thread-safe,
+    so each thread calls through a session of its own; the block on record and the call
+    count change under a lock."""
 
     def __init__(
         self,
@@ -130,11 +138,20 @@ class GraphClient:
         self.last_usage_percent = 0
         self.calls = 0
         self._app_id: str | None = None
-        self._http = DeadlineSession()
+        self._lock = threading.Lock()  # blocked_until and calls, shared by threads
+        self._sessions = threading.local()
         self._sleep = sleep
 
     def __repr__(self) -> str:  # never the token
         return f"GraphClient({self.base_url}/{self.version}, account={self.account_id})"
+
+    @property
+    def _http(self) -> DeadlineSession:
+        """This thread's HTTP session (made on its first call)."""
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = DeadlineSession()
+        return session
 
     # ------------------------------------------------------------------ transport
 
@@ -186,7 +203,8 @@ class GraphClient:
     def _send(self, method: str, url: str, path: str, params: dict[str, str]) -> Any:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         started = time.monotonic()
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
         try:
             response = self._http.request(
                 method,
@@ -228,21 +246,27 @@ class GraphClient:
         return body
 
     def _wait_out_block(self, attempt: int) -> None:
-        """No call before the regain time: wait a short block out, refuse a long one."""
-        wait = block_wait(self.blocked_until, attempt, limits=self.options.retry)
+        """No call before the regain time: wait a short block out, refuse a long one.
+        The block is cleared only if no thread noted a new one meanwhile."""
+        with self._lock:
+            blocked = self.blocked_until
+        wait = block_wait(blocked, attempt, limits=self.options.retry)
         if wait is None:
             raise RateLimitedError(
                 f"calls to {self.account_id or 'this app'} are paused by an earlier rate limit",
-                regain_at=self.blocked_until,  # type: ignore[arg-type]  # never None here
+                regain_at=blocked,  # type: ignore[arg-type]  # never None here
             ).not_sent()
         if wait > 0:
             self._sleep(wait)
-        self.blocked_until = None
+        with self._lock:
+            if self.blocked_until == blocked:
+                self.blocked_until = None
 
     def _note_block(self, error: GraphError) -> None:
         """Record a rate limit on the app or account: no call before its regain time."""
         if isinstance(error, RateLimitedError) and not error.object_level:
-            self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
+            with self._lock:
+                self.blocked_until = max(self.blocked_until or error.regain_at, error.regain_at)
 
     def _note_usage(self, headers: Mapping[str, str]) -> None:
         percent = usage_percent(headers)
@@ -470,10 +494,14 @@ class GraphClient:
         time_increment: int | str = 1,
         use_async: bool = False,
         on_invalid: InvalidHandler | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[InsightRow]:
         """Insights rows of `object_id` for an account-local date range. A row Rex must
         not keep (garbage, or dated outside the range) raises InvalidAnswerError — or,
-        with `on_invalid`, is handed to it and left out."""
+        with `on_invalid`, is handed to it and left out.
+
+        `stop`, when set while an async report is being waited for, abandons it at once
+        (AsyncReportError): a sync whose account already failed stops its other reports."""
         params: dict[str, Any] = {
             "level": level,
             "fields": ",".join(fields),
@@ -485,7 +513,7 @@ class GraphClient:
             params["breakdowns"] = list(breakdowns)
         read_deadline = time.monotonic() + self.options.read_deadline_seconds
         if use_async:
-            rows = self._async_report(object_id, params, read_deadline)
+            rows = self._async_report(object_id, params, read_deadline, stop)
         else:
             rows = self.iter_edge(f"{object_id}/insights", params, deadline=read_deadline)
         for raw in rows:
@@ -497,7 +525,11 @@ class GraphClient:
                 on_invalid(error)
 
     def _async_report(
-        self, object_id: str, params: dict[str, Any], read_deadline: float
+        self,
+        object_id: str,
+        params: dict[str, Any],
+        read_deadline: float,
+        stop: threading.Event | None = None,
     ) -> Iterator[Any]:
         started = self.post(f"{object_id}/insights", params)
         run_id = started.get("report_run_id") if isinstance(started, dict) else None
@@ -518,7 +550,10 @@ class GraphClient:
                 raise AsyncReportError(
                     f"insights report {run_id} still '{state}' after {max_wait:g} s"
                 )
-            self._sleep(interval)
+            if stop is None:
+                self._sleep(interval)
+            elif stop.wait(interval):
+                raise AsyncReportError(f"insights report {run_id} abandoned: the sync stopped")
             interval = min(interval * 1.5, 10.0)
         yield from self.iter_edge(
             f"{run_id}/insights", {"limit": PAGE_LIMIT}, deadline=read_deadline

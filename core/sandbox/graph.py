@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -111,6 +112,7 @@ class Graph:
         base_url: str,
         api_version_min: int,
         app_secret: str | None,
+        report_seconds: float = 0.0,
     ) -> None:
         self.world = world
         self.faults = faults
@@ -118,6 +120,7 @@ class Graph:
         self.base_url = base_url
         self.api_version_min = api_version_min
         self.app_secret = app_secret
+        self.report_seconds = report_seconds  # an async report's run time (real seconds)
         self._version = DEFAULT_VERSION
 
     # ------------------------------------------------------------------ entry
@@ -452,21 +455,30 @@ class Graph:
             "account_id": account.numeric_id if account else "",
             "since": since,
             "until": until,
+            "started": time.monotonic(),
         }
+        self.world.reports_running += 1
+        self.world.reports_peak = max(self.world.reports_peak, self.world.reports_running)
         return {"report_run_id": run_id}
 
     def _report_status(self, run_id: str) -> dict[str, Any]:
-        """Each poll moves the job one step on: the steps, then completed (or failed)."""
+        """Each poll moves the job one step on: the steps, then completed (or failed).
+        With `report_seconds`, the job first runs that long (real time), its percentage
+        growing; polls meanwhile move no step on."""
         report = self.world.reports[run_id]
-        polls = report["polls"]
-        report["polls"] += 1
+        elapsed = time.monotonic() - report["started"]
         steps = report["steps"]
-        if polls < len(steps):
-            status, percent = steps[polls]
+        if elapsed < self.report_seconds:
+            status, percent = "Job Running", min(99, int(100 * elapsed / self.report_seconds))
+        elif report["polls"] < len(steps):
+            status, percent = steps[report["polls"]]
+            report["polls"] += 1
         elif report["fail"]:
             status, percent = "Job Failed", 100
         else:
             status, percent = "Job Completed", 100
+        if status in ("Job Completed", "Job Failed") and report["status"] != status:
+            self.world.reports_running -= 1  # ended now
         report["status"] = status
         return {
             "id": run_id,

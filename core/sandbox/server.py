@@ -2,6 +2,7 @@
 
     SandboxServer(port=0, seed=7).start()  → .url, .token, .account_ids, .state
     SandboxServer(state_file="var/sandbox-state.json")  → keeps its state across restarts
+    SandboxServer(report_seconds=2.0)       → each async insights report runs 2 s
     run_server(...)                         → blocking; first stdout line is JSON
 
 With a state file, the server starts from the state it holds (or writes one for a new
@@ -75,8 +76,13 @@ class SandboxServer:
         api_version_min: int = 24,
         app_secret: str | None = None,
         state_file: str | Path | None = None,
+        report_seconds: float = 0.0,
     ) -> None:
         self.seed = seed
+        # How long an async insights report runs before its polls move on (real time;
+        # 0: it completes on its second poll). `state.reports_peak` counts how many ran
+        # at once.
+        self.report_seconds = report_seconds
         self.clock = fixed_clock(now)
         self.scenario: ScenarioSpec | None = load_scenario(scenario) if scenario else None
         self.initial_faults = faults or FaultConfig()
@@ -244,6 +250,7 @@ class SandboxServer:
             base_url=getattr(self, "url", ""),
             api_version_min=self.api_version_min,
             app_secret=self.app_secret,
+            report_seconds=self.report_seconds,
         )
 
     def summary(self) -> dict[str, Any]:

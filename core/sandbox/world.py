@@ -269,6 +269,8 @@ class World:
         self.scripted = False  # True: only fixed_days exist (scenario worlds)
         self.budget_changes: dict[str, list[datetime]] = {}
         self.reports: dict[str, dict] = {}
+        self.reports_running = 0  # async report runs started and not yet ended
+        self.reports_peak = 0  # the most that were running at once
         self.write_log: list[WriteRecord] = []
         self.activities: list[Activity] = []
         self.request_log: list[dict] = []

@@ -7,6 +7,14 @@ days; every sync re-reads its whole window (default 30 days, ≥ Meta's 28-day
 attribution look-back) because Meta keeps revising recent numbers, and `reconcile`
 writes only what changed, so running it twice changes nothing.
 
+An account's insights reads (three levels of daily metrics, six breakdown calls) are
+started together once its entities are stored; async reports are waited for on up to
+REX_SYNC_ASYNC_CONCURRENCY threads (`core.sync.reads`), and their results are taken in
+the order above, on the calling thread, which alone writes and reports progress — so a
+sync stores, counts and reports what it would one report at a time, in the same order.
+A failed read fails the account where the sequential sync would have (earlier parts
+stored), and the reads still running are abandoned.
+
 One account's failure does not stop the others: a rejected token marks the account
 "needs reconnect", a rate limit records when calls may resume, a key that cannot decrypt
 the token fails that account's run (recorded) and the next account is tried.
@@ -23,6 +31,7 @@ refused rows keeps its stored rows that Meta did not report again (see `reconcil
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +59,7 @@ from core.money import MoneyError, check_currency
 from core.process import process_name
 from core.settings import get_settings
 from core.sync.breakdowns import BREAKDOWN_CALLS, BREAKDOWN_TABLES, BreakdownTable
+from core.sync.reads import Reads
 from core.sync.reconcile import ReconcileCounts, reconcile
 
 log = logging.getLogger(__name__)
@@ -72,6 +82,10 @@ _ENTITY_FIELDS = (
 # account, the three entity levels, daily metrics, then each breakdown call
 STEPS = 1 + len(LEVELS) + 1 + BREAKDOWN_CALLS
 REASONS_KEPT = 5  # refusal reasons kept in a run's counts (the rest are counted)
+
+# What one insights read gives back: its rows, and the answers refused as invalid, in
+# Meta's order (the caller records the refusals in that order, as it reads the rows).
+Answers = list[InsightRow | InvalidAnswerError]
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class SyncOptions:
     breakdowns: bool = True
     now: datetime | None = None  # the instant "today" is taken from (tests, replays)
     client_options: dict[str, Any] = field(default_factory=dict)
+    async_concurrency: int | None = None  # default: REX_SYNC_ASYNC_CONCURRENCY
 
 
 def sync_accounts(
@@ -200,6 +215,11 @@ class _AccountSync:
         self.engine = engine
         self.days = options.days or settings.sync_days
         self.use_async = self.days >= settings.sync_async_min_days
+        # Synchronous reads answer at once: only async reports are waited for in parallel.
+        self.concurrency = (
+            (options.async_concurrency or settings.sync_async_concurrency) if self.use_async else 1
+        )
+        self.reads: Reads[Answers] | None = None  # the account's insights reads, in run()
         self.breakdown_level = settings.breakdown_level
         self.client: GraphClient | None = None  # made in run(): decrypting may fail
         self.counts: dict[str, Any] = {}
@@ -226,10 +246,22 @@ class _AccountSync:
         self.step("account", f"{info.name} · {info.currency} · {info.timezone_name}")
 
         self.sync_entities()
-        self.sync_metrics()
+        with Reads[Answers](self.concurrency) as self.reads:
+            for level, breakdowns in self.insight_calls():
+                self.reads.submit((level, breakdowns), self.read_insights(level, breakdowns))
+            self.sync_metrics()
+            if self.options.breakdowns:
+                for table in BREAKDOWN_TABLES:
+                    self.sync_breakdown(table)
+
+    def insight_calls(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The account's insights reads, (level, breakdowns), in the order they are used."""
+        calls: list[tuple[str, tuple[str, ...]]] = [(level, ()) for level in LEVELS]
         if self.options.breakdowns:
-            for table in BREAKDOWN_TABLES:
-                self.sync_breakdown(table)
+            calls += [
+                (self.breakdown_level, call) for table in BREAKDOWN_TABLES for call in table.calls
+            ]
+        return calls
 
     # ------------------------------------------------------------------ account
 
@@ -457,22 +489,44 @@ class _AccountSync:
             )
         self.counts[table.name] = {**counts.as_dict(), "rows": len(rows)}
 
+    def read_insights(
+        self, level: str, breakdowns: tuple[str, ...]
+    ) -> Callable[[threading.Event], Answers]:
+        """One insights read of the sync's range, to run on a worker thread: Graph calls
+        only, touching nothing of the sync's state (the client is safe to share)."""
+        client, since, until = self.client, self.since, self.until
+        assert client is not None and since is not None and until is not None
+        account, use_async = self.account.external_id, self.use_async  # no ORM in threads
+
+        def read(stop: threading.Event) -> Answers:
+            answers: Answers = []
+            for row in client.insights(
+                account,
+                level=level,
+                since=since,
+                until=until,
+                fields=INSIGHT_FIELDS,
+                breakdowns=breakdowns,
+                use_async=use_async,
+                on_invalid=answers.append,
+                stop=stop,
+            ):
+                answers.append(row)
+            return answers
+
+        return read
+
     def insights(self, level: str, breakdowns: Sequence[str], kind: str) -> list[InsightRow]:
-        """Daily rows of the sync's range; a row that is not valid, is dated outside the
-        range or belongs to another account is refused (counted under `kind`)."""
-        assert self.client is not None and self.since is not None and self.until is not None
+        """Daily rows of the sync's range (the read's result, waited for here); a row that
+        is not valid, is dated outside the range or belongs to another account is refused
+        (counted under `kind`)."""
+        assert self.reads is not None
         own = self.account.external_id.removeprefix("act_")
         rows = []
-        for row in self.client.insights(
-            self.account.external_id,
-            level=level,
-            since=self.since,
-            until=self.until,
-            fields=INSIGHT_FIELDS,
-            breakdowns=breakdowns,
-            use_async=self.use_async,
-            on_invalid=lambda error: self.rejected.add(kind, error),
-        ):
+        for row in self.reads.result((level, tuple(breakdowns))):
+            if isinstance(row, InvalidAnswerError):
+                self.rejected.add(kind, row)
+                continue
             if row.ids.get("account_id", own) != own:
                 error = InvalidAnswerError(
                     _describe_row(row), "account_id", row.ids["account_id"], own
