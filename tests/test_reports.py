@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from core.db import write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun
-from core.views.overview import account_overview, entity_rows
+from core.views.overview import account_overview, entity_table
 
 NOW = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)  # the 19th in Los Angeles
 TODAY = date(2026, 11, 19)
@@ -63,7 +63,7 @@ def test_no_comparison_when_the_previous_period_was_never_synced(db: Engine) -> 
 
 
 def test_entity_rows_show_budgets_where_they_live(db: Engine) -> None:
-    rows = entity_rows(_setup(previous_days=False), now=NOW)
+    rows = entity_table(_setup(previous_days=False), now=NOW)
     assert [(r.level, r.name, r.budget) for r in rows] == [
         ("campaign", "Camp", "123.45 USD / day"),
         ("adset", "Set", "on campaign"),
@@ -108,5 +108,5 @@ def test_a_comparison_period_synced_in_part_is_not_compared(db: Engine) -> None:
 
 def test_entity_rows_follow_the_range(db: Engine) -> None:
     account_id = _setup(previous_days=True)
-    spend = {days: entity_rows(account_id, days=days, now=NOW)[0].spend for days in (7, 30, 60)}
+    spend = {days: entity_table(account_id, days=days, now=NOW)[0].spend for days in (7, 30, 60)}
     assert spend == {7: Decimal(60), 30: Decimal(290), 60: Decimal(290 + 150)}

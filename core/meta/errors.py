@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import RexError
+from core.ids import account_digits
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613}) | frozenset(range(80000, 80015))
 TRANSIENT_CODES = frozenset({1, 2})
@@ -289,7 +290,7 @@ def regain_time(
     waits: list[timedelta] = []
     buc = _json_header(headers, "X-Business-Use-Case-Usage")
     if isinstance(buc, Mapping):
-        digits = account_id.removeprefix("act_") if account_id else None
+        digits = account_digits(account_id) if account_id else None
         for key, entries in buc.items():
             if digits and str(key) != digits:
                 continue

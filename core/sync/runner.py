@@ -47,6 +47,7 @@ from core.db.errors import database_error
 from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun, SyncStatus, TokenStatus
 from core.db.types import utcnow
 from core.errors import RexError
+from core.ids import account_digits
 from core.meta import GraphClient, GraphError, ObjectGoneError, RateLimitedError, TokenInvalidError
 from core.meta.objects import (
     INSIGHT_FIELDS,
@@ -521,7 +522,7 @@ class _AccountSync:
         is not valid, is dated outside the range or belongs to another account is refused
         (counted under `kind`)."""
         assert self.reads is not None
-        own = self.account.external_id.removeprefix("act_")
+        own = account_digits(self.account.external_id)
         rows = []
         for row in self.reads.result((level, tuple(breakdowns))):
             if isinstance(row, InvalidAnswerError):

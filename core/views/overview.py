@@ -292,9 +292,6 @@ def entity_table(
     return sorted(result, key=lambda r: (order[r.level], -r.spend, r.name))
 
 
-entity_rows = entity_table  # the first name of `entity_table`
-
-
 def _budget_text(entity: AdEntity, currency: str, campaign_budgets: set[str]) -> str:
     if entity.daily_budget_minor:
         return f"{format_money(from_minor(entity.daily_budget_minor, currency), currency)} / day"
