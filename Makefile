@@ -1,6 +1,6 @@
 # Rex — the two commands:
 #   make run    install, migrate, start the sandbox, sync it, serve the app on :8501
-#   make test   install, make sure PostgreSQL is up, lint, run the whole test suite
+#   make test   install, make sure PostgreSQL is up, lint, type-check, run the whole test suite
 # Both set themselves up from a fresh clone; nothing else needs to run first.
 
 PYTHON ?= python3
@@ -20,10 +20,12 @@ run: $(STAMP)
 test: $(STAMP) postgres chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy core
 	REX_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/mypy core
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

@@ -30,8 +30,10 @@ from core.db.models import (
     AdAccount,
     AdEntity,
     ApprovalStatus,
+    Level,
     PendingAction,
     RexSuggestion,
+    SyncStatus,
     TokenStatus,
 )
 from core.db.types import utcnow
@@ -74,12 +76,12 @@ class AccountView:
     timezone_name: str
     account_status: int
     status_label: str
-    token_status: str
+    token_status: TokenStatus
     token_error: str | None
     token_readable: bool  # False: the current key cannot decrypt it (or the key is missing)
     graph_url: str | None
     last_sync_at: datetime | None
-    last_sync_status: str | None
+    last_sync_status: SyncStatus | None
     last_sync_error: str | None
     rate_limited_until: datetime | None
     campaigns: int
@@ -354,13 +356,13 @@ def _find(session: Session, account_id: int | str) -> AdAccount:
     return row
 
 
-def _entity_counts(session: Session, account_id: int | None = None) -> dict[int, dict[str, int]]:
+def _entity_counts(session: Session, account_id: int | None = None) -> dict[int, dict[Level, int]]:
     query = select(AdEntity.account_id, AdEntity.level, func.count()).group_by(
         AdEntity.account_id, AdEntity.level
     )
     if account_id is not None:
         query = query.where(AdEntity.account_id == account_id)
-    counts: dict[int, dict[str, int]] = {}
+    counts: dict[int, dict[Level, int]] = {}
     for owner, level, count in session.execute(query):
         counts.setdefault(owner, {})[level] = count
     return counts
@@ -374,7 +376,7 @@ def _current_box() -> SecretBox | None:
         return None
 
 
-def _view(row: AdAccount, counts: dict[str, int], box: SecretBox | None) -> AccountView:
+def _view(row: AdAccount, counts: dict[Level, int], box: SecretBox | None) -> AccountView:
     return AccountView(
         id=row.id,
         external_id=row.external_id,
@@ -391,9 +393,9 @@ def _view(row: AdAccount, counts: dict[str, int], box: SecretBox | None) -> Acco
         last_sync_status=row.last_sync_status,
         last_sync_error=row.last_sync_error,
         rate_limited_until=row.rate_limited_until,
-        campaigns=counts.get("campaign", 0),
-        adsets=counts.get("adset", 0),
-        ads=counts.get("ad", 0),
+        campaigns=counts.get(Level.CAMPAIGN, 0),
+        adsets=counts.get(Level.ADSET, 0),
+        ads=counts.get(Level.AD, 0),
         removed_at=row.removed_at,
     )
 

@@ -157,10 +157,11 @@ class Launcher:
         return process
 
     def _first_line(self, process: subprocess.Popen[str]) -> dict:
-        assert process.stdout is not None
+        stdout = process.stdout
+        assert stdout is not None
         line_holder: list[str] = []
         reader = threading.Thread(
-            target=lambda: line_holder.append(process.stdout.readline()),  # type: ignore[union-attr]
+            target=lambda: line_holder.append(stdout.readline()),
             daemon=True,
         )
         reader.start()

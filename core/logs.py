@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import threading
+from typing import TextIO
 
 REDACTED = "[redacted]"
 
@@ -54,7 +55,7 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", stream=None) -> None:  # type: ignore[no-untyped-def]
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Root logging to stderr (or `stream`) in one line per record, tokens scrubbed."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
@@ -65,7 +66,7 @@ def configure_logging(level: str = "INFO", stream=None) -> None:  # type: ignore
     for old in list(root.handlers):
         if getattr(old, "_rex", False):
             root.removeHandler(old)
-    handler._rex = True  # type: ignore[attr-defined]
+    handler._rex = True  # type: ignore[attr-defined]  # Rex's mark, kept across module reloads
     root.addHandler(handler)
     root.setLevel(level.upper())
     quiet = max(logging.WARNING, root.level)

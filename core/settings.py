@@ -17,6 +17,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.enums import Level
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
@@ -103,8 +105,8 @@ class Settings(BaseSettings):
         "(Meta runs several report jobs of an account at a time; its rate limits count the "
         "calls, which stay the same); 1: one after another.",
     )
-    breakdown_level: str = Field(
-        default="adset",
+    breakdown_level: Level = Field(
+        default=Level.ADSET,
         description="Level at which breakdown tables are synced (campaign, adset or ad).",
     )
 
@@ -182,13 +184,6 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_database_url(cls, url: str) -> str:
         return normalise_database_url(url)
-
-    @field_validator("breakdown_level")
-    @classmethod
-    def _check_level(cls, level: str) -> str:
-        if level not in ("campaign", "adset", "ad"):
-            raise ValueError("must be one of campaign, adset, ad")
-        return level
 
     @property
     def stale_after_minutes(self) -> int:

@@ -10,6 +10,7 @@ from core.accounts import (
     reset_sandboxes,
     sandbox_urls,
 )
+from core.enums import SyncStatus
 from core.errors import InputError, RexError
 from core.meta import GraphError
 from core.sync.runner import sync_accounts
@@ -131,7 +132,7 @@ for account in accounts:
                 "changed or is missing). Restore the key from where you keep it, or reconnect "
                 "the account with a new token below."
             )
-        elif account.last_sync_error and account.last_sync_status == "failed":
+        elif account.last_sync_error and account.last_sync_status == SyncStatus.FAILED:
             left.warning(f"Last sync failed: {account.last_sync_error}")
         elif account.last_sync_error:  # it succeeded, refusing some of Meta's answers
             left.info(f"Last sync: {account.last_sync_error}")

@@ -9,11 +9,12 @@ from core.actions.approvals import (
     list_approvals,
     reject_many,
 )
+from core.enums import ApprovalStatus
 from core.errors import RexError
+from core.rules.describe import LEVEL_NOUNS
 from pages._notices import notify, show_notices
 
 CHOSEN = "approvals_chosen"
-LEVELS = {"campaign": "campaign", "adset": "ad set", "ad": "ad"}
 
 
 def _who() -> str | None:
@@ -67,7 +68,7 @@ def _row(p: ApprovalView) -> None:
         entity = p.entity_name or "—"
         if p.ads_manager_url:
             entity = f"[{entity}]({p.ads_manager_url})"
-        level = LEVELS.get(p.level or "", "entity")
+        level = LEVEL_NOUNS.get(p.level, "entity") if p.level else "entity"
         text.markdown(
             f"**#{p.id} · {entity}** ({level} {p.entity_external_id or ''}) · {p.account}  \n"
             f"{p.action}: **{p.old or '—'} → {p.new or '—'}**"
@@ -135,7 +136,7 @@ with queue_tab:
             args=(False,),
         )
 with history_tab:
-    decided = [p for p in list_approvals(None) if p.status != "pending"]
+    decided = [p for p in list_approvals(None) if p.status != ApprovalStatus.PENDING]
     if not decided:
         st.info("No decisions yet.")
     else:

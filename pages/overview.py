@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.accounts import list_accounts
+from core.enums import Level
 from core.money import decimals
 from core.views.activity import recent_actions
 from core.views.health import system_health
@@ -166,10 +167,10 @@ st.plotly_chart(figure, width="stretch")
 st.subheader("Campaigns, ad sets and ads")
 level = st.segmented_control(
     "Level",
-    ["campaign", "adset", "ad"],
-    default="campaign",
+    list(Level),
+    default=Level.CAMPAIGN,
     key="overview_level",
-    format_func={"campaign": "Campaigns", "adset": "Ad sets", "ad": "Ads"}.get,
+    format_func={Level.CAMPAIGN: "Campaigns", Level.ADSET: "Ad sets", Level.AD: "Ads"}.get,
 )
 rows = entity_table(account_id, level=level, days=days, today=overview.today)
 if not rows:
@@ -187,8 +188,8 @@ else:
             {
                 **({"Level": r.level} if level is None else {}),  # the choice was cleared
                 "Name": r.name,
-                **({"Campaign": r.campaign or ""} if level != "campaign" else {}),
-                **({"Ad set": r.adset or ""} if level in (None, "ad") else {}),
+                **({"Campaign": r.campaign or ""} if level != Level.CAMPAIGN else {}),
+                **({"Ad set": r.adset or ""} if level in (None, Level.AD) else {}),
                 "Status": r.status,
                 "Effective status": r.effective_status,
                 "Budget": r.budget,

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from core.actions.budget import BudgetNotApplicable, new_budget
+from core.enums import DOCUMENT_STATUSES, Level
 from core.money import offset
 from core.rules import document as rd
 from core.rules.document import (
     COMPARISONS,
     DAYS,
     FILTER_FIELDS,
-    LEVELS,
     RANGE_OPS,
     ChangeBudget,
     RuleDocument,
@@ -252,6 +252,7 @@ MODELS: tuple[type[BaseModel], ...] = (
 FIELD_NAMES = frozenset(name for model in MODELS for name in model.model_fields)
 WINDOWED = sorted(name for name, metric in METRICS.items() if metric.needs_window)
 CURRENT = sorted(name for name, metric in METRICS.items() if not metric.needs_window)
+LEVELS = tuple(level.value for level in Level)
 ACTION_TYPES = ("pause", "resume", "change_budget", "duplicate", "notify")
 WINDOW_WORDS = ("today", "yesterday", "this_month", "lifetime", "last_7d", "last_1d", "last_91d")
 
@@ -261,7 +262,8 @@ VOCABULARY = sorted(
     FIELD_NAMES
     | set(LEVELS + COMPARISONS + RANGE_OPS + FILTER_FIELDS + DAYS + ACTION_TYPES + WINDOW_WORDS)
     | set(METRICS)
-    | {"active", "paused", "draft", "daily", "number", "range", "reference", "condition"}
+    | {status.value for status in DOCUMENT_STATUSES}
+    | {"daily", "number", "range", "reference", "condition"}
     | {"act_1001", "ACTIVE", "last_3d_with_today", "decimals"}
 )
 

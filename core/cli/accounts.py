@@ -17,6 +17,7 @@ from core.accounts import (
 )
 from core.cli.args import Parser, UsageError, token
 from core.cli.console import confirm, print_table
+from core.enums import SyncStatus
 
 
 def register(parser: Parser) -> None:
@@ -79,7 +80,7 @@ def show_accounts(args: argparse.Namespace) -> int:
     rows = [header]
     for a in accounts:
         last = a.last_sync_at.strftime("%Y-%m-%d %H:%M UTC") if a.last_sync_at else "never"
-        if a.last_sync_status and a.last_sync_status != "succeeded":
+        if a.last_sync_status and a.last_sync_status != SyncStatus.SUCCEEDED:
             last += f" ({a.last_sync_status})"
         rows.append(
             (

@@ -10,6 +10,7 @@ from core.actions.rollback import rollback
 from core.actions.settle import list_unknown, settle_by_person
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
+from core.enums import ActionStatus
 
 
 def register(parser: Parser) -> None:
@@ -40,7 +41,7 @@ def roll_back(args: argparse.Namespace) -> int:
         f"rollback action {undo.id}: {undo.status} ({undo.old_value} → {undo.new_value})"
         + (f" — {undo.error_message}" if undo.error_message else "")
     )
-    return 0 if undo.status == "succeeded" else 1
+    return 0 if undo.status == ActionStatus.SUCCEEDED else 1
 
 
 def show_unknown(args: argparse.Namespace) -> int:

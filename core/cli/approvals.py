@@ -9,6 +9,7 @@ import sys
 from core.actions.approvals import approve_many, expire_approvals, list_approvals, reject_many
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
+from core.enums import ApprovalStatus
 
 
 def register(parser: Parser) -> None:
@@ -26,7 +27,7 @@ def register(parser: Parser) -> None:
 
 def show_approvals(args: argparse.Namespace) -> int:
     expire_approvals()
-    items = list_approvals(None if args.all else "pending")
+    items = list_approvals(None if args.all else ApprovalStatus.PENDING)
     if not items:
         print("nothing awaits approval")
         return 0

@@ -37,7 +37,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._register = register
 
-    def parse_known_args(  # type: ignore[override]
+    def parse_known_args(  # type: ignore[override]  # typeshed's overloads: one serves
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         if self._register is not None:

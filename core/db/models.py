@@ -6,13 +6,14 @@ Conventions:
   (`*_micros`): exact, summable in SQL, the same for every currency.
 * Timestamps are `UTCDateTime` (tz-aware UTC on both databases). Metric dates are
   the ad account's local dates (`Date`).
+* Statuses and levels are Rex's enums (core/enums.py, re-exported here), stored as
+  their lower-case values in the VARCHAR columns they always were (`string_enum`).
 * Table names the seed system's operators query are kept as they were.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +33,17 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.db.types import JSONDocument, UTCDateTime, utcnow
+from core.db.types import JSONDocument, UTCDateTime, string_enum, utcnow
+from core.enums import UNSETTLED as UNSETTLED  # re-exported, with the enums below
+from core.enums import (
+    ActionStatus,
+    ApprovalStatus,
+    ExecutionStatus,
+    Level,
+    RuleStatus,
+    SyncStatus,
+    TokenStatus,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -46,70 +57,6 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
-
-
-class Level(StrEnum):
-    CAMPAIGN = "campaign"
-    ADSET = "adset"
-    AD = "ad"
-
-
-class TokenStatus(StrEnum):
-    OK = "ok"
-    NEEDS_RECONNECT = "needs_reconnect"
-    REMOVED = "removed"  # the account was removed from Rex: its token is wiped
-
-
-class RuleStatus(StrEnum):
-    """`automation_rules.status`: the document's status (active, paused, draft), or
-    `deleted` — a rule taken off the list whose record (versions, executions, actions)
-    stays. Only `active` rules are scheduled."""
-
-    ACTIVE = "active"
-    PAUSED = "paused"
-    DRAFT = "draft"
-    DELETED = "deleted"
-
-
-class SyncStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class ActionStatus(StrEnum):
-    """`action_history.status`: an intent is `pending`, then `sending` (sent_at set just
-    before the call goes out), then what Meta answered — or `unknown` until Rex has read
-    Meta. `pending`, `sending` and `unknown` count toward cooldowns and caps like a
-    success and hold back other writes to the entity until settled."""
-
-    PENDING = "pending"  # intent recorded, not sent yet
-    SENDING = "sending"  # the call is going out (or went out) and has not been answered
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # Meta refused, or Meta's record shows it was not applied
-    UNKNOWN = "unknown"  # sent, the answer lost or unreadable: settled by reading Meta
-    DEFERRED = "deferred"  # not sent (rate limit, token, key, the runner stopped first)
-    DRY_RUN = "dry_run"  # "would …": the rule is in dry run
-    SKIPPED = "skipped"  # not sent: cooldown, cap, no change, budget on the campaign …
-
-
-UNSETTLED = (ActionStatus.PENDING, ActionStatus.SENDING, ActionStatus.UNKNOWN)
-
-
-class ExecutionStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"  # some actions failed
-    FAILED = "failed"
-    SKIPPED = "skipped"  # not evaluated (stale data, account needs reconnect …)
-
-
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"  # and executed (see action_id)
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    STALE = "stale"  # the entity changed since the proposal
 
 
 # --------------------------------------------------------------------------- people
@@ -142,12 +89,14 @@ class AdAccount(Base):
     min_daily_budget_minor: Mapped[int | None] = mapped_column(BigInteger)
     graph_url: Mapped[str | None] = mapped_column(String(500))  # None: the setting
     token_encrypted: Mapped[str] = mapped_column(Text)
-    token_status: Mapped[str] = mapped_column(String(20), default=TokenStatus.OK)
+    token_status: Mapped[TokenStatus] = mapped_column(
+        string_enum(TokenStatus, 20), default=TokenStatus.OK
+    )
     token_checked_at: Mapped[datetime | None]
     token_error: Mapped[str | None] = mapped_column(Text)
     rate_limited_until: Mapped[datetime | None]
     last_sync_at: Mapped[datetime | None]
-    last_sync_status: Mapped[str | None] = mapped_column(String(20))
+    last_sync_status: Mapped[SyncStatus | None] = mapped_column(string_enum(SyncStatus, 20))
     last_sync_error: Mapped[str | None] = mapped_column(Text)
     # Removed from Rex: the row stays so the record (actions, approvals, executions,
     # notifications) keeps naming the account; its token is wiped and its synced data
@@ -183,7 +132,7 @@ class AdEntity(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
-    level: Mapped[str] = mapped_column(String(10))
+    level: Mapped[Level] = mapped_column(string_enum(Level, 10))
     external_id: Mapped[str] = mapped_column(String(40))
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("ad_entities.id", ondelete="CASCADE"), index=True
@@ -230,14 +179,19 @@ METRIC_COLUMNS = (
 )
 
 
-class _InsightRow(_MetricColumns):
+class InsightTable(_MetricColumns, Base):
+    """What every insights table holds — the daily numbers and the breakdowns — so that
+    the sync can reconcile any of them by these columns (no table of its own)."""
+
+    __abstract__ = True
+
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
     entity_id: Mapped[int] = mapped_column(ForeignKey("ad_entities.id", ondelete="CASCADE"))
     date: Mapped[date] = mapped_column(Date)
 
 
-class AdMetric(_InsightRow, Base):
+class AdMetric(InsightTable):
     """Daily numbers per entity (campaign, ad set and ad levels) and account-local date."""
 
     __tablename__ = "ad_metrics"
@@ -247,7 +201,7 @@ class AdMetric(_InsightRow, Base):
     )
 
 
-class AdDemographicInsight(_InsightRow, Base):
+class AdDemographicInsight(InsightTable):
     __tablename__ = "ad_demographic_insights"
     __table_args__ = (
         UniqueConstraint("entity_id", "date", "age", "gender"),
@@ -258,7 +212,7 @@ class AdDemographicInsight(_InsightRow, Base):
     gender: Mapped[str] = mapped_column(String(20))
 
 
-class AdPlacementInsight(_InsightRow, Base):
+class AdPlacementInsight(InsightTable):
     __tablename__ = "ad_placement_insights"
     __table_args__ = (
         UniqueConstraint(
@@ -272,7 +226,7 @@ class AdPlacementInsight(_InsightRow, Base):
     impression_device: Mapped[str] = mapped_column(String(40))
 
 
-class AdGeographicInsight(_InsightRow, Base):
+class AdGeographicInsight(InsightTable):
     """One table for the three geographic breakdowns: `geo_type` country | region | dma."""
 
     __tablename__ = "ad_geographic_insights"
@@ -285,7 +239,7 @@ class AdGeographicInsight(_InsightRow, Base):
     geo_value: Mapped[str] = mapped_column(String(200))
 
 
-class AdHourlyInsight(_InsightRow, Base):
+class AdHourlyInsight(InsightTable):
     """Hour of day (0–23) in the advertiser's time zone, per account-local date."""
 
     __tablename__ = "ad_hourly_insights"
@@ -307,7 +261,9 @@ class SyncRun(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default=SyncStatus.RUNNING)
+    status: Mapped[SyncStatus] = mapped_column(
+        string_enum(SyncStatus, 20), default=SyncStatus.RUNNING
+    )
     since: Mapped[date | None] = mapped_column(Date)
     until: Mapped[date | None] = mapped_column(Date)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -324,9 +280,11 @@ class AutomationRule(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(200))
-    level: Mapped[str] = mapped_column(String(10))
+    level: Mapped[Level] = mapped_column(string_enum(Level, 10))
     document: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(30), default="draft")
+    status: Mapped[RuleStatus] = mapped_column(
+        string_enum(RuleStatus, 30), default=RuleStatus.DRAFT
+    )
     check_frequency_minutes: Mapped[int] = mapped_column(Integer, default=60)
     next_execution_at: Mapped[datetime | None] = mapped_column(index=True)
     last_execution_at: Mapped[datetime | None]
@@ -368,7 +326,9 @@ class RuleExecution(Base):
     actions_skipped: Mapped[int] = mapped_column(Integer, default=0)
     actions_queued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     actions_would: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[ExecutionStatus] = mapped_column(
+        string_enum(ExecutionStatus, 20), default=ExecutionStatus.RUNNING
+    )
     error: Mapped[str | None] = mapped_column(Text)
     trace: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
@@ -395,7 +355,7 @@ class ActionHistory(Base):
     action_type: Mapped[str] = mapped_column(String(30))
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[ActionStatus] = mapped_column(string_enum(ActionStatus, 20))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[int | None] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -430,7 +390,9 @@ class PendingAction(Base):
     action_type: Mapped[str] = mapped_column(String(30))
     proposal: Mapped[dict[str, Any]]
     justification: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[ApprovalStatus] = mapped_column(
+        string_enum(ApprovalStatus, 20), default=ApprovalStatus.PENDING
+    )
     expires_at: Mapped[datetime]
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Enum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -35,6 +36,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def string_enum(enum: type[StrEnum], length: int) -> Enum:
+    """A status or level column read as `enum` and stored as its members' *values*.
+
+    The column stays the `VARCHAR(length)` it was (no native enum type, no CHECK
+    constraint: adding a member needs no migration) and holds the lower-case strings
+    Rex always wrote ("active", "needs_reconnect"), never the member names. A string
+    that is not a member is refused on the way in (`LookupError`) and, should a row
+    hold one anyway, on the way out — a status Rex does not know is a bug to see, not a
+    value to pass along.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        length=length,
+        values_callable=_values,
+        validate_strings=True,
+        create_constraint=False,
+    )
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
 
 
 # JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.enums import Level
+
 ACTIVITY_FIELDS = (
     "event_time",
     "event_type",
@@ -27,15 +29,15 @@ ACTIVITY_FIELDS = (
 )
 
 # (level, what changed) → Meta's event type
-EVENT_TYPES = {
-    ("campaign", "status"): "update_campaign_run_status",
-    ("adset", "status"): "update_ad_set_run_status",
-    ("ad", "status"): "update_ad_run_status",
-    ("campaign", "budget"): "update_campaign_budget",
-    ("adset", "budget"): "update_ad_set_budget",
-    ("campaign", "create"): "create_campaign_group",
-    ("adset", "create"): "create_ad_set",
-    ("ad", "create"): "create_ad",
+EVENT_TYPES: dict[tuple[Level, str], str] = {
+    (Level.CAMPAIGN, "status"): "update_campaign_run_status",
+    (Level.ADSET, "status"): "update_ad_set_run_status",
+    (Level.AD, "status"): "update_ad_run_status",
+    (Level.CAMPAIGN, "budget"): "update_campaign_budget",
+    (Level.ADSET, "budget"): "update_ad_set_budget",
+    (Level.CAMPAIGN, "create"): "create_campaign_group",
+    (Level.ADSET, "create"): "create_ad_set",
+    (Level.AD, "create"): "create_ad",
 }
 
 

@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from core.enums import Level
 from core.errors import InputError
 from core.logs import register_secret
 from core.meta.activities import ACTIVITY_FIELDS, Activity
@@ -250,11 +251,13 @@ class GraphClient:
         The block is cleared only if no thread noted a new one meanwhile."""
         with self._lock:
             blocked = self.blocked_until
+        if blocked is None:
+            return  # no block on record
         wait = block_wait(blocked, attempt, limits=self.options.retry)
         if wait is None:
             raise RateLimitedError(
                 f"calls to {self.account_id or 'this app'} are paused by an earlier rate limit",
-                regain_at=blocked,  # type: ignore[arg-type]  # never None here
+                regain_at=blocked,
             ).not_sent()
         if wait > 0:
             self._sleep(wait)
@@ -392,7 +395,8 @@ class GraphClient:
             code = int(answer.get("code") or 0)
         except (TypeError, ValueError):
             code = 0
-        header_list = answer.get("headers") if isinstance(answer.get("headers"), list) else []
+        listed = answer.get("headers")
+        header_list = listed if isinstance(listed, list) else []
         headers = {
             str(h.get("name", "")): str(h.get("value", ""))
             for h in header_list
@@ -456,7 +460,7 @@ class GraphClient:
     def list_entities(
         self,
         account_id: str,
-        level: str,
+        level: Level,
         *,
         include_archived: bool = True,
         on_invalid: InvalidHandler | None = None,
@@ -486,7 +490,7 @@ class GraphClient:
         self,
         object_id: str,
         *,
-        level: str,
+        level: Level,
         since: date,
         until: date,
         fields: Sequence[str],
@@ -582,7 +586,7 @@ class GraphClient:
     def copy(
         self,
         object_id: str,
-        level: str,
+        level: Level,
         *,
         status_option: str = "PAUSED",
         deep_copy: bool = False,
@@ -592,7 +596,7 @@ class GraphClient:
         """Copy a campaign, ad set or ad. Never retried on transient errors: a first
         attempt that timed out may have made the copy already."""
         params: dict[str, Any] = {"status_option": status_option}
-        if level in ("campaign", "adset"):
+        if level in (Level.CAMPAIGN, Level.ADSET):
             params["deep_copy"] = deep_copy
         if rename_suffix is not None:
             params["rename_options"] = {
@@ -600,7 +604,7 @@ class GraphClient:
                 "rename_suffix": rename_suffix,
             }
         if parent_id is not None:
-            params["campaign_id" if level == "adset" else "adset_id"] = parent_id
+            params["campaign_id" if level == Level.ADSET else "adset_id"] = parent_id
         body = self.post(f"{object_id}/copies", params, idempotent=False)
         return CopyResult.from_graph(level, body)
 

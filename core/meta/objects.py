@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.enums import Level
 from core.ids import MAX_DIGITS, OBJECT_ID, account_digits, account_id
 from core.meta.errors import UnexpectedResponseError
 from core.money import MICROS_PER_UNIT, MoneyError, check_currency
@@ -54,10 +55,10 @@ _COMMON_ENTITY_FIELDS = (
     "created_time",
     "updated_time",
 )
-ENTITY_FIELDS: dict[str, tuple[str, ...]] = {
-    "campaign": (*_COMMON_ENTITY_FIELDS, "objective"),
-    "adset": (*_COMMON_ENTITY_FIELDS, "campaign_id", "bid_amount"),
-    "ad": (
+ENTITY_FIELDS: dict[Level, tuple[str, ...]] = {
+    Level.CAMPAIGN: (*_COMMON_ENTITY_FIELDS, "objective"),
+    Level.ADSET: (*_COMMON_ENTITY_FIELDS, "campaign_id", "bid_amount"),
+    Level.AD: (
         "id",
         "name",
         "status",
@@ -68,7 +69,7 @@ ENTITY_FIELDS: dict[str, tuple[str, ...]] = {
         "updated_time",
     ),
 }
-EDGE_FOR_LEVEL = {"campaign": "campaigns", "adset": "adsets", "ad": "ads"}
+EDGE_FOR_LEVEL = {Level.CAMPAIGN: "campaigns", Level.ADSET: "adsets", Level.AD: "ads"}
 
 # Meta reports one purchase under several action types; count the first one present.
 PURCHASE_ACTION_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
@@ -185,7 +186,7 @@ class AccountInfo:
 
 @dataclass(frozen=True)
 class EntityInfo:
-    level: str
+    level: Level
     external_id: str
     name: str
     status: str
@@ -201,7 +202,7 @@ class EntityInfo:
     updated_time: datetime | None = None
 
     @classmethod
-    def from_graph(cls, level: str, body: Mapping[str, Any]) -> EntityInfo:
+    def from_graph(cls, level: Level, body: Mapping[str, Any]) -> EntityInfo:
         body = _mapping(f"the {level} answer", body)
         external_id = _id(f"the {level} answer", "id", body.get("id"))
         what = f"{level} {external_id}"
@@ -230,7 +231,8 @@ class EntityInfo:
 
     @property
     def parent_external_id(self) -> str | None:
-        return {"campaign": None, "adset": self.campaign_id, "ad": self.adset_id}[self.level]
+        parents = {Level.CAMPAIGN: None, Level.ADSET: self.campaign_id, Level.AD: self.adset_id}
+        return parents[self.level]
 
 
 @dataclass(frozen=True)
@@ -301,8 +303,12 @@ class CopyResult:
     children: dict[str, str]  # source id → copied id, for deep copies
 
     @classmethod
-    def from_graph(cls, level: str, body: Mapping[str, Any]) -> CopyResult:
-        key = {"campaign": "copied_campaign_id", "adset": "copied_adset_id", "ad": "copied_ad_id"}
+    def from_graph(cls, level: Level, body: Mapping[str, Any]) -> CopyResult:
+        key = {
+            Level.CAMPAIGN: "copied_campaign_id",
+            Level.ADSET: "copied_adset_id",
+            Level.AD: "copied_ad_id",
+        }
         what = f"the {level} copy answer"
         body = _mapping(what, body)
         if body.get(key[level]) in (None, ""):

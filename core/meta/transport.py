@@ -49,12 +49,15 @@ class _Watch:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv in the caller
 
 
-class _WatchedMixin:
+class _WatchedMixin(HTTPConnection):
+    """Notes the connection a call goes out on (for HTTPS too: it comes first in the MRO of
+    `_HTTPSConnection`, before `HTTPSConnection`)."""
+
     def request(self, *args: Any, **kwargs: Any) -> Any:
         watch = getattr(_current, "watch", None)
         if watch is not None:
-            watch.connection = self  # type: ignore[assignment]
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+            watch.connection = self
+        return super().request(*args, **kwargs)
 
 
 class _HTTPConnection(_WatchedMixin, HTTPConnection):
@@ -87,7 +90,7 @@ class DeadlineSession(requests.Session):
         self.mount("http://", _Adapter())
         self.mount("https://", _Adapter())
 
-    def request(  # type: ignore[override]
+    def request(  # type: ignore[override]  # every call needs a deadline: no default
         self, method: str, url: str, *, deadline: float, **kwargs: Any
     ) -> requests.Response:
         watch = _Watch()

@@ -19,6 +19,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from core.enums import Level
 from core.money import decimals, format_money
 from core.rules.document import (
     All,
@@ -38,7 +39,7 @@ from core.rules.metrics import METRICS, Metric, Unit
 from core.rules.windows import Window
 
 SYMBOLS = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "=": "=", "!=": "≠"}
-LEVEL_NOUNS = {"campaign": "campaign", "adset": "ad set", "ad": "ad"}
+LEVEL_NOUNS = {Level.CAMPAIGN: "campaign", Level.ADSET: "ad set", Level.AD: "ad"}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 DAY_ORDER = [*WEEKDAYS, "sat", "sun"]
 
@@ -85,8 +86,8 @@ def describe_condition(condition: Condition, currency: str | None = None) -> str
     return f"{subject} {SYMBOLS[condition.op]} {_threshold(metric, value, currency)}"
 
 
-def describe_action(action: Any, level: str = "campaign", currency: str | None = None) -> str:
-    noun = LEVEL_NOUNS.get(level, level)
+def describe_action(action: Any, level: Level = Level.CAMPAIGN, currency: str | None = None) -> str:
+    noun = LEVEL_NOUNS[level]
     if isinstance(action, Pause):
         return f"pause the {noun}"
     if isinstance(action, Resume):

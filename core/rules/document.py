@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,15 +32,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from core.enums import DOCUMENT_STATUSES, DocumentStatus, Level, RuleStatus
 from core.errors import InputError
 from core.ids import normalise_account_id
 from core.money import MoneyError, check_currency
 from core.rules.metrics import METRICS, Unit
 from core.rules.windows import Window, WindowError
 
-SCHEMA_VERSION = 1
-LEVELS = ("campaign", "adset", "ad")
+SCHEMA_VERSION: Literal[1] = 1
 COMPARISONS = (">", ">=", "<", "<=", "=", "!=")
 RANGE_OPS = ("between", "not_between")
 FILTER_FIELDS = ("id", "name", "effective_status", "campaign_id", "adset_id")
@@ -87,6 +89,29 @@ Number = Annotated[
 ]
 
 
+def _by_value(members: tuple[StrEnum, ...]) -> BeforeValidator:
+    """Levels and statuses: JSON holds the value ("adset"), the document keeps the member.
+    A value that is not one of `members` is refused naming the values (a `Literal` of
+    members alone would name them `<Level.AD: 'ad'>`); the `Literal` of members each field
+    is typed with keeps the published schema an inline list of the strings."""
+    by_value = {member.value: member for member in members}
+    quoted = [f"'{value}'" for value in by_value]
+    expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+    def member(value: Any) -> StrEnum:
+        if isinstance(value, str) and value in by_value:
+            return by_value[value]
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+
+    return BeforeValidator(member)
+
+
+LevelField = Annotated[Literal[Level.CAMPAIGN, Level.ADSET, Level.AD], _by_value(tuple(Level))]
+StatusField = Annotated[DocumentStatus, _by_value(DOCUMENT_STATUSES)]
+
+
 # ------------------------------------------------------------------------- scope
 
 
@@ -107,7 +132,7 @@ class Filter(_Strict):
 
 class Scope(_Strict):
     account_ids: list[str] = Field(default_factory=list)
-    level: Literal["campaign", "adset", "ad"]
+    level: LevelField
     filters: list[Filter] = Field(default_factory=list)
 
     @field_validator("account_ids")
@@ -178,8 +203,8 @@ class Condition(_Strict):
         if not metric.needs_window and self.window is not None:
             raise ValueError(f"@window '{self.metric}' is a current value: remove the window")
         if self.op in RANGE_OPS:
-            ok = isinstance(self.value, list) and len(self.value) == 2
-            if not ok or self.value[0] > self.value[1]:  # type: ignore[index]
+            value = self.value
+            if not (isinstance(value, list) and len(value) == 2 and value[0] <= value[1]):
                 raise ValueError(f"@value {self.op} needs [lo, hi] with lo ≤ hi")
         elif isinstance(self.value, list):
             raise ValueError(f"@value '{self.op}' compares with one number or a reference")
@@ -197,7 +222,7 @@ class Any_(_Strict):
 def _node_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "all" if "all" in value else "any" if "any" in value else "condition"
-    return {All: "all", Any_: "any"}.get(type(value), "condition")
+    return "all" if isinstance(value, All) else "any" if isinstance(value, Any_) else "condition"
 
 
 Node = Annotated[
@@ -313,7 +338,7 @@ class Safety(_Strict):
 class RuleDocument(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1, max_length=200)
-    status: Literal["active", "paused", "draft"] = "active"
+    status: StatusField = RuleStatus.ACTIVE
     currency: str | None = Field(
         default=None,
         description="ISO 4217 code (USD, JPY …) of every money value in the rule: money "
@@ -348,7 +373,7 @@ class RuleDocument(_Strict):
     @model_validator(mode="after")
     def _actions_fit_level(self) -> RuleDocument:
         for action in self.actions:
-            if isinstance(action, ChangeBudget) and self.scope.level == "ad":
+            if isinstance(action, ChangeBudget) and self.scope.level == Level.AD:
                 raise ValueError(
                     "@scope.level ads have no budget: change_budget needs campaign or adset"
                 )

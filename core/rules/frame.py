@@ -23,10 +23,10 @@ from datetime import date
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import BigInteger, cast, func, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, cast, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from core.db.models import AdAccount, AdEntity, AdMetric
+from core.db.models import AdAccount, AdEntity, AdMetric, Level
 from core.rules.windows import Window
 
 HIDDEN_STATUSES = ("ARCHIVED", "DELETED")
@@ -61,7 +61,7 @@ class EntityRow(NamedTuple):
 
 @dataclass
 class Frame:
-    level: str
+    level: Level
     accounts: dict[int, AccountInfo]
     today: dict[int, date]  # account id → its local date
     entities: list[EntityRow]
@@ -116,7 +116,7 @@ def _passes(actual: str | None, op: str, value: Any) -> bool:
 
 def load_frame(
     session: Session,
-    level: str,
+    level: Level,
     accounts: list[AdAccount],
     today: dict[int, date],
     needs: dict[Window, set[str]],
@@ -126,7 +126,7 @@ def load_frame(
     ids = sorted(a.id for a in accounts)
     entities = _entities(session, level, ids)
     position = {e.id: i for i, e in enumerate(entities)}
-    cbo = _campaigns_with_budget(session, ids) if level == "adset" else set()
+    cbo = _campaigns_with_budget(session, ids) if level == Level.ADSET else set()
     frame = Frame(
         level=level,
         accounts={
@@ -151,7 +151,7 @@ def load_frame(
     return frame
 
 
-def _entities(session: Session, level: str, account_ids: list[int]) -> list[EntityRow]:
+def _entities(session: Session, level: Level, account_ids: list[int]) -> list[EntityRow]:
     if not account_ids:
         return []
     query = (
@@ -163,13 +163,13 @@ def _entities(session: Session, level: str, account_ids: list[int]) -> list[Enti
         .where(AdEntity.account_id.in_(account_ids), AdEntity.level == level)
         .order_by(AdEntity.account_id, AdEntity.external_id)
     )  # fmt: skip
-    return [EntityRow(*row) for row in session.connection().execute(query).all()]
+    return [EntityRow._make(row) for row in session.connection().execute(query).all()]
 
 
 def _campaigns_with_budget(session: Session, account_ids: list[int]) -> set[tuple[int, str]]:
     query = select(AdEntity.account_id, AdEntity.external_id).where(
         AdEntity.account_id.in_(account_ids),
-        AdEntity.level == "campaign",
+        AdEntity.level == Level.CAMPAIGN,
         or_(AdEntity.daily_budget_minor.is_not(None), AdEntity.lifetime_budget_minor.is_not(None)),
     )
     return {(row[0], row[1]) for row in session.execute(query)}
@@ -177,7 +177,7 @@ def _campaigns_with_budget(session: Session, account_ids: list[int]) -> set[tupl
 
 def _load_sums(
     session: Session,
-    level: str,
+    level: Level,
     frame: Frame,
     pairs: list[tuple[Window, str]],
     position: dict[int, int],
@@ -196,7 +196,7 @@ def _load_sums(
     for local, account_ids in groups.items():
         columns = []
         for window, column in pairs:
-            summed = func.sum(getattr(AdMetric, column))
+            summed: ColumnElement[Any] = func.sum(getattr(AdMetric, column))
             days = window.days_range(local)
             if days is not None:
                 summed = summed.filter(AdMetric.date.between(*days))
@@ -221,6 +221,7 @@ def _load_sums(
 
 def _span(windows: set[Window], local: date) -> tuple[date, date] | None:
     ranges = [window.days_range(local) for window in windows]
-    if not ranges or any(r is None for r in ranges):
+    bounded = [r for r in ranges if r is not None]
+    if not ranges or len(bounded) < len(ranges):
         return None
-    return min(r[0] for r in ranges), max(r[1] for r in ranges)  # type: ignore[index]
+    return min(r[0] for r in bounded), max(r[1] for r in bounded)

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from core.db import read_session, write_session
-from core.db.models import AdAccount, AutomationRule, AutomationRuleVersion, RuleStatus
+from core.db.models import AdAccount, AutomationRule, AutomationRuleVersion, Level, RuleStatus
 from core.db.types import utcnow
+from core.enums import DOCUMENT_STATUSES, spoken
 from core.errors import InputError, NotFoundError
 from core.rules.document import RuleDocument, check_rule_currency, parse_rule
 from core.rules.evaluate import scope_currencies
@@ -31,8 +32,8 @@ SUPPORTED_PLATFORMS = ("meta",)
 class RuleView:
     id: int
     name: str
-    level: str
-    status: str
+    level: Level
+    status: RuleStatus
     version: int
     check_frequency_minutes: int
     next_execution_at: datetime | None
@@ -77,7 +78,7 @@ def save_rule(
         row.document = body
         row.status = rule.status
         row.check_frequency_minutes = rule.schedule.every_minutes
-        row.next_execution_at = now if rule.status == "active" else None
+        row.next_execution_at = now if rule.status == RuleStatus.ACTIVE else None
         session.flush()
         session.add(AutomationRuleVersion(rule_id=row.id, version=row.version, document=body))
         session.flush()
@@ -85,11 +86,11 @@ def save_rule(
 
 
 def set_status(
-    rule_id: int, status: str, *, engine: Engine | None = None, now: datetime | None = None
+    rule_id: int, status: RuleStatus, *, engine: Engine | None = None, now: datetime | None = None
 ) -> RuleView:
     """Enable (`active`), disable (`paused`) or park (`draft`) a rule: a new version."""
-    if status not in ("active", "paused", "draft"):
-        raise InputError("status", f"{status!r}: use active, paused or draft")
+    if status not in DOCUMENT_STATUSES:
+        raise InputError("status", f"{str(status)!r}: use {spoken(DOCUMENT_STATUSES)}")
     current = get_rule(rule_id, engine=engine)
     document = dict(current.document, status=status)
     return save_rule(document, rule_id=rule_id, engine=engine, now=now)

@@ -97,7 +97,7 @@ class SandboxServer:
         self.save()  # a new world, or a token given now: on disk before the first request
         self._http = _QuietServer((host, port), _handler_for(self))
         self._http.daemon_threads = True
-        self.host, self.port = self._http.server_address[:2]
+        self.host, self.port = self._http.socket.getsockname()[:2]  # the port bound
         self.url = f"http://{self.host}:{self.port}"
         self.graph = self._new_graph()
         self._thread: threading.Thread | None = None

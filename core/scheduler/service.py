@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -46,10 +47,12 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from core.db import read_session, write_session
+from core.db import read_session, rows_changed, write_session
 from core.db.models import (
     AdAccount,
     AutomationRule,
+    ExecutionStatus,
+    RuleStatus,
     SchedulerEvent,
     SchedulerHeartbeat,
     SchedulerLease,
@@ -161,7 +164,7 @@ class Scheduler:
             "ran": self._rules_ran([r.rule_id for r in results]),
             "refreshed": refreshed,
             "actions": sum(r.actions_taken for r in results),
-            "failed": sum(r.status == "failed" for r in results),
+            "failed": sum(r.status == ExecutionStatus.FAILED for r in results),
         }
 
     def _rules_ran(self, rule_ids: list[int], shown: int = 5) -> str:
@@ -195,7 +198,7 @@ class Scheduler:
         now = utcnow()
         done = []
         for account_id, external_id, tz in self._accounts():
-            local = now.astimezone(_zone(tz))
+            local = now.astimezone(ZoneInfo(tz))
             if local.hour != self.settings.scheduler_lookback_hour:
                 continue
             lease = f"lookback:{external_id}:{local.date().isoformat()}"
@@ -273,7 +276,8 @@ class Scheduler:
         with read_session(self.engine) as session:
             due = session.scalars(
                 select(AutomationRule.document).where(
-                    AutomationRule.status == "active", AutomationRule.next_execution_at <= now
+                    AutomationRule.status == RuleStatus.ACTIVE,
+                    AutomationRule.next_execution_at <= now,
                 )
             ).all()
             scoped = {a for doc in due for a in (doc.get("scope") or {}).get("account_ids", [])}
@@ -314,15 +318,16 @@ class Scheduler:
                     session.add(SchedulerLease(name=name, holder=self.runner, expires_at=now + ttl))
                     session.flush()
                     return True
-                taken = session.execute(
+                taken = rows_changed(
+                    session,
                     update(SchedulerLease)
                     .where(
                         SchedulerLease.name == name,
                         (SchedulerLease.expires_at < now) | (SchedulerLease.holder == self.runner),
                     )
                     .values(holder=self.runner, expires_at=now + ttl)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                    .execution_options(synchronize_session=False),
+                )
                 return taken == 1
         except IntegrityError:
             return False  # another replica inserted it first
@@ -330,12 +335,13 @@ class Scheduler:
     def renew_lease(self, name: str, ttl: timedelta) -> bool:
         """Push our lease's expiry to now + ttl; False when it is no longer ours."""
         with write_session(self.engine) as session:
-            renewed = session.execute(
+            renewed = rows_changed(
+                session,
                 update(SchedulerLease)
                 .where(SchedulerLease.name == name, SchedulerLease.holder == self.runner)
                 .values(expires_at=utcnow() + ttl)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+                .execution_options(synchronize_session=False),
+            )
         return renewed == 1
 
     def _finish_lease(self, name: str, next_due: datetime) -> None:
@@ -553,9 +559,3 @@ class _LeaseKeeper(threading.Thread):
     def finish(self) -> None:
         self._done.set()
         self.join(timeout=5)
-
-
-def _zone(name: str):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)

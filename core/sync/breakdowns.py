@@ -11,7 +11,7 @@ from core.db.models import (
     AdGeographicInsight,
     AdHourlyInsight,
     AdPlacementInsight,
-    Base,
+    InsightTable,
 )
 from core.meta.objects import InvalidAnswerError
 
@@ -27,7 +27,7 @@ class BreakdownTable:
     """
 
     name: str
-    model: type[Base]
+    model: type[InsightTable]
     calls: tuple[tuple[str, ...], ...]
     key: tuple[str, ...]
     dimensions: Callable[[tuple[str, ...], dict[str, str]], dict[str, object]]
@@ -36,7 +36,7 @@ class BreakdownTable:
         """The key columns of a row, or InvalidAnswerError when a value does not fit them
         (an hour that is no hour, a value longer than its column)."""
         values = self.dimensions(call, segment)
-        columns = self.model.__table__.c  # type: ignore[attr-defined]
+        columns = self.model.__table__.c
         for name, value in values.items():
             length = getattr(columns[name].type, "length", None)
             if isinstance(value, str) and length is not None and len(value) > length:

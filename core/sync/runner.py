@@ -44,7 +44,7 @@ from sqlalchemy import Engine, select
 from core.accounts import client_for, get_account
 from core.db import read_session, write_session
 from core.db.errors import database_error
-from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun, SyncStatus, TokenStatus
+from core.db.models import AdAccount, AdEntity, AdMetric, Level, SyncRun, SyncStatus, TokenStatus
 from core.db.types import utcnow
 from core.errors import RexError
 from core.ids import account_digits
@@ -65,7 +65,6 @@ from core.sync.reconcile import ReconcileCounts, reconcile
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("campaign", "adset", "ad")
 _ENTITY_FIELDS = (
     "name",
     "status",
@@ -81,7 +80,7 @@ _ENTITY_FIELDS = (
     "updated_time",
 )
 # account, the three entity levels, daily metrics, then each breakdown call
-STEPS = 1 + len(LEVELS) + 1 + BREAKDOWN_CALLS
+STEPS = 1 + len(Level) + 1 + BREAKDOWN_CALLS
 REASONS_KEPT = 5  # refusal reasons kept in a run's counts (the rest are counted)
 
 # What one insights read gives back: its rows, and the answers refused as invalid, in
@@ -106,7 +105,7 @@ ProgressCallback = Callable[[Progress], None]
 @dataclass
 class SyncResult:
     account: str
-    status: str
+    status: SyncStatus
     since: date | None = None
     until: date | None = None
     counts: dict[str, Any] = field(default_factory=dict)
@@ -255,9 +254,9 @@ class _AccountSync:
                 for table in BREAKDOWN_TABLES:
                     self.sync_breakdown(table)
 
-    def insight_calls(self) -> list[tuple[str, tuple[str, ...]]]:
+    def insight_calls(self) -> list[tuple[Level, tuple[str, ...]]]:
         """The account's insights reads, (level, breakdowns), in the order they are used."""
-        calls: list[tuple[str, tuple[str, ...]]] = [(level, ()) for level in LEVELS]
+        calls: list[tuple[Level, tuple[str, ...]]] = [(level, ()) for level in Level]
         if self.options.breakdowns:
             calls += [
                 (self.breakdown_level, call) for table in BREAKDOWN_TABLES for call in table.calls
@@ -294,18 +293,20 @@ class _AccountSync:
 
     def sync_entities(self) -> None:
         listed: dict[str, EntityInfo] = {}
-        for level in LEVELS:
+        for level in Level:
             entities = self.list_entities(level)
             listed.update((entity.external_id, entity) for entity in entities)
             self.step(f"{level}s", f"{len(entities)} {level}s")
 
         with read_session(self.engine) as session:
-            rows = session.execute(
-                select(AdEntity.external_id, AdEntity.level).where(
-                    AdEntity.account_id == self.account.id
+            known: dict[str, Level] = {
+                external_id: level
+                for external_id, level in session.execute(
+                    select(AdEntity.external_id, AdEntity.level).where(
+                        AdEntity.account_id == self.account.id
+                    )
                 )
-            ).all()
-            known = {external_id: level for external_id, level in rows}
+            }
         unlisted = {
             external_id: level for external_id, level in known.items() if external_id not in listed
         }
@@ -320,7 +321,7 @@ class _AccountSync:
                 )
             }
             now = utcnow()
-            for level in LEVELS:  # parents before children
+            for level in Level:  # parents before children
                 for entity in (e for e in listed.values() if e.level == level):
                     self.upsert_entity(session, rows, entity, now, counts)
             for external_id in gone:
@@ -333,7 +334,7 @@ class _AccountSync:
             self.entity_ids = {external_id: row.id for external_id, row in rows.items()}
         self.counts["entities"] = counts
 
-    def read_unlisted(self, unlisted: dict[str, str], listed: dict[str, EntityInfo]) -> list[str]:
+    def read_unlisted(self, unlisted: dict[str, Level], listed: dict[str, EntityInfo]) -> list[str]:
         """Entities Rex knows that Meta's edges no longer list: deleted ones are still
         readable by id. Returns the ids Meta no longer knows at all."""
         if not unlisted:
@@ -371,7 +372,7 @@ class _AccountSync:
                 listed[external_id] = entity
         return gone
 
-    def list_entities(self, level: str) -> list[EntityInfo]:
+    def list_entities(self, level: Level) -> list[EntityInfo]:
         """The level's edge, every item validated; bad ones are refused, one by one."""
         assert self.client is not None
         return self.client.list_entities(
@@ -436,7 +437,7 @@ class _AccountSync:
         rows: list[dict[str, Any]] = []
         unmatched = 0
         refused_before = self.rejected.total
-        for level in LEVELS:
+        for level in Level:
             for insight in self.insights(level, (), "metrics"):
                 row = self.metric_row(level, insight)
                 if row is None:
@@ -480,9 +481,9 @@ class _AccountSync:
                 session,
                 model,
                 scope=[
-                    model.account_id == self.account.id,  # type: ignore[attr-defined]
-                    model.date >= self.since,  # type: ignore[attr-defined]
-                    model.date <= self.until,  # type: ignore[attr-defined]
+                    model.account_id == self.account.id,
+                    model.date >= self.since,
+                    model.date <= self.until,
                 ],
                 key=("entity_id", "date", *table.key),
                 rows=rows,
@@ -491,7 +492,7 @@ class _AccountSync:
         self.counts[table.name] = {**counts.as_dict(), "rows": len(rows)}
 
     def read_insights(
-        self, level: str, breakdowns: tuple[str, ...]
+        self, level: Level, breakdowns: tuple[str, ...]
     ) -> Callable[[threading.Event], Answers]:
         """One insights read of the sync's range, to run on a worker thread: Graph calls
         only, touching nothing of the sync's state (the client is safe to share)."""
@@ -517,7 +518,7 @@ class _AccountSync:
 
         return read
 
-    def insights(self, level: str, breakdowns: Sequence[str], kind: str) -> list[InsightRow]:
+    def insights(self, level: Level, breakdowns: Sequence[str], kind: str) -> list[InsightRow]:
         """Daily rows of the sync's range (the read's result, waited for here); a row that
         is not valid, is dated outside the range or belongs to another account is refused
         (counted under `kind`)."""
@@ -537,7 +538,7 @@ class _AccountSync:
             rows.append(row)
         return rows
 
-    def metric_row(self, level: str, insight: InsightRow) -> dict[str, Any] | None:
+    def metric_row(self, level: Level, insight: InsightRow) -> dict[str, Any] | None:
         entity_id = self.entity_ids.get(insight.ids.get(f"{level}_id", ""))
         if entity_id is None:
             return None

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from core.accounts import AccountView, get_account
 from core.db import read_session
@@ -36,6 +38,7 @@ from core.db.models import (
     AdGeographicInsight,
     AdHourlyInsight,
     AdPlacementInsight,
+    InsightTable,
 )
 from core.errors import InputError
 from core.labels import DIMENSIONS, metric_title, value_name
@@ -114,7 +117,9 @@ def breakdown_view(
     level = get_settings().breakdown_level
     with read_session(engine) as session:
 
-        def grouped(model, *keys):  # type: ignore[no-untyped-def]
+        def grouped(
+            model: type[InsightTable], *keys: InstrumentedAttribute[Any]
+        ) -> Sequence[Row[*tuple[Any, ...]]]:
             sums = [func.sum(getattr(model, c)).label(c) for c in METRIC_COLUMNS]
             query = (
                 select(*keys, *sums)
@@ -246,7 +251,7 @@ def country_map(segments: list[Segment]) -> CountryMap:
     return CountryMap(
         codes=codes,
         names=[s.name("country") for s in mapped],
-        values=[float(s.value) for s in mapped],  # type: ignore[arg-type]
+        values=[float(value) for s in mapped if (value := s.value) is not None],  # each has one
         shapes={"type": "FeatureCollection", "features": [features[c] for c in codes]},
         background={
             "type": "FeatureCollection",

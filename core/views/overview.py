@@ -18,17 +18,16 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from core.accounts import AccountView, get_account
 from core.db import read_session
-from core.db.models import AdEntity, AdMetric, SyncRun, SyncStatus
+from core.db.models import AdEntity, AdMetric, Level, SyncRun, SyncStatus
 from core.db.types import utcnow
+from core.enums import spoken
 from core.errors import InputError
 from core.money import format_money, from_micros, from_minor
 from core.rules.windows import local_today
-
-LEVELS = ("campaign", "adset", "ad")
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class AccountOverview:
 
 @dataclass(frozen=True)
 class EntityRow:
-    level: str
+    level: Level
     external_id: str
     name: str
     parent: str | None  # the direct parent's name (campaign of an ad set, ad set of an ad)
@@ -157,7 +156,7 @@ def account_overview(
             .join(AdEntity, AdEntity.id == AdMetric.entity_id)
             .where(
                 AdMetric.account_id == account.id,
-                AdEntity.level == "campaign",  # campaign rows add up to the account
+                AdEntity.level == Level.CAMPAIGN,  # campaign rows add up to the account
                 AdMetric.date >= before,
                 AdMetric.date <= today,
             )
@@ -193,7 +192,7 @@ def account_overview(
     )
 
 
-def _data_starts(session, account_id: int) -> date | None:  # type: ignore[no-untyped-def]
+def _data_starts(session: Session, account_id: int) -> date | None:
     """The first day of the account's synced numbers: the earliest day a successful sync
     read (days without delivery have no rows), or the earliest row if that is older."""
     synced = session.scalar(
@@ -211,15 +210,15 @@ def _data_starts(session, account_id: int) -> date | None:  # type: ignore[no-un
 def entity_table(
     account_id: int,
     *,
-    level: str | None = None,
+    level: Level | None = None,
     days: int = 30,
     today: date | None = None,
     now: datetime | None = None,
     engine: Engine | None = None,
 ) -> list[EntityRow]:
     """Campaigns, ad sets and ads with status, budget and the last `days` days' numbers."""
-    if level is not None and level not in LEVELS:
-        raise InputError("level", f"{level!r} is not a level; use campaign, adset or ad")
+    if level is not None and level not in tuple(Level):
+        raise InputError("level", f"{level!r} is not a level; use {spoken(Level)}")
     account = get_account(account_id, engine=engine)
     today = today or local_today(account.timezone_name, now or utcnow())
     first = today - timedelta(days=days - 1)
@@ -242,30 +241,30 @@ def entity_table(
         .outerjoin(
             campaign,
             (campaign.account_id == AdEntity.account_id)
-            & (campaign.level == "campaign")
+            & (campaign.level == Level.CAMPAIGN)
             & (campaign.external_id == AdEntity.meta_campaign_id)
-            & (AdEntity.level != "campaign"),
+            & (AdEntity.level != Level.CAMPAIGN),
         )
         .outerjoin(
             adset,
             (adset.account_id == AdEntity.account_id)
-            & (adset.level == "adset")
+            & (adset.level == Level.ADSET)
             & (adset.external_id == AdEntity.meta_adset_id)
-            & (AdEntity.level == "ad"),
+            & (AdEntity.level == Level.AD),
         )
         .outerjoin(metrics, metrics.c.entity_id == AdEntity.id)
         .where(AdEntity.account_id == account.id)
     )
     if level:
         query = query.where(AdEntity.level == level)
-    order = {"campaign": 0, "adset": 1, "ad": 2}
+    order = {level: n for n, level in enumerate(Level)}  # parents first
     with read_session(engine) as session:
         campaign_budgets = {
             e.external_id
             for e in session.scalars(
                 select(AdEntity).where(
                     AdEntity.account_id == account.id,
-                    AdEntity.level == "campaign",
+                    AdEntity.level == Level.CAMPAIGN,
                     (AdEntity.daily_budget_minor.is_not(None))
                     | (AdEntity.lifetime_budget_minor.is_not(None)),
                 )
@@ -298,6 +297,6 @@ def _budget_text(entity: AdEntity, currency: str, campaign_budgets: set[str]) ->
     if entity.lifetime_budget_minor:
         amount = format_money(from_minor(entity.lifetime_budget_minor, currency), currency)
         return f"{amount} lifetime"
-    if entity.level == "adset" and entity.meta_campaign_id in campaign_budgets:
+    if entity.level == Level.ADSET and entity.meta_campaign_id in campaign_budgets:
         return "on campaign"
     return "—"
