@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.actions.kinds import ROLLBACK_PREFIX, UnknownActionError, is_rollback, kind_of
 from core.ids import account_digits
 from core.money import decimals, format_money
 from core.rules.describe import describe_value_key, explain_condition, format_value
@@ -171,10 +172,9 @@ _NAMERS = {
 
 def value_name(dimension: str, value: object) -> str:
     """The display name of one breakdown value (`("device", "iphone")` → "iPhone")."""
-    if dimension == "hour":
-        return hour_name(int(value))  # type: ignore[call-overload]
-    if dimension == "weekday":
-        return weekday_name(int(value))  # type: ignore[call-overload]
+    if dimension in ("hour", "weekday"):
+        number = int(value) if isinstance(value, int | float) else int(str(value))
+        return hour_name(number) if dimension == "hour" else weekday_name(number)
     namer = _NAMERS.get(dimension)
     text = str(value)
     return namer(text) if namer else text  # regions and DMAs come named from Meta
@@ -265,21 +265,14 @@ def format_time(at: datetime | str | None) -> str:
         return "—"
     if isinstance(at, str):
         try:
-            at = datetime.fromisoformat(at)
+            parsed = datetime.fromisoformat(at)
         except ValueError:
             return at
+        return f"{parsed:%Y-%m-%d %H:%M:%S} UTC"
     return f"{at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 # ------------------------------------------------------ Rex's own records, in words
-
-_ACTION_WORDS = {
-    "change_budget": "change budget",
-    "pause": "pause",
-    "resume": "resume",
-    "duplicate": "duplicate",
-    "notify": "notify",
-}
 
 
 def account_label(name: str | None, external_id: str | None) -> str:
@@ -290,9 +283,11 @@ def account_label(name: str | None, external_id: str | None) -> str:
 
 def action_words(action_type: str) -> str:
     """`change_budget` → "change budget"; `rollback_pause` → "undo pause"."""
-    if action_type.startswith("rollback_"):
-        return "undo " + action_words(action_type.removeprefix("rollback_"))
-    return _ACTION_WORDS.get(action_type, action_type.replace("_", " "))
+    try:
+        words = kind_of(action_type).words
+    except UnknownActionError:
+        words = action_type.removeprefix(ROLLBACK_PREFIX).replace("_", " ")
+    return f"undo {words}" if is_rollback(action_type) else words
 
 
 def triggering_numbers(justification: dict[str, Any] | None, currency: str | None) -> list[str]:

@@ -9,6 +9,7 @@ from core.accounts import list_accounts
 from core.actions.rollback import rollback
 from core.actions.settle import settle_by_person
 from core.db.types import utcnow
+from core.enums import ActionStatus, ExecutionStatus
 from core.rules.store import list_rules
 from core.views.activity import (
     ActionRow,
@@ -54,7 +55,7 @@ def _action(action: ActionRow, keys: str) -> None:
         f"{action.old_value or '—'} → {action.new_value or '—'} · {action.outcome}"
     )
     text, buttons = st.columns([5, 1])
-    (text.warning if action.status == "unknown" else text.markdown)(line)
+    (text.warning if action.status == ActionStatus.UNKNOWN else text.markdown)(line)
     if action.error_message:
         text.error(action.error_message)
     if action.settled:
@@ -132,7 +133,7 @@ with runs_tab:
     status_col, days_col = st.columns(2)
     status = status_col.selectbox(
         "Status",
-        [None, "succeeded", "partial", "failed", "skipped", "running"],
+        [None, *ExecutionStatus],
         format_func=lambda s: s or "Any status",
         key="executions_status",
     )
@@ -179,6 +180,11 @@ with runs_tab:
             st.warning(reason)
         st.subheader("Trace")
         st.dataframe(trace_rows(detail.candidates), hide_index=True, width="stretch")
+        if detail.not_kept:
+            st.caption(
+                f"{detail.not_kept:,} more candidates are not shown: a run keeps the entities "
+                "it planned on and a sample of the others."
+            )
         st.subheader("Actions")
         if detail.skipped:
             st.dataframe(
@@ -198,7 +204,7 @@ with runs_tab:
             _action(action, "run")
 
 with failures_tab:
-    failures = recent_actions(hours=24 * 7, status="failed")
+    failures = recent_actions(hours=24 * 7, status=ActionStatus.FAILED)
     if not failures:
         st.success("No failed actions in the last 7 days.")
     for a in failures:

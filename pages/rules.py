@@ -7,8 +7,11 @@ import json
 
 import streamlit as st
 
+from core.actions.kinds import ActionType
+from core.db.models import RuleStatus
 from core.engine.preview import preview_outcomes
 from core.engine.run import run_rule_now
+from core.enums import Level
 from core.errors import RexError
 from core.rules.builder import (
     ACTION_WORDS,
@@ -63,8 +66,11 @@ from core.views.rules import (
 )
 from pages._notices import act, notify, show_notices
 
+# the statuses a listed rule can have (deleted rules are not listed)
+LISTED_STATUSES = [s.value for s in (RuleStatus.ACTIVE, RuleStatus.PAUSED, RuleStatus.DRAFT)]
+
 state = st.session_state
-LEVEL_WORDS = {"campaign": "campaigns", "adset": "ad sets", "ad": "ads"}
+LEVEL_WORDS = {Level.CAMPAIGN: "campaigns", Level.ADSET: "ad sets", Level.AD: "ads"}
 
 
 # ----------------------------------------------------------------- callbacks
@@ -110,11 +116,11 @@ def duplicate(rule_id: int) -> None:
 
 
 def switch(rule_id: int) -> None:
-    status = "active" if state[f"on_{rule_id}"] else "paused"
+    status = RuleStatus.ACTIVE if state[f"on_{rule_id}"] else RuleStatus.PAUSED
     act(set_status, rule_id, status, done=lambda v: f"{v.name} is {v.status}")
 
 
-def bulk(status: str) -> None:
+def bulk(status: RuleStatus) -> None:
     picked = [int(k[5:]) for k in list(state.keys()) if k.startswith("pick_") and state[k]]
     if not picked:
         notify("info", "Tick the rules to change in the first column first.")
@@ -201,9 +207,7 @@ if view == "Rules":
     else:
         find, status_col, sort_col, page_col = st.columns([3, 2, 2, 1])
         text = find.text_input("Find", key="rules_find", placeholder="part of a rule's name")
-        statuses = status_col.multiselect(
-            "Status", ["active", "paused", "draft"], key="rules_statuses"
-        )
+        statuses = status_col.multiselect("Status", LISTED_STATUSES, key="rules_statuses")
         sort = sort_col.selectbox("Sort by", list(SORTS), format_func=SORTS.get, key="rules_sort")
         page = page_col.number_input("Page", min_value=1, step=1, key="rules_page")
         rows, found, pages = page_of_rules(
@@ -214,9 +218,11 @@ if view == "Rules":
             + (f" · page {min(int(page), pages)} of {pages}" if pages > 1 else "")
         )
         bulk_cols = st.columns([1, 1, 4])
-        bulk_cols[0].button("Enable selected", key="rules_enable", on_click=bulk, args=("active",))
+        bulk_cols[0].button(
+            "Enable selected", key="rules_enable", on_click=bulk, args=(RuleStatus.ACTIVE,)
+        )
         bulk_cols[1].button("Disable selected", key="rules_disable", on_click=bulk,
-                            args=("paused",))  # fmt: skip
+                            args=(RuleStatus.PAUSED,))  # fmt: skip
         widths = [0.3, 0.5, 4, 1.4, 2.6, 0.8, 1.6, 0.8, 0.9]
         titles = ["", "On", "Rule", "Status", "Last run", "Actions 7 d", "Money moved 7 d",
                   "Errors 7 d", ""]  # fmt: skip
@@ -226,7 +232,7 @@ if view == "Rules":
         rule = row.rule
         cols = st.columns(widths, vertical_alignment="center")
         cols[0].checkbox("Select", key=f"pick_{rule.id}", label_visibility="collapsed")
-        state[f"on_{rule.id}"] = rule.status == "active"  # the stored status, always
+        state[f"on_{rule.id}"] = rule.status == RuleStatus.ACTIVE  # the stored status, always
         cols[1].toggle("On", key=f"on_{rule.id}", on_change=switch, args=(rule.id,),
                        label_visibility="collapsed")  # fmt: skip
         cols[2].button(f"**{rule.name}**", key=f"open_{rule.id}", type="tertiary", on_click=edit,
@@ -288,7 +294,7 @@ else:
 
     draft["name"] = st.text_input("Name", draft.get("name", ""), key=f"b{v}_name")
     slots["name"] = st.container()
-    statuses = ["draft", "active", "paused"]
+    statuses = [s.value for s in (RuleStatus.DRAFT, RuleStatus.ACTIVE, RuleStatus.PAUSED)]
     draft["status"] = st.radio(
         "Status", statuses, horizontal=True, index=statuses.index(draft.get("status", "draft")),
         key=f"b{v}_status", help="Only active rules run on their schedule.",
@@ -299,7 +305,7 @@ else:
         key=f"b{v}_mode",
     )  # fmt: skip
     set_mode(draft, mode)
-    if mode == "live" and draft["status"] == "active":
+    if mode == "live" and draft["status"] == RuleStatus.ACTIVE:
         st.warning("Saved like this, the rule changes Meta as soon as its conditions hold.")
     slots["status"] = st.container()
 
@@ -311,9 +317,9 @@ else:
         default=[a for a in scope.get("account_ids", []) if a in accounts],
         format_func=lambda a: accounts[a].label, key=f"b{v}_accounts",
     )  # fmt: skip
-    levels = ["campaign", "adset", "ad"]
+    levels = [level.value for level in Level]
     scope["level"] = st.radio(
-        "Level", levels, index=levels.index(scope.get("level", "campaign")), horizontal=True,
+        "Level", levels, index=levels.index(scope.get("level", Level.CAMPAIGN)), horizontal=True,
         format_func=lambda level: LEVEL_WORDS[level].capitalize(), key=f"b{v}_level",
     )  # fmt: skip
     level = scope["level"]
@@ -464,7 +470,7 @@ else:
 
     # ----------------------------------------------------------- actions
     st.subheader("Actions")
-    types = ["change_budget", "pause", "resume", "duplicate", "notify"]
+    types = list(ACTION_WORDS)  # the catalogue's kinds, in its order
     actions = draft.setdefault("actions", [])
     for i, action in enumerate(actions):
         with st.container(border=True):
@@ -477,7 +483,7 @@ else:
             if kind != action["type"]:
                 action.clear()
                 action["type"] = kind
-            if kind == "change_budget":
+            if kind == ActionType.CHANGE_BUDGET:
                 modes = {"by_percent": "by %", "by_amount": "by amount", "to": "set to"}
                 current = next((m for m in modes if m in action), "by_percent")
                 how = cols[1].selectbox(
@@ -500,17 +506,20 @@ else:
                 action.clear()
                 action.update(type=kind, **{how: amount})
                 action.update({b: x for b, x in bounds.items() if x is not None})
-            elif kind == "duplicate":
+            elif kind == ActionType.DUPLICATE:
                 action["name_suffix"] = cols[1].text_input(
                     "Name suffix", action.get("name_suffix", " - Copy"), key=f"b{v}_a{i}_suffix"
                 )
-            elif kind == "notify":
+            elif kind == ActionType.NOTIFY:
                 action["message"] = cols[1].text_input(
                     "Message", action.get("message", ""), key=f"b{v}_a{i}_message"
                 )
             st.button("Remove", key=f"b{v}_a{i}_remove", on_click=remove_from, args=(actions, i))
     st.button(
-        "Add action", key=f"b{v}_add_action", on_click=add_to, args=(actions, {"type": "pause"})
+        "Add action",
+        key=f"b{v}_add_action",
+        on_click=add_to,
+        args=(actions, {"type": ActionType.PAUSE.value}),
     )
     slots["actions"] = st.container()
 

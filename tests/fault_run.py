@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from core.accounts import connect_account
+from core.actions.changes import change_of
 from core.db import read_session
 from core.db.models import ActionHistory, AdAccount, AutomationRule
 from core.meta.objects import parse_meta_time
@@ -181,7 +182,7 @@ def _lagging_history(clock: _Clock):  # type: ignore[no-untyped-def]
 
 
 def run_faults(
-    engine: Engine, *, slots: int = 12, seed: int = 1, kill_rate: float = 0.4
+    engine: Engine, *, slots: int = 12, seed: int = 1, kill_rate: float = 0.5
 ) -> FaultRunReport:
     rng = random.Random(seed)
     start = (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
@@ -196,10 +197,14 @@ def run_faults(
             proxy.add(Behaviour(writes, drop, rate=0.04)),
             proxy.add(Behaviour(writes, rewrite(_one_answer_short), rate=0.03)),
         ]
+        lasts = 0.5  # how long a whole run took last: kills land inside a run's time
         for slot in range(slots):
             server.set_faults(FaultConfig(rates=SANDBOX_FAULTS, seed=seed * 1000 + slot,
                                           latency_ms=rng.choice((0, 20, 60))))  # fmt: skip
-            report.kills += _run_slot(clock.now, f"child-{slot}", rng.random() < kill_rate, rng)
+            kill_after = rng.uniform(0.02, 0.6 * lasts) if rng.random() < kill_rate else None
+            killed, took = _run_slot(clock.now, f"child-{slot}", kill_after)
+            report.kills += killed
+            lasts = lasts if killed else max(0.1, took)
             report.faults.update(server.faults.injected)
             clock.now += SLOT
             server.set_faults(FaultConfig())
@@ -218,7 +223,9 @@ def run_faults(
     return report
 
 
-def _run_slot(now: datetime, runner: str, kill: bool, rng: random.Random) -> int:
+def _run_slot(now: datetime, runner: str, kill_after: float | None) -> tuple[bool, float]:
+    """One runner process for the slot, SIGKILLed `kill_after` seconds into its run
+    (when given and it is still running then); (killed?, seconds the run took)."""
     with tempfile.TemporaryFile("w+") as errors:
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, now.isoformat(), runner],
@@ -236,18 +243,20 @@ def _run_slot(now: datetime, runner: str, kill: bool, rng: random.Random) -> int
             raise RuntimeError(f"the runner did not start: {errors.read()[-2000:]}")
         child.stdin.write("go\n")
         child.stdin.flush()
-        if kill:
-            time.sleep(rng.uniform(0.05, 1.2))
+        started = time.monotonic()
+        if kill_after is not None:
+            time.sleep(kill_after)
             if child.poll() is None:
                 child.send_signal(signal.SIGKILL)
                 child.wait(30)
                 time.sleep(0.5)  # a call in flight is answered (Meta does not wait minutes)
-                return 1
+                return True, time.monotonic() - started
         child.communicate(timeout=300)
+        took = time.monotonic() - started
         if child.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"the runner failed: {errors.read()[-2000:]}")
-    return 0
+    return False, took
 
 
 # ----------------------------------------------------------------------- comparing
@@ -263,7 +272,7 @@ def _compare(
         rows = [
             r
             for r in session.scalars(select(ActionHistory).order_by(ActionHistory.id))
-            if (r.details or {}).get("request")
+            if (change := change_of(r)) is not None and change.write is not None
         ]
         rules = {r.id: r for r in session.scalars(select(AutomationRule))}
         zone = ZoneInfo(session.scalars(select(AdAccount.timezone_name)).first() or "UTC")
@@ -288,8 +297,8 @@ def _compare(
     no_ops = {key(w.path, w.params, w.at) for w in applied if not w.changed}
     claimed: dict[tuple, list[ActionHistory]] = defaultdict(list)
     for row in rows:
-        request = row.details["request"]
-        claimed[key(request["path"], request["params"], row.created_at)].append(row)
+        write = change_of(row).write
+        claimed[key(write.path, write.params, row.created_at)].append(row)
     for k, count in truth.items():
         if count > 1:
             report.mismatches.append(f"{k} applied {count} times (sent twice)")

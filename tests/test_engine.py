@@ -80,7 +80,7 @@ def test_the_same_slot_twice_writes_once(worked) -> None:  # type: ignore[no-unt
     again = claim_rule(rule.id, NOW + timedelta(seconds=5))
     second = run_claimed(again, NOW + timedelta(seconds=5))  # same minute: same slot
     assert len(worked.state.write_log) == 2
-    assert {s["reason"] for s in second.steps} == {"already done in this slot"}
+    assert {s.reason for s in second.steps} == {"already done in this slot"}
 
 
 def test_daily_cap_counts_across_runs(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
@@ -105,7 +105,7 @@ def test_daily_cap_counts_across_runs(db: Engine, sandbox) -> None:  # type: ign
     assert first.entities_matched >= 5
     assert len(sandbox.state.write_log) == 2
     assert first.actions_taken == 2 and first.actions_skipped == first.entities_matched - 2
-    caps = [s for s in first.steps if s.get("reason", "").startswith("daily cap")]
+    caps = [s for s in first.steps if (s.reason or "").startswith("daily cap")]
     assert len(caps) == first.entities_matched - 2
     assert second.actions_taken == 0  # the cap is the account's day, across runs
 
@@ -127,7 +127,7 @@ def test_a_budget_under_a_campaign_budget_is_reported_not_sent(db: Engine, sandb
     )  # fmt: skip
     result = run_rule_now(rule.id, NOW)
     assert result.entities_matched >= 1 and sandbox.state.write_log == []
-    assert all("lives on its campaign" in s["reason"] for s in result.steps)
+    assert all("lives on its campaign" in s.reason for s in result.steps)
 
 
 def test_approve_reject_expire_and_double_approve(worked) -> None:  # type: ignore[no-untyped-def]
@@ -248,7 +248,7 @@ def test_a_rejected_token_during_a_run_holds_the_account(worked) -> None:  # typ
         notes = session.scalars(select(Notification)).all()
     assert [n.kind for n in notes] == ["token_invalid"]
     again = run_rule_now(rule.id, NOW + timedelta(hours=1))
-    assert all("needs reconnecting" in s["reason"] for s in again.steps)
+    assert all("needs reconnecting" in s.reason for s in again.steps)
     assert len(actions()) == 2  # nothing new was sent
 
 
@@ -271,7 +271,7 @@ def test_cooldown_and_the_next_run_time(worked) -> None:  # type: ignore[no-unty
     assert next(e for e in worked.state.entities.values() if e.name == "A").status == "ACTIVE"
 
     again = run_rule_now(rule.id, NOW + timedelta(minutes=30))  # A matches again, cooling down
-    assert [s["reason"][:16] for s in again.steps if s["name"] == "A"] == ["in cooldown unti"]
+    assert [s.reason[:16] for s in again.steps if s.name == "A"] == ["in cooldown unti"]
 
 
 def test_duplicate_makes_a_paused_copy_and_rollback_archives_it(worked) -> None:  # type: ignore[no-untyped-def]

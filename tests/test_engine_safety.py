@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select, text
 
 from core.accounts import connect_account, get_account
 from core.actions.approvals import ApprovalError, approve, approve_many, list_approvals
+from core.actions.changes import change_of
 from core.db import read_session, write_session
 from core.db.models import AdAccount, Notification
 from core.db.types import utcnow
@@ -153,7 +154,7 @@ def test_with_faults_on_nothing_runs_twice_and_everything_has_an_outcome(db: Eng
         recover(utcnow() + timedelta(minutes=10), timedelta(minutes=10))
         recorded = actions()
         assert {a.status for a in recorded} == {"succeeded", "failed"}
-        succeeded = {a.details["request"]["path"] for a in recorded if a.status == "succeeded"}
+        succeeded = {change_of(a).entity for a in recorded if a.status == "succeeded"}
         assert succeeded == set(written)  # Rex's record and Meta's state agree
         failed = [a for a in recorded if a.status == "failed"]
         assert all(a.error_message.startswith("not applied") for a in failed)
@@ -169,7 +170,7 @@ def test_a_rate_limit_defers_the_account_until_the_regain_time(worked) -> None: 
 
     worked.set_faults(FaultConfig())
     later = run_rule_now(rule.id, NOW + timedelta(minutes=10))
-    assert all("rate-limits the account" in s["reason"] for s in later.steps)
+    assert all("rate-limits the account" in s.reason for s in later.steps)
     assert worked.state.write_log == []
 
 

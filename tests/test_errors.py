@@ -37,7 +37,6 @@ TOKEN = "EAAsometoken1234567890"
 # Exceptions of core that are not errors Rex raises to anyone: control flow inside one
 # module, or converted before they leave it.
 INTERNAL = {
-    "core.engine.run._Skip",  # a candidate skipped, recorded with its reason
     "core.meta.transport.DeadlineExceeded",  # a requests exception the client converts
     "core.sandbox.graph.GraphFailure",  # the sandbox's answer of a Meta error, over HTTP
 }

@@ -96,7 +96,7 @@ def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[
     assert why_not.startswith("ROAS over the last 7 days is") and "not above 3" in why_not
     assert "ROAS, last 7 days" in trace.columns  # headings in words, not roas@last_7d
 
-    action_id = result.steps[0]["action_id"]
+    action_id = result.steps[0].action_id
     app.button(key=f"rollback_{action_id}").click().run()
     assert not app.exception
     assert "Rolled back A" in app.success[0].value
@@ -131,7 +131,7 @@ def test_a_person_settles_an_unknown_outcome_on_the_executions_page(live) -> Non
 
     rule = save_rule(SCALE_WINNERS)
     result = run_rule_now(rule.id)
-    action_id = result.steps[0]["action_id"]
+    action_id = result.steps[0].action_id
     with write_session() as session:  # as if its answer had been lost and Meta kept quiet
         details = session.get_one(ActionHistory, action_id).details
         session.execute(
@@ -281,7 +281,7 @@ def test_runs_say_what_happened(live) -> None:  # type: ignore[no-untyped-def]
 def test_undo_from_the_activity_feed(live) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule(SCALE_WINNERS)
     result = run_rule_now(rule.id)
-    on_a = next(s["action_id"] for s in result.steps if s["name"] == "A")
+    on_a = next(s.action_id for s in result.steps if s.name == "A")
 
     app = run("pages/executions.py")
     feed = [m.value for m in app.markdown if "UTC ·" in m.value]
@@ -327,7 +327,7 @@ def test_the_feed_pages_through_many_actions(live) -> None:  # type: ignore[no-u
     rule = save_rule(SCALE_WINNERS)
     result = run_rule_now(rule.id)
     with write_session() as session:  # 58 older actions of the same rule, one a minute
-        model = session.get_one(ActionHistory, result.steps[0]["action_id"])
+        model = session.get_one(ActionHistory, result.steps[0].action_id)
         for minutes in range(1, 59):
             session.add(
                 ActionHistory(

@@ -48,7 +48,7 @@ def test_a_dry_run_does_not_hold_back_the_live_rule(worked) -> None:  # type: ig
     assert (tried.actions_would, tried.actions_taken) == (2, 0)
     # a second dry run simulates the rule's own cooldown on its "would" rows
     again = run_rule_now(rule.id, NOW + timedelta(minutes=30))
-    assert {s["reason"][:12] for s in again.steps} == {"in cooldown "}
+    assert {s.reason[:12] for s in again.steps} == {"in cooldown "}
     assert worked.state.write_log == []
 
     live = {**document, "safety": {**document["safety"], "dry_run": False}}
@@ -59,7 +59,7 @@ def test_a_dry_run_does_not_hold_back_the_live_rule(worked) -> None:  # type: ig
     assert budgets(worked) == {"A": 25_000, "B": 15_000, "C": 40_000}
     # and the live actions count for the live rule: the next run is in cooldown
     later = run_rule_now(rule.id, NOW + timedelta(hours=2))
-    assert {s["reason"][:12] for s in later.steps} == {"in cooldown "}
+    assert {s.reason[:12] for s in later.steps} == {"in cooldown "}
     assert len(worked.state.write_log) == 2
 
 
@@ -73,7 +73,7 @@ def test_every_action_of_a_rule_runs_despite_its_cooldown(worked) -> None:  # ty
         now=NOW,
     )  # fmt: skip
     result = run_rule_now(rule.id, NOW)
-    assert [(s["name"], s["action"], s["outcome"]) for s in result.steps] == [
+    assert [(s.name, s.action, s.outcome) for s in result.steps] == [
         ("A", "pause", "succeeded"),
         ("A", "notify", "notified"),
         ("C", "pause", "succeeded"),
@@ -207,8 +207,8 @@ def test_skip_reasons_name_the_true_cause(two_currencies) -> None:  # type: igno
     )  # fmt: skip
     result = run_rule_now(rule.id, NOW)
     (step,) = result.steps
-    assert (step["name"], step["outcome"]) == ("J", "skipped")
-    assert step["reason"] == ("already above the rule's max (500 JPY): an increase never lowers it")
+    assert (step.name, step.outcome) == ("J", "skipped")
+    assert step.reason == ("already above the rule's max (500 JPY): an increase never lowers it")
 
 
 def test_saving_fills_in_the_currency_or_refuses_a_mixed_scope() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, update
 
 from core.actions.rollback import rollback
 from core.db import write_session
-from core.db.models import AdEntity
+from core.db.models import AdEntity, RuleStatus
 from core.engine.run import run_rule_now
 from core.rules.builder import (
     ACTIVE_ONLY,
@@ -217,7 +217,7 @@ def test_sorting_and_bulk_status(db: Engine) -> None:
     with pytest.raises(Exception, match="sort"):
         page_of_rules(rows, sort="colour")
 
-    result = set_statuses(ids[:2], "paused")
+    result = set_statuses(ids[:2], RuleStatus.PAUSED)
     assert str(result) == "Disabled 2 rule(s): b, C"
     assert [r.status for r in list_rules()] == ["paused", "paused", "active"]
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from core.accounts import connect_account
 from core.actions.approvals import ApprovalError, approve, list_approvals
-from core.actions.execute import budget_write
+from core.actions.changes import BudgetChange, change_of, stored
 from core.actions.rollback import RollbackRefused, rollback
 from core.actions.settle import settle_by_person, settle_unknown
 from core.db import read_session, write_session
@@ -31,6 +31,7 @@ from core.db.models import (
 from core.db.types import utcnow
 from core.engine.claim import claim_rule
 from core.engine.run import run_rule_now
+from core.engine.steps import Step
 from core.meta import GraphClient
 from core.rules.store import save_rule
 from core.sandbox import FaultConfig, SandboxServer
@@ -105,8 +106,8 @@ def test_an_applied_write_whose_answer_is_lost_is_never_sent_again(lying, lie: s
     assert acted.status == "unknown" and acted.error_message.startswith("outcome unknown")
     with read_session() as session:
         runs = session.scalars(select(RuleExecution).order_by(RuleExecution.id)).all()
-    later_steps = [step for run in runs[1:] for step in run.trace["actions"]]
-    assert later_steps and all(s["outcome"] == "skipped" for s in later_steps)
+    later_steps = [Step.model_validate(s) for run in runs[1:] for s in run.trace["actions"]]
+    assert later_steps and all(s.outcome == "skipped" for s in later_steps)
 
     # Meta's change history shows the write: settled as applied, still nothing re-sent
     proxy.clear()
@@ -149,8 +150,8 @@ def test_before_settling_an_unknown_write_holds_the_entity_for_every_writer(lyin
     # another rule on the same campaign: held, whatever it wants to do
     pause = save_rule({**raise_a, "name": "Pause A", "actions": [{"type": "pause"}]}, now=NOW)
     held = run_rule_now(pause.id, NOW + timedelta(minutes=2))
-    assert [s["outcome"] for s in held.steps] == ["skipped"]
-    assert f"action #{unknown.id}" in held.steps[0]["reason"]
+    assert [s.outcome for s in held.steps] == ["skipped"]
+    assert f"action #{unknown.id}" in held.steps[0].reason
 
     # the waiting proposal is not executed now (it stays pending); a rollback is refused
     with pytest.raises(ApprovalError, match="not been settled"):
@@ -171,7 +172,7 @@ def test_a_person_settles_what_the_evidence_cannot(lying) -> None:  # type: igno
     rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
     run_rule_now(rule.id, NOW)
     (unknown,) = rows()
-    server.edit_as_person(unknown.details["request"]["path"], daily_budget=21_000)
+    server.edit_as_person(change_of(unknown).entity, daily_budget=21_000)
 
     settle_unknown(now=utcnow() + LATER)
     (flagged,) = rows()
@@ -230,7 +231,7 @@ def test_a_batch_cut_short_keeps_the_results_already_received(db: Engine, tmp_pa
     recorded = rows()
     by_status: dict[str, set[str]] = {}
     for row in recorded:
-        by_status.setdefault(row.status, set()).add(row.details["request"]["path"])
+        by_status.setdefault(row.status, set()).add(change_of(row).entity)
     assert len(paused) == 49
     assert by_status["succeeded"] == paused  # kept, not thrown away with the rest
     assert len(by_status["failed"]) == 1  # Meta refused it (rate limit)
@@ -255,7 +256,18 @@ def _orphan(name: str, new_minor: int, status: str, *, sent: bool, rule_id: int)
             idempotency_key=f"orphan:{name}",
             created_at=NOW,
             sent_at=NOW if sent else None,
-            details={"request": budget_write(entity.external_id, "daily", new_minor).to_json()},
+            details={
+                "change": stored(
+                    BudgetChange(
+                        level=entity.level,
+                        entity=entity.external_id,
+                        budget="daily",
+                        currency="USD",
+                        old_minor=entity.daily_budget_minor or 0,
+                        new_minor=new_minor,
+                    )
+                )
+            },  # fmt: skip
         )
         session.add(row)
         session.flush()
@@ -324,7 +336,9 @@ def test_one_account_that_cannot_be_read_does_not_stop_the_others(worked) -> Non
             ActionHistory(
                 rule_id=rule.id, account_id=broken.id, entity_id=entity.id, entity_name="Z",
                 action_type="change_budget", status="unknown", created_at=NOW, sent_at=NOW,
-                details={"request": budget_write("99", "daily", 1000).to_json()},
+                # a row as Rex stored it before changes were versioned: the request alone
+                details={"request": {"method": "POST", "path": "99",
+                                     "params": {"daily_budget": 1000}, "idempotent": True}},
             )
         )  # fmt: skip
     good = _orphan("B", 16_500, "unknown", sent=True, rule_id=rule.id)

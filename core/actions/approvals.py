@@ -25,9 +25,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from core.accounts import client_for
+from core.actions.changes import BudgetChange, StoredChangeError, read_change
 from core.actions.execute import execute_intents
 from core.actions.settle import held_reason, unsettled_writes
-from core.db import read_session, write_session
+from core.db import read_session, rows_changed, write_session
 from core.db.models import (
     ActionHistory,
     ActionStatus,
@@ -37,6 +38,7 @@ from core.db.models import (
     PendingAction,
 )
 from core.db.types import utcnow
+from core.enums import Level
 from core.errors import InputError, NotFoundError, RexError
 from core.labels import (
     account_label,
@@ -46,7 +48,6 @@ from core.labels import (
     triggering_numbers,
 )
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
-from core.money import MoneyError, format_money, from_minor
 
 
 class ApprovalError(RexError):
@@ -109,7 +110,8 @@ def expire_approvals(now: datetime | None = None, *, engine: Engine | None = Non
     """Mark pending proposals past their expiry as expired; returns how many."""
     now = now or utcnow()
     with write_session(engine) as session:
-        result = session.execute(
+        return rows_changed(
+            session,
             update(PendingAction)
             .where(PendingAction.status == ApprovalStatus.PENDING, PendingAction.expires_at <= now)
             .values(
@@ -118,9 +120,8 @@ def expire_approvals(now: datetime | None = None, *, engine: Engine | None = Non
                 decided_by="rex",
                 decision_reason="expired before anyone decided",
             )  # fmt: skip
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
-        return result.rowcount
 
 
 class DecisionOutcome(StrEnum):
@@ -334,7 +335,8 @@ def _claim(
                 refused[approval_id] = refusal
                 continue
             assert row is not None
-            recorded = session.execute(
+            recorded = rows_changed(
+                session,
                 update(PendingAction)
                 .where(
                     PendingAction.id == approval_id,
@@ -348,8 +350,8 @@ def _claim(
                     decision_reason=reason,
                     version=row.version + 1,
                 )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+                .execution_options(synchronize_session=False),
+            )
             if recorded != 1:
                 refused[approval_id] = Decision(approval_id, DecisionOutcome.ALREADY_DECIDED,
                     f"proposal {approval_id} was decided by someone else just now")  # fmt: skip
@@ -430,7 +432,7 @@ def _held(approval_ids: list[int], engine: Engine | None) -> dict[int, str]:
                 )
             ).all()
         )
-    unsettled = unsettled_writes(list(entities.values()), engine=engine)
+    unsettled = unsettled_writes([e for e in entities.values() if e is not None], engine=engine)
     return {
         approval_id: held_reason(unsettled[entity_id])
         for approval_id, entity_id in entities.items()
@@ -469,7 +471,7 @@ def _drifts(
         }
     drifts: dict[int, _Drift] = {}
     unreadable: dict[int, str] = {}
-    groups: dict[tuple[int, str], list[tuple[PendingAction, AdEntity]]] = {}
+    groups: dict[tuple[int, Level], list[tuple[PendingAction, AdEntity]]] = {}
     for row in rows:
         entity = entities.get(row.entity_id) if row.entity_id else None
         if entity is None:
@@ -477,49 +479,39 @@ def _drifts(
         else:
             groups.setdefault((row.account_id, entity.level), []).append((row, entity))
     for (account_id, level), members in groups.items():
+        answers: list[dict[str, Any] | RexError]
         try:
-            answers = client_for(accounts[account_id]).get_objects(
-                [entity.external_id for _, entity in members], ENTITY_FIELDS[level]
+            answers = list(
+                client_for(accounts[account_id]).get_objects(
+                    [entity.external_id for _, entity in members], ENTITY_FIELDS[level]
+                )
             )
         except RexError as error:  # the whole read failed: nothing can be checked
             answers = [error] * len(members)
         for (row, entity), answer in zip(members, answers, strict=True):
             if not isinstance(answer, dict):
                 unreadable[row.id] = str(answer)
-            elif drift := _drift(row, entity.level, answer):
+            elif drift := _drift(row, entity, answer):
                 drifts[row.id] = drift
     return drifts, unreadable
 
 
-def _drift(row: PendingAction, level: str, answer: dict[str, Any]) -> _Drift | None:
+def _drift(row: PendingAction, entity: AdEntity, answer: dict[str, Any]) -> _Drift | None:
     """What Meta's answer says changed since the proposal, or None."""
-    info = EntityInfo.from_graph(level, answer)
+    info = EntityInfo.from_graph(entity.level, answer)
     proposal = row.proposal
-    if "old_minor" in proposal:
-        kind = proposal.get("budget", "daily")
-        current = info.daily_budget_minor if kind == "daily" else info.lifetime_budget_minor
-        if current != proposal["old_minor"]:
-            currency = proposal.get("currency") or ""
-            now_is = _money(current, currency)
-            was = _money(proposal["old_minor"], currency)
-            return _Drift(
-                now_is, f"its {kind} budget is now {now_is}, not the {was} it had when the "
-                "rule proposed this"
-            )  # fmt: skip
-    elif row.action_type in ("pause", "resume") and info.status != proposal.get("old"):
-        return _Drift(info.status, "its status changed since the proposal "
-                      f"({proposal.get('old')} → {info.status})")  # fmt: skip
-    return None
-
-
-def _money(minor: int | None, currency: str) -> str:
-    """Minor units as the currency formats them ("93.75 USD"); None → "none"."""
-    if minor is None:
-        return "none"
     try:
-        return format_money(from_minor(minor, currency), currency)
-    except MoneyError:  # a proposal that did not keep its currency
-        return f"{minor} (in the account's minor units)"
+        change = read_change(proposal, level=entity.level, entity=entity.external_id,
+                             entity_name=str(proposal.get("entity_name") or ""))  # fmt: skip
+    except StoredChangeError as error:
+        return _Drift(None, str(error))
+    text = change.drift(info) if change is not None else None
+    if text is None:
+        return None
+    current = (
+        change.money(change.current(info)) if isinstance(change, BudgetChange) else info.status
+    )
+    return _Drift(current, text)
 
 
 def _view(row: PendingAction, account: AdAccount | None) -> ApprovalView:

@@ -12,8 +12,10 @@ is a floor too, and in any case one minor unit; when that floor is above the rul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Literal
 
 from core.errors import RexError
 from core.money import format_money, from_minor, offset, to_minor
@@ -21,8 +23,8 @@ from core.rules.document import ChangeBudget
 
 
 @dataclass(frozen=True)
-class BudgetChange:
-    kind: str  # daily | lifetime
+class NewBudget:
+    kind: Literal["daily", "lifetime"]
     old_minor: int
     new_minor: int
     note: str | None = None  # which bound applied
@@ -36,7 +38,9 @@ class BudgetNotApplicable(RexError):
     """The entity has no budget this action can change; the message says why."""
 
 
-def budget_kind(action: ChangeBudget, daily_minor: int | None, lifetime_minor: int | None) -> str:
+def budget_kind(
+    action: ChangeBudget, daily_minor: int | None, lifetime_minor: int | None
+) -> Literal["daily", "lifetime"]:
     if action.budget is not None:
         if (daily_minor if action.budget == "daily" else lifetime_minor) is None:
             raise BudgetNotApplicable(f"it has no {action.budget} budget")
@@ -55,7 +59,7 @@ def new_budget(
     daily_minor: int | None,
     lifetime_minor: int | None,
     meta_minimum_minor: int | None = None,
-) -> BudgetChange:
+) -> NewBudget:
     """The new budget. When nothing changes, `note` says why, naming the true cause
     (already at or beyond the rule's bound, Meta's minimum, a change smaller than the
     currency's unit); when a bound stopped the change, which one."""
@@ -70,35 +74,38 @@ def new_budget(
     low = None if action.min is None else _whole(action.min, currency, ROUND_CEILING)
     high = None if action.max is None else _whole(action.max, currency, ROUND_FLOOR)
     if low is not None and high is not None and low > high:
-        return BudgetChange(kind, old, old, f"no whole amount of {currency} lies in [min, max]")
+        return NewBudget(kind, old, old, f"no whole amount of {currency} lies in [min, max]")
 
     if action.to is not None:
         target = to_minor(action.to, currency, exact=False)
         new, note = _clamp(target, low, high)
         if new == old:
             bound = {"lowered to max": " (the rule's max)", "raised to min": " (the rule's min)"}
-            return BudgetChange(kind, old, old, f"already at {money(old)}{bound.get(note, '')}")
+            said = bound.get(note, "") if note else ""
+            return NewBudget(kind, old, old, f"already at {money(old)}{said}")
     else:
         if action.by_percent is not None:
             raw = Decimal(old) * (1 + action.by_percent / 100)
             asked = f"{action.by_percent.normalize():f} % of {money(old)}"
-        else:
-            raw = Decimal(old) + to_minor(action.by_amount, currency, exact=False)  # type: ignore[arg-type]
-            asked = f"{action.by_amount.normalize():f} {currency}"  # type: ignore[union-attr]
+        else:  # the document holds exactly one of by_percent, by_amount and to
+            amount = action.by_amount
+            assert amount is not None
+            raw = Decimal(old) + to_minor(amount, currency, exact=False)
+            asked = f"{amount.normalize():f} {currency}"
         new = int(raw.to_integral_value(rounding=ROUND_HALF_EVEN))
         note = None
         if new > 2 * old and high is None:  # by_amount: a typo must not multiply spend
             new, note = 2 * old, "an increase without a max stops at twice the budget"
         if new > old and high is not None and new > high:
             if old >= high:
-                return BudgetChange(kind, old, old, _beyond(old, high, "max", money))
+                return NewBudget(kind, old, old, _beyond(old, high, "max", money))
             new, note = high, "stopped at max"
         elif new < old and low is not None and new < low:
             if old <= low:
-                return BudgetChange(kind, old, old, _beyond(old, low, "min", money))
+                return NewBudget(kind, old, old, _beyond(old, low, "min", money))
             new, note = low, "stopped at min"
         if new == old:
-            return BudgetChange(
+            return NewBudget(
                 kind, old, old,
                 f"the change rounds to nothing ({asked} is less than {money(1)}, the "
                 "currency's smallest unit)",
@@ -114,16 +121,16 @@ def new_budget(
             else "a budget cannot go below the currency's smallest unit"
         )
         if old <= floor:
-            return BudgetChange(kind, old, old, f"already at the lowest it can be ({minimum})")
+            return NewBudget(kind, old, old, f"already at the lowest it can be ({minimum})")
         new, note = floor, minimum
         if high is not None and new > high:  # the floor is above the rule's max
-            return BudgetChange(
+            return NewBudget(
                 kind, old, old, f"{minimum}, above the rule's max ({money(high)}): no change"
             )
-    return BudgetChange(kind=kind, old_minor=old, new_minor=new, note=note)
+    return NewBudget(kind=kind, old_minor=old, new_minor=new, note=note)
 
 
-def _beyond(old: int, bound: int, which: str, money) -> str:  # type: ignore[no-untyped-def]
+def _beyond(old: int, bound: int, which: str, money: Callable[[int], str]) -> str:
     """An increase on a budget already at or above max, a decrease at or below min."""
     if old == bound:
         return f"already at the rule's {which} ({money(bound)})"

@@ -33,10 +33,13 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from core.accounts import client_for
+from core.actions.changes import StoredChangeError, Write, change_of
+from core.actions.kinds import kind_of
 from core.db import read_session, write_session
 from core.db.models import ActionHistory as Action
 from core.db.models import ActionStatus, AdAccount, AdEntity, Notification, TokenStatus
 from core.db.types import utcnow
+from core.enums import Level
 from core.errors import RexError
 from core.meta import GraphClient, GraphError, RateLimitedError, TokenInvalidError
 from core.meta.client import BATCH_LIMIT, BatchRequest
@@ -47,46 +50,6 @@ log = logging.getLogger(__name__)
 PENDING, SENDING = ActionStatus.PENDING, ActionStatus.SENDING
 SUCCEEDED, FAILED = ActionStatus.SUCCEEDED, ActionStatus.FAILED
 UNKNOWN, DEFERRED = ActionStatus.UNKNOWN, ActionStatus.DEFERRED
-
-
-@dataclass(frozen=True)
-class Write:
-    """One call to Meta, as stored in the intent's details (`request`)."""
-
-    method: str
-    path: str
-    params: dict[str, Any]
-    idempotent: bool = True  # False: a copy, sent on its own (never in a batch)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "params": self.params,
-            "idempotent": self.idempotent,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Write:
-        return cls(data["method"], data["path"], dict(data["params"]), data["idempotent"])
-
-
-def status_write(external_id: str, status: str) -> Write:
-    return Write("POST", external_id, {"status": status})
-
-
-def budget_write(external_id: str, kind: str, amount_minor: int) -> Write:
-    return Write("POST", external_id, {f"{kind}_budget": amount_minor})
-
-
-def copy_write(external_id: str, level: str, suffix: str) -> Write:
-    params: dict[str, Any] = {
-        "status_option": "PAUSED",
-        "rename_options": {"rename_strategy": "ONLY_TOP_LEVEL_RENAME", "rename_suffix": suffix},
-    }
-    if level in ("campaign", "adset"):
-        params["deep_copy"] = False
-    return Write("POST", f"{external_id}/copies", params, idempotent=False)
 
 
 @dataclass(frozen=True)
@@ -143,13 +106,19 @@ def _execute_account(
         return _record(engine, {i.id: Outcome(DEFERRED, f"not sent: {error}") for i in intents})
 
     results: dict[int, str] = {}
-    batched = [i for i in intents if Write.from_json(i.details["request"]).idempotent]
-    singles = [i for i in intents if i not in batched]
+    writes: dict[int, Write] = {}
+    for intent in intents:
+        try:
+            writes[intent.id] = _write_of(intent)
+        except RexError as error:  # a stored change this Rex cannot read: not sent
+            results.update(_record(engine, {intent.id: Outcome(DEFERRED, f"not sent: {error}")}))
+    batched = [i for i in intents if i.id in writes and writes[i.id].idempotent]
+    singles = [i for i in intents if i.id in writes and not writes[i.id].idempotent]
     for start in range(0, len(batched), BATCH_LIMIT):
         chunk = batched[start : start + BATCH_LIMIT]
-        results.update(_send_batch(client, account, chunk, engine, now))
+        results.update(_send_batch(client, account, chunk, writes, engine, now))
     for intent in singles:
-        results.update(_send_single(client, account, intent, engine, now))
+        results.update(_send_single(client, account, intent, writes[intent.id], engine, now))
 
     apply_locally([i.id for i in intents if results.get(i.id) == SUCCEEDED], engine=engine)
     sent = [i for i in intents if results.get(i.id) in (SUCCEEDED, UNKNOWN)]
@@ -162,18 +131,28 @@ def _execute_account(
     return results
 
 
+def _write_of(intent: Action) -> Write:
+    """The Graph call an intent makes, from the change it stores."""
+    change = change_of(intent)
+    write = change.write if change is not None else None
+    if write is None:
+        raise StoredChangeError(f"action {intent.id} holds no write to send")
+    return write
+
+
 def _send_batch(
     client: GraphClient,
     account: AdAccount,
     intents: list[Action],
+    writes: dict[int, Write],
     engine: Engine | None,
     now: datetime,
 ) -> dict[int, str]:
     sending = _mark_sending(engine, intents, now)
     if not sending:
         return {}
-    writes = [Write.from_json(i.details["request"]) for i in sending]
-    answers = client.batch([BatchRequest(w.method, w.path, w.params) for w in writes])
+    calls = [writes[i.id] for i in sending]
+    answers = client.batch([BatchRequest(w.method, w.path, w.params) for w in calls])
     outcomes = {
         intent.id: _batch_outcome(answer) for intent, answer in zip(sending, answers, strict=True)
     }
@@ -197,11 +176,15 @@ def _batch_outcome(answer: dict[str, Any] | GraphError) -> Outcome:
 
 
 def _send_single(
-    client: GraphClient, account: AdAccount, intent: Action, engine: Engine | None, now: datetime
+    client: GraphClient,
+    account: AdAccount,
+    intent: Action,
+    write: Write,
+    engine: Engine | None,
+    now: datetime,
 ) -> dict[int, str]:
     if not _mark_sending(engine, [intent], now):
         return {}
-    write = Write.from_json(intent.details["request"])
     try:
         body = client.post(write.path, write.params, idempotent=False)
     except GraphError as error:
@@ -249,8 +232,9 @@ def _mark_sending(engine: Engine | None, intents: list[Action], now: datetime) -
 def _record(engine: Engine | None, outcomes: dict[int, Outcome]) -> dict[int, str]:
     finished = utcnow()
     with write_session(engine) as session:
+        rows = {r.id: r for r in session.scalars(select(Action).where(Action.id.in_(outcomes)))}
         for action_id, outcome in outcomes.items():
-            row = session.get_one(Action, action_id)
+            row = rows[action_id]
             row.status = outcome.status
             row.error_message = outcome.message
             row.error_code = outcome.code
@@ -258,7 +242,7 @@ def _record(engine: Engine | None, outcomes: dict[int, Outcome]) -> dict[int, st
             if outcome.copied_id:
                 row.details = {**(row.details or {}), "copied_id": outcome.copied_id}
                 row.new_value = outcome.copied_id
-            row.can_rollback = outcome.status == SUCCEEDED and row.action_type != "notify"
+            row.can_rollback = outcome.status == SUCCEEDED and kind_of(row.action_type).writes
     return {action_id: outcome.status for action_id, outcome in outcomes.items()}
 
 
@@ -322,19 +306,21 @@ def apply_locally(action_ids: list[int], *, engine: Engine | None = None) -> Non
     if not action_ids:
         return
     with write_session(engine) as session:
-        for row in session.scalars(select(Action).where(Action.id.in_(action_ids))):
-            params = ((row.details or {}).get("request") or {}).get("params") or {}
-            entity = session.get(AdEntity, row.entity_id) if row.entity_id else None
+        rows = list(session.scalars(select(Action).where(Action.id.in_(action_ids))))
+        entities = {
+            e.id: e
+            for e in session.scalars(
+                select(AdEntity).where(AdEntity.id.in_({r.entity_id for r in rows}))
+            )
+        }
+        for row in rows:
+            entity = entities.get(row.entity_id) if row.entity_id else None
             if entity is None or row.status != SUCCEEDED:
                 continue
-            if params.get("status") in ("ACTIVE", "PAUSED", "ARCHIVED"):
-                entity.status = params["status"]
-                if params["status"] != "ACTIVE":  # ACTIVE may still be held by a parent
-                    entity.effective_status = params["status"]
-            for kind in ("daily", "lifetime"):
-                if f"{kind}_budget" in params:
-                    setattr(entity, f"{kind}_budget_minor", int(params[f"{kind}_budget"]))
-            entity.updated_at = utcnow()
+            change = change_of(row, entity)
+            if change is not None and change.entity == entity.external_id:
+                change.apply_to(entity)  # (a copy's undo writes the copy, not the entity)
+                entity.updated_at = utcnow()
 
 
 def _refresh_entities(
@@ -348,7 +334,7 @@ def _refresh_entities(
                 select(AdEntity).where(AdEntity.id.in_([i.entity_id for i in intents]))
             )
         }
-    by_level: dict[str, list[str]] = defaultdict(list)
+    by_level: dict[Level, list[str]] = defaultdict(list)
     for entity in entities.values():
         by_level[entity.level].append(entity.external_id)
     fresh: dict[str, EntityInfo] = {}
@@ -362,13 +348,23 @@ def _refresh_entities(
     except GraphError as error:  # the writes are recorded; the next sync catches up
         log.warning("refreshing %s after writes failed: %s", account.external_id, error)
         return
+    if not fresh:
+        return
+    refreshed = utcnow()
     with write_session(engine) as session:
-        for external_id, info in fresh.items():
-            row = session.get_one(AdEntity, entities[external_id].id)
-            row.status = info.status
-            row.effective_status = info.effective_status
-            row.daily_budget_minor = info.daily_budget_minor
-            row.lifetime_budget_minor = info.lifetime_budget_minor
-            row.budget_remaining_minor = info.budget_remaining_minor
-            row.updated_time = info.updated_time
-            row.updated_at = utcnow()
+        session.execute(
+            update(AdEntity),
+            [
+                {
+                    "id": entities[external_id].id,
+                    "status": info.status,
+                    "effective_status": info.effective_status,
+                    "daily_budget_minor": info.daily_budget_minor,
+                    "lifetime_budget_minor": info.lifetime_budget_minor,
+                    "budget_remaining_minor": info.budget_remaining_minor,
+                    "updated_time": info.updated_time,
+                    "updated_at": refreshed,
+                }
+                for external_id, info in fresh.items()
+            ],
+        )

@@ -35,13 +35,16 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from core.accounts import client_for
+from core.actions.changes import Change, CopyChange, StoredChangeError, change_of
 from core.actions.execute import apply_locally
-from core.db import read_session, write_session
+from core.actions.kinds import ActionType
+from core.db import read_session, rows_changed, write_session
 from core.db.models import UNSETTLED, ActionHistory, ActionStatus, AdAccount, AdEntity, Notification
 from core.db.types import utcnow
+from core.enums import Level
 from core.errors import InputError, NotFoundError, RexError
 from core.meta import GraphClient, GraphError, InvalidParameterError, PermissionDeniedError
-from core.meta.activities import EVENT_TYPES, Activity
+from core.meta.activities import Activity
 from core.meta.objects import ENTITY_FIELDS, EntityInfo
 from core.settings import get_settings
 
@@ -102,13 +105,14 @@ def unsettled_writes(
         query = select(ActionHistory.entity_id, ActionHistory.id).where(
             ActionHistory.status.in_(UNSETTLED),
             ActionHistory.entity_id.is_not(None),
-            ActionHistory.action_type != "notify",
+            ActionHistory.action_type != ActionType.NOTIFY,
         )
         if entity_ids is not None:
             query = query.where(ActionHistory.entity_id.in_(entity_ids))
         found: dict[int, int] = {}
         for entity_id, action_id in session.execute(query.order_by(ActionHistory.id)):
-            found.setdefault(entity_id, action_id)
+            if entity_id is not None:
+                found.setdefault(entity_id, action_id)
         return found
 
 
@@ -249,10 +253,16 @@ class _Judge:
     ) -> Verdict:
         lo, hi = window
         closed = self.now >= hi + self.delay
-        write = _Wanted.of(intent, entity)
-        state = states.get(write.object_id if write.kind != "create" else entity.external_id)
+        try:
+            change = change_of(intent, entity)
+        except StoredChangeError as error:
+            return _for_a_person(intent.id, str(error))
+        if change is None or change.write is None:
+            return _for_a_person(intent.id, "the action holds no write Rex can look for")
+        creates = isinstance(change, CopyChange)
+        state = states.get(change.entity)
         if history is not None:
-            index = self._match(history, write, lo, hi, used)
+            index = self._match(history, change, lo, hi, used)
             if index is not None:
                 used.add(index)
                 event = history[index]
@@ -262,11 +272,11 @@ class _Judge:
                     f"{event.event_time:%Y-%m-%d %H:%M:%S} UTC"
                     + (f" through {event.application_name}" if event.application_name else ""),
                     "change history",
-                    copied_id=event.object_id if write.kind == "create" else None,
+                    copied_id=event.object_id if creates else None,
                 )
             if not closed:
                 return _waiting()
-            if write.kind != "create" and state is not None and write.shown_by(state, lo):
+            if not creates and state is not None and change.shown_by(state, lo):
                 return _for_a_person(
                     intent.id,
                     "Meta's change history shows no such change, but the object changed after "
@@ -281,8 +291,8 @@ class _Judge:
             )
         if not closed:
             return _waiting()
-        if write.kind == "create":
-            return self._copy_by_name(intent.id, write, lo, hi, history_error)
+        if isinstance(change, CopyChange):
+            return self._copy_by_name(intent.id, change, lo, hi, history_error)
         if state is None:
             return _waiting()  # the object cannot be read now either
         if state.updated_time is not None and state.updated_time < lo:
@@ -299,7 +309,7 @@ class _Judge:
         )
 
     def _match(
-        self, history: list[Activity], write: _Wanted, lo: datetime, hi: datetime, used: set[int]
+        self, history: list[Activity], change: Change, lo: datetime, hi: datetime, used: set[int]
     ) -> int | None:
         app = self.client.app_id()
         for index, event in enumerate(history):
@@ -307,7 +317,7 @@ class _Judge:
                 continue
             if app and event.application_id and event.application_id != app:
                 continue  # someone else's change (a person in Ads Manager, another tool)
-            if write.matches(event):
+            if change.matches(event):
                 return index
         return None
 
@@ -327,13 +337,16 @@ class _Judge:
         used: set[int] = set()
         for row in known:
             entity = self.entities.get(row.entity_id or 0)
-            if entity is None or "request" not in (row.details or {}):
+            try:
+                change = change_of(row, entity) if entity is not None else None
+            except StoredChangeError:
                 continue
-            write = _Wanted.of(row, entity)
-            if write.kind == "create" and not (row.details or {}).get("copied_id"):
+            if change is None or change.write is None:
+                continue
+            if isinstance(change, CopyChange) and not (row.details or {}).get("copied_id"):
                 continue
             lo, hi = self.window(row)
-            index = self._match(history, write, lo, hi, used)
+            index = self._match(history, change, lo, hi, used)
             if index is not None:
                 used.add(index)
         return used
@@ -350,7 +363,7 @@ class _Judge:
             return None, None
 
     def _states(self) -> dict[str, EntityInfo]:
-        by_level: dict[str, list[str]] = defaultdict(list)
+        by_level: dict[Level, list[str]] = defaultdict(list)
         for entity in self.entities.values():
             by_level[entity.level].append(entity.external_id)
         states: dict[str, EntityInfo] = {}
@@ -365,17 +378,23 @@ class _Judge:
         return states
 
     def _copy_by_name(
-        self, action_id: int, write: _Wanted, lo: datetime, hi: datetime, history_error: str | None
+        self,
+        action_id: int,
+        change: CopyChange,
+        lo: datetime,
+        hi: datetime,
+        history_error: str | None,
     ) -> Verdict:
+        level = change.level
         try:
-            listed = self.client.list_entities(self.account.external_id, write.level)
+            listed = self.client.list_entities(self.account.external_id, level)
         except GraphError as error:
-            log.info("cannot list %ss of %s now: %s", write.level, self.account.external_id, error)
+            log.info("cannot list %ss of %s now: %s", level, self.account.external_id, error)
             return _waiting()
         copies = [
             e
             for e in listed
-            if e.name == write.value and e.created_time is not None and lo <= e.created_time <= hi
+            if e.name == change.name and e.created_time is not None and lo <= e.created_time <= hi
         ]
         if len(copies) == 1:
             return Verdict(
@@ -393,61 +412,9 @@ class _Judge:
             )
         return _for_a_person(
             action_id,
-            f"{len(copies)} copies named {write.value!r} were made then; the change history "
+            f"{len(copies)} copies named {change.name!r} were made then; the change history "
             f"cannot be read ({history_error})",
         )
-
-
-@dataclass(frozen=True)
-class _Wanted:
-    """What a write meant to do, in the terms of Meta's change history."""
-
-    kind: str  # status | budget | create
-    level: str
-    object_id: str
-    event_type: str
-    value: Any  # the status, the budget in minor units, or the copy's name
-
-    @classmethod
-    def of(cls, intent: ActionHistory, entity: AdEntity) -> _Wanted:
-        request = (intent.details or {}).get("request") or {}
-        params = request.get("params") or {}
-        path = str(request.get("path") or entity.external_id)
-        level = entity.level
-        if path.endswith("/copies"):
-            suffix = (params.get("rename_options") or {}).get("rename_suffix", " - Copy")
-            name = f"{entity.name}{suffix}"
-            return cls("create", level, entity.external_id, EVENT_TYPES[(level, "create")], name)
-        if "status" in params:
-            return cls("status", level, path, EVENT_TYPES[(level, "status")], str(params["status"]))
-        kind = "daily_budget" if "daily_budget" in params else "lifetime_budget"
-        event = EVENT_TYPES.get((level, "budget"), "")
-        return cls("budget", level, path, event, int(params[kind]))
-
-    def matches(self, event: Activity) -> bool:
-        if event.event_type != self.event_type:
-            return False
-        if self.kind == "create":
-            return event.object_name == self.value
-        if event.object_id != self.object_id:
-            return False
-        said = event.new_value
-        if said is None:
-            return True  # Meta did not say the value; type, object, app and time agree
-        if self.kind == "status":
-            return str(said).upper() == self.value
-        try:
-            return int(str(said)) == self.value
-        except ValueError:
-            return True
-
-    def shown_by(self, state: EntityInfo, since: datetime) -> bool:
-        """The object changed since `since` and now has the value this write set."""
-        if state.updated_time is not None and state.updated_time < since:
-            return False
-        if self.kind == "status":
-            return state.status == self.value
-        return self.value in (state.daily_budget_minor, state.lifetime_budget_minor)
 
 
 def _waiting() -> Verdict:
@@ -500,12 +467,13 @@ def _record(
             }  # fmt: skip
             if verdict.copied_id:
                 values["new_value"] = verdict.copied_id
-            changed = session.execute(
+            changed = rows_changed(
+                session,
                 update(ActionHistory)
                 .where(ActionHistory.id == intent.id, ActionHistory.status == ActionStatus.UNKNOWN)
                 .values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+                .execution_options(synchronize_session=False),
+            )
             if changed:
                 statuses[intent.id] = verdict.status
                 if verdict.needs_person:

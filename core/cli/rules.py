@@ -13,11 +13,12 @@ from pathlib import Path
 
 from core.cli.args import Parser, row_id, rule_file
 from core.cli.console import print_table
+from core.db.models import RuleStatus
 from core.engine.preview import PreviewStep, preview_outcomes
-from core.engine.run import preview_rules
 from core.errors import InputError
 from core.rules.describe import describe_rule, describe_value_key
 from core.rules.document import rule_json_schema
+from core.rules.preview import preview_rules
 from core.rules.store import delete_rule, get_rule, list_rules, save_rule, set_status
 
 
@@ -117,7 +118,8 @@ def change_rule(args: argparse.Namespace) -> int:
         view = delete_rule(args.rule_id)
         print(f"deleted rule {view.id} “{view.name}”")
     else:
-        view = set_status(args.rule_id, "active" if args.change == "enable" else "paused")
+        status = RuleStatus.ACTIVE if args.change == "enable" else RuleStatus.PAUSED
+        view = set_status(args.rule_id, status)
         print(f"rule {view.id} “{view.name}” is {view.status} (version {view.version})")
     return 0
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 
 from core.cli.args import Parser, row_id
+from core.db.models import ExecutionStatus
 from core.engine.run import run_due_rules, run_rule_now
+from core.engine.steps import StepOutcome
 from core.rules.store import get_rule
 
-STEP_WORDS = {"dry_run": "would (dry run)", "pending": "not sent"}
+STEP_WORDS = {StepOutcome.DRY_RUN: "would (dry run)", StepOutcome.PENDING: "not sent"}
 
 
 def register(parser: Parser) -> None:
@@ -33,12 +35,9 @@ def run(args: argparse.Namespace) -> int:
             + (f"\n  {r.error}" if r.error else "")
         )
         for step in r.steps:
-            outcome = STEP_WORDS.get(step["outcome"], step["outcome"])
-            change = f" {step.get('old')} → {step.get('new')}" if step.get("new") else ""
-            reason = f" ({step['reason']})" if step.get("reason") else ""
-            error = f" — {step['error']}" if step.get("error") else ""
-            print(
-                f"  {outcome}: {step['action']} {step['name']}{change}{reason}{error}"
-                f" · {step['account']}"
-            )
-    return 0 if all(r.status != "failed" for r in results) else 1
+            outcome = STEP_WORDS.get(step.outcome, step.outcome.value)
+            change = f" {step.old} → {step.new}" if step.new else ""
+            reason = f" ({step.reason})" if step.reason else ""
+            error = f" — {step.error}" if step.error else ""
+            print(f"  {outcome}: {step.action} {step.name}{change}{reason}{error} · {step.account}")
+    return 0 if all(r.status != ExecutionStatus.FAILED for r in results) else 1

@@ -13,11 +13,13 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, case, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, case, or_, select, update
 
-from core.db import read_session, write_session
-from core.db.models import AutomationRule
+from core.db import read_session, rows_changed, write_session
+from core.db.models import AutomationRule, RuleStatus
+from core.db.types import UTCDateTime
 
 
 def default_lease() -> timedelta:
@@ -37,7 +39,7 @@ def runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _free(now: datetime):  # type: ignore[no-untyped-def]
+def _free(now: datetime) -> Any:
     return or_(AutomationRule.claim_expires_at.is_(None), AutomationRule.claim_expires_at < now)
 
 
@@ -46,27 +48,50 @@ def claim_due(
     *,
     runner: str | None = None,
     lease: timedelta | None = None,
-    limit: int = 100,
+    limit: int = 2_000,
     engine: Engine | None = None,
 ) -> list[Claim]:
-    """Claim active rules whose next execution is due, oldest due first."""
+    """Claim active rules whose next execution is due, oldest due first (up to `limit`,
+    in one conditional UPDATE: a rule another runner took meanwhile is not claimed)."""
     runner = runner or runner_id()
+    lease = lease or default_lease()
     with read_session(engine) as session:
-        due = session.execute(
-            select(AutomationRule.id, AutomationRule.next_execution_at)
-            .where(
-                AutomationRule.status == "active",
-                AutomationRule.next_execution_at <= now,
-                _free(now),
+        due = dict(
+            session.execute(
+                select(AutomationRule.id, AutomationRule.next_execution_at)
+                .where(*_due(now))
+                .order_by(AutomationRule.next_execution_at, AutomationRule.id)
+                .limit(limit)
+            ).all()
+        )
+    if not due:
+        return []
+    expires = now + lease
+    with write_session(engine) as session:
+        session.execute(
+            update(AutomationRule)
+            .where(AutomationRule.id.in_(due), *_due(now))
+            .values(claimed_by=runner, claim_expires_at=expires)
+            .execution_options(synchronize_session=False)
+        )
+        taken = session.scalars(
+            select(AutomationRule.id).where(
+                AutomationRule.id.in_(due),
+                AutomationRule.claimed_by == runner,
+                AutomationRule.claim_expires_at == expires,
             )
-            .order_by(AutomationRule.next_execution_at, AutomationRule.id)
-            .limit(limit)
         ).all()
-    claims = []
-    for rule_id, slot in due:
-        if _take(rule_id, now, runner, lease, engine, due_only=True):
-            claims.append(Claim(rule_id, slot, runner))
-    return claims
+    slots = {rule_id: slot for rule_id, slot in due.items() if slot is not None}
+    return [Claim(i, slots[i], runner) for i in sorted(taken, key=lambda i: (slots[i], i))]
+
+
+def _due(now: datetime) -> list[Any]:
+    return [
+        AutomationRule.status == RuleStatus.ACTIVE,
+        AutomationRule.next_execution_at <= now,
+        AutomationRule.deleted_at.is_(None),
+        _free(now),
+    ]
 
 
 def claim_rule(
@@ -96,34 +121,49 @@ def _take(
     lease = lease or default_lease()
     conditions = [AutomationRule.id == rule_id, _free(now), AutomationRule.deleted_at.is_(None)]
     if due_only:
-        conditions += [
-            AutomationRule.status == "active",
-            AutomationRule.next_execution_at <= now,
-        ]
+        conditions += _due(now)
     with write_session(engine) as session:
-        result = session.execute(
+        changed = rows_changed(
+            session,
             update(AutomationRule)
             .where(*conditions)
             .values(claimed_by=runner, claim_expires_at=now + lease)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
-        return result.rowcount == 1
+        return changed == 1
 
 
 def release(claim: Claim, *, next_execution_at: datetime | None, last_execution_at: datetime,
             engine: Engine | None = None) -> None:  # fmt: skip
+    release_all([(claim, next_execution_at)], last_execution_at=last_execution_at, engine=engine)
+
+
+def release_all(
+    releases: list[tuple[Claim, datetime | None]],
+    *,
+    last_execution_at: datetime,
+    engine: Engine | None = None,
+) -> None:
+    """Give the claims back (one statement, executed for each), each rule due next at
+    its time — a rule paused or edited to draft meanwhile is not scheduled again."""
+    if not releases:
+        return
+    table = cast(Table, AutomationRule.__table__)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("rule"), table.c.claimed_by == bindparam("runner"))
+        .values(
+            claimed_by=None,
+            claim_expires_at=None,
+            next_execution_at=case(
+                (table.c.status == RuleStatus.ACTIVE, bindparam("next", type_=UTCDateTime())),
+                else_=None,
+            ),
+            last_execution_at=last_execution_at,
+        )
+    )
     with write_session(engine) as session:
         session.execute(
-            update(AutomationRule)
-            .where(AutomationRule.id == claim.rule_id, AutomationRule.claimed_by == claim.runner)
-            .values(
-                claimed_by=None,
-                claim_expires_at=None,
-                # a rule paused or edited to draft meanwhile is not scheduled again
-                next_execution_at=case(
-                    (AutomationRule.status == "active", next_execution_at), else_=None
-                ),
-                last_execution_at=last_execution_at,
-            )
-            .execution_options(synchronize_session=False)
+            statement,
+            [{"rule": c.rule_id, "runner": c.runner, "next": due} for c, due in releases],
         )

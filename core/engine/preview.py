@@ -1,7 +1,7 @@
 """What a rule would do now, entity by entity — without doing any of it.
 
 `preview_outcomes(rule)` evaluates a rule (saved, by id, or a document not saved yet)
-and asks the engine's own planner (`core.engine.run.Planner`) what it would do with each
+and asks the engine's own planner (`core.engine.planner.Planner`) what it would do with each
 match: the same guards in the same order as a run — the account's token and rate
 limit, the rule's days and hours, cooldown, the daily cap (this preview's own actions
 counted as a run counts them), writes not settled yet, budget bounds and Meta's
@@ -17,23 +17,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
-from core.db.models import ActionStatus
+from core.actions.kinds import kind_of
+from core.actions.settle import unsettled_writes
 from core.db.types import utcnow
-from core.engine.run import Planner, prepare, run_mode
+from core.engine.guards import Ledger
+from core.engine.planner import EntityBook, Planner
+from core.engine.run import prepare, run_mode
+from core.engine.steps import Step, StepOutcome
 from core.rules.document import RuleDocument
 from core.rules.evaluate import Evaluation
 
-WOULD = {
-    "change_budget": "would change",
-    "pause": "would pause",
-    "resume": "would resume",
-    "duplicate": "would copy",
-    "notify": "would notify",
-}
 QUEUED = "would queue for approval"
 SKIPPED = "skipped"
 
@@ -58,26 +54,25 @@ class PreviewStep:
         return self.outcome == SKIPPED
 
     @classmethod
-    def of(cls, step: dict[str, Any]) -> PreviewStep:
-        """From a planner's step (the dict a run stores in its trace)."""
-        outcome = step["outcome"]
-        if outcome == ActionStatus.SKIPPED:
+    def of(cls, step: Step) -> PreviewStep:
+        """From a planner's step (as a run stores it in its trace)."""
+        if step.outcome == StepOutcome.SKIPPED:
             shown = SKIPPED
-        elif outcome == "queued":
+        elif step.outcome == StepOutcome.QUEUED:
             shown = QUEUED
         else:  # a dry run's "would", a live intent, a notification
-            shown = WOULD.get(step["action"], f"would {step['action']}")
+            shown = kind_of(step.action).would
         return cls(
-            entity_id=step["entity_id"],
-            external_id=step["entity"],
-            name=step["name"],
-            account=step["account"],
-            action=step["action"],
+            entity_id=step.entity_id,
+            external_id=step.entity,
+            name=step.name,
+            account=step.account,
+            action=step.action,
             outcome=shown,
-            old_text=step.get("old"),
-            new_text=step.get("new"),
-            reason=step.get("reason"),
-            note=step.get("note"),
+            old_text=step.old,
+            new_text=step.new,
+            reason=step.reason,
+            note=step.note,
         )
 
 
@@ -126,14 +121,11 @@ def preview_outcomes(
     else:
         document = rule
     prepared = prepare(document, now, engine)
-    planner = Planner(
-        document,
-        rule_id,
-        now.replace(second=0, microsecond=0),  # the slot of a run started now
-        now,
-        prepared.accounts,
-        engine,
-        preview=True,
-    )
-    steps = planner.plan_all(prepared.evaluation.matched)
+    slot = now.replace(second=0, microsecond=0)  # the slot of a run started now
+    ledger = Ledger({rule_id: document} if rule_id is not None else {},
+                    prepared.accounts.values(), now, engine, since_slot=slot)  # fmt: skip
+    planner = Planner(document, rule_id, slot, now, prepared.accounts, ledger=ledger,
+                      book=EntityBook(), unsettled=unsettled_writes(engine=engine),
+                      preview=True)  # fmt: skip
+    steps = planner.plan_all(prepared.evaluation)
     return Preview(prepared.evaluation, [PreviewStep.of(s) for s in steps], run_mode(document))

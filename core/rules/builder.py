@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from core.actions.kinds import KINDS, ActionType
 from core.db import read_session
-from core.db.models import AdAccount, AdEntity, RuleExecution
+from core.db.models import AdAccount, AdEntity, RuleExecution, RuleStatus
 from core.errors import InputError, RexError
 from core.rules.describe import counts_text
 from core.rules.document import (
@@ -49,13 +50,7 @@ WINDOWS = (
     "lifetime",
 )
 OPERATORS = (*COMPARISONS, *RANGE_OPS)
-ACTION_WORDS = {
-    "change_budget": "Change the budget",
-    "pause": "Pause",
-    "resume": "Resume",
-    "duplicate": "Duplicate (a paused copy)",
-    "notify": "Notify",
-}
+ACTION_WORDS = {kind.type.value: kind.choice for kind in KINDS.values()}
 
 
 def window_words(window: str) -> str:
@@ -604,8 +599,8 @@ def _condition_label(rest: list[str | int], document: Any) -> str:
         return label
     name = _CONDITION_FIELDS.get(str(tail[0]), str(tail[0]))
     if tail[0] == "value" and len(tail) > 1:
-        name = {0: "From", 1: "To"}.get(tail[1]) if isinstance(tail[1], int) else None
-        name = name or _REFERENCE_FIELDS.get(str(tail[1]), "Value")
+        bound = {0: "From", 1: "To"}.get(tail[1]) if isinstance(tail[1], int) else None
+        name = bound or _REFERENCE_FIELDS.get(str(tail[1]), "Value")
     return f"{label} · {name}"
 
 
@@ -723,12 +718,12 @@ def run_summary(result: Any, *, engine: Engine | None = None) -> str:
 
 @dataclass(frozen=True)
 class BulkResult:
-    status: str
+    status: RuleStatus
     done: list[str]
     refused: list[str]
 
     def __str__(self) -> str:
-        verb = "Enabled" if self.status == "active" else "Disabled"
+        verb = "Enabled" if self.status == RuleStatus.ACTIVE else "Disabled"
         text = f"{verb} {len(self.done)} rule(s)" + (
             f": {', '.join(self.done)}" if self.done else ""
         )
@@ -736,7 +731,7 @@ class BulkResult:
 
 
 def set_statuses(
-    rule_ids: Iterable[int], status: str, *, engine: Engine | None = None
+    rule_ids: Iterable[int], status: RuleStatus, *, engine: Engine | None = None
 ) -> BulkResult:
     """Enable (`active`) or disable (`paused`) several rules; one that cannot be changed
     (an account no longer connected …) is named, the others are changed."""
@@ -777,7 +772,7 @@ def outcome_text(step: Any) -> str:
     "skipped: in cooldown until …"."""
     if step.outcome == "skipped":
         return f"skipped: {step.reason}" if step.reason else "skipped"
-    if step.action == "change_budget" and step.old_text and step.new_text:
+    if step.action == ActionType.CHANGE_BUDGET and step.old_text and step.new_text:
         old, new = step.old_text, step.new_text
         old_amount, _, old_currency = old.rpartition(" ")
         _, _, new_currency = new.rpartition(" ")
@@ -785,6 +780,6 @@ def outcome_text(step: Any) -> str:
             old = old_amount
         change = f"budget {old} → {new}"
         return change if step.outcome == "would change" else f"{step.outcome}: {change}"
-    if step.action == "notify" and step.new_text:
+    if step.action == ActionType.NOTIFY and step.new_text:
         return f"{step.outcome}: “{step.new_text}”"
     return step.outcome

@@ -139,6 +139,17 @@ class Candidate:
         }
 
 
+@dataclass(frozen=True)
+class EntityRef:
+    """A matched candidate, named but not judged yet."""
+
+    position: int  # in the frame
+    entity_id: int
+    external_id: str
+    name: str
+    account: str  # the account's external id
+
+
 class Evaluation:
     """One rule's result over its candidates, in the frame's order.
 
@@ -196,17 +207,63 @@ class Evaluation:
         return [self.candidate(int(p)) for p in self.positions]
 
     @property
+    def matched_count(self) -> int:
+        if "candidates" in self.__dict__:
+            return sum(1 for c in self.candidates if c.matched)
+        return int(self.matched_mask.sum())
+
+    def matched_refs(self) -> list[EntityRef]:
+        """Who matched, without judging them exactly (cheap): in the order a run plans
+        them (account, entity id)."""
+        if "candidates" in self.__dict__:  # built: people may have changed a verdict
+            positions = [int(p) for p, c in zip(self.positions, self.candidates, strict=True)
+                         if c.matched]  # fmt: skip
+        else:
+            positions = [int(p) for p in self.positions[self.matched_mask]]
+        refs = []
+        for position in positions:
+            entity = self.frame.entities[position]
+            account = self.frame.accounts[entity.account_id].external_id
+            refs.append(EntityRef(position, entity.id, entity.external_id, entity.name, account))
+        return sorted(refs, key=lambda r: (r.account, r.external_id))
+
+    @property
     def matched(self) -> list[Candidate]:
         if "candidates" in self.__dict__:  # built: people may have changed a verdict
             return [c for c in self.candidates if c.matched]
         return [self.candidate(int(p)) for p in self.positions[self.matched_mask]]
 
-    def to_json(self) -> dict[str, Any]:
+    def hold_back(self, accounts: dict[str, str]) -> None:
+        """Candidates of these accounts (external id → why) do not match, whatever their
+        numbers say (e.g. stale data); the reason becomes their note."""
+        for index, position in enumerate(self.positions):
+            entity = self.frame.entities[int(position)]
+            account = self.frame.accounts[entity.account_id].external_id
+            if account in accounts and self.matched_mask[index]:
+                self.matched_mask[index] = False
+                candidate = self.candidate(int(position))
+                candidate.matched, candidate.note = False, accounts[account]
+
+    def to_json(self, *, keep: int | None = None) -> dict[str, Any]:
+        """The trace: every candidate's values and verdicts. With `keep`, a rule with
+        more candidates than that keeps those judged already (the ones a run planned
+        on) and the first `keep` others (in the frame's order), and says how many it
+        left out (`not_kept`)."""
+        if keep is None or len(self.positions) <= keep:
+            kept = self.candidates
+        else:  # those judged already (what a run planned on), then the first others
+            chosen = set(self._built)
+            for position in self.positions:
+                if len(chosen) >= len(self._built) + keep:
+                    break
+                chosen.add(int(position))
+            kept = [self.candidate(int(p)) for p in self.positions if int(p) in chosen]
         return {
             "evaluated_at": self.evaluated_at.isoformat(),
             "today": self.today,
             **({"currency": self.currency} if self.currency else {}),
-            "candidates": [c.to_json() for c in self.candidates],
+            "candidates": [c.to_json() for c in kept],
+            **({"not_kept": len(self.positions) - len(kept)} if len(kept) < len(self) else {}),
             **({"skipped_accounts": dict(self.skipped_accounts)} if self.skipped_accounts else {}),
         }
 
@@ -495,13 +552,14 @@ def _judge(rule: RuleDocument, candidate: Candidate, sums: dict[str, dict[str, i
         expected: Any = condition.value
         undefined = None
         if isinstance(expected, Reference):
-            base = value_of(expected.metric, expected.window)
-            expected = None if base is None else base * expected.times
+            reference = expected
+            base = value_of(reference.metric, reference.window)
+            expected = None if base is None else base * reference.times
             if base is None:
-                undefined = undefined_reference_text(condition.value)  # type: ignore[arg-type]
+                undefined = undefined_reference_text(reference)
         if actual is None:
             undefined = undefined_text(condition.metric, condition.window)
-        held = undefined is None and _compare(actual, condition.op, expected)  # type: ignore[arg-type]
+        held = undefined is None and actual is not None and _compare(actual, condition.op, expected)
         candidate.conditions.append(
             ConditionResult(
                 path=path[1:] if path.startswith(".") else path,

@@ -23,13 +23,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, or_, select, update
 
 from core.actions.settle import settle_unknown
-from core.db import write_session
+from core.db import rows_changed, write_session
 from core.db.models import (
     ActionHistory,
     ActionStatus,
     AutomationRule,
     ExecutionStatus,
     RuleExecution,
+    RuleStatus,
     SchedulerHeartbeat,
     SyncRun,
     SyncStatus,
@@ -71,7 +72,7 @@ def close_orphaned_executions(now: datetime, *, engine: Engine | None = None) ->
             execution.status = ExecutionStatus.FAILED
             execution.error = "scheduler stopped before the run finished; the rule runs again"
             execution.finished_at = now
-            if rule.status == "active" and (rule.claim_expires_at or now) <= now:
+            if rule.status == RuleStatus.ACTIVE and (rule.claim_expires_at or now) <= now:
                 rule.next_execution_at = now
         return len(rows)
 
@@ -114,7 +115,8 @@ def close_silent_heartbeats(now: datetime, *, engine: Engine | None = None) -> i
 def close_unsent_intents(now: datetime, lease: timedelta, *, engine: Engine | None = None) -> int:
     """Intents still `pending` a lease after they were made never went out."""
     with write_session(engine) as session:
-        return session.execute(
+        return rows_changed(
+            session,
             update(ActionHistory)
             .where(
                 ActionHistory.status == ActionStatus.PENDING,
@@ -126,14 +128,15 @@ def close_unsent_intents(now: datetime, lease: timedelta, *, engine: Engine | No
                 error_message="not sent: the runner stopped before sending it; the rule "
                 "decides again at its next run",
             )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
 
 
 def mark_orphaned_sends(now: datetime, lease: timedelta, *, engine: Engine | None = None) -> int:
     """Writes `sending` a lease after they went out lost their runner mid-call."""
     with write_session(engine) as session:
-        return session.execute(
+        return rows_changed(
+            session,
             update(ActionHistory)
             .where(
                 ActionHistory.status == ActionStatus.SENDING,
@@ -144,8 +147,8 @@ def mark_orphaned_sends(now: datetime, lease: timedelta, *, engine: Engine | Non
                 error_message="outcome unknown: the runner stopped while the call to Meta was "
                 "out; Rex reads Meta's change history to settle it and does not send it again",
             )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
 
 
 def _settle(engine: Engine | None, now: datetime) -> int:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
+from sqlalchemy.orm import Session
 
 from core.db import read_session
 from core.db.models import (
@@ -22,9 +23,14 @@ from core.db.models import (
     AdAccount,
     AdEntity,
     AutomationRule,
+    ExecutionStatus,
+    Level,
     RuleExecution,
+    RuleStatus,
+    TokenStatus,
 )
 from core.db.types import utcnow
+from core.engine.steps import Step
 from core.errors import NotFoundError
 from core.labels import account_label, action_words, ads_manager_url, is_sandbox
 from core.rules.describe import counts_text, describe_value_key
@@ -39,7 +45,7 @@ class ExecutionRow:
     rule_name: str
     started_at: datetime
     duration_ms: int | None
-    status: str
+    status: ExecutionStatus
     entities_checked: int
     entities_matched: int
     actions_taken: int
@@ -65,7 +71,7 @@ class ActionRow:
     action_type: str
     old_value: str | None
     new_value: str | None
-    status: str
+    status: ActionStatus
     error_message: str | None
     can_rollback: bool
     rolled_back_by_id: int | None
@@ -75,7 +81,7 @@ class ActionRow:
     execution_id: int | None = None
     account_external_id: str = ""  # act_…
     account_name: str = ""
-    level: str | None = None  # campaign | adset | ad
+    level: Level | None = None
     entity_external_id: str | None = None
     ads_manager_url: str | None = None  # None for sandbox accounts and unknown entities
 
@@ -136,10 +142,11 @@ class SkipRow:
 class ExecutionDetail:
     execution: ExecutionRow
     candidates: list[dict[str, Any]]  # the trace: values, conditions, matched
-    steps: list[dict[str, Any]]  # per entity and action: outcome or skip reason
+    steps: list[Step]  # per entity and action: outcome or skip reason
     actions: list[ActionRow]
     stale: dict[str, str]
     skipped: list[SkipRow]  # the steps not taken, with their account
+    not_kept: int = 0  # candidates of a large rule the trace did not keep
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,7 @@ def list_executions(
     *,
     rule_id: int | None = None,
     account: str | None = None,
-    status: str | None = None,
+    status: ExecutionStatus | None = None,
     since: datetime | None = None,
     limit: int = 200,
     engine: Engine | None = None,
@@ -206,24 +213,24 @@ def execution_detail(execution_id: int, *, engine: Engine | None = None) -> Exec
             session, _actions_query().where(ActionHistory.execution_id == execution_id)
         )
         trace = execution.trace or {}
-        steps = list(trace.get("actions", []))
+        steps = [Step.model_validate(s) for s in trace.get("actions", [])]
         names = dict(
             session.execute(
                 select(AdAccount.external_id, AdAccount.name).where(
-                    AdAccount.external_id.in_({s.get("account") for s in steps})
+                    AdAccount.external_id.in_({s.account for s in steps})
                 )
             ).all()
         )
     skipped = [
         SkipRow(
-            entity_name=s.get("name") or "—",
-            account_external_id=s.get("account") or "",
-            account_name=names.get(s.get("account"), ""),
-            action_type=s.get("action") or "",
-            reason=s["reason"],
+            entity_name=s.name or "—",
+            account_external_id=s.account,
+            account_name=names.get(s.account, ""),
+            action_type=s.action,
+            reason=s.reason,
         )
         for s in steps
-        if s.get("reason")
+        if s.reason
     ]
     return ExecutionDetail(
         execution=_execution_row(execution, name),
@@ -232,6 +239,7 @@ def execution_detail(execution_id: int, *, engine: Engine | None = None) -> Exec
         actions=sorted(actions, key=lambda a: a.id),
         stale=dict(trace.get("stale", {})),
         skipped=skipped,
+        not_kept=int(trace.get("not_kept") or 0),
     )
 
 
@@ -270,7 +278,7 @@ def trace_rows(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def recent_actions(
     *,
     hours: int = 24,
-    status: str | None = None,
+    status: ActionStatus | None = None,
     now: datetime | None = None,
     engine: Engine | None = None,
 ) -> list[ActionRow]:
@@ -340,7 +348,7 @@ def why_not(
                 ActionHistory.created_at > now - timedelta(hours=24),
             )
         )
-    if rule.status != "active":
+    if rule.status != RuleStatus.ACTIVE:
         reasons.append(f"The rule is {rule.status}: only active rules are scheduled.")
     elif rule.next_execution_at and rule.next_execution_at > now:
         reasons.append(f"Its next run is due at {rule.next_execution_at:%Y-%m-%d %H:%M} UTC.")
@@ -348,7 +356,7 @@ def why_not(
         reasons.append("None of its accounts is connected.")
     stale_minutes = get_settings().stale_after_minutes
     for account in accounts:
-        if account.token_status != "ok":
+        if account.token_status != TokenStatus.OK:
             reasons.append(f"{account.external_id} needs reconnecting: its token was rejected.")
         if account.last_sync_at is None or account.last_sync_at < now - timedelta(
             minutes=stale_minutes
@@ -394,7 +402,12 @@ def _execution_row(e: RuleExecution, name: str) -> ExecutionRow:
     )
 
 
-def _actions_query():  # type: ignore[no-untyped-def]
+# An action, its rule's name, its account's act_ id, name and Graph URL, its entity's level
+# and id: the outer-joined columns are None where nothing joins (no rule, entity gone).
+ActionsQuery = Select[ActionHistory, str, str, str, str | None, Level, str]
+
+
+def _actions_query() -> ActionsQuery:
     """Actions with their rule's name, their account and their entity, newest first."""
     return (
         select(
@@ -413,7 +426,7 @@ def _actions_query():  # type: ignore[no-untyped-def]
     )
 
 
-def _action_rows(session: Any, query: Any) -> list[ActionRow]:
+def _action_rows(session: Session, query: ActionsQuery) -> list[ActionRow]:
     sandboxes: dict[str | None, bool] = {}
     rows = []
     for action, rule_name, account_id, account_name, graph_url, level, entity_id in session.execute(
@@ -421,7 +434,8 @@ def _action_rows(session: Any, query: Any) -> list[ActionRow]:
     ).all():
         if graph_url not in sandboxes:
             sandboxes[graph_url] = is_sandbox(graph_url)
-        level = level or (action.details or {}).get("level")
+        if level is None and (action.details or {}).get("level"):
+            level = Level(action.details["level"])  # the entity is gone: the action names it
         url = None
         if account_id and not sandboxes[graph_url]:
             url = ads_manager_url(level, account_id, entity_id) or None
@@ -438,7 +452,7 @@ def _action_row(
     rule_name: str | None,
     account_external_id: str,
     account_name: str,
-    level: str | None,
+    level: Level | None,
     entity_external_id: str | None,
     url: str | None,
 ) -> ActionRow:
@@ -455,8 +469,8 @@ def _action_row(
         error_message=a.error_message,
         can_rollback=a.can_rollback and a.rolled_back_by_id is None,
         rolled_back_by_id=a.rolled_back_by_id,
-        settled=settle.get("message") if a.status != "unknown" else None,
-        needs_person=a.status == "unknown" and bool(settle.get("needs_person")),
+        settled=settle.get("message") if a.status != ActionStatus.UNKNOWN else None,
+        needs_person=a.status == ActionStatus.UNKNOWN and bool(settle.get("needs_person")),
         rule_id=a.rule_id,
         execution_id=a.execution_id,
         account_external_id=account_external_id,

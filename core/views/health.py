@@ -27,9 +27,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
+from core.actions.changes import BudgetChange, StoredChangeError, change_of
+from core.actions.kinds import ActionType, kind_of
 from core.db import read_session
 from core.db.models import (
     ActionHistory,
@@ -41,9 +45,11 @@ from core.db.models import (
     ExecutionStatus,
     PendingAction,
     RuleExecution,
+    RuleStatus,
     SchedulerEvent,
     SchedulerHeartbeat,
     SyncRun,
+    SyncStatus,
 )
 from core.db.types import utcnow
 from core.errors import RexError
@@ -54,7 +60,7 @@ from core.rules.windows import local_today
 ALIVE_WITHIN = timedelta(minutes=2)
 IMPACT_DAYS = 30  # the actions the impact figures count: those of the last 30 days
 BEFORE_DAYS = 7  # the days before (and after) an action its effect is measured on
-CHANGING = ("pause", "resume", "change_budget")  # actions that change what an entity spends
+DailySums = dict[tuple[int, date], tuple[int, int]]  # (entity, day) → (spend, revenue) micros
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ def system_health(
         active_rules = session.scalar(
             select(func.count())
             .select_from(AutomationRule)
-            .where(AutomationRule.status == "active")
+            .where(AutomationRule.status == RuleStatus.ACTIVE)
         )
         actions_today = session.scalar(
             select(func.count())
@@ -181,7 +187,7 @@ def system_health(
 
     judged = sum(v for k, v in runs.items() if k != ExecutionStatus.SKIPPED)
     sent = actions.get(ActionStatus.SUCCEEDED, 0) + actions.get(ActionStatus.FAILED, 0)
-    failed_work = actions.get(ActionStatus.FAILED, 0) + syncs.get("failed", 0)
+    failed_work = actions.get(ActionStatus.FAILED, 0) + syncs.get(SyncStatus.FAILED, 0)
     all_work = sent + sum(syncs.values())
     return Health(
         days=days,
@@ -206,13 +212,13 @@ def system_health(
             )
             for b in beats
         ],
-        events=[tuple(e) for e in events],
+        events=[event.tuple() for event in events],
         last_sync_at=last_sync,
         **figures,
     )
 
 
-def _impact(session, now: datetime) -> dict:  # type: ignore[no-untyped-def]
+def _impact(session: Session, now: datetime) -> dict[str, Any]:
     accounts = {a.id: a for a in session.scalars(select(AdAccount))}
     budget, counted = _budget_under_automation(session, now)
     since = now - timedelta(days=IMPACT_DAYS)
@@ -220,15 +226,15 @@ def _impact(session, now: datetime) -> dict:  # type: ignore[no-untyped-def]
         select(ActionHistory)
         .where(
             ActionHistory.status == ActionStatus.SUCCEEDED,
-            ActionHistory.action_type.in_(("pause", "change_budget")),
+            ActionHistory.action_type.in_((ActionType.PAUSE, ActionType.CHANGE_BUDGET)),
             ActionHistory.created_at >= since,
             ActionHistory.entity_id.is_not(None),
         )
         .order_by(ActionHistory.created_at, ActionHistory.id)
     ).all()
     done = [a for a in done if a.account_id in accounts]
-    pauses = [a for a in done if a.action_type == "pause"]
-    raises = [a for a in done if a.action_type == "change_budget" and _raised(a)]
+    pauses = [a for a in done if a.action_type == ActionType.PAUSE]
+    raises = [a for a in done if a.action_type == ActionType.CHANGE_BUDGET and _raised(a)]
 
     def local_day(action: ActionHistory) -> date:
         try:
@@ -286,7 +292,7 @@ def _impact(session, now: datetime) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def _budget_under_automation(session, now: datetime) -> tuple[dict[str, Decimal], int]:  # type: ignore[no-untyped-def]
+def _budget_under_automation(session: Session, now: datetime) -> tuple[dict[str, Decimal], int]:
     """Daily budgets (per currency) of the delivering entities some active rule that is
     not in dry run can change, and how many entities that is. The candidates are the
     rule engine's own: `evaluate_many` picks them as a run would (accounts, level,
@@ -295,13 +301,13 @@ def _budget_under_automation(session, now: datetime) -> tuple[dict[str, Decimal]
 
     rules = []
     for document in session.scalars(
-        select(AutomationRule.document).where(AutomationRule.status == "active")
+        select(AutomationRule.document).where(AutomationRule.status == RuleStatus.ACTIVE)
     ):
         try:
             rule = parse_rule(document)
         except RexError:  # a document this version cannot read is not run either
             continue
-        if not rule.safety.dry_run and any(a.type in CHANGING for a in rule.actions):
+        if not rule.safety.dry_run and any(kind_of(a.type).changes_spend for a in rule.actions):
             rules.append(rule)
     if not rules:
         return {}, 0
@@ -329,11 +335,14 @@ def _effective(action: ActionHistory) -> datetime:
 
 
 def _raised(action: ActionHistory) -> bool:
-    details = action.details or {}
-    return details.get("new_minor", 0) > details.get("old_minor", 0)
+    try:
+        change = change_of(action)
+    except StoredChangeError:
+        return False
+    return isinstance(change, BudgetChange) and change.delta_minor > 0
 
 
-def _pause_ends(session, pauses: list[ActionHistory]) -> dict[int, datetime]:  # type: ignore[no-untyped-def]
+def _pause_ends(session: Session, pauses: list[ActionHistory]) -> dict[int, datetime]:
     """When each pause was undone: its rollback, or a later resume of the same entity."""
     if not pauses:
         return {}
@@ -345,10 +354,10 @@ def _pause_ends(session, pauses: list[ActionHistory]) -> dict[int, datetime]:  #
             )
         )
     }
-    resumes: dict[int, list[datetime]] = defaultdict(list)
+    resumes: dict[int | None, list[datetime]] = defaultdict(list)
     for entity_id, at in session.execute(
         select(ActionHistory.entity_id, ActionHistory.created_at).where(
-            ActionHistory.action_type == "resume",
+            ActionHistory.action_type == ActionType.RESUME,
             ActionHistory.status == ActionStatus.SUCCEEDED,
             ActionHistory.entity_id.in_({p.entity_id for p in pauses}),
         )
@@ -364,7 +373,7 @@ def _pause_ends(session, pauses: list[ActionHistory]) -> dict[int, datetime]:  #
     return ends
 
 
-def _data_starts(session, account_ids: set[int]) -> dict[int, date]:  # type: ignore[no-untyped-def]
+def _data_starts(session: Session, account_ids: set[int]) -> dict[int, date]:
     """The first day of each account's synced numbers (a successful sync's first day, or
     the oldest stored row if older): days before it are unknown, not zero."""
     if not account_ids:
@@ -372,7 +381,7 @@ def _data_starts(session, account_ids: set[int]) -> dict[int, date]:  # type: ig
     starts: dict[int, date] = {}
     for query in (
         select(SyncRun.account_id, func.min(SyncRun.since))
-        .where(SyncRun.account_id.in_(account_ids), SyncRun.status == "succeeded")
+        .where(SyncRun.account_id.in_(account_ids), SyncRun.status == SyncStatus.SUCCEEDED)
         .group_by(SyncRun.account_id),
         select(AdMetric.account_id, func.min(AdMetric.date))
         .where(AdMetric.account_id.in_(account_ids))
@@ -384,9 +393,7 @@ def _data_starts(session, account_ids: set[int]) -> dict[int, date]:  # type: ig
     return starts
 
 
-def _daily_sums(  # type: ignore[no-untyped-def]
-    session, actions: list[ActionHistory], days: dict[int, date]
-) -> dict[tuple[int, date], tuple[int, int]]:
+def _daily_sums(session: Session, actions: list[ActionHistory], days: dict[int, date]) -> DailySums:
     """(entity, day) → (spend, revenue) in micros, around every action, in one query."""
     if not actions:
         return {}
@@ -403,12 +410,12 @@ def _daily_sums(  # type: ignore[no-untyped-def]
     return {(e, d): (int(s or 0), int(r or 0)) for e, d, s, r in rows}
 
 
-def _average(  # type: ignore[no-untyped-def]
-    daily, entity_id: int, first: date, last: date, data_starts: date | None
+def _average(
+    daily: DailySums, entity_id: int | None, first: date, last: date, data_starts: date | None
 ) -> tuple[Decimal, Decimal] | None:
     """Average daily spend and revenue (major units) of an entity over the synced days of
-    [first, last]; None when Rex synced none of them."""
-    if data_starts is None or data_starts > last:
+    [first, last]; None when Rex synced none of them (or the action names no entity)."""
+    if entity_id is None or data_starts is None or data_starts > last:
         return None
     first = max(first, data_starts)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]

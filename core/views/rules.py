@@ -8,17 +8,27 @@ The rules themselves, bulk enable / disable, "Go live" and the builder are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import aliased
 
+from core.actions.changes import BudgetChange, change_of
+from core.actions.kinds import ActionType
 from core.db import read_session
-from core.db.models import ActionHistory, ActionStatus, ExecutionStatus, RuleExecution
+from core.db.models import (
+    ActionHistory,
+    ActionStatus,
+    ExecutionStatus,
+    RuleExecution,
+    RuleStatus,
+)
 from core.db.types import utcnow
-from core.errors import InputError
+from core.errors import InputError, RexError
 from core.money import format_money, from_minor
 from core.rules.builder import account_choices, offers_go_live, rule_currency
 from core.rules.describe import counts_text
@@ -28,7 +38,7 @@ from core.rules.store import RuleView, list_rules
 @dataclass(frozen=True)
 class LastRun:
     at: datetime
-    status: str
+    status: ExecutionStatus
     acted: int
     queued: int
     would: int
@@ -96,24 +106,26 @@ def rules_with_activity(
         }
         moved: dict[int, dict[str, Decimal]] = {}
         budget_changes = session.execute(
-            select(ActionHistory.rule_id, ActionHistory.details)
+            select(ActionHistory)
             .outerjoin(undo, undo.id == ActionHistory.rolled_back_by_id)
             .where(
                 ActionHistory.created_at >= since,
-                ActionHistory.action_type == "change_budget",
+                ActionHistory.action_type == ActionType.CHANGE_BUDGET,
                 ActionHistory.status == ActionStatus.SUCCEEDED,
                 ActionHistory.rule_id.is_not(None),
                 (undo.id.is_(None)) | (undo.status != ActionStatus.SUCCEEDED),
             )
         )
-        for rule_id, details in budget_changes:
-            details = details or {}
+        for (action,) in budget_changes:
             try:
-                currency = details["currency"]
-                delta = from_minor(int(details["new_minor"]) - int(details["old_minor"]), currency)
-            except (KeyError, TypeError, ValueError):
+                change = change_of(action)
+                if not isinstance(change, BudgetChange):
+                    continue
+                currency = change.currency
+                delta = from_minor(change.delta_minor, currency)
+            except (RexError, ValueError):
                 continue  # a record without the amounts: nothing to add
-            per_rule = moved.setdefault(rule_id, {})
+            per_rule = moved.setdefault(action.rule_id or 0, {})
             per_rule[currency] = per_rule.get(currency, Decimal(0)) + delta
     accounts = account_choices(engine=engine)
     return [
@@ -140,9 +152,9 @@ SORTS: dict[str, str] = {
 }
 
 
-def _sort_key(sort: str):  # type: ignore[no-untyped-def]
+def _sort_key(sort: str) -> Callable[[RuleListRow], Any]:
     far_past = datetime.min.replace(tzinfo=utcnow().tzinfo)
-    keys = {
+    keys: dict[str, Callable[[RuleListRow], Any]] = {
         "created": lambda r: r.rule.id,
         "name": lambda r: (r.rule.name.lower(), r.rule.id),
         "last_run": lambda r: (-(r.last_run.at if r.last_run else far_past).timestamp(), r.rule.id),
@@ -160,7 +172,7 @@ def page_of_rules(
     rows: list[RuleListRow],
     *,
     text: str = "",
-    statuses: list[str] | None = None,
+    statuses: list[RuleStatus] | None = None,
     page: int = 1,
     sort: str = "created",
 ) -> tuple[list[RuleListRow], int, int]:

@@ -1,0 +1,109 @@
+"""One tick for all due rules: rules acting on the same entity see each other's changes
+(or are skipped naming the rule that changed it), and the tick's writes go out together."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.accounts import connect_account
+from core.db import read_session
+from core.db.models import RuleExecution
+from core.engine.run import TRACE_KEPT, run_due_rules, run_rule_now
+from core.rules.store import save_rule
+from core.sync.runner import SyncOptions, sync_accounts
+from tests.conftest import NOW
+from tests.documents import scale_winners
+
+TICK = NOW + timedelta(seconds=1)
+
+
+def batch_requests(server) -> int:  # type: ignore[no-untyped-def]
+    with server.state.lock:
+        return sum(1 for r in server.state.request_log
+                   if r["method"] == "POST" and "batch" in r["params"])  # fmt: skip
+
+
+def test_a_second_rule_plans_on_the_first_rule_s_new_budget(worked) -> None:  # type: ignore[no-untyped-def]
+    first = save_rule(scale_winners(name="Raise 25 %"), now=NOW)
+    second = save_rule(
+        scale_winners(name="Raise 10 %",
+                      actions=[{"type": "change_budget", "by_percent": 10, "max": 1000}]),
+        now=NOW,
+    )  # fmt: skip
+    with worked.state.lock:
+        worked.state.request_log.clear()  # the sync's requests
+
+    results = run_due_rules(TICK)
+
+    assert [r.rule_id for r in results] == [first.id, second.id]  # planned in rule-id order
+    raised, again = results
+    assert [(s.name, s.old, s.new) for s in raised.steps] == [
+        ("A", "200.00 USD", "250.00 USD"),
+        ("C", "320.00 USD", "400.00 USD"),
+    ]
+    assert [(s.name, s.old, s.new) for s in again.steps] == [
+        ("A", "250.00 USD", "275.00 USD"),  # from the first rule's 250, not the synced 200
+        ("C", "400.00 USD", "440.00 USD"),
+    ]
+    assert all(s.outcome == "succeeded" for r in results for s in r.steps)
+    with worked.state.lock:
+        budgets = {e.name: e.daily_budget for e in worked.state.entities.values()
+                   if e.level == "campaign"}  # fmt: skip
+    assert budgets == {"A": 27_500, "B": 15_000, "C": 44_000}
+    # both rules' four writes in one batch request, and one more reads them back (run rule
+    # by rule, it would be two and two)
+    assert batch_requests(worked) == 2
+
+
+def test_a_rule_with_nothing_left_to_do_names_the_rule_that_did_it(worked) -> None:  # type: ignore[no-untyped-def]
+    pauser = save_rule(scale_winners(name="Stop A and C", actions=[{"type": "pause"}]), now=NOW)
+    save_rule(scale_winners(name="Also stop them", actions=[{"type": "pause"}]), now=NOW)
+
+    paused, late = run_due_rules(TICK)
+
+    assert [s.outcome for s in paused.steps] == ["succeeded", "succeeded"]
+    assert [s.outcome for s in late.steps] == ["skipped", "skipped"]
+    assert {s.reason for s in late.steps} == {
+        f"already paused (rule #{pauser.id} 'Stop A and C' changed it earlier in this tick)"
+    }
+    with worked.state.lock:
+        assert len(worked.state.write_log) == 2  # each entity paused once
+
+
+def test_a_dry_run_in_the_same_tick_changes_nothing_for_the_live_rule(worked) -> None:  # type: ignore[no-untyped-def]
+    save_rule(scale_winners(name="Test pause", actions=[{"type": "pause"}],
+                            safety={"dry_run": True}), now=NOW)  # fmt: skip
+    save_rule(scale_winners(name="Raise"), now=NOW)
+
+    tested, live = run_due_rules(TICK)
+
+    assert [s.outcome for s in tested.steps] == ["dry_run", "dry_run"]
+    assert [(s.name, s.old, s.new, s.outcome) for s in live.steps] == [
+        ("A", "200.00 USD", "250.00 USD", "succeeded"),
+        ("C", "320.00 USD", "400.00 USD", "succeeded"),
+    ]
+
+
+def test_a_large_rule_s_trace_keeps_what_it_acted_on_and_counts_the_rest(db, sandbox) -> None:  # type: ignore[no-untyped-def]
+    account = sandbox.account_ids[0]
+    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
+                                      client_options={"poll_seconds": 0.01}))  # fmt: skip
+    rule = save_rule(
+        {"name": "Pause the big spenders", "scope": {"level": "ad", "account_ids": [account]},
+         "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0.5},
+         "actions": [{"type": "pause"}],
+         "safety": {"max_daily_actions": 2, "cooldown_minutes": 0, "dry_run": True}},
+        now=NOW,
+    )  # fmt: skip
+
+    result = run_rule_now(rule.id, NOW)
+
+    with read_session() as session:
+        trace = session.get_one(RuleExecution, result.execution_id).trace
+    assert result.entities_checked > TRACE_KEPT + 2  # a rule too large to keep whole
+    kept = {c["entity_id"] for c in trace["candidates"]}
+    acted = {s.entity_id for s in result.steps if s.outcome == "dry_run"}
+    assert len(acted) == 2 and acted <= kept  # what it acted on is always in the trace
+    assert len(kept) == len(acted) + TRACE_KEPT
+    assert trace["not_kept"] == result.entities_checked - len(kept)
