@@ -57,12 +57,12 @@ if health.schedulers:
     st.dataframe(
         [
             {
-                "Job": job,
-                "Last run": format_time(info.get("last_run_at")),
-                "Outcome": info.get("outcome"),
-                "Took": format_duration(info.get("duration_ms")),
+                "Job": run.job,
+                "Last run": format_time(run.last_run_at),
+                "Outcome": run.outcome,
+                "Took": format_duration(run.duration_ms),
             }
-            for job, info in sorted(health.schedulers[0].jobs.items())
+            for run in health.schedulers[0].job_runs
         ],
         hide_index=True,
         width="stretch",
@@ -71,8 +71,8 @@ if health.events:
     st.caption("Job errors and missed runs")
     st.dataframe(
         [
-            {"At": format_time(at), "Job": job, "Kind": kind, "Message": message}
-            for at, job, kind, message in health.events
+            {"At": format_time(e.at), "Job": e.job, "Kind": e.kind, "Message": e.message}
+            for e in health.events
         ],
         hide_index=True,
         width="stretch",

@@ -158,6 +158,7 @@ def test_the_page_shows_durations_and_times_as_people_read_them(db: Engine) -> N
             "sync": {"last_run_at": "2026-11-20T18:30:05.123456+00:00", "outcome": "ok",
                      "duration_ms": 12_345},
             "heartbeat": {"last_run_at": now.isoformat(), "outcome": "ok", "duration_ms": 4},
+            "stopped": "killed (stopped without a word)",  # how recovery closes a killed one
         }  # fmt: skip
         session.add(SchedulerHeartbeat(host="box", pid=42, started_at=now, last_tick_at=now,
                                        jobs=jobs))  # fmt: skip
@@ -175,5 +176,6 @@ def test_the_page_shows_durations_and_times_as_people_read_them(db: Engine) -> N
     jobs = app.dataframe[0].value
     assert list(jobs.columns) == ["Job", "Last run", "Outcome", "Took"]
     by_job = {row["Job"]: row for row in jobs.to_dict("records")}
+    assert set(by_job) == {"sync", "heartbeat"}  # "stopped" is how it ended, not a job
     assert by_job["sync"]["Last run"] == "2026-11-20 18:30:05 UTC"
     assert (by_job["sync"]["Took"], by_job["heartbeat"]["Took"]) == ("12.3 s", "4 ms")

@@ -64,13 +64,46 @@ DailySums = dict[tuple[int, date], tuple[int, int]]  # (entity, day) → (spend,
 
 
 @dataclass(frozen=True)
+class JobRun:
+    """A scheduler job's last run, as the heartbeat records it."""
+
+    job: str
+    last_run_at: str | None  # ISO time, as recorded
+    outcome: str | None  # "ok", "error: …", "skipped (another replica)", …
+    duration_ms: int | None
+
+    @classmethod
+    def of(cls, job: str, recorded: Any) -> JobRun:
+        info = recorded if isinstance(recorded, dict) else {"outcome": str(recorded)}
+        took = info.get("duration_ms")
+        return cls(job, info.get("last_run_at"), info.get("outcome"),
+                   took if isinstance(took, int) else None)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A job error or missed run."""
+
+    at: datetime
+    job: str
+    kind: str
+    message: str | None
+
+
+@dataclass(frozen=True)
 class SchedulerState:
     host: str
     pid: int
     started_at: datetime
     last_tick_at: datetime | None
     alive: bool
-    jobs: dict
+    jobs: dict[str, Any]  # as recorded (also "stopped": how the scheduler ended)
+
+    @property
+    def job_runs(self) -> list[JobRun]:
+        """The jobs' last runs, by name (what is not a job's record left out)."""
+        return [JobRun.of(job, info) for job, info in sorted(self.jobs.items())
+                if isinstance(info, dict)]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,7 +118,7 @@ class Health:
     pending_approvals: int
     failures_today: int
     schedulers: list[SchedulerState]
-    events: list[tuple[datetime, str, str, str | None]]  # at, job, kind, message
+    events: list[JobEvent]
     # impact (see the module's docstring for what each counts), currency → amount
     budget_under_automation: dict[str, Decimal] = field(default_factory=dict)
     spend_saved: dict[str, Decimal] = field(default_factory=dict)
@@ -212,7 +245,7 @@ def system_health(
             )
             for b in beats
         ],
-        events=[event.tuple() for event in events],
+        events=[JobEvent(at, job, kind, message) for at, job, kind, message in events],
         last_sync_at=last_sync,
         **figures,
     )
