@@ -104,9 +104,9 @@ def test_counts_say_what_happened(worked) -> None:  # type: ignore[no-untyped-de
     assert counts(asked) == (0, 2, 0, 0)
     assert counts(tried) == (0, 0, 2, 0)
     assert counts(acted) == (1, 0, 0, 1)
-    assert asked.summary == "queued 2 for approval"
-    assert tried.summary == "would act on 2 (dry run)"
-    assert acted.summary == "acted 1, skipped 1"
+    assert asked.summary == "2 queued for approval"
+    assert tried.summary == "2 would act (dry run)"
+    assert acted.summary == "1 acted, 1 skipped"
 
 
 def test_the_cli_run_says_queued_would_and_acted(live) -> None:  # type: ignore[no-untyped-def]
@@ -122,11 +122,11 @@ def test_the_cli_run_says_queued_would_and_acted(live) -> None:  # type: ignore[
     tried = run({**SCALE_WINNERS, "name": "try", "safety": {"dry_run": True}})
     acted = run({**SCALE_WINNERS, "name": "cap", "safety": {"max_daily_actions": 1}})
 
-    assert "3 checked, 2 matched; queued 2 for approval in" in asked
+    assert "3 checked, 2 matched; 2 queued for approval in" in asked
     assert "acted" not in asked.splitlines()[0]
-    assert "; would act on 2 (dry run) in" in tried
+    assert "; 2 would act (dry run) in" in tried
     assert "would (dry run): change_budget A 200.00 USD → 250.00 USD · act_2001" in tried
-    assert "; acted 1, skipped 1 in" in acted
+    assert "; 1 acted, 1 skipped in" in acted
     assert "skipped: change_budget C (daily cap reached (1 actions today)) · act_2001" in acted
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from core.db.models import ActionStatus
+from core.rules.describe import counts_text
 
 
 class StepOutcome(StrEnum):
@@ -93,32 +94,9 @@ class RunResult:
 
     @property
     def summary(self) -> str:
-        """What happened, in words: "acted 1, skipped 2", "queued 2 for approval"."""
-        return counts_in_words(
-            taken=self.actions_taken,
-            queued=self.actions_queued,
-            would=self.actions_would,
-            skipped=self.actions_skipped,
-            mode=self.mode,
-        )
-
-
-def counts_in_words(
-    *, taken: int, queued: int, would: int, skipped: int, mode: str | None = None
-) -> str:
-    """A run's counts as people say them: "acted 1, skipped 2", "queued 2 for approval",
-    "would act on 3 (dry run)". `mode` (a run's `mode`, or None for a stored execution
-    whose counts alone tell) names the count a run of that kind is about even at 0."""
-    parts = []
-    if would or mode == "dry_run":
-        parts.append(f"would act on {would} (dry run)")
-    if queued or mode == "approval":
-        parts.append(f"queued {queued} for approval")
-    if taken or not parts:
-        parts.append(f"acted {taken}")
-    if skipped:
-        parts.append(f"skipped {skipped}")
-    return ", ".join(parts)
+        """What happened, in the words every page uses: "1 acted, 2 skipped"."""
+        return counts_text(self.actions_taken, self.actions_queued, self.actions_would,
+                           self.actions_skipped, mode=self.mode)  # fmt: skip
 
 
 def failure_summary(steps: list[Step]) -> str:

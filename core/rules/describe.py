@@ -178,13 +178,16 @@ def _budget_action(action: ChangeBudget, currency: str | None) -> str:
 # --------------------------------------------------------------------- verdicts
 
 
-def counts_text(acted: int, queued: int, would: int, skipped: int) -> str:
+def counts_text(
+    acted: int, queued: int, would: int, skipped: int, *, mode: str | None = None
+) -> str:
     """What a run did, in words: "2 acted", "2 queued for approval", "2 would act (dry
-    run)", "1 skipped" — only the counts that are not zero ("nothing to do")."""
+    run)", "1 skipped" — only the counts that are not zero ("nothing to do"), except the
+    one a run of its `mode` is about (`dry_run`, `approval`), said even at 0."""
     parts = [
         f"{acted} acted" if acted else "",
-        f"{queued} queued for approval" if queued else "",
-        f"{would} would act (dry run)" if would else "",
+        f"{queued} queued for approval" if queued or mode == "approval" else "",
+        f"{would} would act (dry run)" if would or mode == "dry_run" else "",
         f"{skipped} skipped" if skipped else "",
     ]
     return ", ".join(p for p in parts if p) or "nothing to do"
