@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from core.accounts import connect_account
-from core.db import read_session
-from core.db.models import RuleExecution
+from core.db import read_session, write_session
+from core.db.models import ActionHistory, AdEntity, RuleExecution
 from core.engine.run import TRACE_KEPT, run_due_rules, run_rule_now
 from core.rules.store import save_rule
 from core.sync.runner import SyncOptions, sync_accounts
@@ -107,3 +109,22 @@ def test_a_large_rule_s_trace_keeps_what_it_acted_on_and_counts_the_rest(db, san
     assert len(acted) == 2 and acted <= kept  # what it acted on is always in the trace
     assert len(kept) == len(acted) + TRACE_KEPT
     assert trace["not_kept"] == result.entities_checked - len(kept)
+
+
+def test_a_key_used_behind_the_ledger_s_back_is_never_written_twice(worked) -> None:  # type: ignore[no-untyped-def]
+    rule = save_rule(scale_winners(), now=NOW)
+    with write_session() as session:  # another runner recorded A's intent for this slot
+        a = session.scalars(select(AdEntity).where(AdEntity.name == "A")).one()
+        session.add(ActionHistory(
+            rule_id=rule.id, account_id=a.account_id, entity_id=a.id, entity_name="A",
+            action_type="change_budget", status="failed", created_at=NOW - timedelta(days=2),
+            idempotency_key=f"r{rule.id}:e{a.id}:a0:change_budget:{NOW:%Y%m%dT%H%M}Z",
+        ))  # fmt: skip
+
+    (result,) = run_due_rules(TICK)
+
+    by_name = {s.name: s for s in result.steps}
+    assert (by_name["A"].outcome, by_name["A"].reason) == ("skipped", "already done in this slot")
+    assert by_name["C"].outcome == "succeeded"  # the rest of the plan is still recorded
+    with worked.state.lock:
+        assert [w.object_id for w in worked.state.write_log] == [by_name["C"].entity]
