@@ -64,6 +64,7 @@ from core.settings import get_settings
 class _Booked:
     view: EntityView
     by: str | None = None  # the rule that changed it in this tick, in words
+    step: Step | None = None  # that change's step (its intent is sent first)
 
 
 class EntityBook:
@@ -91,8 +92,18 @@ class EntityBook:
             self.entities[candidate.entity_id] = booked
         return booked
 
-    def changed(self, entity_id: int, view: EntityView, by: str) -> None:
-        self.entities[entity_id] = _Booked(view, by)
+    def changed(self, entity_id: int, view: EntityView, by: str, step: Step) -> None:
+        self.entities[entity_id] = _Booked(view, by, step)
+
+
+@dataclass(frozen=True)
+class After:
+    """An intent planned on the result of an earlier one in the same tick (`first`, of
+    the rule `by`): it is sent only once that one has succeeded."""
+
+    step: Step
+    first: Step
+    by: str
 
 
 @dataclass
@@ -133,7 +144,7 @@ class Planner:
         self.held_accounts: dict[str, str] = {}
         self.today: dict[int, int] = {}  # account id → counted actions today, this run's too
         self.queued_here: set[tuple[int, str]] = set()
-        self.acted_here: set[int] = set()  # entities this run acted on: no self-cooldown
+        self.after: list[After] = []  # intents planned on an earlier intent's result
 
     def plan_all(self, evaluation: Evaluation) -> list[Step]:
         """Every action for every matched entity, in a fixed order (account, entity). An
@@ -173,7 +184,7 @@ class Planner:
         elif self.rule.safety.require_approval:
             self.queue(candidate, account, kind, planned, step)
         else:
-            self.intend(candidate, account, kind, planned, index, step, booked.view)
+            self.intend(candidate, account, kind, planned, index, step, booked)
 
     # --------------------------------------------------------------- guards
 
@@ -224,9 +235,11 @@ class Planner:
 
     def intend(
         self, candidate: Candidate, account: AdAccount, kind: ActionKind, planned: Planned,
-        index: int, step: Step, view: EntityView,
+        index: int, step: Step, booked: _Booked,
     ) -> None:  # fmt: skip
-        """Live: an intent with its idempotency key, sent once the tick is planned."""
+        """Live: an intent with its idempotency key, sent once the tick is planned — after
+        the intent of an earlier change to the entity in this tick, if there is one, and
+        only if that one succeeded (it planned on that one's result)."""
         key = (
             f"r{self.rule_id}:e{candidate.entity_id}:a{index}:{kind.type}:{self.slot:%Y%m%dT%H%M}Z"
         )
@@ -236,7 +249,10 @@ class Planner:
         step.outcome = StepOutcome.PENDING
         self._record(candidate, account, kind, planned, ActionStatus.PENDING, step, key)
         self._counts(account)
-        self.book.changed(candidate.entity_id, planned.change.after(view), self.label)
+        if booked.step is not None:
+            self.after.append(After(step, booked.step, booked.by or ""))
+        self.book.changed(candidate.entity_id, planned.change.after(booked.view), self.label,
+                          step)  # fmt: skip
 
     def queue(
         self, candidate: Candidate, account: AdAccount, kind: ActionKind, planned: Planned,
