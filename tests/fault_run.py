@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from core.accounts import connect_account
 from core.actions.changes import change_of
@@ -351,15 +351,28 @@ def main() -> int:  # pragma: no cover - a command for people
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slots", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database", default="sqlite:///var/fault-run.db")
+    parser.add_argument(
+        "--database", help="an empty database (default: a new SQLite file in a temporary "
+        "directory); the run compares everything on its record with what Meta applied"
+    )  # fmt: skip
     args = parser.parse_args()
-    os.environ["REX_DATABASE_URL"] = args.database
+    database = args.database or f"sqlite:///{tempfile.mkdtemp()}/fault-run.db"
+    os.environ["REX_DATABASE_URL"] = database
     os.environ.setdefault("REX_GRAPH_TIMEOUT_SECONDS", "10")
     from core.settings import reload_settings
 
     reload_settings()
-    migrate.upgrade("head", url=args.database)
-    report = run_faults(get_engine(args.database), slots=args.slots, seed=args.seed)
+    migrate.upgrade("head", url=database)
+    engine = get_engine(database)
+    with read_session(engine) as session:
+        if session.scalar(select(func.count(AutomationRule.id))):
+            print(
+                f"{database} already holds rules and actions: a fault run needs an empty "
+                "database (leave out --database for a new SQLite file)",
+                file=sys.stderr,
+            )
+            return 2  # fmt: skip
+    report = run_faults(engine, slots=args.slots, seed=args.seed)
     print(json.dumps(report.as_dict(), indent=2))
     for line in report.mismatches + report.unsettled + report.cap_violations:
         print(line)
