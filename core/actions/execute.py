@@ -72,21 +72,6 @@ class Outcome:
         return cls(FAILED, error.explain(), error.code, error=error)
 
 
-def defer_intents(reasons: dict[int, str], *, engine: Engine | None = None) -> dict[int, str]:
-    """Record pending intents as never sent (`deferred`), each with its reason."""
-    pending = set(_pending_among(list(reasons), engine))  # one another runner took: left
-    return _record(engine, {i: Outcome(DEFERRED, reasons[i]) for i in reasons if i in pending})
-
-
-def _pending_among(action_ids: list[int], engine: Engine | None) -> list[int]:
-    with read_session(engine) as session:
-        return list(
-            session.scalars(
-                select(Action.id).where(Action.id.in_(action_ids), Action.status == PENDING)
-            )
-        )
-
-
 def execute_intents(
     action_ids: list[int], *, engine: Engine | None = None, now: datetime | None = None
 ) -> dict[int, str]:

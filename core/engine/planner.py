@@ -25,7 +25,7 @@ Everything a rule's plan records is written in one transaction (`commit`); with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,12 +59,18 @@ from core.rules.document import RuleDocument
 from core.rules.evaluate import Candidate, EntityRef, Evaluation, trace_value
 from core.settings import get_settings
 
+# What a change of each shape did, for the reason a second one in the tick is skipped.
+_CHANGED = {"status": "its status was changed", "budget": "its budget was changed",
+            "create": "it was copied"}  # fmt: skip
+
 
 @dataclass
 class _Booked:
     view: EntityView
-    by: str | None = None  # the rule that changed it in this tick, in words
-    step: Step | None = None  # that change's step (its intent is sent first)
+    by: str | None = None  # the rule that last changed it in this tick, in words
+    # shape → the change made to it in this tick, in words ("rule #1 'X' (200.00 USD →
+    # 250.00 USD)"): one change of each shape per entity and tick
+    changes: dict[str, str] = field(default_factory=dict)
 
 
 class EntityBook:
@@ -92,18 +98,10 @@ class EntityBook:
             self.entities[candidate.entity_id] = booked
         return booked
 
-    def changed(self, entity_id: int, view: EntityView, by: str, step: Step) -> None:
-        self.entities[entity_id] = _Booked(view, by, step)
-
-
-@dataclass(frozen=True)
-class After:
-    """An intent planned on the result of an earlier one in the same tick (`first`, of
-    the rule `by`): it is sent only once that one has succeeded."""
-
-    step: Step
-    first: Step
-    by: str
+    def changed(self, entity_id: int, view: EntityView, by: str, shape: str, words: str) -> None:
+        booked = self.entities[entity_id]
+        booked.view, booked.by = view, by
+        booked.changes[shape] = words
 
 
 @dataclass
@@ -144,7 +142,6 @@ class Planner:
         self.held_accounts: dict[str, str] = {}
         self.today: dict[int, int] = {}  # account id → counted actions today, this run's too
         self.queued_here: set[tuple[int, str]] = set()
-        self.after: list[After] = []  # intents planned on an earlier intent's result
 
     def plan_all(self, evaluation: Evaluation) -> list[Step]:
         """Every action for every matched entity, in a fixed order (account, entity). An
@@ -175,6 +172,13 @@ class Planner:
         except PlanSkip as skip:
             changed = f" ({booked.by} changed it earlier in this tick)" if booked.by else ""
             step.skip(f"{skip}{changed}")
+            return
+        earlier = booked.changes.get(planned.change.shape)
+        if earlier is not None:  # first rule wins: never two writes of one kind in a tick
+            step.skip(
+                f"{_CHANGED[planned.change.shape]} earlier in this tick by {earlier}; this "
+                "rule judges it again at its next run"
+            )
             return
         step.old, step.new, step.note = planned.old_text, planned.new_text, planned.note
         if kind.type == ActionType.NOTIFY:
@@ -237,9 +241,7 @@ class Planner:
         self, candidate: Candidate, account: AdAccount, kind: ActionKind, planned: Planned,
         index: int, step: Step, booked: _Booked,
     ) -> None:  # fmt: skip
-        """Live: an intent with its idempotency key, sent once the tick is planned — after
-        the intent of an earlier change to the entity in this tick, if there is one, and
-        only if that one succeeded (it planned on that one's result)."""
+        """Live: an intent with its idempotency key, sent once the tick is planned."""
         key = (
             f"r{self.rule_id}:e{candidate.entity_id}:a{index}:{kind.type}:{self.slot:%Y%m%dT%H%M}Z"
         )
@@ -249,10 +251,10 @@ class Planner:
         step.outcome = StepOutcome.PENDING
         self._record(candidate, account, kind, planned, ActionStatus.PENDING, step, key)
         self._counts(account)
-        if booked.step is not None:
-            self.after.append(After(step, booked.step, booked.by or ""))
+        words = self.label + (f" ({planned.old_text} → {planned.new_text})"
+                              if planned.old_text and planned.new_text else "")  # fmt: skip
         self.book.changed(candidate.entity_id, planned.change.after(booked.view), self.label,
-                          step)  # fmt: skip
+                          planned.change.shape, words)  # fmt: skip
 
     def queue(
         self, candidate: Candidate, account: AdAccount, kind: ActionKind, planned: Planned,

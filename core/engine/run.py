@@ -36,12 +36,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from core.actions.execute import defer_intents, execute_intents
+from core.actions.execute import execute_intents
 from core.actions.settle import unsettled_writes
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
-    ActionStatus,
     AdAccount,
     AutomationRule,
     ExecutionStatus,
@@ -282,7 +281,7 @@ def _plan_and_send(
         run.intents = run.planner.intents()
     intents = [i for r in parsed for i in r.intents]
     if intents:
-        _send(planned, intents, now, engine)
+        execute_intents(intents, engine=engine, now=now)
         _read_outcomes(parsed, intents, engine)
     for run in parsed:
         if run.result.status == ExecutionStatus.RUNNING:
@@ -321,44 +320,6 @@ def _plan(
         result.steps = planner.steps
     # the trace once planned: it keeps what the planner judged (see TRACE_KEPT)
     run.trace.update(evaluation.to_json(keep=TRACE_KEPT))
-
-
-def _send(runs: list[_Run], intents: list[int], now: datetime, engine: Engine | None) -> None:
-    """The tick's intents, in waves: first every intent on an entity no other intent of
-    the tick changed before; then each intent planned on an earlier one's result, once
-    that one succeeded — else it is not sent (the rule decides again at its next run)."""
-    first_of: dict[int, tuple[int, str]] = {}  # intent → (the one it follows, whose)
-    for run in runs:
-        for after in run.planner.after if run.planner else []:
-            if after.step.action_id is not None and after.first.action_id is not None:
-                first_of[after.step.action_id] = (after.first.action_id, after.by)
-    wave: dict[int, int] = {}
-    for action_id in intents:  # in plan order: the one an intent follows comes before it
-        first = first_of.get(action_id)
-        wave[action_id] = wave.get(first[0], -1) + 1 if first else 0
-    for number in range(max(wave.values()) + 1):
-        ids = [i for i in intents if wave[i] == number]
-        if number:
-            with read_session(engine) as session:
-                status = dict(
-                    session.execute(
-                        select(ActionHistory.id, ActionHistory.status).where(
-                            ActionHistory.id.in_({first_of[i][0] for i in ids})
-                        )
-                    ).all()
-                )
-            held = {
-                i: f"not sent: {first_of[i][1]}'s change to it earlier in this tick did not "
-                f"succeed ({status.get(first_of[i][0])}), and this one was planned on its "
-                "result; the rule decides again at its next run"
-                for i in ids
-                if status.get(first_of[i][0]) != ActionStatus.SUCCEEDED
-            }
-            if held:
-                defer_intents(held, engine=engine)
-            ids = [i for i in ids if i not in held]
-        if ids:
-            execute_intents(ids, engine=engine, now=now)
 
 
 def _read_outcomes(runs: list[_Run], intents: list[int], engine: Engine | None) -> None:
