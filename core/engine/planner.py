@@ -14,10 +14,13 @@ the planner:
   action and evaluation slot) for the tick to send.
 
 A tick plans its rules one after another against one `EntityBook`: a live intent
-updates the entity there (its new budget or status), so a later rule in the same tick
-plans on what the entity will be — or is skipped with a reason naming the rule that
-changed it. Dry runs and proposals do not change the book (a dry run never changes
-what a live run does; a proposal changes nothing until a person approves it).
+updates the entity there (its new budget or status), and the first rule wins each kind
+of change — a later rule's second budget (status, copy) change to the entity in the
+same tick is skipped with a reason naming the rule that made the first, while a change
+of another kind plans on what the entity will be. So no entity gets two writes of one
+kind in a tick, and no write depends on another's outcome. Dry runs and proposals do
+not change the book (a dry run never changes what a live run does; a proposal changes
+nothing until a person approves it).
 
 Everything a rule's plan records is written in one transaction (`commit`); with
 `preview=True` nothing is, and the steps say what a run at that instant would record.

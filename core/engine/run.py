@@ -8,10 +8,10 @@ hand) and:
 2. reads what the rules did before once (`Ledger`: cooldowns, daily caps, proposals
    waiting, idempotency keys) and which entities have a write not settled yet;
 3. plans rule by rule in rule-id order (`core.engine.planner`): each rule's steps are
-   decided against one in-memory view of the entities that every live change updates,
-   so a second rule acting on an entity a first rule changed in this tick plans on its
-   new budget or status — or is skipped with a reason that names that rule — and each
-   rule's records (intents, "would" rows, proposals, notifications) are committed in
+   decided against one in-memory view of the entities that every live change updates
+   (the first rule wins each kind of change to an entity; a second of the same kind is
+   skipped naming it, one of another kind plans on the new state), and the tick's
+   records (intents, "would" rows, proposals, notifications) are committed in
    one transaction before anything is sent;
 4. sends the whole tick's intents together (`core.actions.execute`: per account, ≤ 50
    per batch request, across rules) and reads their outcomes back onto the steps;
