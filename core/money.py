@@ -112,6 +112,12 @@ def format_money(amount: Decimal | None, currency: str) -> str:
     return f"{amount.quantize(_quantum(currency)):,} {_currency_code(currency)}"
 
 
+def format_minor(minor: int, currency: str) -> str:
+    """An amount in the currency's minor unit as people read it: `6250, "USD"` →
+    `"62.50 USD"`; `6250, "JPY"` → `"6,250 JPY"`."""
+    return format_money(from_minor(minor, currency), currency)
+
+
 def parse_decimal(amount: Decimal | int | str) -> Decimal:
     if isinstance(amount, (bool, float)):
         raise MoneyError(f"money must be a Decimal, int or decimal string, not {amount!r}")

@@ -18,7 +18,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 from core.errors import RexError
-from core.money import format_money, from_minor, offset, to_minor
+from core.money import format_minor, offset, to_minor
 from core.rules.document import ChangeBudget
 
 
@@ -68,7 +68,7 @@ def new_budget(
     assert old is not None
 
     def money(minor: int) -> str:
-        return format_money(from_minor(minor, currency), currency)
+        return format_minor(minor, currency)
 
     # Bounds finer than the currency's unit round inward: never past what the rule says.
     low = None if action.min is None else _whole(action.min, currency, ROUND_CEILING)

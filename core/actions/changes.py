@@ -37,7 +37,7 @@ from core.enums import Level
 from core.errors import RexError
 from core.meta.activities import EVENT_TYPES, Activity
 from core.meta.objects import EntityInfo
-from core.money import MoneyError, format_money, from_minor
+from core.money import MoneyError, format_minor
 
 VERSION: Literal[1] = 1
 MetaStatus = Literal["ACTIVE", "PAUSED", "ARCHIVED"]  # the statuses Rex writes
@@ -185,7 +185,7 @@ class BudgetChange(_Change):
         if minor is None:
             return "none"
         try:
-            return format_money(from_minor(minor, self.currency), self.currency)
+            return format_minor(minor, self.currency)
         except MoneyError:  # a currency Rex does not know the minor unit of
             return f"{minor} (in {self.currency}'s smallest unit)"
 

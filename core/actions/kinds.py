@@ -31,7 +31,7 @@ from core.actions.changes import (
 )
 from core.errors import RexError
 from core.meta.objects import EntityInfo
-from core.money import format_money, from_minor
+from core.money import format_minor
 
 ROLLBACK_PREFIX = "rollback_"  # a rollback's action type: rollback_<the kind undone>
 
@@ -179,8 +179,8 @@ class ChangeBudget(ActionKind):
             old_minor=budget.old_minor,
             new_minor=budget.new_minor,
         )
-        return Planned(change, _money(budget.old_minor, view.currency),
-                       _money(budget.new_minor, view.currency), budget.note)  # fmt: skip
+        return Planned(change, format_minor(budget.old_minor, view.currency),
+                       format_minor(budget.new_minor, view.currency), budget.note)  # fmt: skip
 
     def undo(self, change: Change, current: EntityInfo) -> Undo:
         assert isinstance(change, BudgetChange)
@@ -269,7 +269,3 @@ def is_rollback(action_type: str) -> bool:
 
 def rollback_type(action_type: str) -> str:
     return f"{ROLLBACK_PREFIX}{action_type}"
-
-
-def _money(minor: int, currency: str) -> str:
-    return format_money(from_minor(minor, currency), currency)

@@ -26,7 +26,7 @@ from core.db.models import AdEntity, AdMetric, Level, SyncRun, SyncStatus
 from core.db.types import utcnow
 from core.enums import spoken
 from core.errors import InputError
-from core.money import format_money, from_micros, from_minor
+from core.money import format_minor, format_money, from_micros
 from core.rules.windows import local_today
 
 
@@ -293,10 +293,9 @@ def entity_table(
 
 def _budget_text(entity: AdEntity, currency: str, campaign_budgets: set[str]) -> str:
     if entity.daily_budget_minor:
-        return f"{format_money(from_minor(entity.daily_budget_minor, currency), currency)} / day"
+        return f"{format_minor(entity.daily_budget_minor, currency)} / day"
     if entity.lifetime_budget_minor:
-        amount = format_money(from_minor(entity.lifetime_budget_minor, currency), currency)
-        return f"{amount} lifetime"
+        return f"{format_minor(entity.lifetime_budget_minor, currency)} lifetime"
     if entity.level == Level.ADSET and entity.meta_campaign_id in campaign_budgets:
         return "on campaign"
     return "—"
