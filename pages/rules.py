@@ -14,47 +14,49 @@ from core.engine.run import run_rule_now
 from core.enums import Level
 from core.errors import RexError
 from core.rules.builder import (
-    ACTION_WORDS,
-    MODES,
     OPERATORS,
-    SCHEDULES,
     SCOPE_CHOICES_LIMIT,
     TEMPLATES,
     WINDOWS,
-    ScopeParts,
     account_choices,
-    add_filter,
-    apply_schedule,
-    builder_draft,
     currency_label,
-    default_condition,
     duplicate_rule,
     go_live,
     import_rule,
     is_money,
-    join_filters,
     metric_choices,
-    mode_of,
     offers_go_live,
     outcome_text,
     problems_by_section,
-    remove_filter,
     rule_currency,
     run_summary,
     save_draft,
     saved_rule,
-    schedule_choice,
     scope_choices,
     scope_currencies,
     scope_time_zones,
-    set_mode,
     set_statuses,
-    split_filters,
     template,
     window_words,
 )
 from core.rules.describe import describe_rule, describe_values
 from core.rules.document import parse_rule
+from core.rules.draft import (
+    ACTION_WORDS,
+    BUDGET_HOWS,
+    COMBINES,
+    DAYS,
+    FILTER_FIELDS,
+    FILTER_OPS,
+    MODES,
+    SCHEDULES,
+    STATUSES,
+    ConditionDraft,
+    GroupDraft,
+    Mode,
+    RuleDraft,
+    mode_of,
+)
 from core.rules.metrics import METRICS
 from core.rules.store import delete_rule, get_rule, set_status
 from core.views.rules import (
@@ -78,7 +80,7 @@ LEVEL_WORDS = {Level.CAMPAIGN: "campaigns", Level.ADSET: "ad sets", Level.AD: "a
 
 def load(document: dict, rule_id: int | None = None, origin: str = "") -> None:
     """Put a document in the builder; new widget keys, so widgets take its values."""
-    draft, note = builder_draft(document)
+    draft, note = RuleDraft.of(document)
     state["builder_draft"] = draft
     state["builder_version"] = state.get("builder_version", -1) + 1
     state["builder_rule_id"] = rule_id
@@ -153,19 +155,24 @@ def save() -> None:
         state["builder_rule_id"] = view.id
 
 
-def add_filter_row() -> None:
-    add_filter(state["builder_draft"])
-
-
-def remove_filter_row(index: int) -> None:
-    remove_filter(state["builder_draft"], index)
+def fresh_widgets() -> None:
+    """Rows below a removed one move up: new widget keys, so they show their own values."""
     state["builder_version"] += 1
 
 
-def start_value(value: object, cast: type = float) -> float | int | None:
-    """A stored number as a widget's start value (empty when there is none)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return cast(value) if ok else None
+def remove_filter_row(index: int) -> None:
+    state["builder_draft"].scope.remove_filter(index)
+    fresh_widgets()
+
+
+def remove_item(group: GroupDraft, index: int) -> None:
+    group.remove(index)
+    fresh_widgets()
+
+
+def remove_action(index: int) -> None:
+    state["builder_draft"].remove_action(index)
+    fresh_widgets()
 
 
 def optional_number(place, label: str, value: object, key: str, **options: object):  # type: ignore[no-untyped-def]
@@ -174,16 +181,6 @@ def optional_number(place, label: str, value: object, key: str, **options: objec
     if key not in state:
         state[key] = value
     return place.number_input(label, value=None, key=key, **options)
-
-
-def add_to(items: list, item: dict) -> None:
-    items.append(item)
-
-
-def remove_from(items: list, index: int) -> None:
-    if 0 <= index < len(items):
-        items.pop(index)
-    state["builder_version"] += 1  # the rows below it move up: fresh widgets
 
 
 # ---------------------------------------------------------------------- page
@@ -271,7 +268,7 @@ else:
         st.button("Load", key="builder_import", on_click=import_document)
 
     v = state["builder_version"]
-    draft = state["builder_draft"]
+    draft: RuleDraft = state["builder_draft"]
     editing = saved_rule(state["builder_rule_id"])
     accounts = account_choices()
     if editing is None and state["builder_rule_id"] is not None:
@@ -284,7 +281,7 @@ else:
         )
     elif state["builder_origin"]:
         st.info(
-            f"{state['builder_origin']}, in **{MODES[mode_of(draft)][0]}** mode (see Mode "
+            f"{state['builder_origin']}, in **{MODES[draft.mode][0]}** mode (see Mode "
             "below). Nothing is saved until you press Save."
         )
     if state["builder_note"]:
@@ -292,255 +289,214 @@ else:
     words = st.container()  # the rule in plain language, once the draft is complete
     slots: dict[str, object] = {}
 
-    draft["name"] = st.text_input("Name", draft.get("name", ""), key=f"b{v}_name")
+    draft.name = st.text_input("Name", draft.name, key=f"b{v}_name")
     slots["name"] = st.container()
-    statuses = [s.value for s in (RuleStatus.DRAFT, RuleStatus.ACTIVE, RuleStatus.PAUSED)]
-    draft["status"] = st.radio(
-        "Status", statuses, horizontal=True, index=statuses.index(draft.get("status", "draft")),
+    draft.status = st.radio(
+        "Status", STATUSES, horizontal=True, index=STATUSES.index(draft.status),
         key=f"b{v}_status", help="Only active rules run on their schedule.",
     )  # fmt: skip
-    mode = st.radio(
-        "Mode", list(MODES), index=list(MODES).index(mode_of(draft)),
-        format_func=lambda m: MODES[m][0], captions=[MODES[m][1] for m in MODES],
-        key=f"b{v}_mode",
+    modes = list(MODES)
+    draft.mode = st.radio(
+        "Mode", modes, index=modes.index(draft.mode), format_func=lambda m: MODES[m][0],
+        captions=[MODES[m][1] for m in modes], key=f"b{v}_mode",
     )  # fmt: skip
-    set_mode(draft, mode)
-    if mode == "live" and draft["status"] == RuleStatus.ACTIVE:
+    if draft.mode == Mode.LIVE and draft.status == RuleStatus.ACTIVE:
         st.warning("Saved like this, the rule changes Meta as soon as its conditions hold.")
     slots["status"] = st.container()
 
     # ------------------------------------------------------------- scope
     st.subheader("Scope")
-    scope = draft["scope"]
-    scope["account_ids"] = st.multiselect(
+    scope = draft.scope
+    scope.account_ids = st.multiselect(
         "Accounts (none: all)", list(accounts),
-        default=[a for a in scope.get("account_ids", []) if a in accounts],
+        default=[a for a in scope.account_ids if a in accounts],
         format_func=lambda a: accounts[a].label, key=f"b{v}_accounts",
     )  # fmt: skip
-    levels = [level.value for level in Level]
-    scope["level"] = st.radio(
-        "Level", levels, index=levels.index(scope.get("level", Level.CAMPAIGN)), horizontal=True,
+    levels = list(Level)
+    scope.level = st.radio(
+        "Level", levels, index=levels.index(scope.level), horizontal=True,
         format_func=lambda level: LEVEL_WORDS[level].capitalize(), key=f"b{v}_level",
     )  # fmt: skip
-    level = scope["level"]
-    parts = split_filters(scope.get("filters", []))
-    active_only = st.toggle(
-        f"Only active {LEVEL_WORDS[level]} (effective status ACTIVE), as Meta's rules do",
-        parts.active_only, key=f"b{v}_active_only",
+    entities = LEVEL_WORDS[scope.level]
+    scope.active_only = st.toggle(
+        f"Only active {entities} (effective status ACTIVE), as Meta's rules do",
+        scope.active_only, key=f"b{v}_active_only",
         help="Off: paused ones are judged too (archived and deleted ones never are).",
     )  # fmt: skip
-    choices = scope_choices(scope["account_ids"], level, active_only=active_only)
+    choices = scope_choices(scope.account_ids, scope.level, active_only=scope.active_only)
     labels = {c.external_id: c.label for c in choices}
-    missing = [i for i in parts.picked if i not in labels]
-    picked = st.multiselect(
-        f"Pick {LEVEL_WORDS[level]} (none: every one the filters let through)",
-        [*labels, *missing], default=parts.picked,
-        format_func=lambda i: labels.get(i, f"{i} · not among the synced {LEVEL_WORDS[level]}"),
+    missing = [i for i in scope.picked if i not in labels]
+    scope.picked = st.multiselect(
+        f"Pick {entities} (none: every one the filters let through)",
+        [*labels, *missing], default=scope.picked,
+        format_func=lambda i: labels.get(i, f"{i} · not among the synced {entities}"),
         key=f"b{v}_pick", placeholder="type to search by name, status, account or id",
     )  # fmt: skip
     if missing:
         st.warning(
-            f"{len(missing)} picked id(s) are not among the synced {LEVEL_WORDS[level]} of "
-            "these accounts"
-            + (" that are active" if active_only else "")
+            f"{len(missing)} picked id(s) are not among the synced {entities} of these "
+            "accounts"
+            + (" that are active" if scope.active_only else "")
             + ": they match nothing until they are. Remove them, or sync."
         )
     if len(choices) >= SCOPE_CHOICES_LIMIT:
         st.caption(f"The first {SCOPE_CHOICES_LIMIT} are listed: narrow with a name filter.")
-    others = parts.others
-    fields = ["name", "effective_status", "id", "campaign_id", "adset_id"]
-    ops = ["contains", "not_contains", "=", "!=", "in", "not_in"]
-    for i, item in enumerate(others):
+    for i, item in enumerate(scope.filters):
         cols = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
-        item["field"] = cols[0].selectbox(
-            f"Filter {i + 1} · Field", fields, index=fields.index(item["field"]),
+        item.field = cols[0].selectbox(
+            f"Filter {i + 1} · Field", FILTER_FIELDS, index=FILTER_FIELDS.index(item.field),
             key=f"b{v}_f{i}_field",
         )  # fmt: skip
-        item["op"] = cols[1].selectbox("Op", ops, index=ops.index(item["op"]), key=f"b{v}_f{i}_op")
-        raw = ", ".join(item["value"]) if isinstance(item["value"], list) else item["value"]
-        typed = cols[2].text_input("Value (comma-separated for in)", raw, key=f"b{v}_f{i}_value")
-        item["value"] = (
-            [t.strip() for t in typed.split(",") if t.strip()]
-            if item["op"] in ("in", "not_in")
-            else typed
+        item.op = cols[1].selectbox(
+            "Op", FILTER_OPS, index=FILTER_OPS.index(item.op), key=f"b{v}_f{i}_op"
+        )
+        item.set_text(
+            cols[2].text_input("Value (comma-separated for in)", item.text, key=f"b{v}_f{i}_value")
         )
         cols[3].button("✕", key=f"b{v}_f{i}_remove", on_click=remove_filter_row, args=(i,))
-    scope["filters"] = join_filters(ScopeParts(active_only, picked, others))
-    st.button("Add a name or status filter", key=f"b{v}_add_filter", on_click=add_filter_row)
-    stated = draft.get("currency") or ""
-    currencies = sorted({a.currency for a in accounts.values()} | ({stated} - {""}))
+    st.button("Add a name or status filter", key=f"b{v}_add_filter", on_click=scope.add_filter)
+    stated = draft.currency or ""
+    currencies = ["", *sorted({a.currency for a in accounts.values()} | ({stated} - {""}))]
     shared = ", ".join(scope_currencies(draft, accounts)) or "none connected"
-    stated = st.selectbox(
-        "Money values in", ["", *currencies], index=["", *currencies].index(stated),
+    draft.currency = st.selectbox(
+        "Money values in", currencies, index=currencies.index(stated),
         format_func=lambda c: c or "the currency the accounts bill in", key=f"b{v}_currency",
         help="The currency of every amount in the rule (thresholds, budget amounts and bounds, "
         "min spend). Accounts billing in another currency are left out.",
-    )  # fmt: skip
+    ) or None  # fmt: skip
     st.caption(f"The accounts in scope bill in {shared}.")
-    draft["currency"] = stated
-    if not stated:
-        draft.pop("currency")
     slots["scope"] = st.container()
     money = currency_label(draft, accounts)
 
     # -------------------------------------------------------- conditions
     st.subheader("Conditions")
 
-    def condition_widgets(node: dict, key: str, number: str) -> None:
+    def condition_widgets(node: ConditionDraft, key: str, number: str) -> None:
         st.markdown(f"**Condition {number}**")
         cols = st.columns([2, 2, 1, 3])
         names = metric_choices(windowed=False)
-        node["metric"] = cols[0].selectbox(
-            "Metric", names, index=names.index(node["metric"]),
-            format_func=lambda m: METRICS[m].label, key=f"{key}_metric",
+        node.set_metric(
+            cols[0].selectbox(
+                "Metric", names, index=names.index(node.metric),
+                format_func=lambda m: METRICS[m].label, key=f"{key}_metric",
+            )
         )  # fmt: skip
-        if METRICS[node["metric"]].needs_window:
-            window = node.get("window") or "last_7d"
-            options = list(WINDOWS) if window in WINDOWS else [window, *WINDOWS]
-            node["window"] = cols[1].selectbox(
-                "Window", options, index=options.index(window), format_func=window_words,
+        if node.window is not None:
+            options = list(WINDOWS) if node.window in WINDOWS else [node.window, *WINDOWS]
+            node.window = cols[1].selectbox(
+                "Window", options, index=options.index(node.window), format_func=window_words,
                 key=f"{key}_window",
             )  # fmt: skip
         else:
-            node.pop("window", None)
             cols[1].caption("current value")
-        node["op"] = cols[2].selectbox(
-            "Op", OPERATORS, index=OPERATORS.index(node["op"]), key=f"{key}_op"
+        node.op = cols[2].selectbox(
+            "Op", OPERATORS, index=OPERATORS.index(node.op), key=f"{key}_op"
         )
-        unit = f" ({money})" if is_money(node["metric"]) else ""
-        value = node.get("value")
-        if node["op"] in ("between", "not_between"):
-            lo, hi = value if isinstance(value, list) and len(value) == 2 else [0, 1]
+        unit = f" ({money})" if is_money(node.metric) else ""
+        if node.is_range:
             pair = cols[3].columns(2)
-            node["value"] = [
-                pair[0].number_input(f"From{unit}", value=start_value(lo), key=f"{key}_lo"),
-                pair[1].number_input(f"To{unit}", value=start_value(hi), key=f"{key}_hi"),
-            ]
+            node.low = pair[0].number_input(f"From{unit}", value=node.low, key=f"{key}_lo")
+            node.high = pair[1].number_input(f"To{unit}", value=node.high, key=f"{key}_hi")
             return
-        baseline = cols[3].toggle("vs its own baseline", isinstance(value, dict), key=f"{key}_ref")
-        if baseline:
-            ref = value if isinstance(value, dict) else {"window": "last_30d", "times": 1}
+        if node.windowed:
+            node.set_baseline(
+                cols[3].toggle("vs its own baseline", node.baseline is not None, key=f"{key}_ref")
+            )
+        if node.baseline is not None:
+            baseline = node.baseline
             inner = cols[3].columns(2)
-            ref["window"] = inner[0].selectbox(
+            baseline.window = inner[0].selectbox(
                 "Baseline window", WINDOWS, format_func=window_words,
-                index=WINDOWS.index(ref["window"]) if ref.get("window") in WINDOWS else 0,
+                index=WINDOWS.index(baseline.window) if baseline.window in WINDOWS else 0,
                 key=f"{key}_ref_window",
             )  # fmt: skip
-            ref["times"] = inner[1].number_input(
-                "× factor", value=start_value(ref.get("times", 1)), key=f"{key}_ref_times"
+            baseline.times = inner[1].number_input(
+                "× factor", value=baseline.times, key=f"{key}_ref_times"
             )
-            ref["metric"] = node["metric"] if METRICS[node["metric"]].needs_window else "spend"
-            node["value"] = ref
         else:
-            node["value"] = cols[3].number_input(
-                f"Value{unit}", value=start_value(value if value is not None else 0),
+            node.value = cols[3].number_input(
+                f"Value{unit}", value=node.value if node.value is not None else 0.0,
                 key=f"{key}_value",
             )  # fmt: skip
 
-    def group_widgets(group: dict, key: str, prefix: str) -> None:
-        mode_name = "all" if "all" in group else "any"
-        combine = {"all": "ALL of these hold", "any": "ANY of these holds"}
-        chosen = st.radio(
-            "Combine", ["all", "any"], index=["all", "any"].index(mode_name),
-            format_func=combine.get, horizontal=True, key=f"{key}_mode",
+    def group_widgets(group: GroupDraft, key: str, prefix: str) -> None:
+        group.combine = st.radio(
+            "Combine", list(COMBINES), index=list(COMBINES).index(group.combine),
+            format_func=COMBINES.get, horizontal=True, key=f"{key}_mode",
         )  # fmt: skip
-        if chosen != mode_name:
-            group[chosen] = group.pop(mode_name)
-        items = group[chosen]
-        for i, child in enumerate(items):
+        for i, child in enumerate(group.items):
             number = f"{prefix}{i + 1}"
             with st.container(border=True):
-                if "all" in child or "any" in child:
+                if isinstance(child, GroupDraft):
                     st.markdown(f"**Group {number}**")
                     group_widgets(child, f"{key}_{i}", f"{number}.")
                 else:
                     condition_widgets(child, f"{key}_{i}", number)
-                st.button("Remove", key=f"{key}_{i}_remove", on_click=remove_from,
-                          args=(items, i))  # fmt: skip
+                st.button("Remove", key=f"{key}_{i}_remove", on_click=remove_item,
+                          args=(group, i))  # fmt: skip
         buttons = st.columns(4)
-        buttons[0].button("Add condition", key=f"{key}_add", on_click=add_to,
-                          args=(items, default_condition()))  # fmt: skip
+        buttons[0].button("Add condition", key=f"{key}_add", on_click=group.add_condition)
         if not prefix:
-            other = "any" if chosen == "all" else "all"
-            buttons[1].button("Add group", key=f"{key}_add_group", on_click=add_to,
-                              args=(items, {other: [default_condition()]}))  # fmt: skip
+            buttons[1].button("Add group", key=f"{key}_add_group", on_click=group.add_group)
 
-    group_widgets(draft["conditions"], f"b{v}_c", "")
+    group_widgets(draft.conditions, f"b{v}_c", "")
     slots["conditions"] = st.container()
 
     # ----------------------------------------------------------- actions
     st.subheader("Actions")
     types = list(ACTION_WORDS)  # the catalogue's kinds, in its order
-    actions = draft.setdefault("actions", [])
-    for i, action in enumerate(actions):
+    hows = list(BUDGET_HOWS)
+    for i, action in enumerate(draft.actions):
         with st.container(border=True):
             st.markdown(f"**Action {i + 1}**")
             cols = st.columns([2, 2, 2, 2, 2], vertical_alignment="bottom")
-            kind = cols[0].selectbox(
-                "Action", types, index=types.index(action["type"]), format_func=ACTION_WORDS.get,
+            action.type = cols[0].selectbox(
+                "Action", types, index=types.index(action.type), format_func=ACTION_WORDS.get,
                 key=f"b{v}_a{i}_type",
             )  # fmt: skip
-            if kind != action["type"]:
-                action.clear()
-                action["type"] = kind
-            if kind == ActionType.CHANGE_BUDGET:
-                modes = {"by_percent": "by %", "by_amount": "by amount", "to": "set to"}
-                current = next((m for m in modes if m in action), "by_percent")
-                how = cols[1].selectbox(
-                    "How", list(modes), index=list(modes).index(current), format_func=modes.get,
+            if action.type == ActionType.CHANGE_BUDGET:
+                action.how = cols[1].selectbox(
+                    "How", hows, index=hows.index(action.how), format_func=BUDGET_HOWS.get,
                     key=f"b{v}_a{i}_mode",
                 )  # fmt: skip
-                amount = cols[2].number_input(
-                    "Amount (%)" if how == "by_percent" else f"Amount ({money})",
-                    value=start_value(action.get(current, 10)), key=f"b{v}_a{i}_amount",
+                action.amount = cols[2].number_input(
+                    "Amount (%)" if action.how == "by_percent" else f"Amount ({money})",
+                    value=action.amount, key=f"b{v}_a{i}_amount",
                 )  # fmt: skip
-                bounds = {
-                    bound: optional_number(
-                        cols[3 + n],
-                        f"{bound.capitalize()} ({money}, empty: none)",
-                        start_value(action.get(bound)),
-                        f"b{v}_a{i}_{bound}",
-                    )
-                    for n, bound in enumerate(("min", "max"))
-                }
-                action.clear()
-                action.update(type=kind, **{how: amount})
-                action.update({b: x for b, x in bounds.items() if x is not None})
-            elif kind == ActionType.DUPLICATE:
-                action["name_suffix"] = cols[1].text_input(
-                    "Name suffix", action.get("name_suffix", " - Copy"), key=f"b{v}_a{i}_suffix"
+                action.min = optional_number(
+                    cols[3], f"Min ({money}, empty: none)", action.min, f"b{v}_a{i}_min"
                 )
-            elif kind == ActionType.NOTIFY:
-                action["message"] = cols[1].text_input(
-                    "Message", action.get("message", ""), key=f"b{v}_a{i}_message"
+                action.max = optional_number(
+                    cols[4], f"Max ({money}, empty: none)", action.max, f"b{v}_a{i}_max"
                 )
-            st.button("Remove", key=f"b{v}_a{i}_remove", on_click=remove_from, args=(actions, i))
-    st.button(
-        "Add action",
-        key=f"b{v}_add_action",
-        on_click=add_to,
-        args=(actions, {"type": ActionType.PAUSE.value}),
-    )
+            elif action.type == ActionType.DUPLICATE:
+                action.name_suffix = cols[1].text_input(
+                    "Name suffix", action.name_suffix, key=f"b{v}_a{i}_suffix"
+                )
+            elif action.type == ActionType.NOTIFY:
+                action.message = cols[1].text_input(
+                    "Message", action.message, key=f"b{v}_a{i}_message"
+                )
+            st.button("Remove", key=f"b{v}_a{i}_remove", on_click=remove_action, args=(i,))
+    st.button("Add action", key=f"b{v}_add_action", on_click=draft.add_action)
     slots["actions"] = st.container()
 
     # -------------------------------------------------- schedule, safety
     st.subheader("Schedule")
-    schedule, safety = draft["schedule"], draft["safety"]
-    preset, hour = schedule_choice(schedule)
+    schedule, safety = draft.schedule, draft.safety
     cols = st.columns(3)
-    preset = cols[0].selectbox(
-        "Runs", list(SCHEDULES), index=list(SCHEDULES).index(preset),
+    presets = list(SCHEDULES)
+    schedule.preset = cols[0].selectbox(
+        "Runs", presets, index=presets.index(schedule.preset),
         format_func=lambda p: SCHEDULES[p][0], key=f"b{v}_schedule",
     )  # fmt: skip
-    minutes = None
-    if preset == "custom":
-        minutes = cols[1].number_input(
-            "Every (minutes)", value=start_value(schedule.get("every_minutes", 60), int), step=1,
-            key=f"b{v}_every",
+    if schedule.preset == "custom":
+        schedule.every_minutes = cols[1].number_input(
+            "Every (minutes)", value=schedule.every_minutes, step=1, key=f"b{v}_every",
         )  # fmt: skip
-    elif preset == "daily":
-        hour = cols[1].selectbox(
-            "At", list(range(24)), index=hour, format_func=lambda h: f"{h:02}:00",
+    elif schedule.preset == "daily":
+        schedule.hour = cols[1].selectbox(
+            "At", list(range(24)), index=schedule.hour, format_func=lambda h: f"{h:02}:00",
             key=f"b{v}_daily_at",
         )  # fmt: skip
         cols[1].caption(
@@ -548,50 +504,39 @@ else:
             + "; ".join(scope_time_zones(draft, accounts))
             + "): Rex checks hourly and acts only in that hour."
         )
-    apply_schedule(schedule, preset, minutes=minutes, hour=hour)
-    days = cols[2].multiselect(
-        "Only on these days (account's time zone; none = every day)",
-        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-        default=schedule.get("days") or [], key=f"b{v}_days",
+    schedule.days = cols[2].multiselect(
+        "Only on these days (account's time zone; none = every day)", DAYS,
+        default=schedule.days, key=f"b{v}_days",
     )  # fmt: skip
-    schedule["days"] = days or None
-    if preset != "daily":
+    if schedule.preset != "daily":
         limited = cols[1].toggle(
-            "Only between these hours", schedule.get("hours") is not None,
-            key=f"b{v}_limit_hours",
-        )  # fmt: skip
-        schedule["hours"] = None
-        if limited:
-            start_hour, end_hour = cols[1].slider(
-                "Hours [from, to)", 0, 24, tuple(schedule.get("hours") or (8, 20)),
-                key=f"b{v}_hours",
-            )  # fmt: skip
-            schedule["hours"] = [start_hour, end_hour]
+            "Only between these hours", schedule.hours is not None, key=f"b{v}_limit_hours"
+        )
+        schedule.hours = (
+            cols[1].slider("Hours [from, to)", 0, 24, schedule.hours or (8, 20), key=f"b{v}_hours")
+            if limited
+            else None
+        )
     slots["schedule"] = st.container()
 
     st.subheader("Safety")
     cols = st.columns(4)
-    safety["max_daily_actions"] = cols[0].number_input(
-        "Max actions a day", value=start_value(safety.get("max_daily_actions", 10), int), step=1,
-        key=f"b{v}_cap",
+    safety.max_daily_actions = cols[0].number_input(
+        "Max actions a day", value=safety.max_daily_actions, step=1, key=f"b{v}_cap",
     )  # fmt: skip
-    safety["cooldown_minutes"] = cols[1].number_input(
-        "Cooldown (minutes)", value=start_value(safety.get("cooldown_minutes", 1440), int), step=1,
-        key=f"b{v}_cooldown", help="An entity acted on is left alone this long.",
+    safety.cooldown_minutes = cols[1].number_input(
+        "Cooldown (minutes)", value=safety.cooldown_minutes, step=1, key=f"b{v}_cooldown",
+        help="An entity acted on is left alone this long.",
     )  # fmt: skip
-    safety["min_spend"] = optional_number(
-        cols[2], f"Min spend in the window ({money}, empty: none)",
-        start_value(safety.get("min_spend")), f"b{v}_min_spend",
+    safety.min_spend = optional_number(
+        cols[2], f"Min spend in the window ({money}, empty: none)", safety.min_spend,
+        f"b{v}_min_spend",
         help="Thin data never matches: the first windowed condition's window is used.",
     )  # fmt: skip
-    safety["min_impressions"] = optional_number(
-        cols[3], "Min impressions (empty: none)", start_value(safety.get("min_impressions"), int),
+    safety.min_impressions = optional_number(
+        cols[3], "Min impressions (empty: none)", safety.min_impressions,
         f"b{v}_min_impressions", step=1,
     )  # fmt: skip
-    for part, name in (("schedule", "days"), ("schedule", "hours"), ("safety", "min_spend"),
-                       ("safety", "min_impressions")):  # fmt: skip
-        if draft[part].get(name) is None:
-            draft[part].pop(name, None)  # absent, as RULES.md writes the default
     slots["safety"] = st.container()
 
     # ------------------------------------------- problems, words, preview
@@ -605,7 +550,7 @@ else:
         words.warning("Fix the problems marked below to see the rule in words, preview or save.")
         st.warning("Fix the problems marked above to preview or save.")
     else:
-        rule = parse_rule(draft)
+        rule = parse_rule(draft.to_document())
         words.markdown(
             f"**In plain language:** {describe_rule(rule, rule_currency(draft, accounts))}"
         )
@@ -657,7 +602,7 @@ else:
             buttons[2].button("Go live", key="builder_go_live", on_click=make_live,
                               args=(editing.id,), type="primary")  # fmt: skip
     buttons[3].download_button(
-        "Export JSON", json.dumps(draft, indent=2, default=str), "rule.json",
+        "Export JSON", json.dumps(draft.to_document(), indent=2, default=str), "rule.json",
         key="builder_export", on_click="ignore",
     )  # fmt: skip
     if editing is not None and offers_go_live(editing):
@@ -666,5 +611,5 @@ else:
             "would have done on the Executions page, then **Go live** saves the saved version "
             f"(v{editing.version}) with dry run off and active."
         )
-    elif editing is not None and mode_of(editing.document) == "dry_run":
+    elif editing is not None and mode_of(editing.document) == Mode.DRY_RUN:
         st.caption("Saved in Test first mode: **Run now** to see what it would do.")

@@ -15,27 +15,20 @@ from core.db import write_session
 from core.db.models import AdEntity, RuleStatus
 from core.engine.run import run_rule_now
 from core.rules.builder import (
-    ACTIVE_ONLY,
-    SCHEDULES,
     AccountChoice,
     ImportRefused,
-    ScopeParts,
-    apply_schedule,
-    builder_draft,
     currency_label,
     field_label,
     go_live,
     import_rule,
-    join_filters,
     problems_by_section,
     rule_currency,
-    schedule_choice,
     scope_choices,
     set_statuses,
-    split_filters,
     template,
 )
 from core.rules.document import RuleDocumentError, parse_rule
+from core.rules.draft import ACTIVE_ONLY
 from core.rules.store import get_rule, list_rules, save_rule
 from core.views.rules import money_moved_text, page_of_rules, rules_with_activity
 from tests.conftest import NOW
@@ -113,36 +106,6 @@ def test_an_import_lists_each_problem_by_screen_name_and_path() -> None:
     assert str(refused.value).splitlines()[1:] == [f"- {line}" for line in refused.value.lines]
     with pytest.raises(ImportRefused, match="not valid JSON"):
         import_rule("{")
-
-
-def test_schedule_presets_round_trip() -> None:
-    for preset, (_, minutes) in SCHEDULES.items():
-        schedule: dict = {"every_minutes": 45}
-        apply_schedule(schedule, preset, minutes=45, hour=7)
-        assert schedule_choice(schedule)[0] == preset
-        if minutes:
-            assert schedule == {"every_minutes": minutes}
-    daily: dict = {"every_minutes": 360}
-    apply_schedule(daily, "daily", hour=21)
-    assert daily == {"every_minutes": 60, "hours": [21, 22]}
-    assert schedule_choice(daily) == ("daily", 21)
-    apply_schedule(daily, "every_30")
-    assert daily == {"every_minutes": 30}  # leaving "daily" drops its one-hour window
-    windowed = {"every_minutes": 60, "hours": [8, 20]}
-    assert schedule_choice(windowed)[0] == "hourly"
-    apply_schedule(windowed, "every_15")
-    assert windowed == {"every_minutes": 15, "hours": [8, 20]}  # a window of its own stays
-
-
-def test_scope_filters_split_into_switch_pick_and_others_and_back() -> None:
-    name = {"field": "name", "op": "contains", "value": "Prospecting"}
-    pick = {"field": "id", "op": "in", "value": ["3001", "3003"]}
-    parts = split_filters([ACTIVE_ONLY, name, pick])
-    assert parts == ScopeParts(True, ["3001", "3003"], [name])
-    assert join_filters(parts) == [name, pick, ACTIVE_ONLY]
-    assert join_filters(ScopeParts(False, [], [name])) == [name]
-    assert parse_rule({**SCALE_WINNERS, "scope": {"level": "campaign",
-                                                  "filters": join_filters(parts)}})  # fmt: skip
 
 
 def test_scope_choices_are_the_synced_entities_with_their_status(worked) -> None:  # type: ignore[no-untyped-def]
@@ -223,12 +186,6 @@ def test_sorting_and_bulk_status(db: Engine) -> None:
 
 
 def test_modes_are_exclusive_and_go_live_saves_the_tested_version(db: Engine) -> None:
-    both = {"dry_run": True, "require_approval": True}
-    draft, note = builder_draft({**SCALE_WINNERS, "safety": both})
-    assert (draft["safety"]["dry_run"], draft["safety"]["require_approval"]) == (True, False)
-    assert note and "never queue" in note
-    assert builder_draft(template("Stop losers"))[1] is None
-
     rule = save_rule({**SCALE_WINNERS, "scope": {"level": "campaign"}, "status": "draft",
                       "safety": {"dry_run": True, "cooldown_minutes": 30}})  # fmt: skip
     live = go_live(rule.id)

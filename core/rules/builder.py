@@ -1,11 +1,11 @@
 """What the rule builder and the rules list need besides the document model.
 
-* templates, which all open in a visible mode ("Test first"), and the three modes;
+* templates, which all open in a visible mode ("Test first"); the draft the builder
+  edits is `core.rules.draft.RuleDraft`;
 * what the rules list does: bulk enable / disable, "Go live", run now, duplicate (what
   it shows — last run, actions, money moved, errors, pages — is `core.views.rules`);
 * scope by picking (synced entities with their status), expressed as the document's own
   filters (`{"field": "id", "op": "in", …}`, `{"field": "effective_status", …}`);
-* schedules in human terms (presets over `schedule.every_minutes` and `hours`);
 * validation in the builder's words: every message names the field as the page shows it
   ("Action 1 · Max") and says the fix; the document paths stay for the CLI and imports.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from core.actions.kinds import KINDS, ActionType
+from core.actions.kinds import ActionType
 from core.db import read_session
 from core.db.models import AdAccount, AdEntity, RuleExecution, RuleStatus
 from core.errors import InputError, RexError
@@ -33,6 +33,7 @@ from core.rules.document import (
     check_rule_currency,
     parse_rule,
 )
+from core.rules.draft import ACTIVE_ONLY, Mode, RuleDraft, is_active_only, is_pick, set_mode
 from core.rules.frame import HIDDEN_STATUSES
 from core.rules.metrics import METRICS, Unit
 from core.rules.store import RuleView, get_rule, save_rule, set_status
@@ -50,7 +51,6 @@ WINDOWS = (
     "lifetime",
 )
 OPERATORS = (*COMPARISONS, *RANGE_OPS)
-ACTION_WORDS = {kind.type.value: kind.choice for kind in KINDS.values()}
 
 
 def window_words(window: str) -> str:
@@ -63,64 +63,9 @@ def window_words(window: str) -> str:
 
 SECTIONS = ("name", "status", "scope", "conditions", "actions", "schedule", "safety")
 
-# --------------------------------------------------------------------------- modes
 
-MODES: dict[str, tuple[str, str]] = {
-    "dry_run": (
-        "Test first (dry run)",
-        "Runs on its schedule and records what it would do; nothing changes on Meta. "
-        "Review the result, then go live.",
-    ),
-    "approval": (
-        "Ask before acting (approval)",
-        "Each change waits in Approvals until a person approves it; nothing changes on "
-        "Meta before that.",
-    ),
-    "live": (
-        "Live",
-        "Changes budgets and statuses on Meta as soon as its conditions hold, within the "
-        "safety limits below.",
-    ),
-}
-
-
-def mode_of(document: dict[str, Any]) -> str:
-    """The builder's one mode for a document (a dry run wins over approval)."""
-    safety = document.get("safety") or {}
-    if safety.get("dry_run"):
-        return "dry_run"
-    return "approval" if safety.get("require_approval") else "live"
-
-
-def set_mode(document: dict[str, Any], mode: str) -> None:
-    if mode not in MODES:
-        raise InputError("mode", f"{mode!r}: use one of {', '.join(MODES)}")
-    safety = document.setdefault("safety", {})
-    safety["dry_run"] = mode == "dry_run"
-    safety["require_approval"] = mode == "approval"
-
-
-def builder_draft(document: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """A document as the builder edits it (conditions as a group, exactly one mode), and
-    a note when it had to change something the person should know about."""
-    draft = copy.deepcopy(document)
-    conditions = draft.get("conditions") or {"all": [default_condition()]}
-    if not isinstance(conditions, dict) or ("all" not in conditions and "any" not in conditions):
-        conditions = {"all": [conditions]}
-    draft["conditions"] = conditions
-    draft.setdefault("scope", {"level": "campaign", "account_ids": [], "filters": []})
-    draft.setdefault("schedule", {"every_minutes": 60})
-    draft.setdefault("safety", {})
-    note = None
-    safety = draft["safety"]
-    if safety.get("dry_run") and safety.get("require_approval"):
-        note = (
-            "This rule had both dry run and approval on, so it would never queue anything "
-            "for approval. It is shown in **Test first** mode: choose the mode it should "
-            "run in before saving."
-        )
-    set_mode(draft, mode_of(draft))
-    return draft, note
+def _document(draft: RuleDraft | dict[str, Any]) -> dict[str, Any]:
+    return draft.to_document() if isinstance(draft, RuleDraft) else draft
 
 
 def offers_go_live(view: RuleView) -> bool:
@@ -134,14 +79,13 @@ def go_live(rule_id: int, *, engine: Engine | None = None, now: datetime | None 
     """The saved rule (the version its dry run ran) as a new version with dry run off and
     status active: the last step of "test first → review → go live"."""
     document = copy.deepcopy(get_rule(rule_id, engine=engine).document)
-    set_mode(document, "live")
+    set_mode(document, Mode.LIVE)
     document["status"] = "active"
     return save_rule(document, rule_id=rule_id, engine=engine, now=now)
 
 
 # ----------------------------------------------------------------------- templates
 
-ACTIVE_ONLY = {"field": "effective_status", "op": "in", "value": ["ACTIVE"]}
 _TEST_FIRST = {"dry_run": True, "require_approval": False}
 
 TEMPLATES: dict[str, dict[str, Any]] = {
@@ -221,87 +165,11 @@ def metric_choices(windowed: bool = True) -> list[str]:
     return [name for name, m in METRICS.items() if m.needs_window or not windowed]
 
 
-def default_condition() -> dict[str, Any]:
-    return {"metric": "roas", "window": "last_7d", "op": ">", "value": 1}
-
-
-def is_reference(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def level_allows_budget(level: str) -> bool:
-    return level in ("campaign", "adset")
-
-
 def is_money(metric: str) -> bool:
     return metric in METRICS and METRICS[metric].unit == Unit.MONEY
 
 
 # --------------------------------------------------------------------------- scope
-
-
-@dataclass(frozen=True)
-class ScopeParts:
-    """A scope's filters as the builder shows them: the "active only" switch, the
-    entities picked from the list, and the other (name, status, parent) filters."""
-
-    active_only: bool
-    picked: list[str]
-    others: list[dict[str, Any]]
-
-
-def _is_active_only(item: dict[str, Any]) -> bool:
-    return item.get("field") == "effective_status" and (
-        (item.get("op") == "in" and item.get("value") == ["ACTIVE"])
-        or (item.get("op") == "=" and item.get("value") == "ACTIVE")
-    )
-
-
-def _is_pick(item: dict[str, Any]) -> bool:
-    return (
-        item.get("field") == "id" and item.get("op") == "in" and isinstance(item.get("value"), list)
-    )
-
-
-def split_filters(filters: Iterable[dict[str, Any]]) -> ScopeParts:
-    active, picked, others = False, None, []
-    for item in filters:
-        if not active and _is_active_only(item):
-            active = True
-        elif picked is None and _is_pick(item):
-            picked = list(item["value"])
-        else:
-            others.append(item)
-    return ScopeParts(active, picked or [], others)
-
-
-def join_filters(parts: ScopeParts) -> list[dict[str, Any]]:
-    """The document's filters for a scope: the others first (so "Filter N" on screen is
-    the document's filter N), then the pick as `id in […]`, then `effective_status in
-    [ACTIVE]` — all filters RULES.md defines."""
-    filters = list(parts.others)
-    if parts.picked:
-        filters.append({"field": "id", "op": "in", "value": list(parts.picked)})
-    if parts.active_only:
-        filters.append(copy.deepcopy(ACTIVE_ONLY))
-    return filters
-
-
-def add_filter(document: dict[str, Any]) -> None:
-    """One more name / status filter (an empty "name contains", which lets all through)."""
-    scope = document.setdefault("scope", {"level": "campaign"})
-    parts = split_filters(scope.get("filters") or [])
-    others = [*parts.others, {"field": "name", "op": "contains", "value": ""}]
-    scope["filters"] = join_filters(ScopeParts(parts.active_only, parts.picked, others))
-
-
-def remove_filter(document: dict[str, Any], index: int) -> None:
-    """Remove "Filter `index + 1`" as the builder numbers them (the pick and the active
-    switch are not among them)."""
-    scope = document.setdefault("scope", {"level": "campaign"})
-    parts = split_filters(scope.get("filters") or [])
-    others = [f for i, f in enumerate(parts.others) if i != index]
-    scope["filters"] = join_filters(ScopeParts(parts.active_only, parts.picked, others))
 
 
 @dataclass(frozen=True)
@@ -372,79 +240,41 @@ def account_choices(*, engine: Engine | None = None) -> dict[str, AccountChoice]
         return {row[0]: AccountChoice(*row) for row in session.execute(query)}
 
 
-def scope_currencies(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> list[str]:
+def scope_currencies(
+    draft: RuleDraft | dict[str, Any], accounts: dict[str, AccountChoice]
+) -> list[str]:
     """The currencies of the accounts a rule covers (all accounts when it names none)."""
-    ids = (document.get("scope") or {}).get("account_ids") or list(accounts)
+    ids = (_document(draft).get("scope") or {}).get("account_ids") or list(accounts)
     return sorted({accounts[i].currency for i in ids if i in accounts})
 
 
-def rule_currency(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> str | None:
+def rule_currency(
+    draft: RuleDraft | dict[str, Any], accounts: dict[str, AccountChoice]
+) -> str | None:
     """The currency a rule's money values are in: the document's own `currency`, else
     the scoped accounts' one currency; None when they have several (or there are none)."""
-    stated = document.get("currency")
+    stated = _document(draft).get("currency")
     if isinstance(stated, str) and stated:
         return stated.upper()
-    found = scope_currencies(document, accounts)
+    found = scope_currencies(draft, accounts)
     return found[0] if len(found) == 1 else None
 
 
-def currency_label(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> str:
+def currency_label(draft: RuleDraft | dict[str, Any], accounts: dict[str, AccountChoice]) -> str:
     """What a money field's label says its currency is: "USD", or "each account's
     currency: JPY, USD" when the scope mixes them."""
-    currency = rule_currency(document, accounts)
+    currency = rule_currency(draft, accounts)
     if currency:
         return currency
-    found = scope_currencies(document, accounts)
+    found = scope_currencies(draft, accounts)
     return f"each account's currency: {', '.join(found)}" if found else "account currency"
 
 
-def scope_time_zones(document: dict[str, Any], accounts: dict[str, AccountChoice]) -> list[str]:
-    ids = (document.get("scope") or {}).get("account_ids") or list(accounts)
+def scope_time_zones(
+    draft: RuleDraft | dict[str, Any], accounts: dict[str, AccountChoice]
+) -> list[str]:
+    ids = (_document(draft).get("scope") or {}).get("account_ids") or list(accounts)
     return sorted({f"{i}: {accounts[i].timezone_name}" for i in ids if i in accounts})
-
-
-# ------------------------------------------------------------------------ schedule
-
-SCHEDULES: dict[str, tuple[str, int | None]] = {
-    "every_15": ("Every 15 minutes", 15),
-    "every_30": ("Every 30 minutes", 30),
-    "hourly": ("Hourly", 60),
-    "every_6h": ("Every 6 hours", 360),
-    "daily": ("Daily at a time (account's time zone)", None),
-    "custom": ("Every … minutes", None),
-}
-
-
-def schedule_choice(schedule: dict[str, Any]) -> tuple[str, int]:
-    """The preset a schedule is (and the hour of "daily"), or "custom"; an hours window
-    may come with any preset but "daily" (which is one)."""
-    minutes = schedule.get("every_minutes", 60)
-    hours = schedule.get("hours")
-    if minutes == 60 and hours and len(hours) == 2 and hours[1] == hours[0] + 1:
-        return "daily", int(hours[0])
-    for preset, (_, every) in SCHEDULES.items():
-        if every is not None and every == minutes:
-            return preset, 9
-    return "custom", 9
-
-
-def apply_schedule(
-    schedule: dict[str, Any], preset: str, *, minutes: int | None = None, hour: int = 9
-) -> None:
-    """Write a preset into `schedule`. "Daily at H" is an hourly check whose hours window
-    is [H, H+1) in each account's time zone: exactly one run a day falls in it, whatever
-    minute the rule was saved at (a 1440-minute grid would keep the saving time of day
-    and could miss the window every day). The other hourly checks act on nothing and
-    say so: "outside the rule's hours". Leaving "daily" drops its one-hour window."""
-    was_daily = schedule_choice(schedule)[0] == "daily"
-    if preset == "daily":
-        schedule["every_minutes"] = 60
-        schedule["hours"] = [hour, hour + 1]
-        return
-    every = SCHEDULES[preset][1]
-    schedule["every_minutes"] = every if every is not None else minutes
-    if was_daily:
-        schedule.pop("hours", None)
 
 
 # --------------------------------------------------------------------- validation
@@ -571,12 +401,12 @@ def _scope_label(rest: list[str | int], document: Any) -> str:
     filters = _node(document, ["scope", "filters"]) or []
     index = rest[1]
     item = filters[index] if 0 <= index < len(filters) and isinstance(filters[index], dict) else {}
-    if _is_active_only(item):
+    if is_active_only(item):
         return "Scope · Only active ones"
-    if _is_pick(item):
+    if is_pick(item):
         return "Scope · Picked"
     before = [f for f in filters[:index] if isinstance(f, dict)]
-    number = 1 + sum(1 for f in before if not _is_active_only(f) and not _is_pick(f))
+    number = 1 + sum(1 for f in before if not is_active_only(f) and not is_pick(f))
     label = f"Filter {number}"
     return f"{label} · {_FILTER_FIELDS.get(str(rest[2]), str(rest[2]))}" if rest[2:] else label
 
@@ -632,12 +462,13 @@ def _readable_number(text: str) -> str:
 
 
 def problems_by_section(
-    document: dict[str, Any], accounts: dict[str, AccountChoice] | None = None
+    draft: RuleDraft | dict[str, Any], accounts: dict[str, AccountChoice] | None = None
 ) -> dict[str, list[str]]:
     """Validation problems of a draft in the builder's words, grouped under the builder
     section they belong to ("actions" → ["Action 1 · Max: must be more than 0 — …"]).
     With `accounts` (the connected ones), also what saving would refuse about the
     currency of its money values (a scope that mixes currencies)."""
+    document = _document(draft)
     try:
         rule = parse_rule(document)
         if accounts is not None:
@@ -685,10 +516,11 @@ def import_rule(text: str) -> dict[str, Any]:
 
 
 def save_draft(
-    document: dict[str, Any], rule_id: int | None = None, *, engine: Engine | None = None
+    draft: RuleDraft | dict[str, Any], rule_id: int | None = None, *, engine: Engine | None = None
 ) -> RuleView:
     """Save the builder's draft (a new rule, or a new version of `rule_id`); a refusal
     names the field as the builder shows it."""
+    document = _document(draft)
     try:
         return save_rule(document, rule_id=rule_id, engine=engine)
     except RuleDocumentError as error:
