@@ -15,6 +15,8 @@ from core.rules.metrics import METRICS
 from core.rules.windows import local_today
 from core.views.breakdowns import (
     CHARTABLE,
+    ON_META_CHARTABLE,
+    ON_META_DEFAULT,
     PLOTLY_OFFLINE_CONFIG,
     breakdown_view,
     country_map,
@@ -33,7 +35,7 @@ if not accounts:
     st.stop()
 
 labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_name}" for a in accounts}
-top = st.columns([3, 2, 2])
+top = st.columns([3, 2, 2, 2])
 account_id = top[0].selectbox(
     "Ad account", list(labels), format_func=labels.get, key="breakdowns_account"
 )
@@ -52,8 +54,26 @@ period = top[2].date_input(
 if not isinstance(period, tuple) or len(period) != 2:
     st.info("Pick the last day of the range.")
     st.stop()
+on_meta_metric = None
+if METRICS[metric].off_meta:  # Meta gives no purchases or revenue by region, DMA or hour
+    on_meta_metric = top[3].selectbox(
+        "Regions, DMAs and hours in",
+        ON_META_CHARTABLE,
+        index=ON_META_CHARTABLE.index(ON_META_DEFAULT),
+        format_func=lambda m: METRICS[m].label,
+        key="breakdowns_on_meta_metric",
+        help="Meta's Insights API reports no purchases or revenue (so no ROAS, CPA or "
+        "profit) by region, DMA or hour of day: only on-Meta numbers such as spend, "
+        "clicks and impressions.",
+    )
 try:
-    view = breakdown_view(account_id, metric=metric, since=period[0], until=period[1])
+    view = breakdown_view(
+        account_id,
+        metric=metric,
+        since=period[0],
+        until=period[1],
+        on_meta_metric=on_meta_metric,
+    )
 except InputError as error:
     st.error(f"**{error.field}**: {error.problem}")
     st.stop()
@@ -98,11 +118,12 @@ def bars(segments, x: str, colour: str) -> go.Figure:  # type: ignore[no-untyped
     return figure
 
 
-def table(segments, key: str):  # type: ignore[no-untyped-def]
+def table(segments, key: str, shown: str = metric):  # type: ignore[no-untyped-def]
+    title = metric_title(shown, currency)
     rows = [
         {
             DIMENSIONS[key]: s.name(key),
-            axis: float(s.value),
+            title: float(s.value),
             spend: float(from_micros(s.sums["spend_micros"], currency)),
         }
         for s in defined(segments)
@@ -112,16 +133,24 @@ def table(segments, key: str):  # type: ignore[no-untyped-def]
         "hide_index": True,
         "width": "stretch",
         "column_config": {
-            axis: st.column_config.NumberColumn(format=number_format(metric, currency)),
+            title: st.column_config.NumberColumn(format=number_format(shown, currency)),
             spend: st.column_config.NumberColumn(format=number_format("spend", currency)),
         },
     }
 
 
-def csv_button(where, segments, name: str) -> None:  # type: ignore[no-untyped-def]
+def csv_button(where, segments, name: str, shown: str = metric) -> None:  # type: ignore[no-untyped-def]
     where.download_button(
-        "CSV", segments_csv(segments, metric, currency), f"{name}.csv", key=f"csv_{name}"
+        "CSV", segments_csv(segments, shown, currency), f"{name}.csv", key=f"csv_{name}"
     )
+
+
+def not_reported(where) -> None:  # type: ignore[no-untyped-def]
+    if view.substituted:
+        where.caption(
+            f"Meta reports no purchases or revenue here, so no {METRICS[metric].label}: "
+            f"shown in {METRICS[view.on_meta_metric].label} (choose above)."
+        )
 
 
 left, right = st.columns(2)
@@ -166,13 +195,20 @@ if shapes.unmapped:
     listed.caption("Not on the map: " + ", ".join(shapes.unmapped))
 csv_button(listed, view.countries, "countries")
 
+shown = view.on_meta_metric  # regions, DMAs and hours: an on-Meta metric
 regions, dmas = st.columns(2)
-regions.dataframe(**table(view.regions, "region"))
-csv_button(regions, view.regions, "regions")
-dmas.dataframe(**table(view.dmas, "dma"))
-csv_button(dmas, view.dmas, "dmas")
+regions.subheader("Regions")
+not_reported(regions)
+regions.dataframe(**table(view.regions, "region", shown))
+csv_button(regions, view.regions, "regions", shown)
+dmas.subheader("DMAs")
+not_reported(dmas)
+dmas.dataframe(**table(view.dmas, "dma", shown))
+csv_button(dmas, view.dmas, "dmas", shown)
 
 st.subheader(f"Hour of day × weekday ({account.timezone_name})")
+not_reported(st)
+hour_axis = metric_title(shown, currency)
 hours = [f"{h:02d}" for h in range(24)]
 heat = go.Figure(
     go.Heatmap(
@@ -180,9 +216,8 @@ heat = go.Figure(
         x=hours,
         y=list(WEEKDAYS),
         customdata=[[hour_name(h) for h in range(24)] for _ in WEEKDAYS],
-        colorbar={"title": axis},
-        hovertemplate=f"%{{y}} %{{customdata}}: {hover_value(metric, currency, 'z')}"
-        "<extra></extra>",
+        colorbar={"title": hour_axis},
+        hovertemplate=f"%{{y}} %{{customdata}}: {hover_value(shown, currency, 'z')}<extra></extra>",
     )
 )
 heat.update_layout(
@@ -192,4 +227,4 @@ heat.update_layout(
     yaxis={"autorange": "reversed"},
 )
 st.plotly_chart(heat, width="stretch")
-csv_button(st, view.hours, "hours")
+csv_button(st, view.hours, "hours", shown)

@@ -157,3 +157,67 @@ def test_the_page_names_values_and_shows_percentages(synced: int) -> None:
     formats = {c: v["type_config"]["format"] for c, v in json.loads(regions.proto.columns).items()
                if "type_config" in v}  # fmt: skip
     assert formats == {"CTR (%)": "%.2f %%", "Spend (USD)": "%.2f"}
+
+
+def test_purchases_by_region_dma_and_hour_are_not_available_never_zero(synced: int) -> None:
+    # Meta's Insights API gives no off-Meta action metrics with these breakdowns
+    from sqlalchemy import select
+
+    from core.db import read_session
+    from core.db.models import AdGeographicInsight, AdHourlyInsight
+
+    with read_session() as session:
+        geo = session.execute(
+            select(AdGeographicInsight.geo_type, AdGeographicInsight.conversions,
+                   AdGeographicInsight.revenue_micros, AdGeographicInsight.spend_micros)
+        ).all()  # fmt: skip
+        hours = session.execute(
+            select(AdHourlyInsight.conversions, AdHourlyInsight.revenue_micros,
+                   AdHourlyInsight.spend_micros)
+        ).all()  # fmt: skip
+    by_type = {t: [r for r in geo if r[0] == t] for t in ("country", "region", "dma")}
+    assert all(by_type.values()) and hours
+    assert all(r[1] is None and r[2] is None for t in ("region", "dma") for r in by_type[t])
+    assert all(r[0] is None and r[1] is None for r in hours)
+    assert sum(r[1] for r in by_type["country"]) > 0  # countries do carry purchases
+    assert sum(r[2] for r in hours) > 0  # and spend by hour is there
+
+    view = breakdown_view(synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20))
+    assert view.substituted and view.on_meta_metric == "cpc"
+    assert all(s.sums["conversions"] is None for s in view.regions + view.dmas + view.hours)
+    for s in view.hours + view.regions:
+        clicks = s.sums["clicks"]
+        expected = Decimal(s.sums["spend_micros"]) / 10**6 / clicks if clicks else None
+        assert s.value == expected  # CPC, not a ROAS of 0
+    assert any(s.value for s in view.countries)  # countries keep ROAS
+    regions = list(csv.DictReader(io.StringIO(segments_csv(view.regions, "cpc", "USD"))))
+    assert regions and all(r["Purchases"] == "" and r["Revenue (USD)"] == "" for r in regions)
+
+    ctr = breakdown_view(synced, metric="ctr", since=date(2026, 11, 14), until=date(2026, 11, 20),
+                         on_meta_metric="cpm")  # fmt: skip
+    assert not ctr.substituted and ctr.on_meta_metric == "ctr"  # an on-Meta metric shows as is
+    with pytest.raises(InputError) as caught:
+        breakdown_view(synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20),
+                       on_meta_metric="cpa")  # fmt: skip
+    assert caught.value.field == "metric for regions, DMAs and hours"
+    assert "ctr" in caught.value.problem
+
+
+def test_the_page_says_meta_reports_no_purchases_by_region_or_hour(synced: int) -> None:
+    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app.run()
+    assert app.selectbox(key="breakdowns_metric").value == "roas"
+    assert app.selectbox(key="breakdowns_on_meta_metric").value == "cpc"
+    notes = [c.value for c in app.caption if "Meta reports no purchases" in c.value]
+    assert len(notes) == 3  # regions, DMAs, hours
+    regions = next(d for d in app.dataframe if "Region" in d.value.columns)
+    assert list(regions.value.columns) == ["Region", "CPC (USD)", "Spend (USD)"]
+    heat = next(spec for spec, _ in _chart_specs(app) if spec["data"][0]["type"] == "heatmap")
+    assert heat["data"][0]["colorbar"]["title"]["text"] == "CPC (USD)"
+    app.selectbox(key="breakdowns_on_meta_metric").set_value("ctr").run()
+    regions = next(d for d in app.dataframe if "Region" in d.value.columns)
+    assert list(regions.value.columns) == ["Region", "CTR (%)", "Spend (USD)"]
+    app.selectbox(key="breakdowns_metric").set_value("spend").run()
+    assert not app.exception
+    assert not [c for c in app.caption if "Meta reports no purchases" in c.value]
+    assert not [s for s in app.selectbox if s.key == "breakdowns_on_meta_metric"]

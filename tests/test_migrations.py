@@ -61,8 +61,14 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
-    assert _differences(empty_url) == []  # 0006 altered nothing: the models match below it
+    # 0007 undone: purchases and revenue by region, DMA and hour are NOT NULL again
+    assert sorted((d[0][0], d[0][2], d[0][3]) for d in _differences(empty_url)) == [
+        ("modify_nullable", table, column)
+        for table in ("ad_geographic_insights", "ad_hourly_insights")
+        for column in ("conversions", "revenue_micros")
+    ]
 
+    migrate.downgrade("-1", url=empty_url)  # 0006 altered nothing
     migrate.downgrade("-1", url=empty_url)
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("rule_executions")}
     assert "actions_queued" not in columns and "actions_taken" in columns  # 0005 undone only
@@ -136,6 +142,58 @@ def test_upgrading_to_0005_keeps_every_link_of_the_record(empty_url: str) -> Non
     migrate.downgrade("0004", url=empty_url)  # and back down: still linked
     with get_engine(empty_url).connect() as connection:
         assert tuple(connection.execute(text(LINKS)).one()) == tuple(before)
+
+
+def test_upgrading_to_0007_makes_purchases_by_region_dma_and_hour_not_available(
+    empty_url: str,
+) -> None:
+    # rows as Rex stored them before 0007: zeros (or a sandbox's figures) Meta never sent
+    migrate.upgrade("0006", url=empty_url)
+    _seed_record(empty_url)
+    rows = [
+        "INSERT INTO ad_entities (id, account_id, level, external_id, name, status, "
+        "effective_status, first_seen_at, updated_at) VALUES "
+        "(1, 1, 'adset', '11', 'Ad set A', 'ACTIVE', 'ACTIVE', :at, :at)",
+        *(
+            "INSERT INTO ad_geographic_insights (account_id, entity_id, date, geo_type, "
+            "geo_value, spend_micros, impressions, clicks, reach, conversions, revenue_micros) "
+            f"VALUES (1, 1, '2026-11-18', '{geo}', '{value}', 5000000, 100, 4, 90, 2, 30000000)"
+            for geo, value in (("country", "US"), ("region", "California"), ("dma", "Fresno"))
+        ),
+        "INSERT INTO ad_hourly_insights (account_id, entity_id, date, hour, spend_micros, "
+        "impressions, clicks, reach, conversions, revenue_micros) VALUES "
+        "(1, 1, '2026-11-18', 13, 5000000, 100, 4, 90, 0, 0)",
+    ]
+    with get_engine(empty_url).begin() as connection:
+        for row in rows:
+            connection.execute(text(row), {"at": datetime(2026, 11, 20, 18, 30)})
+
+    migrate.upgrade("head", url=empty_url)
+    with get_engine(empty_url).connect() as connection:
+        geo = {
+            row[0]: tuple(row[1:])
+            for row in connection.execute(
+                text(
+                    "SELECT geo_type, conversions, revenue_micros, spend_micros "
+                    "FROM ad_geographic_insights"
+                )  # fmt: skip
+            )
+        }
+        hourly = connection.execute(
+            text("SELECT conversions, revenue_micros, spend_micros FROM ad_hourly_insights")
+        ).one()
+    assert geo == {
+        "country": (2, 30000000, 5000000),  # Meta reports purchases by country: kept
+        "region": (None, None, 5000000),
+        "dma": (None, None, 5000000),
+    }
+    assert tuple(hourly) == (None, None, 5000000)
+
+    migrate.downgrade("0006", url=empty_url)  # back down: zeros again, spend as it was
+    with get_engine(empty_url).connect() as connection:
+        assert connection.execute(
+            text("SELECT conversions, revenue_micros FROM ad_hourly_insights")
+        ).one() == (0, 0)
 
 
 @pytest.mark.parametrize(

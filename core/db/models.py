@@ -159,14 +159,27 @@ class AdEntity(Base):
 
 
 class _MetricColumns:
-    """The numbers every insights table carries."""
+    """The on-Meta numbers every insights table carries."""
 
     spend_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     impressions: Mapped[int] = mapped_column(BigInteger, default=0)
     clicks: Mapped[int] = mapped_column(BigInteger, default=0)
     reach: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class _OffMetaColumns:
+    """Pixel purchases and their value, where Meta reports them (always, unbroken down)."""
+
     conversions: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class _OffMetaColumnsOrNone:
+    """Purchases and their value for breakdowns Meta may give none for: NULL there (not
+    available), never 0."""
+
+    conversions: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    revenue_micros: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 METRIC_COLUMNS = (
@@ -181,7 +194,8 @@ METRIC_COLUMNS = (
 
 class InsightTable(_MetricColumns, Base):
     """What every insights table holds — the daily numbers and the breakdowns — so that
-    the sync can reconcile any of them by these columns (no table of its own)."""
+    the sync can reconcile any of them by these columns (no table of its own); each
+    table adds purchases and revenue, NULL-able where Meta may not give them."""
 
     __abstract__ = True
 
@@ -191,7 +205,7 @@ class InsightTable(_MetricColumns, Base):
     date: Mapped[date] = mapped_column(Date)
 
 
-class AdMetric(InsightTable):
+class AdMetric(_OffMetaColumns, InsightTable):
     """Daily numbers per entity (campaign, ad set and ad levels) and account-local date."""
 
     __tablename__ = "ad_metrics"
@@ -201,7 +215,7 @@ class AdMetric(InsightTable):
     )
 
 
-class AdDemographicInsight(InsightTable):
+class AdDemographicInsight(_OffMetaColumns, InsightTable):
     __tablename__ = "ad_demographic_insights"
     __table_args__ = (
         UniqueConstraint("entity_id", "date", "age", "gender"),
@@ -212,7 +226,7 @@ class AdDemographicInsight(InsightTable):
     gender: Mapped[str] = mapped_column(String(20))
 
 
-class AdPlacementInsight(InsightTable):
+class AdPlacementInsight(_OffMetaColumns, InsightTable):
     __tablename__ = "ad_placement_insights"
     __table_args__ = (
         UniqueConstraint(
@@ -226,8 +240,9 @@ class AdPlacementInsight(InsightTable):
     impression_device: Mapped[str] = mapped_column(String(40))
 
 
-class AdGeographicInsight(InsightTable):
-    """One table for the three geographic breakdowns: `geo_type` country | region | dma."""
+class AdGeographicInsight(_OffMetaColumnsOrNone, InsightTable):
+    """One table for the three geographic breakdowns: `geo_type` country | region | dma.
+    Purchases and revenue are NULL for regions and DMAs (Meta does not report them)."""
 
     __tablename__ = "ad_geographic_insights"
     __table_args__ = (
@@ -239,8 +254,9 @@ class AdGeographicInsight(InsightTable):
     geo_value: Mapped[str] = mapped_column(String(200))
 
 
-class AdHourlyInsight(InsightTable):
-    """Hour of day (0–23) in the advertiser's time zone, per account-local date."""
+class AdHourlyInsight(_OffMetaColumnsOrNone, InsightTable):
+    """Hour of day (0–23) in the advertiser's time zone, per account-local date; no
+    purchases or revenue (Meta does not report them by hour)."""
 
     __tablename__ = "ad_hourly_insights"
     __table_args__ = (

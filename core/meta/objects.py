@@ -235,9 +235,26 @@ class EntityInfo:
         return parents[self.level]
 
 
+# Meta's Insights breakdowns reference ("Restrictions for off-Meta action metrics"): with
+# these breakdowns the API returns no off-Meta action metrics — no pixel purchases in
+# `actions`, no `action_values`, `purchase_roas` or `cost_per_action_type` — only on-Meta
+# ones (spend, impressions, clicks, reach). Their rows' purchases and revenue are not
+# available (None), never zero.
+ON_META_ONLY_BREAKDOWNS = frozenset(
+    {
+        "region",
+        "dma",
+        "hourly_stats_aggregated_by_advertiser_time_zone",
+        "hourly_stats_aggregated_by_audience_time_zone",
+    }
+)
+
+
 @dataclass(frozen=True)
 class InsightRow:
-    """One insights row: a date range, the ids it belongs to, its numbers, its segment."""
+    """One insights row: a date range, the ids it belongs to, its numbers, its segment.
+    `conversions` and `revenue_micros` are None for a breakdown Meta gives no off-Meta
+    metrics for (`ON_META_ONLY_BREAKDOWNS`)."""
 
     date_start: date
     date_stop: date
@@ -246,8 +263,8 @@ class InsightRow:
     impressions: int
     clicks: int
     reach: int
-    conversions: int
-    revenue_micros: int
+    conversions: int | None
+    revenue_micros: int | None
     segment: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -271,6 +288,7 @@ class InsightRow:
         stop = _date(what, "date_stop", raw.get("date_stop"), since, until)
         if stop < start:
             raise InvalidAnswerError(what, "date_stop", raw.get("date_stop"), "≥ date_start")
+        on_meta_only = not ON_META_ONLY_BREAKDOWNS.isdisjoint(breakdowns)
         return cls(
             date_start=start,
             date_stop=stop,
@@ -279,14 +297,16 @@ class InsightRow:
             impressions=_count(what, "impressions", raw.get("impressions")),
             clicks=_count(what, "clicks", raw.get("clicks")),
             reach=_count(what, "reach", raw.get("reach")),
-            conversions=_count(what, "actions", _purchase_value(what, raw.get("actions"))),
-            revenue_micros=_micros(
-                what, "action_values", _purchase_value(what, raw.get("action_values"))
-            ),
+            conversions=None
+            if on_meta_only
+            else _count(what, "actions", _purchase_value(what, raw.get("actions"))),
+            revenue_micros=None
+            if on_meta_only
+            else _micros(what, "action_values", _purchase_value(what, raw.get("action_values"))),
             segment={name: _segment(what, name, raw.get(name)) for name in breakdowns},
         )
 
-    def metrics(self) -> dict[str, int]:
+    def metrics(self) -> dict[str, int | None]:
         return {
             "spend_micros": self.spend_micros,
             "impressions": self.impressions,

@@ -12,6 +12,7 @@ money in major units, percentages as 0–100.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -54,6 +55,12 @@ class Metric:
         return (self.a,) if self.b is None else (self.a, self.b)
 
     @property
+    def off_meta(self) -> bool:
+        """Whether it needs purchases or revenue — the off-Meta (pixel) numbers Meta does
+        not give for region, DMA and hourly breakdowns."""
+        return bool({"conversions", "revenue_micros"} & set(self.columns))
+
+    @property
     def words(self) -> str:
         """The metric inside a sentence: "ROAS", "profit", "cost per purchase" (the
         label without its explanation in brackets, lower case unless an acronym)."""
@@ -76,8 +83,12 @@ class Metric:
             "reach": "no reach",
         }.get(self.b or "", "no data")
 
-    def value(self, sums: dict[str, int]) -> Decimal | None:
-        """The metric from a window's sums of stored columns (money columns in micros)."""
+    def value(self, sums: Mapping[str, int | None]) -> Decimal | None:
+        """The metric from a window's sums of stored columns (money columns in micros);
+        None where it is undefined, or where a column it needs is not available (None:
+        Meta gives no purchases or revenue for some breakdowns)."""
+        if any(sums[column] is None for column in self.columns):
+            return None
         a = _unit_value(self.a, sums[self.a])
         if self.kind == Kind.SUM:
             return a
@@ -93,7 +104,8 @@ class Metric:
 _M = Decimal(MICROS_PER_UNIT)
 
 
-def _unit_value(column: str, raw: int) -> Decimal:
+def _unit_value(column: str, raw: int | None) -> Decimal:
+    assert raw is not None  # Metric.value returned before
     return Decimal(raw) / _M if column.endswith("_micros") else Decimal(raw)
 
 

@@ -15,12 +15,13 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
+from core.meta.objects import ON_META_ONLY_BREAKDOWNS
 from core.money import decimals, offset
 from core.sandbox.faults import (
     LOST_HTML,
@@ -508,6 +509,7 @@ class Graph:
                 100,
                 blame="breakdowns",
             )
+        on_meta_only = not ON_META_ONLY_BREAKDOWNS.isdisjoint(breakdowns)
         daily = str(params.get("time_increment", "all_days")) == "1"
         fields = _fields(params) or ["spend", "impressions"]
         ads = [owner] if owner and owner.level == "ad" else self.world.children(object_id, "ad")
@@ -533,7 +535,7 @@ class Graph:
             for name, value in group:
                 if name in fields:
                     row[name] = value
-            row.update(_metrics_json(numbers, account.currency, fields))
+            row.update(_metrics_json(numbers, account.currency, fields, on_meta_only=on_meta_only))
             row.update(dict(zip(breakdowns, segment, strict=True)))
             row["date_start"] = day.isoformat()
             row["date_stop"] = (day if daily else until).isoformat()
@@ -951,9 +953,13 @@ def _money(minor: int, currency: str) -> str:
 PURCHASE_TYPES = ("offsite_conversion.fb_pixel_purchase", "purchase", "omni_purchase")
 
 
-def _metrics_json(day: Day, currency: str, fields: list[str]) -> dict[str, Any]:
+def _metrics_json(
+    day: Day, currency: str, fields: list[str], *, on_meta_only: bool = False
+) -> dict[str, Any]:
     """A row's metric columns as Meta writes them: strings, money in major units, purchases
-    under each of Meta's purchase action types (a client must count only one)."""
+    under each of Meta's purchase action types (a client must count only one). With
+    `on_meta_only` (a region, DMA or hourly breakdown) no off-Meta action metrics: no
+    purchases in `actions`, no `action_values`, `purchase_roas`, `cost_per_action_type`."""
     unit = offset(currency)
     values: dict[str, Any] = {
         "spend": _money(day.spend, currency),
@@ -969,6 +975,8 @@ def _metrics_json(day: Day, currency: str, fields: list[str]) -> dict[str, Any]:
     if day.reach:
         values["frequency"] = f"{day.impressions / day.reach:.6f}"
     actions = [{"action_type": "link_click", "value": str(day.clicks)}] if day.clicks else []
+    if on_meta_only:
+        day = replace(day, purchases=0, revenue=0)
     if day.purchases:
         actions += [{"action_type": t, "value": str(day.purchases)} for t in PURCHASE_TYPES]
         cost = _money(day.spend // day.purchases, currency)

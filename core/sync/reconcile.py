@@ -42,13 +42,15 @@ class ReconcileCounts:
 
 
 def merge_rows(rows: Iterable[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:
-    """Sum the metrics of rows that share a natural key (e.g. two regions of one name)."""
+    """Sum the metrics of rows that share a natural key (e.g. two regions of one name); a
+    metric not available (None) in them stays not available."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         k = tuple(row[name] for name in key)
         if k in merged:
             for column in METRIC_COLUMNS:
-                merged[k][column] += row[column]
+                a, b = merged[k][column], row[column]
+                merged[k][column] = None if a is None or b is None else a + b
         else:
             merged[k] = dict(row)
     return list(merged.values())

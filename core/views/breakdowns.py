@@ -2,7 +2,10 @@
 of the catalogue (ROAS, CPA, CTR … computed from the sums, undefined where they are).
 
 Dates are the account's local dates; the hourly table's hours are the advertiser time
-zone's, as Meta reports them. Segments keep Meta's raw values as keys and give their
+zone's, as Meta reports them. Meta gives no purchases or revenue by region, DMA or hour
+(they are stored as NULL): there, a metric that needs them (ROAS, CPA, profit …) is not
+available, and those sections show an on-Meta metric instead (`on_meta_metric`: spend,
+impressions, clicks, CTR, CPC, CPM). Segments keep Meta's raw values as keys and give their
 display names (core/labels.py); CSVs carry both.
 
 The country map draws offline: the shapes ship with Rex (core/data/countries_110m.geojson,
@@ -56,12 +59,19 @@ SHAPES = Path(__file__).parent.parent / "data" / "countries_110m.geojson"
 _EMPTY_TOPOLOGY = json.dumps({"type": "Topology", "objects": {}, "arcs": []}, separators=(",", ":"))
 PLOTLY_OFFLINE_CONFIG = {"topojsonURL": "data:application/json," + quote(_EMPTY_TOPOLOGY) + "#"}
 CHARTABLE = tuple(name for name, metric in METRICS.items() if metric.kind != Kind.CURRENT)
+ON_META_CHARTABLE = tuple(name for name in CHARTABLE if not METRICS[name].off_meta)
+ON_META_DEFAULT = "cpc"
+
+
+def _total(values: Sequence[int | None]) -> int | None:
+    """A sum of stored values; None (not available) if any is."""
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
 @dataclass(frozen=True)
 class Segment:
     keys: dict[str, Any]  # Meta's raw values: {"platform": "audience_network", …}
-    sums: dict[str, int]
+    sums: dict[str, int | None]  # None: Meta gives no such number for this breakdown
     value: Decimal | None
 
     def name(self, key: str) -> str:
@@ -77,6 +87,7 @@ class Segment:
 class BreakdownView:
     account: AccountView
     metric: str
+    on_meta_metric: str  # what regions, DMAs and hours show (`metric` where available)
     since: date
     until: date
     demographics: list[Segment]
@@ -85,6 +96,12 @@ class BreakdownView:
     regions: list[Segment]
     dmas: list[Segment]
     hours: list[Segment]  # keys: weekday (0 = Monday), hour
+
+    @property
+    def substituted(self) -> bool:
+        """Whether regions, DMAs and hours show another metric than the one chosen (Meta
+        gives no purchases or revenue for them)."""
+        return self.on_meta_metric != self.metric
 
     @property
     def empty(self) -> bool:
@@ -107,10 +124,22 @@ def breakdown_view(
     metric: str,
     since: date,
     until: date,
+    on_meta_metric: str | None = None,
     engine: Engine | None = None,
 ) -> BreakdownView:
+    """The breakdowns of an account in `metric`; regions, DMAs and hours in `metric` if
+    Meta reports what it needs for them, else in `on_meta_metric` (CPC by default)."""
     if metric not in CHARTABLE:
         raise InputError("metric", f"{metric!r} is not a metric; use one of {', '.join(CHARTABLE)}")
+    if not METRICS[metric].off_meta:
+        on_meta_metric = metric
+    on_meta_metric = on_meta_metric or ON_META_DEFAULT
+    if on_meta_metric not in ON_META_CHARTABLE:
+        raise InputError(
+            "metric for regions, DMAs and hours",
+            f"{on_meta_metric!r}: Meta reports no purchases or revenue there; use one of "
+            + ", ".join(ON_META_CHARTABLE),
+        )
     if since > until:
         raise InputError("date range", "the first day must not be after the last")
     account = get_account(account_id, engine=engine)
@@ -146,25 +175,29 @@ def breakdown_view(
         )
         hourly = grouped(AdHourlyInsight, AdHourlyInsight.date, AdHourlyInsight.hour)
 
-    definition = METRICS[metric]
+    def segment(keys: dict[str, Any], row: Any, shown: str = metric) -> Segment:
+        sums = {c: None if (v := getattr(row, c)) is None else int(v) for c in METRIC_COLUMNS}
+        return Segment(keys, sums, METRICS[shown].value(sums))
 
-    def segment(keys: dict[str, Any], row: Any) -> Segment:
-        sums = {c: int(getattr(row, c) or 0) for c in METRIC_COLUMNS}
-        return Segment(keys, sums, definition.value(sums))
-
-    by_weekday: dict[tuple[int, int], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(METRIC_COLUMNS, 0)
+    by_weekday: dict[tuple[int, int], dict[str, list[int | None]]] = defaultdict(
+        lambda: {c: [] for c in METRIC_COLUMNS}
     )
     for row in hourly:
         bucket = by_weekday[(row.date.weekday(), row.hour)]
         for column in METRIC_COLUMNS:
-            bucket[column] += int(getattr(row, column) or 0)
+            bucket[column].append(getattr(row, column))
+    weekday_sums = {
+        key: {c: _total(values) for c, values in bucket.items()}
+        for key, bucket in by_weekday.items()
+    }
     geo = defaultdict(list)
     for row in geography:
-        geo[row.geo_type].append(segment({row.geo_type: row.geo_value}, row))
+        shown = metric if row.geo_type == "country" else on_meta_metric
+        geo[row.geo_type].append(segment({row.geo_type: row.geo_value}, row, shown))
     return BreakdownView(
         account=account,
         metric=metric,
+        on_meta_metric=on_meta_metric,
         since=since,
         until=until,
         demographics=sorted(
@@ -175,20 +208,25 @@ def breakdown_view(
             segment({"platform": r.publisher_platform, "device": r.impression_device}, r)
             for r in placements
         ],
-        countries=sorted(geo["country"], key=lambda s: -s.sums["spend_micros"]),
-        regions=sorted(geo["region"], key=lambda s: -s.sums["spend_micros"]),
-        dmas=sorted(geo["dma"], key=lambda s: -s.sums["spend_micros"]),
+        countries=sorted(geo["country"], key=_by_spend),
+        regions=sorted(geo["region"], key=_by_spend),
+        dmas=sorted(geo["dma"], key=_by_spend),
         hours=[
-            Segment({"weekday": w, "hour": h}, sums, definition.value(sums))
-            for (w, h), sums in sorted(by_weekday.items())
+            Segment({"weekday": w, "hour": h}, sums, METRICS[on_meta_metric].value(sums))
+            for (w, h), sums in sorted(weekday_sums.items())
         ],
     )
+
+
+def _by_spend(segment: Segment) -> int:
+    return -(segment.sums["spend_micros"] or 0)
 
 
 def segments_csv(segments: list[Segment], metric: str, currency: str) -> str:
     """Segments as CSV: each key by its display name and, beside it, its code (as Meta
     sends it; weekdays 0 = Monday); the stored sums (money in the currency's major unit,
-    named in the heading) and the metric in its unit ("CTR (%)", "CPA (USD)")."""
+    named in the heading; empty where Meta gives no such number) and the metric in its
+    unit ("CTR (%)", "CPA (USD)")."""
     if not segments:
         return ""
     out = io.StringIO()
@@ -214,12 +252,16 @@ def segments_csv(segments: list[Segment], metric: str, currency: str) -> str:
         writer.writerow(
             [
                 *(part for k in keys for part in (s.name(k), s.keys[k])),
-                *(from_micros(s.sums[c], currency) for c, _ in money),
-                *(s.sums[c] for c, _ in counts),
+                *(_shown_micros(s.sums[c], currency) for c, _ in money),
+                *("" if s.sums[c] is None else s.sums[c] for c, _ in counts),
                 "" if s.value is None else s.value.quantize(places),
             ]
         )
     return out.getvalue()
+
+
+def _shown_micros(micros: int | None, currency: str) -> Decimal | str:
+    return "" if micros is None else from_micros(micros, currency)
 
 
 @dataclass(frozen=True)
