@@ -112,7 +112,7 @@ def test_rows_written_before_0006_read_back_as_members(empty_url: str) -> None:
             connection.execute(text(row), {"at": AT})
 
     migrate.upgrade("head", url=empty_url)
-    assert migrate.current_revision(empty_url) == "0006"
+    assert migrate.current_revision(empty_url) == migrate.head_revision()
     with read_session(get_engine(empty_url)) as session:
         for table, column, _, member in READ_BACK:
             value = session.scalar(select(Base.metadata.tables[table].c[column]))
