@@ -244,8 +244,8 @@ def read_load_frame(engine, setup: Setup, now) -> int:  # type: ignore[no-untype
         return len(load_frame(session, setup.level, accounts, today, setup.needs))
 
 
-def scans_of(engine, read: Callable[[], Any]) -> str:  # type: ignore[no-untyped-def]
-    """The scans PostgreSQL plans on ad_metrics for the aggregates `read` runs."""
+def aggregates_of(engine, read: Callable[[], Any]) -> list[tuple[str, Any]]:  # type: ignore[no-untyped-def]
+    """The FILTER aggregates over ad_metrics that `read` runs, with their parameters."""
     from sqlalchemy import event
 
     seen: list[tuple[str, Any]] = []
@@ -259,6 +259,32 @@ def scans_of(engine, read: Callable[[], Any]) -> str:  # type: ignore[no-untyped
         read()
     finally:
         event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def read_current_packed(engine, setup: Setup, statements: list[tuple[str, Any]]) -> Sums:  # type: ignore[no-untyped-def]
+    """(2′): `_load_sums`' own aggregates, their rows fetched packed into arrays."""
+    from sqlalchemy import text
+
+    from core.db import read_session
+
+    width = 1 + len(setup.pairs)
+    with read_session(engine) as session:
+        session.execute(text("SET LOCAL jit = off"))
+        cursor = session.connection().connection.driver_connection.cursor()
+        tables = [copy_packed(cursor, sql, params, width) for sql, params in statements]
+    table = np.concatenate(tables)
+    pos = setup.pos_of[table[:, 0]]
+    sums: Sums = {}
+    for j, (window, column) in enumerate(setup.pairs):
+        values = np.zeros(len(setup.frame.entities), np.int64)
+        values[pos] = table[:, j + 1]
+        sums[(window.name, column)] = values
+    return sums
+
+
+def scans_of(engine, statements: list[tuple[str, Any]]) -> str:  # type: ignore[no-untyped-def]
+    """The scans PostgreSQL plans on ad_metrics for these statements."""
     found: list[str] = []
 
     def walk(node: dict[str, Any]) -> None:
@@ -272,7 +298,7 @@ def scans_of(engine, read: Callable[[], Any]) -> str:  # type: ignore[no-untyped
     with engine.connect() as connection:
         cursor = connection.connection.driver_connection.cursor()
         cursor.execute("SET jit = off")
-        for statement, parameters in seen:
+        for statement, parameters in statements:
             cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
             walk(cursor.fetchone()[0][0]["Plan"])
         cursor.execute("RESET jit")
@@ -336,37 +362,42 @@ def rewrite_running(engine, account_ids: list[int], since: date) -> float:  # ty
     old = ", ".join(f"{RUNNING}.{c}" for c in ("is_last", *(f"cum_{c}" for c in CUMS)))
     new = ", ".join(f"EXCLUDED.{c}" for c in ("is_last", *(f"cum_{c}" for c in CUMS)))
     params = {"accounts": account_ids, "since": since}
+    # each entity's days to (re)write: from the day after its row answering since − 1 (its
+    # row that day, or its last row before: a gap to fill), else from its first new day,
+    # to its new last day
+    spans = (
+        "WITH fresh AS (SELECT m.entity_id, MIN(m.date) AS lo, MAX(m.date) AS hi "
+        "FROM ad_metrics m WHERE m.account_id = ANY(%(accounts)s) AND m.date >= %(since)s "
+        "GROUP BY m.entity_id), "
+        f"spans AS (SELECT f.entity_id, e.account_id, e.level, "
+        f"COALESCE(p.date + 1, f.lo) AS lo, f.hi, {bases} FROM fresh f "
+        "JOIN ad_entities e ON e.id = f.entity_id "
+        f"LEFT JOIN (SELECT * FROM {RUNNING} WHERE account_id = ANY(%(accounts)s) "
+        "AND (date = %(since)s - 1 OR (is_last AND date < %(since)s - 1))) p "
+        "ON p.entity_id = f.entity_id) "
+    )
     started = time.perf_counter()
     with engine.begin() as connection:
-        # 1. from the day after the row answering since − 1 (its row that day, or its last
-        #    row before: a gap to fill) or from its first new day, to its new last day
+        connection.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves
+        # 1. days from `since` outside the spans: the sync deleted them
         connection.exec_driver_sql(
-            "WITH fresh AS (SELECT m.entity_id, MIN(m.date) AS lo, MAX(m.date) AS hi "
-            "FROM ad_metrics m WHERE m.account_id = ANY(%(accounts)s) AND m.date >= %(since)s "
-            "GROUP BY m.entity_id), "
-            f"spans AS (SELECT f.entity_id, e.account_id, e.level, "
-            f"COALESCE(p.date + 1, f.lo) AS lo, f.hi, {bases} FROM fresh f "
-            "JOIN ad_entities e ON e.id = f.entity_id "
-            f"LEFT JOIN (SELECT * FROM {RUNNING} WHERE account_id = ANY(%(accounts)s) "
-            "AND (date = %(since)s - 1 OR (is_last AND date < %(since)s - 1))) p "
-            "ON p.entity_id = f.entity_id) "
-            f"INSERT INTO {RUNNING} SELECT s.entity_id, s.lo + g.i, s.account_id, s.level, "
-            f"s.lo + g.i = s.hi, {sums} FROM spans s "
+            f"{spans} DELETE FROM {RUNNING} r WHERE r.account_id = ANY(%(accounts)s) "
+            "AND r.date >= %(since)s AND NOT EXISTS (SELECT 1 FROM spans s "
+            "WHERE s.entity_id = r.entity_id AND r.date BETWEEN s.lo AND s.hi)",
+            params,
+        )
+        # 2. the spans' days, from a window function over the new rows (a day without a
+        #    row keeps the day before's totals)
+        connection.exec_driver_sql(
+            f"{spans} INSERT INTO {RUNNING} SELECT s.entity_id, s.lo + g.i, s.account_id, "
+            f"s.level, s.lo + g.i = s.hi, {sums} FROM spans s "
             "CROSS JOIN LATERAL generate_series(0, s.hi - s.lo) AS g(i) "
             "LEFT JOIN ad_metrics m ON m.entity_id = s.entity_id AND m.date = s.lo + g.i "
+            "AND m.account_id = ANY(%(accounts)s) AND m.date >= %(since)s "
             "WINDOW w AS (PARTITION BY s.entity_id ORDER BY g.i ROWS UNBOUNDED PRECEDING) "
             "ORDER BY 2, 1 "
             f"ON CONFLICT (entity_id, date) DO UPDATE SET is_last = EXCLUDED.is_last, {sets} "
             f"WHERE ({old}) IS DISTINCT FROM ({new})",  # unchanged rows are not rewritten
-            params,
-        )
-        # 2. days past an entity's new last day, or before its new first one (the sync
-        #    deleted them)
-        connection.exec_driver_sql(
-            f"DELETE FROM {RUNNING} r WHERE r.account_id = ANY(%(accounts)s) "
-            "AND r.date >= %(since)s AND (NOT EXISTS (SELECT 1 FROM ad_metrics m "
-            "WHERE m.entity_id = r.entity_id AND m.date >= r.date) OR NOT EXISTS (SELECT 1 "
-            "FROM ad_metrics m WHERE m.entity_id = r.entity_id AND m.date <= r.date))",
             params,
         )
         # 3. entities left with no day from `since` on: their filled days past their
@@ -420,6 +451,36 @@ def copy_int64(cursor, sql: str, params: dict[str, Any], width: int) -> np.ndarr
         (records[f"l{i}"] == 8).all() for i in range(width)
     )
     return np.stack([records[f"v{i}"] for i in range(width)], axis=1).astype(np.int64)
+
+
+def copy_packed(cursor, sql: str, params: dict[str, Any], width: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The same, the rows packed by the server into one row of `width` BIGINT arrays
+    (`array_agg`): one COPY message instead of one per row, each array decoded by numpy
+    at once."""
+    names = ", ".join(f"c{i}" for i in range(width))
+    packed = ", ".join(f"array_agg(t.c{i}::int8)" for i in range(width))
+    buffer = bytearray()
+    statement = f"COPY (SELECT {packed} FROM ({sql}) AS t({names})) TO STDOUT (FORMAT BINARY)"
+    with cursor.copy(statement, params) as copy:
+        for chunk in copy:
+            buffer += chunk
+    assert buffer[:11] == b"PGCOPY\n\xff\r\n\x00" and buffer[15:19] == b"\0\0\0\0"
+    assert int.from_bytes(buffer[19:21], "big") == width
+    offset, columns = 21, []
+    element = np.dtype([("l", ">i4"), ("v", ">i8")])
+    for _ in range(width):
+        length = int.from_bytes(buffer[offset : offset + 4], "big", signed=True)
+        offset += 4
+        if length < 0:  # no rows: array_agg gives NULL
+            columns.append(np.zeros(0, np.int64))
+            continue
+        ndim, has_nulls, oid, count, _lower = np.frombuffer(buffer, ">i4", 5, offset)
+        assert ndim == 1 and has_nulls == 0 and oid == 20  # int8[], one dimension
+        values = np.frombuffer(buffer, element, int(count), offset + 20)
+        assert (values["l"] == 8).all()
+        columns.append(values["v"].astype(np.int64))
+        offset += length
+    return np.stack(columns, axis=1) if columns[0].size else np.zeros((0, width), np.int64)
 
 
 def bound_rows_sql(setup: Setup) -> tuple[str, dict[str, Any]]:
@@ -493,8 +554,8 @@ def read_a_rows(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
     return sums_from_bounds(setup, table.reshape(-1, 3 + len(setup.columns)))
 
 
-def read_a_copy(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
-    """A2: the bound rows through binary COPY."""
+def read_a_copy(engine, setup: Setup, transfer=copy_int64) -> Sums:  # type: ignore[no-untyped-def]
+    """A2: the bound rows through binary COPY (A3: packed into arrays)."""
     from sqlalchemy import text
 
     from core.db import read_session
@@ -503,8 +564,12 @@ def read_a_copy(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
     with read_session(engine) as session:
         session.execute(text("SET LOCAL jit = off"))
         cursor = session.connection().connection.driver_connection.cursor()
-        table = copy_int64(cursor, sql, params, 3 + len(setup.columns))
+        table = transfer(cursor, sql, params, 3 + len(setup.columns))
     return sums_from_bounds(setup, table)
+
+
+def read_a_packed(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
+    return read_a_copy(engine, setup, copy_packed)
 
 
 def read_a_sql(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
@@ -547,7 +612,7 @@ def read_a_sql(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
     with read_session(engine) as session:
         session.execute(text("SET LOCAL jit = off"))
         cursor = session.connection().connection.driver_connection.cursor()
-        table = copy_int64(cursor, " UNION ALL ".join(parts), params, 1 + len(setup.pairs))
+        table = copy_packed(cursor, " UNION ALL ".join(parts), params, 1 + len(setup.pairs))
     n = len(setup.frame.entities)
     pos = setup.pos_of[table[:, 0]]
     sums: Sums = {}
@@ -581,7 +646,7 @@ def read_a_lateral(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def
     with read_session(engine) as session:
         session.execute(text("SET LOCAL jit = off"))
         cursor = session.connection().connection.driver_connection.cursor()
-        table = copy_int64(cursor, " UNION ALL ".join(parts), params, 3 + len(setup.columns))
+        table = copy_packed(cursor, " UNION ALL ".join(parts), params, 3 + len(setup.columns))
     return sums_from_bounds(setup, table)
 
 
@@ -661,21 +726,20 @@ def main() -> int:
     from core.rules.windows import Window
 
     assert tuple(METRIC_COLUMNS) == CUMS
-    table: list[tuple[str, float, str, str]] = []  # candidate, read, writers, notes
+    table: list[tuple[str, float, str, str]] = []  # candidate, read, writers' cost, notes
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
     with pg_schema(SCHEMA) as url:
         engine = get_engine(url)
         started = time.perf_counter()
         rows = populate(engine, args.accounts, args.adsets, args.days, args.rules)
-        print(
-            f"loaded {rows:,} metric rows, {args.rules} rules in "
-            f"{time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
+        elapsed = time.perf_counter() - started
+        say(f"loaded {rows:,} metric rows, {args.rules} rules in {elapsed:.0f} s")
         with read_session(engine) as session:
-            documents = [
-                parse_rule(r.document)
-                for r in session.scalars(select(AutomationRule).order_by(AutomationRule.id))
-            ]
+            rules = session.scalars(select(AutomationRule).order_by(AutomationRule.id))
+            documents = [parse_rule(r.document) for r in rules]
             session.execute(select(func.count()).select_from(AdMetric)).scalar_one()  # warm
         needs: dict[Any, set[str]] = {}
         for document in documents:
@@ -686,17 +750,13 @@ def main() -> int:
         first_day, last_day = NOW.date() - timedelta(days=args.days), NOW.date()
         since = last_day - timedelta(days=RESTATED - 1)
         account_ids = sorted(setup.frame.accounts)
-        print(
-            f"{len(setup.frame):,} ad sets; {len(setup.pairs)} (window, column) pairs; "
-            + "; ".join(
-                f"{len(g.account_ids)} accounts on {g.local}: bounds "
+        for g in setup.groups:
+            say(
+                f"{len(g.account_ids)} accounts on {g.local}: bound dates "
                 f"{', '.join(d.isoformat() for d in g.bounds)}"
-                for g in setup.groups
-            ),
-            flush=True,
-        )
+            )
 
-        # (c) and (2)
+        # (c) and (2), as they are
         query = floor_query(documents)
         floor, floor_rows = timed(lambda: read_floor(engine, query))
         assert floor_rows == len(setup.frame)
@@ -705,19 +765,29 @@ def main() -> int:
                 "(c) floor: one GROUP BY over the same rows (bench/engine.py)",
                 floor,
                 "—",
-                f"{floor_rows:,} rows fetched, 5 plain sums",
+                f"{floor_rows:,} rows fetched, {len(setup.columns)} plain sums",
             )
         )
         current, sums = timed(lambda: read_current(engine, setup))
         same_sums(setup, expected, sums, "(2)")
-        plan = scans_of(engine, lambda: read_current(engine, setup))
+        statements = aggregates_of(engine, lambda: read_current(engine, setup))
         table.append(
             (
-                "(2) `_load_sums` now: FILTER aggregate per local date → numpy",
+                "(2) `_load_sums` now: a FILTER aggregate per local date → numpy",
                 current,
                 "—",
-                f"{len(setup.groups)} aggregates, {len(setup.pairs)} FILTER sums "
-                f"each; scans: {plan}",
+                f"{len(statements)} aggregates of {len(setup.pairs)} FILTER sums; "
+                f"scans: {scans_of(engine, statements)}",
+            )
+        )
+        packed, sums = timed(lambda: read_current_packed(engine, setup, statements))
+        same_sums(setup, expected, sums, "(2′)")
+        table.append(
+            (
+                "(2′) the same aggregates, rows packed into arrays (as A3)",
+                packed,
+                "—",
+                "the transfer's share of (2)",
             )
         )
         whole, _ = timed(lambda: read_load_frame(engine, setup, NOW))
@@ -729,102 +799,115 @@ def main() -> int:
                 "what (a) spends on data",
             )
         )
-        print(f"(c) {floor:.3f} s, (2) {current:.3f} s, load_frame {whole:.3f} s", flush=True)
+        say(
+            f"(c) {floor:.3f} s, (2) {current:.3f} s, (2′) {packed:.3f} s, load_frame {whole:.3f} s"
+        )
 
-        # A: build, check, time
+        # A: the running totals built, checked, read
         create_running(engine)
         backfill = fill_running(engine)
         index_running(engine)
         running_size, metrics_size = size(engine, RUNNING), size(engine, "ad_metrics")
         running_rows = scalar(engine, f"SELECT count(*) FROM {RUNNING}")
-        print(
-            f"running totals: {running_rows:,} rows, {running_size} with indexes "
-            f"(ad_metrics {metrics_size}), backfill {backfill:.1f} s",
-            flush=True,
+        bound_rows = count_bound_rows(engine, setup)
+        say(
+            f"running totals: {running_rows:,} rows, {running_size} with indexes (ad_metrics "
+            f"{metrics_size}), backfill {backfill:.1f} s; {bound_rows:,} bound rows read"
         )
         readers = (
-            ("A1 running totals, bound rows → SQLAlchemy rows → numpy", read_a_rows),
-            ("A2 running totals, bound rows → binary COPY → numpy", read_a_copy),
-            ("A3 running totals, differences in SQL → binary COPY", read_a_sql),
-            ("A4 running totals, LATERAL latest row ≤ bound → COPY", read_a_lateral),
+            (
+                "A1 bound rows → SQLAlchemy rows → numpy",
+                read_a_rows,
+                f"{bound_rows:,} rows fetched as `_load_sums` fetches",
+            ),
+            (
+                "A2 bound rows → binary COPY, a message per row → numpy",
+                read_a_copy,
+                "psycopg's per-message cost is most of it",
+            ),
+            (
+                "A3 bound rows → packed into one row of arrays → numpy",
+                read_a_packed,
+                "`array_agg` server-side, one COPY message, decoded by numpy at once",
+            ),
+            (
+                "A4 differences in SQL, one row per entity → packed",
+                read_a_sql,
+                f"{len(setup.frame):,} rows of {len(setup.pairs)} sums",
+            ),
+            (
+                "A5 LATERAL latest row ≤ bound (no invariant) → packed",
+                read_a_lateral,
+                f"{len(setup.frame) * len(setup.groups[0].bounds):,} index probes; would work "
+                "on a plain sparse running table too",
+            ),
         )
-        for name, reader in readers:
+        for name, reader, _ in readers:
             same_sums(setup, expected, reader(engine, setup), name)
-        a_times = {}
-        for name, reader in readers:
-            a_times[name], _ = timed(lambda reader=reader: reader(engine, setup))
-            print(f"{name}: {a_times[name]:.3f} s", flush=True)
+        read_times = {}
+        for name, reader, _ in readers:
+            read_times[name], _ = timed(lambda reader=reader: reader(engine, setup))
+            say(f"{name}: {read_times[name]:.3f} s")
 
-        # B: the covering index, under today's query; its writers' cost
+        # B: the covering index, under today's query; its cost to the sync's rewrite
         one = account_ids[:1]
-        plain = [restate(engine, one, since) for _ in range(REPEAT + 1)][1:]
-        cover_started = time.perf_counter()
+        plain = statistics.median([restate(engine, one, since) for _ in range(REPEAT + 1)][1:])
+        started = time.perf_counter()
         run_sql(
             engine,
             f"CREATE INDEX {COVER} ON ad_metrics (account_id, date) INCLUDE "
             f"(entity_id, {', '.join(setup.columns)})",
         )
         vacuum(engine, "ad_metrics")  # index-only scans need the visibility map
-        cover_build = time.perf_counter() - cover_started
-        expected_now = read_current(engine, setup)  # the rewrite changed one account's sums
+        cover_build = time.perf_counter() - started
+        expected_now = read_current(engine, setup)  # the rewrites changed one account's sums
         covered, sums = timed(lambda: read_current(engine, setup))
         same_sums(setup, expected_now, sums, "B")
-        plan = scans_of(engine, lambda: read_current(engine, setup))
-        with_cover = [restate(engine, one, since) for _ in range(REPEAT + 1)][1:]
+        plan = scans_of(engine, aggregates_of(engine, lambda: read_current(engine, setup)))
+        with_cover = statistics.median([restate(engine, one, since) for _ in range(REPEAT + 1)][1:])
         cover_size = scalar(engine, f"SELECT pg_relation_size('{COVER}')") / 2**20
         run_sql(engine, f"DROP INDEX {COVER}")
         vacuum(engine, "ad_metrics")
-        print(
-            f"B: {covered:.3f} s; rewrite of 1 account {statistics.median(plain):.3f} s → "
-            f"{statistics.median(with_cover):.3f} s with the index",
-            flush=True,
-        )
+        say(f"B: {covered:.3f} s; a 1-account rewrite {plain:.3f} s → {with_cover:.3f} s")
 
-        # A's writers: one account (median of 3 after a warm-up), then every account in turn
-        a_writes, syncs = [], []
+        # A's writers: one account (median of 3 after a warm-up), then each account in turn
+        writes, syncs = [], []
         for _ in range(REPEAT + 1):
             syncs.append(restate(engine, one, since))
-            a_writes.append(rewrite_running(engine, one, since))
-        a_one, sync_one = statistics.median(a_writes[1:]), statistics.median(syncs[1:])
+            writes.append(rewrite_running(engine, one, since))
+        a_one, sync_one = statistics.median(writes[1:]), statistics.median(syncs[1:])
         expected = read_current(engine, setup)
-        for name, reader in readers:
+        for name, reader, _ in readers:
             same_sums(setup, expected, reader(engine, setup), f"{name}, after the writer")
         a_all = sync_all = 0.0
         for account_id in account_ids:
             sync_all += restate(engine, [account_id], since)
             a_all += rewrite_running(engine, [account_id], since)
         expected = read_current(engine, setup)
-        for name, reader in readers:
+        for name, reader, _ in readers:
             same_sums(setup, expected, reader(engine, setup), f"{name}, after all accounts")
         running_matches_rebuild(engine)
-        after, _ = timed(lambda: read_a_copy(engine, setup))
+        after, _ = timed(lambda: read_a_packed(engine, setup))
         running_after = size(engine, RUNNING)
-        print(
-            f"A writer: 1 account {a_one:.3f} s (its rewrite {sync_one:.3f} s); all "
-            f"{a_all:.1f} s (rewrites {sync_all:.1f} s); A2 after {after:.3f} s",
-            flush=True,
+        say(
+            f"A's writer: 1 account {a_one:.3f} s (its rewrite {sync_one:.3f} s); all "
+            f"{a_all:.1f} s (rewrites {sync_all:.1f} s); A3 after {after:.3f} s"
         )
 
-        writer_a = (
-            f"1 account: {a_one:.2f} s (the sync's own rewrite: {sync_one:.2f} s); "
+        writer = (
+            f"{a_one:.2f} s per account (the sync's own rewrite: {sync_one:.2f} s); "
             f"{len(account_ids)} accounts in turn: {a_all:.1f} s ({sync_all:.1f} s)"
         )
-        notes_a = (
-            f"{running_rows:,} rows, {running_size} with its 3 indexes (ad_metrics: "
-            f"{metrics_size}); backfill {backfill:.1f} s"
-        )
-        for name, _ in readers:
-            note = {
-                readers[0][0]: notes_a,
-                readers[1][0]: "same rows; COPY saves the Python row objects",
-                readers[2][0]: f"{len(setup.frame):,} rows back, one per entity",
-                readers[3][0]: f"{len(setup.frame) * len(setup.groups[0].bounds):,} index "
-                "probes; needs no gap filling (a plain sparse running table would do)",
-            }[name]
-            table.append((name, a_times[name], writer_a if name == readers[0][0] else "same", note))
+        for i, (name, _, note) in enumerate(readers):
+            if i == 0:
+                note += (
+                    f"; the table: {running_rows:,} rows, {running_size} with its 3 "
+                    f"indexes (ad_metrics {metrics_size}), backfill {backfill:.1f} s"
+                )
+            table.append((name, read_times[name], writer if i == 0 else "as A1", note))
         table.append(
             (
-                "A2 after every account's 28 days were rewritten (no VACUUM yet)",
+                "A3 after every account's 28 days were rewritten (no VACUUM yet)",
                 after,
                 "—",
                 f"table and indexes now {running_after}",
@@ -832,16 +915,15 @@ def main() -> int:
         )
         table.append(
             (
-                f"B covering index ({', '.join(setup.columns)}), today's query",
+                f"B covering index INCLUDE ({', '.join(setup.columns)}), today's query",
                 covered,
-                f"the 1-account rewrite: {statistics.median(plain):.2f} s → "
-                f"{statistics.median(with_cover):.2f} s",
-                f"index {cover_size:.0f} MB, built in {cover_build:.1f} s; scans: {plan}",
+                f"1-account rewrite {plain:.2f} s → {with_cover:.2f} s",
+                f"index {cover_size:.0f} MB, {cover_build:.1f} s to build; scans: {plan}",
             )
         )
 
-        # sparse data: more windows, holes, cut heads and tails, a restatement with
-        # deleted and added days; written incrementally, compared with a rebuild
+        # sparse rows, more windows; then a restatement that deletes and adds days,
+        # written incrementally and compared with a rebuild
         few = account_ids[: min(5, len(account_ids))]
         make_sparse(engine, few, first_day, last_day)
         create_running(engine)
@@ -851,34 +933,40 @@ def main() -> int:
         for name in ("today", "last_3d_with_today", "this_month"):
             wider.setdefault(Window.parse(name), set()).update(("spend_micros", "clicks"))
         sparse = make_setup(engine, wider, NOW)
-        for name, reader in readers:
+        for name, reader, _ in readers:
             same_sums(sparse, sparse.frame.sums, reader(engine, sparse), f"{name}, sparse")
         sparse_restatement(engine, few, since, last_day)
         rewrite_running(engine, few, since)
         running_matches_rebuild(engine)
         expected = read_current(engine, sparse)
-        for name, reader in readers:
+        for name, reader, _ in readers:
             same_sums(sparse, expected, reader(engine, sparse), f"{name}, sparse restated")
         in_few = f"WHERE account_id IN ({', '.join(map(str, few))})"
         density = scalar(engine, f"SELECT count(*) FROM {RUNNING} {in_few}") / scalar(
             engine, f"SELECT count(*) FROM ad_metrics {in_few}"
         )
-        print(
-            f"sparse checks passed ({len(few)} accounts sparse; running rows / metric "
-            f"rows = {density:.2f})",
-            flush=True,
+        say(
+            f"sparse checks passed ({len(few)} accounts; running rows / metric rows there: "
+            f"{density:.2f})"
         )
 
-    print(
+    say(
         f"\n{len(setup.frame):,} ad sets × {args.days + 1} days, {rows:,} metric rows; "
-        f"{len(setup.pairs)} (window, column) pairs; every candidate's sums equal (2)'s, "
-        "on these rows, after the writers and on sparse rows\n"
+        f"{len(setup.pairs)} (window, column) pairs; every candidate's sums equal (2)'s on "
+        "these rows, after the writers, and on sparse rows\n"
     )
-    print("| candidate | read | vs (c) | writer cost | notes |")
-    print("|---|---:|---:|---|---|")
-    for name, seconds, writer, note in table:
-        print(f"| {name} | {seconds:.3f} s | {seconds / floor:.2f}× | {writer} | {note} |")
+    say("| candidate | read | vs (c) | writers' cost | notes |")
+    say("|---|---:|---:|---|---|")
+    for name, seconds, writers, note in table:
+        say(f"| {name} | {seconds:.3f} s | {seconds / floor:.2f}× | {writers} | {note} |")
     return 0
+
+
+def count_bound_rows(engine, setup: Setup) -> int:  # type: ignore[no-untyped-def]
+    sql, params = bound_rows_sql(setup)
+    with engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()
+        return len(copy_packed(cursor, sql, params, 3 + len(setup.columns)))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,23 @@
-"""`sandbox serve`: the built-in Graph-compatible server (docs/sandbox.md).
+"""`sandbox serve`: the built-in Graph-compatible server (docs/sandbox.md); `sandbox
+advance`: move a running sandbox's clock forward.
 
-Its first stdout line is JSON {graph_url, token, accounts, admin_url}; `up` reads it.
+`serve`'s first stdout line is JSON {graph_url, token, accounts, admin_url}; `up` reads
+it. `advance --days N` (or `--to YYYY-MM-DD`) asks the sandbox at --url (default: the
+settings' host and port, where `make run` starts it) to move its today: the days that
+pass are generated from the state as it is then; sync to see them in Rex.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
+import requests
+
 from core.cli.args import Parser, UsageError, milliseconds, port, token
+from core.cli.console import fail, print_table
 from core.sandbox import FaultConfig, run_server
 from core.settings import get_settings
 
@@ -43,6 +51,61 @@ def register(parser: Parser) -> None:
         "across restarts; `make run` uses <data dir>/sandbox-state.json",
     )
     serve.set_defaults(handler=serve_sandbox, needs_db=False)
+
+    advance = actions.add_parser(
+        "advance", help="move a running sandbox's clock forward (then sync to see the days)"
+    )
+    when = advance.add_mutually_exclusive_group(required=True)
+    when.add_argument("--days", type=_days, help="how many days to move forward")
+    when.add_argument("--to", type=_date, help="the UTC date to move to (YYYY-MM-DD)")
+    advance.add_argument(
+        "--url",
+        default=f"http://{settings.sandbox_host}:{settings.sandbox_port}",
+        help="the sandbox (default: where `make run` starts it)",
+    )
+    advance.set_defaults(handler=advance_clock, needs_db=False)
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of days, 0 or more")
+    return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a date as YYYY-MM-DD") from None
+
+
+def advance_clock(args: argparse.Namespace) -> int:
+    body = {"advance_days": args.days} if args.days is not None else {"to": args.to.isoformat()}
+    url = f"{args.url.rstrip('/')}/__sandbox/clock"
+    try:
+        answer = requests.post(url, json=body, timeout=30)
+    except requests.RequestException:
+        return fail(
+            f"no sandbox answers at {args.url}",
+            "start it (`make run`, or `python -m core sandbox serve`), or pass --url",
+        )
+    if answer.status_code == 400:
+        raise UsageError(answer.json()["error"]["message"])
+    if not answer.ok:
+        return fail(f"the sandbox at {args.url} answered {answer.status_code}", answer.text[:200])
+    now = answer.json()
+    print_table(
+        [("Account", "Today"), *((account, day) for account, day in now["today"].items())],
+        [
+            f"The sandbox is {now['advanced_days']} day(s) ahead of the wall clock. Sync to "
+            "see the new days in Rex: python -m core sync"
+        ],  # fmt: skip
+    )
+    return 0
 
 
 def serve_sandbox(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from core.sandbox.faults import (
 )
 from core.sandbox.world import (
     SANDBOX_APP,
+    STATE_FIELDS,
     SUPPORTED_BREAKDOWNS,
     Account,
     Activity,
@@ -659,6 +660,8 @@ class Graph:
             if old == value:
                 continue  # Meta's history lists changes, not calls that changed nothing
             changed = True
+            if key in STATE_FIELDS:
+                self.world.record_change(entity, key, old, value)  # the market follows it
             what = "budget" if key.endswith("_budget") else key
             extra: dict[str, Any] = {"old_value": old, "new_value": value}
             if what == "budget":

@@ -17,7 +17,9 @@ to the generated world and rewrites the file.
 Admin endpoints (no token; for tests and demos) live under /__sandbox:
 `GET writes` · `GET requests` · `GET|POST faults` · `POST reset` · `POST insights`
 (override one ad's day) · `GET state` · `GET activities` (the change history) ·
-`POST edit` (a person changes an object in Ads Manager).
+`POST edit` (a person changes an object in Ads Manager) · `GET|POST clock` (the
+sandbox's now; `{"advance_days": N}` or `{"to": "YYYY-MM-DD"}` moves it forward) ·
+`GET truth?adset_id=…&date=…` (what the market expects of an ad set that day).
 """
 
 from __future__ import annotations
@@ -143,6 +145,54 @@ class SandboxServer:
                 raise KeyError(ad_id)
             self.state.fixed_days[(ad_id, day)] = numbers
             self.state.touch()
+
+    def advance(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Move the sandbox's clock forward: `{"advance_days": N}` or `{"to": "YYYY-MM-DD"}`
+        (a date in UTC). The days that pass are generated from the state as it is now."""
+        with self.state.lock:
+            if "advance_days" in data:
+                days = data["advance_days"]
+                if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+                    raise ValueError("advance_days: give a whole number of days, 0 or more")
+            elif "to" in data:
+                try:
+                    target = date.fromisoformat(str(data["to"]))
+                except ValueError:
+                    raise ValueError("to: give a date as YYYY-MM-DD") from None
+                days = (target - self.state.clock().date()).days
+                if days < 0:
+                    raise ValueError(
+                        f"to: {target} is before the sandbox's today "
+                        f"({self.state.clock().date()}): its clock only moves forward"
+                    )
+            else:
+                raise ValueError('give {"advance_days": N} or {"to": "YYYY-MM-DD"}')
+            self.state.advance(days)
+            return self.clock_now()
+
+    def clock_now(self) -> dict[str, Any]:
+        with self.state.lock:
+            now = self.state.clock()
+            return {
+                "now": now.isoformat(),
+                "advanced_days": self.state.advanced.days,
+                "today": {a.id: a.today(now).isoformat() for a in self.state.accounts.values()},
+            }
+
+    def truth(self, adset_id: str, day: str | None = None) -> dict[str, Any]:
+        """What the market expects of an ad set on a local day (yesterday by default): its
+        totals and each segment's, before noise — what an estimate can be compared with."""
+        with self.state.lock:
+            adset = self.state.entities.get(adset_id)
+            if adset is None or adset.level != "adset":
+                raise KeyError(f"adset_id: {adset_id} is no ad set of the sandbox")
+            account = self.state.accounts[adset.account_id]
+            local = (
+                date.fromisoformat(day)
+                if day
+                else account.today(self.state.clock()) - timedelta(days=1)
+            )
+            return self.state.truth(adset, local)
 
     def edit_as_person(self, object_id: str, **changes: Any) -> dict[str, Any]:
         """A person changes an object in Ads Manager (status, daily_budget, …): applied and
@@ -309,7 +359,7 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 if not ipaddress.ip_address(self.client_address[0]).is_loopback:
                     self._send(403, {"error": {"message": "admin calls only from loopback"}}, {})
                     return
-                self._admin(method, parts.path[len(ADMIN) :].strip("/"), raw)
+                self._admin(method, parts.path[len(ADMIN) :].strip("/"), raw, params)
                 return
             content_type = self.headers.get("Content-Type", "")
             if raw and "json" in content_type:
@@ -334,7 +384,7 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                         "path": parts.path,
                         "status": status,
                         "params": sorted(k for k in params if k != "access_token"),
-                        "at": server.clock().isoformat(),
+                        "at": server.state.clock().isoformat(),
                         **({"batch": _batch_methods(params["batch"])} if "batch" in params else {}),
                     }
                 )
@@ -342,9 +392,9 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                     del server.state.request_log[: REQUEST_LOG_LIMIT // 10]
             self._send(status, body, extra)
 
-        def _admin(self, method: str, action: str, raw: bytes) -> None:
+        def _admin(self, method: str, action: str, raw: bytes, query: dict[str, str]) -> None:
             try:
-                data = json.loads(raw) if raw else {}
+                data = json.loads(raw) if raw else dict(query)
                 status, body = 200, _admin(server, method, action, data)
                 if method != "GET":
                     server.save()
@@ -451,6 +501,12 @@ def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
         return {"reset": True, "accounts": server.account_ids}
     if action == "state" and method == "GET":
         return server.summary()
+    if action == "clock" and method == "POST":
+        return server.advance(data)
+    if action == "clock" and method == "GET":
+        return server.clock_now()
+    if action == "truth" and method == "GET":
+        return server.truth(str(data["adset_id"]), data.get("date"))
     if action == "insights" and method == "POST":
         ad_id = str(data["ad_id"])
         entity = world.entities[ad_id]
@@ -464,7 +520,7 @@ def _admin(server: SandboxServer, method: str, action: str, data: dict) -> Any:
             revenue=to_minor(str(data.get("purchase_value", data.get("revenue", 0))), currency),
         )
         if "days_ago" in data:
-            today = world.accounts[entity.account_id].today(server.clock())
+            today = world.accounts[entity.account_id].today(world.clock())
             day = today - timedelta(days=int(data["days_ago"]))
         else:
             day = date.fromisoformat(data["date"])

@@ -1,35 +1,48 @@
 """The sandbox's world: ad accounts, campaigns, ad sets, ads and their daily numbers.
 
 Generated deterministically from a seed (or loaded from a scenario file, see
-scenario.py). Every ad's numbers for a day come from `random.Random(f"{seed}:{ad}:{day}")`
-— so one ad's numbers never depend on which others exist or on the order of requests —
-and are computed when first asked for. Breakdown rows split a day's totals with the
-largest-remainder method, so they always sum to the day exactly.
+scenario.py). Numbers come from the market model (market.py): each ad set has a latent
+profile (`profile_specs`, the segments drawn from the seed), and a day's numbers follow
+from the state the ad set was in *during that day* — its budget (or its share of the
+campaign's), whether it and its parents and ads were active, whether it was learning —
+read from the timeline of changes (`changes`: every status and budget change with its
+instant). A change therefore shows in the numbers from the moment it was made, and a
+day already past never changes (changes are only ever added at "now"), except that the
+last few days' purchases still grow a little as late conversions are attributed, as
+Meta's do. Every ad's numbers for a day come from `random.Random(f"{seed}:{ad}:{day}")`
+— one ad's numbers never depend on which others exist or on the order of requests.
+Breakdown rows split a day's totals in the proportions the profile gives each segment,
+with the largest-remainder method, so they always sum to the day exactly.
 
-Writes (status, budgets, copies) change the state; past numbers stay as generated.
+The clock moves forward on request (`advance`): the days that pass are generated from
+the state as it is then.
 
 `World.to_state()` / `World.from_state()` write and read what writes changed — accounts,
-entities (copies included), overrides, the write log, the change history, recent budget
-changes and the id counter — as plain JSON, so a sandbox can keep its state in a file
-across restarts (server.py). Generated numbers are not stored: they follow from the
-seed and the entities. The request log and async report runs are not kept.
+entities (copies included), profiles, the timeline, overrides, the write log, the change
+history, recent budget changes, the clock's advance and the id counter — as plain JSON,
+so a sandbox can keep its state in a file across restarts (server.py). Generated
+numbers are not stored: they follow from the seed, the profiles and the timeline. The
+request log and async report runs are not kept.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.money import offset
+from core.sandbox import market
 
 HISTORY_DAYS = 60
+LIFETIME_DAYS = 30  # a lifetime budget is spent over this many days
 Clock = Callable[[], datetime]
 
 # ----------------------------------------------------------------------- objects
@@ -69,10 +82,7 @@ class Entity:
     lifetime_budget: int | None = None
     bid_amount: int | None = None
     objective: str | None = None
-    # generation profile (ads): what a day's numbers look like
-    roas: float = 0.0
-    base_spend: Decimal = Decimal(0)  # major units per day
-    active_days_ago: tuple[int, int] = (HISTORY_DAYS - 1, 0)  # spends on these days ago
+    source_id: str | None = None  # a copy: what it was copied from (its profile's owner)
 
     @property
     def parent_id(self) -> str | None:
@@ -100,6 +110,32 @@ class Day:
 
 
 ZERO = Day(0, 0, 0, 0, 0, 0)
+
+
+@dataclass
+class ProfileSpec:
+    """What the market model needs of an ad set besides the seed: the ROAS it makes at a
+    low spend on its whole audience, and its audience's capacity (major units a day)."""
+
+    roas: float
+    capacity: Decimal
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of an entity's state on the timeline: at `at`, `field` went from `old`
+    to `new` (status, daily_budget, lifetime_budget)."""
+
+    at: datetime
+    entity_id: str
+    field: str
+    old: Any
+    new: Any
+
+
+STATE_FIELDS = ("status", "daily_budget", "lifetime_budget")
+# Share of a day's purchases not yet attributed when the day is this many days old.
+LATE_CONVERSIONS = (0.15, 0.08, 0.04, 0.02, 0.01, 0.01, 0.005)
 
 
 # --------------------------------------------------------------------- segments
@@ -171,17 +207,96 @@ def segments(account: Account, breakdowns: tuple[str, ...]) -> list[tuple[str, .
     return list(itertools.product(*(BREAKDOWN_VALUES[b](account) for b in breakdowns)))
 
 
-def split(total: int, weights: list[float]) -> list[int]:
-    """`total` in integer parts proportional to `weights`, summing exactly to `total`."""
-    whole = sum(weights)
-    if total == 0 or whole <= 0:
-        return [0] * len(weights)
-    raw = [total * w / whole for w in weights]
-    parts = [int(r) for r in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - parts[i]), i))
-    for i in order[: total - sum(parts)]:
-        parts[i] += 1
-    return parts
+def _dimension_of(breakdowns: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
+    """The market dimension a breakdown reads, and which parts of its keys it reports."""
+    if breakdowns and breakdowns[0] in ("age", "gender"):
+        return "demographic", tuple(("age", "gender").index(b) for b in breakdowns)
+    if breakdowns and breakdowns[0] == "publisher_platform":
+        index = {"publisher_platform": 0, "platform_position": 1, "impression_device": 2}
+        return "placement", tuple(index[b] for b in breakdowns)
+    if breakdowns == (HOURLY,):
+        return "hour", (0,)
+    return breakdowns[0], (0,)  # country, region, dma
+
+
+def segment_keys(account: Account) -> dict[str, list[tuple[str, ...]]]:
+    """Every dimension's segments for an account, in a fixed order."""
+    geography = GEOGRAPHY.get(account.currency, GEOGRAPHY["USD"])
+    return {
+        "demographic": [(a, g) for a in AGES for g in GENDERS],
+        "placement": list(PLACEMENTS),
+        "country": [(c,) for c in geography["country"]],
+        "region": [(r,) for r in geography["region"]],
+        "dma": [(d,) for d in geography["dma"]],
+        "hour": [(h,) for h in HOURS],
+    }
+
+
+# A believable audience: who is reached how much, before a profile's own variation.
+_AGE_SHARES = (0.14, 0.28, 0.24, 0.16, 0.11, 0.07)
+_GENDER_SHARES = (0.54, 0.43, 0.03)
+_PLACEMENT_SHARES = (0.20, 0.18, 0.06, 0.06, 0.08, 0.15, 0.10, 0.08, 0.06, 0.03)
+# Meta's own placements differ: Audience Network is cheap and converts poorly, desktop
+# orders are larger, stories click less.
+_PLACEMENT_RATES: dict[tuple[str, ...], tuple[float, float, float, float]] = {
+    ("facebook", "feed", "desktop"): (1.3, 1.0, 1.1, 1.25),
+    ("instagram", "instagram_stories", "iphone"): (0.9, 0.7, 0.9, 1.0),
+    ("audience_network", "classic", "android_smartphone"): (0.45, 1.4, 0.3, 0.8),
+    ("messenger", "messenger_inbox", "iphone"): (0.8, 0.8, 0.7, 1.0),
+}
+_HOUR_RATES = {h: (0.8, 0.9, 0.8, 1.0) for h in range(0, 6)}  # night: cheap, converts less
+
+
+def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account) -> market.Profile:
+    """An ad set's latent profile: the spec's ROAS and capacity, the account's typical
+    CPM and order value, and segments drawn from the seed around a believable audience
+    (log-normal variation: conversion rate ±30 %, CPM and CTR ±15 %, order value ±10 %)."""
+    rng = random.Random(f"{seed}:{adset_id}:profile")
+
+    def wobble(sigma: float) -> float:
+        return math.exp(rng.gauss(0.0, sigma))
+
+    keys = segment_keys(account)
+    shares: dict[str, list[float]] = {
+        "demographic": [a * g for a in _AGE_SHARES for g in _GENDER_SHARES],
+        "placement": list(_PLACEMENT_SHARES),
+        "country": [
+            0.8 if i == 0 else 0.2 / max(1, len(keys["country"]) - 1)
+            for i in range(len(keys["country"]))
+        ],  # fmt: skip
+        "region": [rng.uniform(0.3, 1.0) for _ in keys["region"]],
+        "dma": [rng.uniform(0.3, 1.0) for _ in keys["dma"]],
+        "hour": [float(w) for w in HOUR_WEIGHTS],
+    }
+    segments: dict[str, dict[tuple[str, ...], market.Segment]] = {}
+    for dimension, dimension_keys in keys.items():
+        made = {}
+        for key, share in zip(dimension_keys, shares[dimension], strict=True):
+            cpm, ctr, cvr, aov = _PLACEMENT_RATES.get(key, (1.0, 1.0, 1.0, 1.0))
+            if dimension == "hour":
+                cpm, ctr, cvr, aov = _HOUR_RATES.get(HOURS.index(key[0]), (1.0, 1.0, 1.0, 1.0))
+            made[key] = market.Segment(
+                share=share * wobble(0.15),
+                cpm=cpm * wobble(0.15),
+                ctr=ctr * wobble(0.15),
+                cvr=cvr * wobble(0.3),
+                aov=aov * wobble(0.1),
+            )
+        segments[dimension] = made
+    cpm = float(account.cpm) * wobble(0.1)
+    ctr = 0.015 * wobble(0.15)
+    aov = float(account.order_value) * wobble(0.1)
+    # the spec's ROAS at a low spend: revenue per spend = 1000 / CPM · CTR · CVR · AOV
+    cvr = spec.roas * cpm / (1000 * ctr * aov)
+    return market.Profile(
+        capacity=float(spec.capacity), cpm=cpm, ctr=ctr, cvr=cvr, aov=aov, segments=segments
+    ).normalised()
+
+
+def ad_weight(seed: int, ad_id: str) -> float:
+    """An ad's pull inside its ad set (its share of the ad set's delivery among the ads
+    delivering)."""
+    return random.Random(f"{seed}:{ad_id}:weight").uniform(0.5, 1.5)
 
 
 # ------------------------------------------------------------------------ world
@@ -261,7 +376,8 @@ class World:
 
     def __init__(self, seed: int, clock: Clock) -> None:
         self.seed = seed
-        self.clock = clock
+        self._wall = clock
+        self.advanced = timedelta(0)  # how far `advance` moved the clock ahead of the wall
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
         self.entities: dict[str, Entity] = {}
@@ -275,8 +391,63 @@ class World:
         self.activities: list[Activity] = []
         self.request_log: list[dict] = []
         self.revision = 0  # counts changes worth keeping (see `touch`)
-        self._cache: dict[tuple[str, date], Day] = {}
+        self.profile_specs: dict[str, ProfileSpec] = {}  # ad set id → its latent profile
+        self.changes: list[Change] = []  # the timeline, in order
+        self._changes_of: dict[str, list[Change]] = {}
+        self._profiles: dict[str, market.Profile] = {}
+        # an ad's day, and its split by breakdown, with what they were computed for
+        self._cache: dict[tuple[str, date], tuple[datetime | date, Day]] = {}
+        self._segment_cache: dict[tuple[str, date, tuple[str, ...]], tuple[Any, Any]] = {}
         self._last_id = 0
+
+    # the clock ------------------------------------------------------------------
+
+    def clock(self) -> datetime:
+        """The sandbox's now: the wall clock, moved ahead by `advance`."""
+        return self._wall() + self.advanced
+
+    def advance(self, days: int) -> None:
+        """Move the clock `days` forward: the days that pass are generated from the state
+        as it is now (nothing changes during them but what the market does)."""
+        if days < 0:
+            raise ValueError("the sandbox clock only moves forward: advance_days must be ≥ 0")
+        self.advanced += timedelta(days=days)
+        self.touch()
+
+    # the timeline ---------------------------------------------------------------
+
+    def record_change(self, entity: Entity, field_name: str, old: Any, new: Any) -> None:
+        """Put a change on the timeline at now (call it with the entity already changed)."""
+        change = Change(self.clock(), entity.id, field_name, old, new)
+        self.changes.append(change)
+        self._changes_of.setdefault(entity.id, []).append(change)
+        self.touch()
+
+    def seed_change(
+        self, entity: Entity, field_name: str, old: Any, new: Any, at: datetime
+    ) -> None:
+        """Put a change on the timeline at `at` while generating a world (before any
+        request: changes stay in order of time)."""
+        change = Change(at, entity.id, field_name, old, new)
+        self.changes.append(change)
+        self._changes_of.setdefault(entity.id, []).append(change)
+        self._changes_of[entity.id].sort(key=lambda c: c.at)
+
+    def value_at(self, entity: Entity, field_name: str, instant: datetime) -> Any:
+        """What `field_name` of `entity` was at `instant` (a change at exactly `instant`
+        counts)."""
+        value = getattr(entity, field_name)
+        for change in reversed(self._changes_of.get(entity.id, ())):
+            if change.at <= instant:
+                break
+            if change.field == field_name:
+                value = change.old
+        return value
+
+    def _delivering(self, entity: Entity, instant: datetime) -> bool:
+        return (
+            entity.created_time <= instant and self.value_at(entity, "status", instant) == "ACTIVE"
+        )
 
     # ids ------------------------------------------------------------------------
 
@@ -330,73 +501,246 @@ class World:
         return self.accounts.get(entity.account_id) if entity else None
 
     def day(self, ad: Entity, day: date) -> Day:
+        """One ad's numbers for one account-local day, as Meta reports them now."""
         key = (ad.id, day)
         if key in self.fixed_days:
             return self.fixed_days[key]
         if self.scripted:
             return ZERO
-        if key not in self._cache:
-            self._cache[key] = self._generate_day(ad, day)
-        return self._cache[key]
+        account = self.accounts[ad.account_id]
+        now = self.clock().replace(second=0, microsecond=0)  # today's numbers move by minute
+        today = account.today(now)
+        if day > today or ad.level != "ad" or ad.adset_id not in self.entities:
+            return ZERO
+        stamp = now if day == today else today  # what the day's numbers depend on
+        cached = self._cache.get((ad.id, day))
+        if cached is None or cached[0] != stamp:
+            cached = self._cache[(ad.id, day)] = (stamp, self._generate_day(ad, day, today, now))
+        return cached[1]
 
     def segment_days(
         self, ad: Entity, day: date, breakdowns: tuple[str, ...]
     ) -> list[tuple[tuple[str, ...], Day]]:
-        """A day's totals split over breakdown segments (parts sum to the totals)."""
+        """A day's totals split over breakdown segments (parts sum to the totals), in the
+        proportions the ad set's profile gives each segment."""
+        now = self.clock().replace(second=0, microsecond=0)
+        account = self.accounts[ad.account_id]
+        today = account.today(now)
+        stamp = (now if day == today else today, self.day(ad, day))
+        cached = self._segment_cache.get((ad.id, day, breakdowns))
+        if cached is None or cached[0] != stamp:
+            split = self._split(ad, day, breakdowns)
+            cached = self._segment_cache[(ad.id, day, breakdowns)] = (stamp, split)
+        return cached[1]
+
+    def _split(
+        self, ad: Entity, day: date, breakdowns: tuple[str, ...]
+    ) -> list[tuple[tuple[str, ...], Day]]:
         total = self.day(ad, day)
         account = self.accounts[ad.account_id]
         combos = segments(account, breakdowns)
+        dimension, projection = _dimension_of(breakdowns)
+        adset = self.entities.get(ad.adset_id or "")
+        if adset is None:
+            return [(combo, ZERO) for combo in combos]
+        profile = self.profile(adset)
+        weights = market.column_weights(profile, market.State(budget=1.0), dimension)
         rng = random.Random(f"{self.seed}:{ad.id}:{','.join(breakdowns)}:{day}")
-        base = random.Random(f"{self.seed}:{ad.id}:{','.join(breakdowns)}")
-        weights = [base.uniform(0.2, 1.0) * rng.uniform(0.8, 1.2) for _ in combos]
-        if breakdowns == (HOURLY,):
-            weights = [w * h for w, h in zip(weights, HOUR_WEIGHTS, strict=True)]
-        quality = [base.uniform(0.5, 1.6) for _ in combos]  # some segments convert better
-        value_weights = [w * q for w, q in zip(weights, quality, strict=True)]
-        columns = {
-            "spend": split(total.spend, weights),
-            "impressions": split(total.impressions, weights),
-            "clicks": split(total.clicks, weights),
-            # Meta reports no reach in hourly breakdowns
-            "reach": [0] * len(combos) if breakdowns == (HOURLY,) else split(total.reach, weights),
-            "purchases": split(total.purchases, value_weights),
-            "revenue": split(total.revenue, value_weights),
+        counts = market.Counts(*(getattr(total, f) for f in Day.FIELDS))
+        parts = market.split_day(counts, weights, rng)
+        summed: dict[tuple[str, ...], list[int]] = {}
+        for key, part in zip(profile.segments[dimension], parts, strict=True):
+            shown = tuple(key[i] for i in projection)
+            row = summed.setdefault(shown, [0] * len(Day.FIELDS))
+            for i, value in enumerate(part.as_tuple()):
+                row[i] += value
+        result = []
+        for combo in combos:
+            row = summed.get(combo, [0] * len(Day.FIELDS))
+            if breakdowns == (HOURLY,):
+                row[Day.FIELDS.index("reach")] = 0  # Meta reports no reach by hour
+            result.append((combo, Day(*row)))
+        return result
+
+    # the market -----------------------------------------------------------------
+
+    def profile(self, adset: Entity) -> market.Profile:
+        """The ad set's latent profile (a copy has its source's)."""
+        owner = adset
+        while owner.id not in self.profile_specs and owner.source_id in self.entities:
+            owner = self.entities[owner.source_id]
+        if owner.id not in self._profiles:
+            spec = self.profile_specs.get(owner.id) or self._default_spec(owner)
+            self._profiles[owner.id] = build_profile(
+                self.seed, owner.id, spec, self.accounts[owner.account_id]
+            )
+        return self._profiles[owner.id]
+
+    def _default_spec(self, adset: Entity) -> ProfileSpec:
+        """For an ad set nobody described (a scenario's, an injected one): middling."""
+        rng = random.Random(f"{self.seed}:{adset.id}:spec")
+        unit = offset(self.accounts[adset.account_id].currency)
+        budget = Decimal(adset.daily_budget or 0) / unit
+        capacity = budget * 3 if budget else Decimal(100)
+        return ProfileSpec(roas=round(rng.uniform(0.8, 4.0), 2), capacity=capacity)
+
+    def expected_adset(self, adset: Entity, day: date) -> market.Expected:
+        """The ad set's expected numbers for a whole local day (no noise): what the market
+        would give on average in the state it was (or, for a day to come, is) in — the
+        truth tests compare estimates with."""
+        total = market.Expected()
+        for fraction, state, _shares in self._pieces(adset, day, None):
+            total = total + market.expected(self.profile(adset), state).scaled(fraction)
+        return total
+
+    def truth(self, adset: Entity, day: date) -> dict[str, Any]:
+        """The ad set's expected numbers on a local day — totals and each segment's, money
+        in major units, before noise — and whether it was learning."""
+        profile = self.profile(adset)
+        total = self.expected_adset(adset, day)
+        segments: dict[str, list[dict[str, Any]]] = {}
+        for dimension, keyed in profile.segments.items():
+            weights = market.column_weights(profile, market.State(budget=1.0), dimension)
+            rows = []
+            for index, key in enumerate(keyed):
+                row: dict[str, Any] = {"segment": list(key)}
+                for column, value in (
+                    ("spend", total.spend), ("impressions", total.impressions),
+                    ("clicks", total.clicks), ("purchases", total.purchases),
+                    ("revenue", total.revenue),
+                ):  # fmt: skip
+                    whole = sum(weights[column]) or 1.0
+                    row[column] = value * weights[column][index] / whole
+                row["roas"] = row["revenue"] / row["spend"] if row["spend"] else None
+                rows.append(row)
+            segments[dimension] = rows
+        return {
+            "adset_id": adset.id,
+            "date": day.isoformat(),
+            "spend": total.spend,
+            "impressions": total.impressions,
+            "clicks": total.clicks,
+            "purchases": total.purchases,
+            "revenue": total.revenue,
+            "roas": total.roas,
+            "learning": total.learning,
+            "segments": segments,
         }
-        return [
-            (combo, Day(*(columns[f][i] for f in Day.FIELDS))) for i, combo in enumerate(combos)
-        ]
 
-    # generating -----------------------------------------------------------------
-
-    def _generate_day(self, ad: Entity, day: date) -> Day:
+    def _generate_day(self, ad: Entity, day: date, today: date, now: datetime) -> Day:
+        adset = self.entities[ad.adset_id or ""]
+        profile = self.profile(adset)
+        expected = market.Expected()
+        for fraction, state, shares in self._pieces(adset, day, now):
+            share = shares.get(ad.id, 0.0)
+            if share > 0:
+                expected = expected + market.expected(profile, state).scaled(fraction * share)
         account = self.accounts[ad.account_id]
-        now = self.clock()
-        today = account.today(now)
-        days_ago = (today - day).days
-        first, last = ad.active_days_ago
-        if days_ago < 0 or not (last <= days_ago <= first) or ad.base_spend <= 0:
-            return ZERO
         rng = random.Random(f"{self.seed}:{ad.id}:{day.isoformat()}")
+        counts = market.simulate(profile, expected, rng, unit=offset(account.currency))
+        purchases, revenue = counts.purchases, counts.revenue
+        age = (today - day).days
+        if purchases and age < len(LATE_CONVERSIONS):  # not all attributed yet
+            late = sum(rng.random() < LATE_CONVERSIONS[age] for _ in range(purchases))
+            revenue = revenue * (purchases - late) // purchases
+            purchases -= late
+        return Day(counts.spend, counts.impressions, counts.clicks, counts.reach, purchases,
+                   revenue)  # fmt: skip
+
+    def _pieces(
+        self, adset: Entity, day: date, now: datetime | None
+    ) -> list[tuple[float, market.State, dict[str, float]]]:
+        """The parts of a local day between changes: (fraction of the day, the ad set's
+        state, each ad's share of its delivery). Today ends at `now` (None: the whole
+        day, in the state as it is now where the day has not come yet)."""
+        account = self.accounts[adset.account_id]
+        zone = ZoneInfo(account.timezone_name)
+        start = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+        end = start + timedelta(days=1) if now is None else min(start + timedelta(days=1), now)
+        if end <= start:
+            return []
+        campaign = self.entities.get(adset.campaign_id or "")
+        ads = [e for e in self.children(adset.id, "ad")]
+        siblings = self.children(campaign.id, "adset") if campaign else [adset]
+        watched = [adset, *ads, *([campaign] if campaign else []), *siblings]
+        cuts = {start, end}
+        for entity in watched:
+            for change in self._changes_of.get(entity.id, ()):
+                if start < change.at < end:
+                    cuts.add(change.at)
+            if start < entity.created_time < end:
+                cuts.add(entity.created_time)
+        bounds = sorted(cuts)
         unit = offset(account.currency)
-        spend = ad.base_spend * Decimal(str(round(rng.uniform(0.7, 1.15), 4)))
-        if days_ago == 0:  # today: only the part of the day that has passed
-            local = now.astimezone(ZoneInfo(account.timezone_name))
-            spend *= Decimal(local.hour * 60 + local.minute) / Decimal(1440)
-        spend_minor = int((spend * unit).to_integral_value(rounding=ROUND_HALF_EVEN))
-        if spend_minor <= 0:
-            return ZERO
-        spend_major = Decimal(spend_minor) / unit
-        cpm = account.cpm * Decimal(str(round(rng.uniform(0.8, 1.25), 4)))
-        impressions = int(spend_major / cpm * 1000)
-        clicks = int(impressions * rng.uniform(0.008, 0.022))
-        reach = int(impressions / rng.uniform(1.1, 1.6))
-        roas = Decimal(str(round(ad.roas * rng.uniform(0.8, 1.2), 4)))
-        order_value = account.order_value * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
-        purchases = int((spend_major * roas / order_value).to_integral_value(ROUND_HALF_EVEN))
-        revenue = (
-            int((spend_major * roas * unit).to_integral_value(ROUND_HALF_EVEN)) if purchases else 0
+        pieces = []
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            fraction = (b - a) / timedelta(days=1)
+            budget = self._budget_at(adset, campaign, siblings, a) / unit
+            live = [ad for ad in ads if self._delivering(ad, a)]
+            if campaign is not None and not self._delivering(campaign, a):
+                budget = 0.0
+            if not self._delivering(adset, a) or not live:
+                budget = 0.0
+            weights = {ad.id: ad_weight(self.seed, ad.id) for ad in live}
+            whole = sum(weights.values()) or 1.0
+            shares = {ad_id: w / whole for ad_id, w in weights.items()}
+            state = market.State(budget=budget, learning=self._learning(adset, campaign, a))
+            pieces.append((fraction, state, shares))
+        return pieces
+
+    def _budget_at(
+        self, adset: Entity, campaign: Entity | None, siblings: list[Entity], at: datetime
+    ) -> float:
+        """The budget (minor units a day) the ad set may spend at `at`: its own, or its
+        share of its campaign's (Advantage+ campaign budget: shared by the delivering ad
+        sets in proportion to what each makes of it)."""
+        daily = self.value_at(adset, "daily_budget", at)
+        if daily:
+            return float(daily)
+        lifetime = self.value_at(adset, "lifetime_budget", at)
+        if lifetime:
+            return float(lifetime) / LIFETIME_DAYS
+        if campaign is None:
+            return 0.0
+        pool = self.value_at(campaign, "daily_budget", at) or (
+            (self.value_at(campaign, "lifetime_budget", at) or 0) / LIFETIME_DAYS
         )
-        return Day(spend_minor, impressions, clicks, reach, purchases, revenue)
+        if not pool:
+            return 0.0
+
+        def pull(entity: Entity) -> float:
+            profile = self.profile(entity)
+            return profile.capacity * (profile.ctr * profile.cvr * profile.aov / profile.cpm)
+
+        sharing = [e for e in siblings if self._delivering(e, at)]
+        whole = sum(pull(e) for e in sharing)
+        return float(pool) * pull(adset) / whole if whole and adset in sharing else 0.0
+
+    def _learning(self, adset: Entity, campaign: Entity | None, at: datetime) -> bool:
+        """Whether the ad set is in Meta's learning phase at `at`: within
+        `market.LEARNING_DAYS` of being created (a copy), of a budget change above
+        `market.SIGNIFICANT_BUDGET_CHANGE`, or of resuming after a pause of at least
+        `market.LONG_PAUSE_DAYS`."""
+        since = at - timedelta(days=market.LEARNING_DAYS)
+        if since < adset.created_time <= at and adset.source_id:
+            return True
+        for entity in (adset, *([campaign] if campaign else [])):
+            changes = self._changes_of.get(entity.id, ())
+            for index, change in enumerate(changes):
+                if not since < change.at <= at:
+                    continue
+                if change.field.endswith("_budget") and change.old and change.new:
+                    ratio = float(change.new) / float(change.old)
+                    if abs(ratio - 1) > market.SIGNIFICANT_BUDGET_CHANGE:
+                        return True
+                if change.field == "status" and change.new == "ACTIVE":
+                    paused_at = next(
+                        (c.at for c in reversed(changes[:index]) if c.field == "status"),
+                        entity.created_time,  # paused since it was made
+                    )
+                    if change.at - paused_at >= timedelta(days=market.LONG_PAUSE_DAYS):
+                        return True
+        return False
 
     # writing --------------------------------------------------------------------
 
@@ -453,8 +797,7 @@ class World:
             status=status,
             created_time=now,
             updated_time=now,
-            base_spend=Decimal(0),
-            roas=0.0,
+            source_id=source.id,
         )
         if parent_id and source.level == "adset":
             copy.campaign_id = parent_id
@@ -485,12 +828,17 @@ class World:
             },
             "write_log": [w.as_dict() for w in self.write_log],
             "activities": [_plain(a) for a in self.activities],
+            "advanced_days": self.advanced.days,
+            "profiles": {adset_id: _plain(spec) for adset_id, spec in self.profile_specs.items()},
+            "changes": [_plain(c) for c in self.changes],
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], clock: Clock) -> World:
         """The world `to_state` wrote. Raises KeyError, TypeError or ValueError when the
-        state is not one it wrote."""
+        state is not one it wrote. A state written before the market model (no
+        `changes`) loses its ads' old generation fields: its numbers now follow the
+        market from the entities as they are."""
         world = cls(int(state["seed"]), clock)
         world.scripted = bool(state["scripted"])
         world._last_id = int(state["last_id"])
@@ -498,6 +846,8 @@ class World:
             account = _typed(Account, item)
             world.accounts[account.id] = account
         for item in state["entities"]:
+            if "changes" not in state:  # written before the market model
+                item = {k: v for k, v in item.items() if k not in _BEFORE_MARKET}
             entity = _typed(Entity, item)
             world.entities[entity.id] = entity
         for item in state["fixed_days"]:
@@ -521,13 +871,21 @@ class World:
                 )
             )
         world.activities = [_typed(Activity, item) for item in state["activities"]]
+        world.advanced = timedelta(days=int(state.get("advanced_days", 0)))
+        for adset_id, item in (state.get("profiles") or {}).items():
+            world.profile_specs[str(adset_id)] = _typed(ProfileSpec, item)
+        for item in state.get("changes") or []:
+            change = _typed(Change, item)
+            world.changes.append(change)
+            world._changes_of.setdefault(change.entity_id, []).append(change)
         return world
 
 
 # Fields that JSON cannot carry as they are: written as text or lists, read back typed.
-_DECIMALS = frozenset({"cpm", "order_value", "base_spend"})
-_INSTANTS = frozenset({"created_time", "updated_time", "event_time"})
-_PAIRS = frozenset({"active_days_ago", "application", "actor"})
+_DECIMALS = frozenset({"cpm", "order_value", "capacity"})
+_INSTANTS = frozenset({"created_time", "updated_time", "event_time", "at"})
+_PAIRS = frozenset({"application", "actor"})
+_BEFORE_MARKET = frozenset({"roas", "base_spend", "active_days_ago"})  # ads' old profile
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -595,22 +953,29 @@ GENERATED_ACCOUNTS = (
 
 def generate(seed: int, clock: Clock) -> World:
     """Two accounts (USD in Los Angeles, JPY in Tokyo), each with six campaigns (one with
-    a campaign budget, one paused, one archived), 18 ad sets and 54 ads."""
+    a campaign budget, one paused, one archived), 18 ad sets and 54 ads. Each campaign
+    started delivering some days ago (its objects were made then); the paused and the
+    archived ones stopped on a day of the history, as did one paused ad set and a few
+    paused ads — those stops are on the timeline, so their days before still show."""
     world = World(seed, clock)
-    created = clock() - timedelta(days=HISTORY_DAYS + 30)
+    now = clock()
     for acc_id, name, currency, tz, minimum, cpm, order_value, scale in GENERATED_ACCOUNTS:
         account = Account(acc_id, name, currency, tz, 1, minimum, cpm, order_value)
         world.accounts[acc_id] = account
         rng = random.Random(f"{seed}:{acc_id}")
         unit = offset(currency)
         for c_index, (c_name, status, objective, cbo, profiles, active) in enumerate(_CAMPAIGNS):
+            first, last = active
+            created = now - timedelta(days=first + 1)
             campaign = Entity(
                 id=world.new_id(), level="campaign", account_id=acc_id, name=c_name,
                 status=status, created_time=created, updated_time=created, objective=objective,
                 daily_budget=int(cbo * scale * unit) if cbo else None,
             )  # fmt: skip
             world.entities[campaign.id] = campaign
-            for a_index, profile in enumerate(profiles):
+            if status != "ACTIVE":
+                world.seed_change(campaign, "status", "ACTIVE", status, now - timedelta(days=last))
+            for a_index, roas in enumerate(profiles):
                 budget = Decimal(rng.choice((40, 60, 80, 120, 150, 200))) * scale
                 adset_status = "PAUSED" if (c_index, a_index) == (2, 1) else "ACTIVE"
                 adset = Entity(
@@ -622,10 +987,16 @@ def generate(seed: int, clock: Clock) -> World:
                     bid_amount=None,
                 )  # fmt: skip
                 world.entities[adset.id] = adset
-                adset_spend = (Decimal(cbo) * scale / len(profiles)) if cbo else budget
-                first, last = active
                 if adset_status == "PAUSED":
-                    last = max(last, 12)
+                    world.seed_change(adset, "status", "ACTIVE", "PAUSED",
+                                      now - timedelta(days=max(last, 12)))  # fmt: skip
+                takes = (Decimal(cbo) * scale / len(profiles)) if cbo else budget
+                world.profile_specs[adset.id] = ProfileSpec(
+                    roas=round(roas * rng.uniform(0.9, 1.1), 3),
+                    capacity=(takes * Decimal(str(round(rng.uniform(2.0, 4.0), 3)))).quantize(
+                        Decimal("0.01")
+                    ),
+                )
                 for d_index, ad_name in enumerate(_AD_NAMES):
                     ad_status = "PAUSED" if (a_index + d_index + c_index) % 7 == 6 else "ACTIVE"
                     ad = Entity(
@@ -633,12 +1004,11 @@ def generate(seed: int, clock: Clock) -> World:
                         name=f"{ad_name} #{c_index + 1}{a_index + 1}{d_index + 1}",
                         status=ad_status, created_time=created, updated_time=created,
                         campaign_id=campaign.id, adset_id=adset.id,
-                        roas=round(profile * rng.uniform(0.85, 1.15), 3),
-                        base_spend=(adset_spend / len(_AD_NAMES)
-                                    * Decimal(str(round(rng.uniform(0.7, 1.1), 3)))),
-                        active_days_ago=(first, max(last, 4) if ad_status == "PAUSED" else last),
                     )  # fmt: skip
                     world.entities[ad.id] = ad
+                    if ad_status == "PAUSED":
+                        world.seed_change(ad, "status", "ACTIVE", "PAUSED",
+                                          now - timedelta(days=max(last, 4)))  # fmt: skip
     return world
 
 

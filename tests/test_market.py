@@ -1,0 +1,299 @@
+"""The sandbox as a market: its clock moves on request and the days that pass follow the
+state Rex left — a pause stops spend, a bigger budget spends more at a lower marginal
+ROAS, a significant edit starts a learning phase, late purchases still arrive for the
+last few days, a copy starts without history. Over loopback HTTP, as Rex talks to it;
+the response model's own arithmetic (market.py) is checked on its pure functions."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+
+from core.sandbox import SandboxServer, market
+from tests.conftest import NOW
+
+USD = "act_1010000001"
+TODAY = date(2026, 11, 20)  # NOW in Los Angeles
+
+
+def graph(sandbox, method: str, path: str, **params):  # type: ignore[no-untyped-def]
+    params.setdefault("access_token", sandbox.token)
+    call = requests.get if method == "GET" else requests.post
+    key = "params" if method == "GET" else "data"
+    answer = call(f"{sandbox.url}/v26.0/{path}", timeout=10, **{key: params})
+    assert answer.ok, answer.text
+    return answer.json()
+
+
+def admin(sandbox, method: str, action: str, **data):  # type: ignore[no-untyped-def]
+    url = f"{sandbox.url}/__sandbox/{action}"
+    if method == "GET":
+        return requests.get(url, params=data, timeout=10)
+    return requests.post(url, json=data, timeout=10)
+
+
+def days(sandbox, object_id: str, since: date, until: date, fields: str = "spend") -> dict:  # type: ignore[no-untyped-def]
+    """The object's insights per day (date → row), as Rex's sync asks for them."""
+    rows = graph(
+        sandbox, "GET", f"{object_id}/insights", level="adset", time_increment=1,
+        fields=f"{fields},actions,action_values", limit=500,
+        time_range=json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
+    )["data"]  # fmt: skip
+    return {date.fromisoformat(r["date_start"]): r for r in rows}
+
+
+def purchases(row: dict) -> int:
+    return sum(int(a["value"]) for a in row.get("actions", []) if a["action_type"] == "purchase")
+
+
+def spend(rows: dict, since: date, until: date) -> Decimal:
+    return sum((Decimal(r["spend"]) for d, r in rows.items() if since <= d <= until), Decimal(0))
+
+
+def active_adsets(sandbox) -> list[dict]:  # type: ignore[no-untyped-def]
+    state = admin(sandbox, "GET", "state").json()
+    return [
+        e for e in state["entities"]
+        if e["level"] == "adset" and e["account_id"] == USD and e["daily_budget"]
+        and e["effective_status"] == "ACTIVE"
+    ]  # fmt: skip
+
+
+def test_the_clock_moves_forward_on_request_and_never_back(sandbox) -> None:  # type: ignore[no-untyped-def]
+    before = admin(sandbox, "GET", "clock").json()
+    assert before["today"][USD] == "2026-11-20" and before["advanced_days"] == 0
+    moved = admin(sandbox, "POST", "clock", advance_days=3).json()
+    assert moved["today"][USD] == "2026-11-23" and moved["advanced_days"] == 3
+    assert admin(sandbox, "POST", "clock", to="2026-11-30").json()["today"][USD] == "2026-11-30"
+    refusals = (
+        ({"advance_days": -1}, "advance_days"),
+        ({"to": "2026-11-01"}, "only moves forward"),
+        ({"to": "next week"}, "YYYY-MM-DD"),
+        ({}, "advance_days"),
+    )
+    for body, words in refusals:
+        refused = admin(sandbox, "POST", "clock", **body)
+        assert refused.status_code == 400 and words in refused.json()["error"]["message"]
+    account = graph(sandbox, "GET", USD, fields="timezone_name")
+    assert account["id"] == USD  # the Graph API goes on answering on the new day
+
+
+def test_a_paused_ad_set_spends_nothing_in_the_days_that_follow(sandbox) -> None:  # type: ignore[no-untyped-def]
+    paused, other = active_adsets(sandbox)[:2]
+    history = days(sandbox, paused["id"], TODAY - timedelta(days=14), TODAY - timedelta(days=1))
+    assert spend(history, TODAY - timedelta(days=7), TODAY - timedelta(days=1)) > 0
+
+    graph(sandbox, "POST", paused["id"], status="PAUSED")
+    admin(sandbox, "POST", "clock", advance_days=7)
+    after = days(sandbox, paused["id"], TODAY - timedelta(days=14), TODAY + timedelta(days=6))
+    assert all(after[d]["spend"] == history[d]["spend"] for d in history)  # the past stays
+    assert not [d for d in after if d > TODAY]  # no row: nothing spent after the day of the pause
+    day_of_pause = Decimal(after[TODAY]["spend"])  # it delivered until 10:30 in Los Angeles
+    typical = spend(history, TODAY - timedelta(days=7), TODAY - timedelta(days=1)) / 7
+    assert 0 < day_of_pause < typical * Decimal("0.7")
+    others = days(sandbox, other["id"], TODAY + timedelta(days=1), TODAY + timedelta(days=6))
+    assert len(others) == 6  # the ad set left alone goes on delivering
+
+
+def test_a_doubled_budget_spends_more_at_a_lower_marginal_roas(sandbox) -> None:  # type: ignore[no-untyped-def]
+    adset = max(active_adsets(sandbox), key=lambda e: e["daily_budget"])
+    before = admin(sandbox, "GET", "truth", adset_id=adset["id"], date="2026-11-19").json()
+    observed = days(sandbox, adset["id"], TODAY - timedelta(days=14), TODAY - timedelta(days=1))
+
+    graph(sandbox, "POST", adset["id"], daily_budget=str(adset["daily_budget"] * 2))
+    admin(sandbox, "POST", "clock", advance_days=22)
+    settled = admin(sandbox, "GET", "truth", adset_id=adset["id"], date="2026-12-10").json()
+    assert not settled["learning"]  # two weeks on, out of the learning phase
+    assert settled["spend"] > before["spend"] * 1.3  # more is spent …
+    assert settled["roas"] < before["roas"]  # … at a lower ROAS …
+    marginal = (settled["revenue"] - before["revenue"]) / (settled["spend"] - before["spend"])
+    assert marginal < settled["roas"]  # … and the extra money returns less than the average
+
+    later = days(sandbox, adset["id"], date(2026, 11, 28), date(2026, 12, 11))
+    assert spend(later, date(2026, 11, 28), date(2026, 12, 11)) > Decimal("1.3") * spend(
+        observed, TODAY - timedelta(days=14), TODAY - timedelta(days=1)
+    )  # what Rex's sync reads shows it, noise and all
+
+
+def test_a_significant_budget_change_starts_a_learning_phase_a_small_one_does_not(sandbox) -> None:  # type: ignore[no-untyped-def]
+    big, small = active_adsets(sandbox)[:2]
+    graph(sandbox, "POST", big["id"], daily_budget=str(big["daily_budget"] * 2))
+    graph(sandbox, "POST", small["id"], daily_budget=str(round(small["daily_budget"] * 1.1)))
+    learning = {
+        offset: admin(sandbox, "GET", "truth", adset_id=big["id"],
+                      date=(TODAY + timedelta(days=offset)).isoformat()).json()["learning"]
+        for offset in (1, 3, 6, 8)
+    }  # fmt: skip
+    assert learning == {1: True, 3: True, 6: True, 8: False}  # seven days from the change
+    assert not admin(sandbox, "GET", "truth", adset_id=small["id"],
+                     date="2026-11-22").json()["learning"]  # fmt: skip
+    assert not admin(sandbox, "GET", "truth", adset_id=big["id"],
+                     date="2026-11-18").json()["learning"]  # fmt: skip
+
+
+def test_late_purchases_still_arrive_for_the_last_days_and_then_settle(sandbox) -> None:  # type: ignore[no-untyped-def]
+    ids = [a["id"] for a in active_adsets(sandbox)]
+    first = TODAY - timedelta(days=9)
+
+    def totals() -> dict[date, tuple[Decimal, int]]:
+        found: dict[date, tuple[Decimal, int]] = {}
+        for adset_id in ids:
+            for day, row in days(sandbox, adset_id, first, TODAY - timedelta(days=1)).items():
+                s, p = found.get(day, (Decimal(0), 0))
+                found[day] = (s + Decimal(row["spend"]), p + purchases(row))
+        return found
+
+    now = totals()
+    admin(sandbox, "POST", "clock", advance_days=3)
+    later = totals()
+    assert all(later[d][0] == now[d][0] for d in now)  # spend never moves
+    assert all(later[d][1] >= now[d][1] for d in now)  # purchases only grow …
+    assert sum(later[d][1] - now[d][1] for d in now if d >= TODAY - timedelta(days=2)) > 0
+    assert all(
+        later[d][1] == now[d][1] for d in now if d <= TODAY - timedelta(days=8)
+    )  # … and settle
+
+
+def test_insights_of_a_day_not_yet_reached_are_empty(sandbox) -> None:  # type: ignore[no-untyped-def]
+    adset = active_adsets(sandbox)[0]
+    assert days(sandbox, adset["id"], TODAY + timedelta(days=1), TODAY + timedelta(days=5)) == {}
+    admin(sandbox, "POST", "clock", advance_days=2)
+    assert sorted(days(sandbox, adset["id"], TODAY + timedelta(days=1),
+                       TODAY + timedelta(days=5))) == [TODAY + timedelta(days=1),
+                                                       TODAY + timedelta(days=2)]  # fmt: skip
+
+
+def test_a_copy_starts_without_history_and_learns(sandbox) -> None:  # type: ignore[no-untyped-def]
+    source = active_adsets(sandbox)[0]
+    copy_id = graph(sandbox, "POST", f"{source['id']}/copies", deep_copy="true",
+                    status_option="ACTIVE")["copied_adset_id"]  # fmt: skip
+    assert days(sandbox, copy_id, TODAY - timedelta(days=30), TODAY - timedelta(days=1)) == {}
+    assert admin(sandbox, "GET", "truth", adset_id=copy_id, date="2026-11-22").json()["learning"]
+    admin(sandbox, "POST", "clock", advance_days=3)
+    assert spend(days(sandbox, copy_id, TODAY + timedelta(days=1), TODAY + timedelta(days=2)),
+                 TODAY, TODAY + timedelta(days=2)) > 0  # fmt: skip
+
+
+def test_the_truth_names_what_it_is_about_and_refuses_what_is_no_ad_set(sandbox) -> None:  # type: ignore[no-untyped-def]
+    adset = active_adsets(sandbox)[0]
+    truth = admin(sandbox, "GET", "truth", adset_id=adset["id"]).json()
+    assert truth["date"] == "2026-11-19"  # yesterday by default
+    assert set(truth["segments"]) == {"demographic", "placement", "country", "region", "dma",
+                                      "hour"}  # fmt: skip
+    for rows in truth["segments"].values():  # each dimension splits the same day
+        assert sum(r["spend"] for r in rows) == pytest.approx(truth["spend"])
+        assert sum(r["purchases"] for r in rows) == pytest.approx(truth["purchases"])
+    refused = admin(sandbox, "GET", "truth", adset_id=USD)
+    assert refused.status_code == 400 and "adset_id" in refused.json()["error"]["message"]
+
+
+def test_the_timeline_and_the_clock_survive_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = tmp_path / "sandbox.json"
+    with SandboxServer(now=NOW, state_file=state) as first:
+        adset = active_adsets(first)[0]
+        graph(first, "POST", adset["id"], status="PAUSED")
+        admin(first, "POST", "clock", advance_days=4)
+        seen = days(first, adset["id"], TODAY - timedelta(days=10), TODAY + timedelta(days=3))
+    with SandboxServer(now=NOW, state_file=state) as second:
+        assert admin(second, "GET", "clock").json()["advanced_days"] == 4
+        assert days(second, adset["id"], TODAY - timedelta(days=10),
+                    TODAY + timedelta(days=3)) == seen  # fmt: skip
+
+
+# --- the response model's arithmetic ---------------------------------------------------
+
+
+def _profile(**segments: dict[tuple[str, ...], market.Segment]) -> market.Profile:
+    return market.Profile(
+        capacity=300.0, cpm=10.0, ctr=0.015, cvr=0.03, aov=60.0, segments=segments
+    ).normalised()
+
+
+AGES = {("young",): market.Segment(0.5, cvr=3.0), ("old",): market.Segment(0.5, cvr=1.0)}
+
+
+def test_the_whole_audience_has_the_base_rates_and_a_segment_its_multipliers() -> None:
+    profile = _profile(demographic=AGES)
+    day = market.expected(profile, market.State(budget=10.0))  # far below capacity
+    assert day.spend == pytest.approx(300 * (1 - math.exp(-10 / 300)))  # ≈ the budget
+    assert day.purchases / day.clicks == pytest.approx(0.03)  # the base conversion rate …
+    young = profile.segments["demographic"][("young",)]
+    old = profile.segments["demographic"][("old",)]
+    assert young.cvr / old.cvr == pytest.approx(3.0)  # … and young converts 3× old
+
+
+def test_delivery_follows_the_budget_with_diminishing_returns() -> None:
+    profile = _profile(demographic=AGES)
+    budgets = [25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]
+    days = [market.expected(profile, market.State(budget=b)) for b in budgets]
+    spends = [d.spend for d in days]
+    assert spends == sorted(spends) and spends[-1] < profile.capacity  # a capacity it cannot pass
+    assert spends[0] == pytest.approx(25.0, rel=0.05)  # a small budget is spent in full
+    roas = [d.roas for d in days]
+    assert roas == sorted(roas, reverse=True)  # ROAS falls as the budget rises
+    marginal = [
+        (b.revenue - a.revenue) / (b.spend - a.spend) for a, b in zip(days, days[1:], strict=False)
+    ]
+    assert marginal == sorted(marginal, reverse=True) and marginal[-1] < roas[-1]
+
+
+def test_narrowing_targeting_moves_delivery_and_shrinks_the_audience() -> None:
+    profile = _profile(demographic=AGES)
+    broad = market.expected(profile, market.State(budget=400.0))
+    narrow = market.expected(
+        profile, market.State(budget=400.0, included={"demographic": frozenset({("young",)})})
+    )
+    assert narrow.spend < broad.spend  # half the audience cannot take the same money
+    assert narrow.purchases / narrow.clicks > broad.purchases / broad.clicks  # the better half
+    weights = market.column_weights(
+        profile, market.State(budget=1.0, included={"demographic": frozenset({("young",)})}),
+        "demographic",
+    )  # fmt: skip
+    assert weights["spend"][1] == 0 and weights["purchases"][1] == 0  # old gets no delivery
+    assert market.expected(profile, market.State(budget=0.0)) == market.Expected()  # paused
+
+
+def test_a_day_split_over_segments_sums_exactly_and_is_made_of_counts() -> None:
+    profile = _profile(demographic=AGES)
+    totals = market.Counts(12345, 98765, 1234, 70000, 37, 222222)
+    weights = market.column_weights(profile, market.State(budget=1.0), "demographic")
+    for seed in range(20):
+        parts = market.split_day(totals, weights, random.Random(seed))
+        for index, column in enumerate(market.COLUMNS):
+            assert sum(p.as_tuple()[index] for p in parts) == getattr(totals, column)
+        assert all(p.revenue == 0 for p in parts if p.purchases == 0)  # value comes with orders
+    young = [market.split_day(totals, weights, random.Random(s))[0].purchases for s in range(200)]
+    assert len(set(young)) > 3  # counts vary from day to day, as counts do
+    assert sum(young) / len(young) == pytest.approx(37 * 0.75, rel=0.1)  # around 3:1
+
+
+def test_counts_are_noisy_around_their_expectation() -> None:
+    profile = _profile(demographic=AGES)
+    day = market.expected(profile, market.State(budget=100.0))
+    draws = [market.simulate(profile, day, random.Random(s), unit=100) for s in range(400)]
+    mean_purchases = sum(d.purchases for d in draws) / len(draws)
+    assert mean_purchases == pytest.approx(day.purchases, rel=0.1)
+    assert len({d.purchases for d in draws}) > 5
+    learning = market.expected(profile, market.State(budget=100.0, learning=True))
+    assert learning.purchases < day.purchases * 0.8  # the learning phase costs efficiency
+
+
+def test_the_cli_advances_a_running_sandbox_and_says_what_to_do_when_none_runs(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_cli import rex
+
+    moved = rex("sandbox", "advance", "--days", "2", "--url", sandbox.url)
+    assert moved.returncode == 0, moved.stderr
+    assert f"{USD}  2026-11-22" in moved.stdout and "python -m core sync" in moved.stdout
+    assert admin(sandbox, "GET", "clock").json()["advanced_days"] == 2
+    back = rex("sandbox", "advance", "--to", "2026-11-01", "--url", sandbox.url)
+    assert back.returncode == 2 and "only moves forward" in back.stderr
+    assert rex("sandbox", "advance", "--days", "-3").returncode == 2
+    nobody = rex("sandbox", "advance", "--days", "1", "--url", "http://127.0.0.1:9")
+    assert nobody.returncode == 1 and "no sandbox answers at http://127.0.0.1:9" in nobody.stderr
+    assert "make run" in nobody.stderr
