@@ -10,21 +10,25 @@ date. This builds bench/engine.py's data (`populate`, in schema `rex_bench_windo
 dropped at the end) and measures, in one run, each read the median of 3 after a warm-up:
 
   (c) the floor, as bench/engine.py computes it: one plain GROUP BY over the same rows;
-  (2) `_load_sums` as it is, into the frame's numpy arrays (and `load_frame` whole);
+  (2) `_load_sums` as it is, into the frame's numpy arrays; (2′) its aggregates with the
+      rows packed as A3 packs them (the transfer's share); `load_frame` whole;
+  (a) `preview_rules` (every rule, one pass) as it is, and with `_load_sums` replaced
+      by A3 (patched in this process only), verdicts and sums checked equal;
   A   running totals in a side table `ad_metric_running(entity_id, date, account_id,
       level, is_last, cum_<column>…)`, primary key (entity_id, date): per entity one row
       per local date from its first metric day to its last, gaps filled (the writer's
       invariant), its last row flagged. A window [d0, d1] is cum(≤ d1) − cum(≤ d0 − 1):
       the rows on the bound dates (`date = ANY(…)`), plus the entity's last row when a
       bound is past it; no row and not past the last row: before the first, 0. Read as
-      A1 SQLAlchemy rows → numpy, A2 binary COPY → numpy, A3 the differences taken in SQL
-      (one row per entity), A4 LATERAL "latest row ≤ bound" (needs no invariant);
+      A1 SQLAlchemy rows → numpy; A2 binary COPY (one message per row) → numpy; A3 the
+      rows packed server-side into one value → numpy; A4 the differences taken in SQL
+      (one row per entity); A5 LATERAL "latest row ≤ bound" (needs no invariant);
   B   a covering index on ad_metrics (account_id, date) INCLUDE (entity_id, the rules'
       columns), under the current `_load_sums` query (index-only scan);
 and the writers' cost: after a sync rewrote the last 28 days of every entity of one
 account (and, account by account, of all of them), the running totals recomputed from
-the first rewritten day (upsert from a window function, stale tails deleted, last-row
-flags moved); B's: the same rewrite with and without the covering index.
+the first rewritten day (stale days deleted, an upsert from a window function, last-row
+flags moved); B's: that rewrite's time with and without the covering index.
 
 Every candidate's sums are checked equal to (2)'s, entity by entity and window by window,
 before it is timed; again after the writers ran; and at the end on sparse data (random
@@ -80,7 +84,7 @@ class Setup:
     pairs: list[tuple[Any, str]]  # (window, column), sorted, as load_frame orders them
     columns: list[str]  # the stored columns the pairs read
     frame: Any  # core.rules.frame.Frame, sums as (2) computed them
-    position: dict[int, int]
+    position: dict[int, int]  # entity id → frame position (for `_load_sums`)
     pos_of: np.ndarray  # entity id → frame position, −1 if not in the frame
     group_of: np.ndarray  # frame position → group index
     groups: list[Group]
@@ -99,6 +103,13 @@ def make_setup(engine, needs: dict[Any, set[str]], now) -> Setup:  # type: ignor
         accounts = list(session.scalars(query.order_by(AdAccount.id)))
         today = {a.id: local_today(a.timezone_name, now) for a in accounts}
         frame = load_frame(session, Level.ADSET, accounts, today, needs)
+    setup = setup_of(frame, Level.ADSET, needs)
+    setup.position = {e.id: i for i, e in enumerate(frame.entities)}
+    return setup
+
+
+def setup_of(frame, level, needs: dict[Any, set[str]]) -> Setup:  # type: ignore[no-untyped-def]
+    """The groups of accounts sharing a local date, their bound dates, the lookups."""
     pairs = sorted((w, c) for w, cs in needs.items() for c in cs)
     ids = np.fromiter((e.id for e in frame.entities), np.int64, len(frame.entities))
     pos_of = np.full(int(ids.max()) + 1, -1, np.int64)
@@ -106,8 +117,10 @@ def make_setup(engine, needs: dict[Any, set[str]], now) -> Setup:  # type: ignor
     by_date: dict[date, list[int]] = {}
     for account_id, local in sorted(frame.today.items()):
         by_date.setdefault(local, []).append(account_id)
-    group_index = {a: g for g, members in enumerate(by_date.values()) for a in members}
-    group_of = np.fromiter((group_index[int(a)] for a in frame.account_of), np.int64)
+    account_group = np.full(max(frame.today) + 1, -1, np.int64)
+    for g, members in enumerate(by_date.values()):
+        account_group[members] = g
+    group_of = account_group[frame.account_of]
     groups = []
     for g, (local, account_ids) in enumerate(by_date.items()):
         edges = []
@@ -120,15 +133,31 @@ def make_setup(engine, needs: dict[Any, set[str]], now) -> Setup:  # type: ignor
         slots = [(bounds.index(hi), bounds.index(lo)) for hi, lo in edges]
         groups.append(Group(local, account_ids, np.flatnonzero(group_of == g), bounds, slots))
     return Setup(
-        level=Level.ADSET,
+        level=level,
         needs=needs,
         pairs=pairs,
         columns=sorted({c for _, c in pairs}),
         frame=frame,
-        position={e.id: i for i, e in enumerate(frame.entities)},
+        position={},
         pos_of=pos_of,
         group_of=group_of,
         groups=groups,
+    )
+
+
+def load_sums_a3(session, level, frame, pairs, position) -> None:  # type: ignore[no-untyped-def]
+    """`core.rules.frame._load_sums` as A3 would replace it (patched in for (a) with A3)."""
+    from sqlalchemy import text
+
+    needs: dict[Any, set[str]] = {}
+    for window, column in pairs:
+        needs.setdefault(window, set()).add(column)
+    setup = setup_of(frame, level, needs)
+    sql, params = bound_rows_sql(setup)
+    session.execute(text("SET LOCAL jit = off"))
+    cursor = session.connection().connection.driver_connection.cursor()
+    frame.sums.update(
+        sums_from_bounds(setup, copy_packed(cursor, sql, params, 3 + len(setup.columns)))
     )
 
 
@@ -263,7 +292,7 @@ def aggregates_of(engine, read: Callable[[], Any]) -> list[tuple[str, Any]]:  # 
 
 
 def read_current_packed(engine, setup: Setup, statements: list[tuple[str, Any]]) -> Sums:  # type: ignore[no-untyped-def]
-    """(2′): `_load_sums`' own aggregates, their rows fetched packed into arrays."""
+    """(2′): `_load_sums`' own aggregates, their rows fetched packed into one value."""
     from sqlalchemy import text
 
     from core.db import read_session
@@ -289,9 +318,9 @@ def scans_of(engine, statements: list[tuple[str, Any]]) -> str:  # type: ignore[
 
     def walk(node: dict[str, Any]) -> None:
         if node.get("Relation Name") == "ad_metrics":
-            found.append(
-                node["Node Type"] + (f" {node['Index Name']}" if "Index Name" in node else "")
-            )
+            parallel = "Parallel " if node.get("Parallel Aware") else ""
+            index = f" {node['Index Name']}" if "Index Name" in node else ""
+            found.append(parallel + node["Node Type"] + index)
         for child in node.get("Plans", []):
             walk(child)
 
@@ -454,33 +483,27 @@ def copy_int64(cursor, sql: str, params: dict[str, Any], width: int) -> np.ndarr
 
 
 def copy_packed(cursor, sql: str, params: dict[str, Any], width: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """The same, the rows packed by the server into one row of `width` BIGINT arrays
-    (`array_agg`): one COPY message instead of one per row, each array decoded by numpy
-    at once."""
+    """The same, the rows packed by the server into one value: each row's `width` BIGINTs
+    as 8 big-endian bytes each (`int8send`), concatenated (`string_agg`); one COPY message
+    instead of one per row, decoded by numpy at once."""
     names = ", ".join(f"c{i}" for i in range(width))
-    packed = ", ".join(f"array_agg(t.c{i}::int8)" for i in range(width))
+    row = " || ".join(f"int8send(t.c{i}::int8)" for i in range(width))
     buffer = bytearray()
-    statement = f"COPY (SELECT {packed} FROM ({sql}) AS t({names})) TO STDOUT (FORMAT BINARY)"
+    statement = (
+        f"COPY (SELECT string_agg({row}, ''::bytea) FROM ({sql}) AS t({names})) "
+        "TO STDOUT (FORMAT BINARY)"
+    )
     with cursor.copy(statement, params) as copy:
         for chunk in copy:
             buffer += chunk
     assert buffer[:11] == b"PGCOPY\n\xff\r\n\x00" and buffer[15:19] == b"\0\0\0\0"
-    assert int.from_bytes(buffer[19:21], "big") == width
-    offset, columns = 21, []
-    element = np.dtype([("l", ">i4"), ("v", ">i8")])
-    for _ in range(width):
-        length = int.from_bytes(buffer[offset : offset + 4], "big", signed=True)
-        offset += 4
-        if length < 0:  # no rows: array_agg gives NULL
-            columns.append(np.zeros(0, np.int64))
-            continue
-        ndim, has_nulls, oid, count, _lower = np.frombuffer(buffer, ">i4", 5, offset)
-        assert ndim == 1 and has_nulls == 0 and oid == 20  # int8[], one dimension
-        values = np.frombuffer(buffer, element, int(count), offset + 20)
-        assert (values["l"] == 8).all()
-        columns.append(values["v"].astype(np.int64))
-        offset += length
-    return np.stack(columns, axis=1) if columns[0].size else np.zeros((0, width), np.int64)
+    assert int.from_bytes(buffer[19:21], "big") == 1
+    length = int.from_bytes(buffer[21:25], "big", signed=True)
+    if length < 0:  # no rows: string_agg gives NULL
+        return np.zeros((0, width), np.int64)
+    assert length % (8 * width) == 0 and len(buffer) == 25 + length + 2
+    values = np.frombuffer(buffer, ">i8", length // 8, 25)
+    return values.astype(np.int64).reshape(-1, width)
 
 
 def bound_rows_sql(setup: Setup) -> tuple[str, dict[str, Any]]:
@@ -515,27 +538,37 @@ def sums_from_bounds(setup: Setup, table: np.ndarray) -> Sums:
     """Rows (entity id, day, is last, cum…) → every (window, column)'s sums, in numpy."""
     n, groups = len(setup.frame.entities), setup.groups
     ids = table[:, 0]
-    pos = np.where(
-        ids < len(setup.pos_of), setup.pos_of[np.minimum(ids, len(setup.pos_of) - 1)], -1
-    )
+    known = ids < len(setup.pos_of)
+    pos = np.full(len(ids), -1, np.int64)
+    pos[known] = setup.pos_of[ids[known]]
     table, pos = table[pos >= 0], pos[pos >= 0]
-    days, last, cums = table[:, 1], table[:, 2] == 1, table[:, 3:]
+    days, cums, group = table[:, 1], table[:, 3:], setup.group_of[pos]
     width = max(len(g.bounds) for g in groups)
     bound_days = np.full((len(groups), width), np.iinfo(np.int64).min, np.int64)
-    for g, group in enumerate(groups):
-        bound_days[g, : len(group.bounds)] = [(d - EPOCH).days for d in group.bounds]
-    row_bounds = bound_days[setup.group_of[pos]]  # (rows, slots)
+    for g, bounds in enumerate(g.bounds for g in groups):
+        bound_days[g, : len(bounds)] = [(d - EPOCH).days for d in bounds]
+    first = int(bound_days[bound_days > np.iinfo(np.int64).min].min())
+    span = int(bound_days.max()) - first + 1
+    slot_of = np.full((len(groups), span), -1, np.int64)  # (group, day − first) → slot
+    for g, bounds in enumerate(g.bounds for g in groups):
+        slot_of[g, [(d - EPOCH).days - first for d in bounds]] = range(len(bounds))
+    offset = days - first
+    inside = (offset >= 0) & (offset < span)
+    slot = np.full(len(days), -1, np.int64)
+    slot[inside] = slot_of[group[inside], offset[inside]]
     at = np.zeros((n, width, cums.shape[1]), np.int64)  # cum(≤ bound), per entity and slot
-    rows, slots = np.nonzero(row_bounds == days[:, None])
-    at[pos[rows], slots] = cums[rows]
-    rows, slots = np.nonzero((row_bounds > days[:, None]) & last[:, None])
-    at[pos[rows], slots] = cums[rows]  # a bound past the entity's last row: its totals
+    hit = slot >= 0
+    at[pos[hit], slot[hit]] = cums[hit]
+    last = np.flatnonzero(table[:, 2] == 1)  # a bound past the entity's last row: its totals
+    rows, slots = np.nonzero(bound_days[group[last]] > days[last, None])
+    at[pos[last[rows]], slots] = cums[last[rows]]
     sums: Sums = {}
     for j, (window, column) in enumerate(setup.pairs):
         c, values = setup.columns.index(column), np.zeros(n, np.int64)
-        for group in groups:
-            hi, lo = group.slots[j]
-            values[group.positions] = at[group.positions, hi, c] - at[group.positions, lo, c]
+        for group_ in groups:
+            hi, lo = group_.slots[j]
+            p = group_.positions
+            values[p] = at[p, hi, c] - at[p, lo, c]
         sums[(window.name, column)] = values
     return sums
 
@@ -555,7 +588,7 @@ def read_a_rows(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
 
 
 def read_a_copy(engine, setup: Setup, transfer=copy_int64) -> Sums:  # type: ignore[no-untyped-def]
-    """A2: the bound rows through binary COPY (A3: packed into arrays)."""
+    """A2: the bound rows through binary COPY (A3: packed into one value)."""
     from sqlalchemy import text
 
     from core.db import read_session
@@ -784,7 +817,7 @@ def main() -> int:
         same_sums(setup, expected, sums, "(2′)")
         table.append(
             (
-                "(2′) the same aggregates, rows packed into arrays (as A3)",
+                "(2′) the same aggregates, rows packed into one value (as A3)",
                 packed,
                 "—",
                 "the transfer's share of (2)",
@@ -826,9 +859,9 @@ def main() -> int:
                 "psycopg's per-message cost is most of it",
             ),
             (
-                "A3 bound rows → packed into one row of arrays → numpy",
+                "A3 bound rows → packed into one value → numpy",
                 read_a_packed,
-                "`array_agg` server-side, one COPY message, decoded by numpy at once",
+                "`string_agg(int8send(…))` server-side: one COPY message, decoded by numpy at once",
             ),
             (
                 "A4 differences in SQL, one row per entity → packed",
@@ -848,6 +881,38 @@ def main() -> int:
         for name, reader, _ in readers:
             read_times[name], _ = timed(lambda reader=reader: reader(engine, setup))
             say(f"{name}: {read_times[name]:.3f} s")
+
+        # (a) itself, as it is and with `_load_sums` replaced by A3
+        from core.rules import frame as frame_module
+        from core.rules.preview import preview_rules
+
+        full, results = timed(lambda: preview_rules(NOW, engine=engine))
+        original, frame_module._load_sums = frame_module._load_sums, load_sums_a3
+        try:
+            full_a3, results_a3 = timed(lambda: preview_rules(NOW, engine=engine))
+        finally:
+            frame_module._load_sums = original
+        for (_, now_), (_, a3) in zip(results, results_a3, strict=True):
+            assert np.array_equal(now_.matched_mask, a3.matched_mask)
+            same_sums(setup, now_.frame.sums, a3.frame.sums, "(a) with A3")
+        matched = sum(int(e.matched_mask.sum()) for _, e in results)
+        table.append(
+            (
+                "(a) every rule, one pass (`preview_rules`), as it is",
+                full,
+                "—",
+                f"{len(results)} rules, {matched:,} matches",
+            )
+        )
+        table.append(
+            (
+                "(a) the same, `_load_sums` replaced by A3",
+                full_a3,
+                "as A1",
+                "same verdicts, same sums",
+            )
+        )
+        say(f"(a) {full:.3f} s; with A3 {full_a3:.3f} s")
 
         # B: the covering index, under today's query; its cost to the sync's rewrite
         one = account_ids[:1]

@@ -247,12 +247,12 @@ def test_narrowing_targeting_moves_delivery_and_shrinks_the_audience() -> None:
     profile = _profile(demographic=AGES)
     broad = market.expected(profile, market.State(budget=400.0))
     narrow = market.expected(
-        profile, market.State(budget=400.0, included={"demographic": frozenset({("young",)})})
+        profile, market.State(budget=400.0, included={"demographic": {("young",): 1.0}})
     )
     assert narrow.spend < broad.spend  # half the audience cannot take the same money
     assert narrow.purchases / narrow.clicks > broad.purchases / broad.clicks  # the better half
     weights = market.column_weights(
-        profile, market.State(budget=1.0, included={"demographic": frozenset({("young",)})}),
+        profile, market.State(budget=1.0, included={"demographic": {("young",): 1.0}}),
         "demographic",
     )  # fmt: skip
     assert weights["spend"][1] == 0 and weights["purchases"][1] == 0  # old gets no delivery
@@ -297,3 +297,215 @@ def test_the_cli_advances_a_running_sandbox_and_says_what_to_do_when_none_runs(s
     nobody = rex("sandbox", "advance", "--days", "1", "--url", "http://127.0.0.1:9")
     assert nobody.returncode == 1 and "no sandbox answers at http://127.0.0.1:9" in nobody.stderr
     assert "make run" in nobody.stderr
+
+
+# --- targeting and schedules -----------------------------------------------------------
+
+
+def refusal(answer: requests.Response) -> tuple[int, int | None, str]:
+    body = answer.json()["error"]
+    blame = json.loads(body.get("error_data", "{}")).get("blame_field_specs", [[""]])[0][0]
+    return body["code"], body.get("error_subcode"), blame
+
+
+def write(sandbox, object_id: str, **params):  # type: ignore[no-untyped-def]
+    data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+    return requests.post(f"{sandbox.url}/v26.0/{object_id}",
+                         data={**data, "access_token": sandbox.token}, timeout=10)  # fmt: skip
+
+
+def rows_by(sandbox, adset_id: str, breakdown: str, day: date) -> dict[str, Decimal]:  # type: ignore[no-untyped-def]
+    rows = graph(
+        sandbox, "GET", f"{adset_id}/insights", level="adset", fields="spend", limit=500,
+        breakdowns=json.dumps([breakdown]),
+        time_range=json.dumps({"since": day.isoformat(), "until": day.isoformat()}),
+    )["data"]  # fmt: skip
+    found: dict[str, Decimal] = {}
+    for row in rows:
+        found[row[breakdown]] = found.get(row[breakdown], Decimal(0)) + Decimal(row["spend"])
+    return found
+
+
+def test_a_targeting_write_replaces_the_spec_and_is_refused_as_meta_refuses_it(sandbox) -> None:  # type: ignore[no-untyped-def]
+    adset = active_adsets(sandbox)[0]
+    spec = graph(sandbox, "GET", adset["id"], fields="targeting")["targeting"]
+    assert spec["geo_locations"]["countries"] == ["US", "CA", "GB", "AU"]
+    assert write(sandbox, adset["id"], targeting={**spec, "genders": [1]}).ok
+    assert write(sandbox, adset["id"], targeting={"geo_locations": {"countries": ["US"]}}).ok
+    now = graph(sandbox, "GET", adset["id"], fields="targeting")["targeting"]
+    assert now == {"geo_locations": {"countries": ["US"]}}  # replaced, not merged
+
+    advantage = {**spec, "targeting_automation": {"advantage_audience": 1}}
+    cases = [
+        ({"age_min": 18}, (100, 1885364, "targeting.geo_locations")),  # no location
+        ({**spec, "age_min": 12}, (100, None, "targeting.age_min")),
+        ({**spec, "age_max": 70}, (100, None, "targeting.age_max")),
+        ({**advantage, "age_min": 30}, (100, None, "targeting.age_min")),  # Advantage+: 18–25
+        ({**advantage, "age_max": 44}, (100, None, "targeting.age_min")),  # … and 65
+        ({**spec, "genders": [3]}, (100, None, "targeting.genders")),
+        ({**spec, "publisher_platforms": ["myspace"]}, (100, None,
+                                                        "targeting.publisher_platforms")),
+        ({**spec, "geo_locations": {"regions": [{"key": "1"}]}}, (100, None,
+                                                                  "targeting.geo_locations.regions")),
+    ]  # fmt: skip
+    for bad, expected in cases:
+        answer = write(sandbox, adset["id"], targeting=bad)
+        assert answer.status_code == 400 and refusal(answer) == expected, (bad, answer.text)
+    assert graph(sandbox, "GET", adset["id"], fields="targeting")["targeting"] == now  # kept
+
+
+def test_an_excluded_age_band_or_placement_gets_no_delivery_in_the_days_after(sandbox) -> None:  # type: ignore[no-untyped-def]
+    first, second = active_adsets(sandbox)[:2]
+    day = TODAY - timedelta(days=1)
+    assert {"18-24", "25-34"} <= set(rows_by(sandbox, first["id"], "age", day))
+    assert "audience_network" in rows_by(sandbox, second["id"], "publisher_platform", day)
+    spec = graph(sandbox, "GET", first["id"], fields="targeting")["targeting"]
+    spec = {**spec, "targeting_automation": {"advantage_audience": 0}}
+    assert write(sandbox, first["id"], targeting={**spec, "age_min": 35}).ok
+    assert write(sandbox, second["id"], targeting={
+        **graph(sandbox, "GET", second["id"], fields="targeting")["targeting"],
+        "publisher_platforms": ["facebook", "instagram"],
+    }).ok  # fmt: skip
+    truth = admin(sandbox, "GET", "truth", adset_id=first["id"], date="2026-11-21").json()
+    assert truth["learning"]  # a targeting change is a significant edit
+    admin(sandbox, "POST", "clock", advance_days=3)
+    later = TODAY + timedelta(days=2)
+    ages = rows_by(sandbox, first["id"], "age", later)
+    assert ages and not {"18-24", "25-34"} & set(ages)  # rows with nothing spent are left out
+    platforms = rows_by(sandbox, second["id"], "publisher_platform", later)
+    assert platforms and set(platforms) <= {"facebook", "instagram"}
+    assert rows_by(sandbox, first["id"], "age", day) == rows_by(
+        sandbox, first["id"], "age", day
+    ) and {"18-24"} <= set(rows_by(sandbox, first["id"], "age", day))  # the past stays
+
+
+def test_narrowing_targeting_shrinks_the_audience_and_moves_delivery(sandbox) -> None:  # type: ignore[no-untyped-def]
+    adset = max(active_adsets(sandbox), key=lambda e: e["daily_budget"])
+    spec = graph(sandbox, "GET", adset["id"], fields="targeting")["targeting"]
+    before = admin(sandbox, "GET", "truth", adset_id=adset["id"], date="2026-12-05").json()
+    narrow = {**spec, "age_min": 55, "genders": [1], "geo_locations": {"countries": ["CA"]},
+              "targeting_automation": {"advantage_audience": 0}}  # fmt: skip
+    assert write(sandbox, adset["id"], targeting=narrow).ok
+    after = admin(sandbox, "GET", "truth", adset_id=adset["id"], date="2026-12-05").json()
+    assert after["spend"] < before["spend"] * 0.5  # a small audience cannot take the budget
+    by_country = {r["segment"][0]: r["spend"] for r in after["segments"]["country"]}
+    assert by_country["CA"] == pytest.approx(after["spend"]) and by_country["US"] == 0
+
+
+def test_dayparting_needs_a_lifetime_budget_and_leaves_the_other_hours_empty(sandbox) -> None:  # type: ignore[no-untyped-def]
+    daily = active_adsets(sandbox)[0]
+    state = admin(sandbox, "GET", "state").json()
+    lifetime = next(
+        e for e in state["entities"]
+        if e["level"] == "adset" and e["account_id"] == USD and e["lifetime_budget"]
+    )  # fmt: skip
+    schedule = [{"days": list(range(7)), "start_minute": 9 * 60, "end_minute": 21 * 60}]
+    refused = write(sandbox, daily["id"], adset_schedule=schedule, pacing_type=["day_parting"])
+    assert refused.status_code == 400 and refusal(refused)[2] == "adset_schedule"
+    assert "lifetime budget" in refused.json()["error"]["message"]
+    no_pacing = write(sandbox, lifetime["id"], adset_schedule=schedule)
+    assert refusal(no_pacing)[2] == "pacing_type"
+    half_hours = [{"days": [1], "start_minute": 90, "end_minute": 600}]
+    bad = write(sandbox, lifetime["id"], adset_schedule=half_hours, pacing_type=["day_parting"])
+    assert refusal(bad)[2] == "adset_schedule"
+
+    done = write(sandbox, lifetime["id"], adset_schedule=schedule, pacing_type=["day_parting"])
+    assert done.ok, done.text
+    read = graph(sandbox, "GET", lifetime["id"], fields="adset_schedule,pacing_type,end_time")
+    assert read["adset_schedule"] == schedule and read["pacing_type"] == ["day_parting"]
+    before = rows_by(sandbox, lifetime["id"], "hourly_stats_aggregated_by_advertiser_time_zone",
+                     TODAY - timedelta(days=1))  # fmt: skip
+    assert any(int(h[:2]) < 9 for h, s in before.items() if s > 0)  # it used to deliver at night
+    admin(sandbox, "POST", "clock", advance_days=3)
+    hours = rows_by(sandbox, lifetime["id"], "hourly_stats_aggregated_by_advertiser_time_zone",
+                    TODAY + timedelta(days=2))  # fmt: skip
+    delivered = sorted(int(h[:2]) for h, s in hours.items() if s > 0)
+    assert delivered and all(9 <= h < 21 for h in delivered)  # nothing outside its hours
+
+
+# --- planted patterns in scenario files ------------------------------------------------
+
+PLANTED = {
+    "description": "One ad set whose 25-34 women convert at 3x, with audience network at a "
+                   "tenth of the conversion rate on 30 % of the spend.",
+    "accounts": [{
+        "id": "act_3001", "name": "Planted", "currency": "USD",
+        "timezone": "America/Los_Angeles",
+        "campaigns": [{"id": "3101", "name": "Shop", "adsets": [{
+            "id": "3201", "name": "Shop · broad", "daily_budget": 20000,
+            "targeting": {"age_min": 18, "geo_locations": {"countries": ["US", "GB"]}},
+            "market": {"roas": 2.5, "capacity": "600", "plants": [
+                {"dimension": "demographic", "match": {"age": "25-34", "gender": "female"},
+                 "cvr": 3},
+                {"dimension": "placement", "match": {"platform": "audience_network"},
+                 "share": 0.3, "cvr": 0.1},
+            ]},
+            "ads": [{"id": "3301", "name": "Shop · ad"}],
+        }]}],
+    }],
+}  # fmt: skip
+
+
+def test_a_planted_pattern_shows_in_the_breakdowns_and_in_the_truth() -> None:
+    with SandboxServer(scenario=PLANTED, now=NOW) as planted:
+        truth = admin(planted, "GET", "truth", adset_id="3201").json()
+        placements = truth["segments"]["placement"]
+        network = sum(r["spend"] for r in placements if r["segment"][0] == "audience_network")
+        assert network / truth["spend"] == pytest.approx(0.3)  # 30 % of the spend …
+        women = next(r for r in truth["segments"]["demographic"]
+                     if r["segment"] == ["25-34", "female"])  # fmt: skip
+        rest = [r for r in truth["segments"]["demographic"] if r is not women]
+        rest_cvr = sum(r["purchases"] for r in rest) / sum(r["clicks"] for r in rest)
+        assert women["purchases"] / women["clicks"] == pytest.approx(3 * rest_cvr)  # 3× the rest
+
+        # … and 30 days of what Rex's sync reads show both, noise and all
+        rows = graph(
+            planted, "GET", "3201/insights", level="adset", fields="spend,actions", limit=500,
+            breakdowns=json.dumps(["age", "gender"]),
+            time_range=json.dumps({"since": "2026-10-21", "until": "2026-11-19"}),
+        )["data"]  # fmt: skip
+        by = {}
+        for row in rows:
+            key = (row["age"], row["gender"])
+            spent, bought = by.get(key, (Decimal(0), 0))
+            by[key] = (spent + Decimal(row["spend"]), bought + purchases(row))
+        seen, others = by.pop(("25-34", "female")), by.values()
+        rest_rate = sum(b for _, b in others) / sum(s for s, _ in others)
+        assert seen[1] / seen[0] > 2 * rest_rate  # purchases per dollar, 30 noisy days
+        network_rows = graph(
+            planted, "GET", "3201/insights", level="adset", fields="spend,actions", limit=500,
+            breakdowns=json.dumps(["publisher_platform"]),
+            time_range=json.dumps({"since": "2026-10-21", "until": "2026-11-19"}),
+        )["data"]  # fmt: skip
+        spent = {r["publisher_platform"]: Decimal(r["spend"]) for r in network_rows}
+        share = spent["audience_network"] / sum(spent.values())
+        assert share == pytest.approx(Decimal("0.3"), abs=Decimal("0.05"))
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (lambda s: s["market"]["plants"][0].update(match={"colour": "red"}),
+         "adsets[0].market.plants[0].match", "matched by age, gender"),
+        (lambda s: s["market"]["plants"][0].update(match={"age": "12-17"}),
+         "adsets[0].market.plants[0].match", "matches no demographic segment"),
+        (lambda s: s["market"]["plants"][1].pop("cvr") and s["market"]["plants"][1].pop("share"),
+         "adsets[0].market.plants[1]", "say what is different"),
+        (lambda s: s["market"].update(capacity="0"), "adsets[0].market.capacity", "greater than 0"),
+        (lambda s: s["targeting"].pop("geo_locations"), "adsets[0].targeting.geo_locations",
+         "Invalid parameter"),
+        (lambda s: s["targeting"].update(age_min=11), "adsets[0].targeting.age_min", "13 and 65"),
+    ],
+)  # fmt: skip
+def test_scenario_market_errors_name_the_field(change, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    from core.sandbox import ScenarioError, load_scenario
+    from core.sandbox.scenario import build_world
+
+    scenario = copy.deepcopy(PLANTED)
+    change(scenario["accounts"][0]["campaigns"][0]["adsets"][0])
+    with pytest.raises(ScenarioError) as refused:
+        build_world(load_scenario(scenario), 7, lambda: NOW)
+    assert refused.value.field == f"accounts[0].campaigns[0].{field}"
+    assert words in refused.value.problem

@@ -159,6 +159,13 @@ def test_requests_as_the_official_sdk_sends_them(sandbox) -> None:  # type: igno
     AdSet(target["id"]).api_update(params={"status": "PAUSED", "daily_budget": 12_300})
     after = AdSet(target["id"]).api_get(fields=["status", "daily_budget", "effective_status"])
     assert (after["status"], after["daily_budget"]) == ("PAUSED", "12300")
+    # targeting: read, changed and written whole, as Meta takes it (a write replaces it)
+    spec = AdSet(target["id"]).api_get(fields=["targeting"])["targeting"].export_all_data()
+    narrower = {**spec, "age_min": 25, "age_max": 44, "genders": [2],
+                "targeting_automation": {"advantage_audience": 0}}  # fmt: skip
+    AdSet(target["id"]).api_update(params={"targeting": narrower})
+    read = AdSet(target["id"]).api_get(fields=["targeting"])["targeting"]
+    assert read.export_all_data() == narrower  # the SDK's Targeting object, as sent
 
     insights = AdAccount(USD).get_insights(
         fields=["spend", "actions"],

@@ -30,6 +30,7 @@ from core.sandbox.faults import (
     error_body,
     rate_limit_headers,
 )
+from core.sandbox.targeting import TargetingRefused, check_schedule, check_spec
 from core.sandbox.world import (
     SANDBOX_APP,
     STATE_FIELDS,
@@ -326,6 +327,14 @@ class Graph:
             values["objective"] = entity.objective
         if entity.level == "adset" and entity.bid_amount is not None:
             values["bid_amount"] = entity.bid_amount
+        if entity.level == "adset":
+            if entity.targeting is not None:
+                values["targeting"] = entity.targeting
+            if entity.adset_schedule:
+                values["adset_schedule"] = entity.adset_schedule
+                values["pacing_type"] = ["day_parting"]
+            if entity.end_time is not None:
+                values["end_time"] = meta_time(entity.end_time, tz)
         return _pick(values, fields or ["id"])
 
     def _edge(self, owner_id: str, level: str, params: dict[str, str]) -> dict[str, Any]:
@@ -648,6 +657,7 @@ class Graph:
                 changes[kind] = self._check_budget(entity, kind, params[kind])
         if "name" in params:
             changes["name"] = params["name"]
+        changes.update(self._targeting_changes(entity, params, changes))
         if not changes:
             raise GraphFailure("(#100) No fields to update were given", 100)
         if any(k.endswith("_budget") for k in changes):
@@ -673,6 +683,66 @@ class Graph:
         if not by_person:
             self.world.log_write("POST", object_id, object_id, params, result, changed=changed)
         return result
+
+    def _targeting_changes(
+        self, entity: Entity, params: dict[str, str], changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`targeting` (the whole spec: it replaces the old one), `end_time` and
+        `adset_schedule` (dayparting: a lifetime budget and an end time needed), checked
+        as Meta checks them."""
+        found: dict[str, Any] = {}
+        wanted = [k for k in ("targeting", "end_time", "adset_schedule") if k in params]
+        if wanted and entity.level != "adset":
+            raise GraphFailure(f"(#100) Only ad sets have {wanted[0]}", 100, blame=wanted[0])
+        if "targeting" in params:
+            found["targeting"] = _refusing(
+                check_spec, _json_object(params["targeting"], "targeting")
+            )
+        if "end_time" in params:
+            try:
+                end = datetime.fromisoformat(params["end_time"].replace("Z", "+00:00"))
+            except ValueError:
+                end = None
+            if end is None or end.tzinfo is None:
+                raise GraphFailure(
+                    "(#100) Param end_time must be a time with its offset, e.g. "
+                    "2026-12-31T23:59:00-0800",
+                    100,
+                    blame="end_time",
+                )
+            found["end_time"] = end.astimezone(UTC)
+        if "adset_schedule" in params:
+            try:
+                raw_schedule = json.loads(params["adset_schedule"] or "null")
+            except ValueError:
+                raw_schedule = None
+            schedule = _refusing(check_schedule, raw_schedule)
+            pacing = _json_list(params.get("pacing_type"), "pacing_type") or []
+            if "day_parting" not in pacing:
+                raise GraphFailure(
+                    '(#100) Param adset_schedule needs pacing_type ["day_parting"]',
+                    100,
+                    blame="pacing_type",
+                )
+            if not changes.get("lifetime_budget", entity.lifetime_budget):
+                raise GraphFailure(
+                    "(#100) Invalid parameter: ad scheduling (dayparting) is only available for "
+                    "ad sets with a lifetime budget",
+                    100,
+                    blame="adset_schedule",
+                    user_title="Lifetime Budget Required",
+                )
+            if not found.get("end_time", entity.end_time):
+                raise GraphFailure(
+                    "(#100) Invalid parameter",
+                    100,
+                    subcode=1885407,
+                    blame="end_time",
+                    user_title="Schedule End Date Required",
+                    user_msg="An ad set with a schedule needs an end date.",
+                )
+            found["adset_schedule"] = schedule
+        return found
 
     def _check_budget(self, entity: Entity, kind: str, raw: str) -> int:
         account = self.world.accounts[entity.account_id]
@@ -876,6 +946,17 @@ def _pick(values: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     picked = {"id": values["id"]} if "id" in values else {}
     picked.update({f: values[f] for f in fields if f in values and values[f] is not None})
     return picked
+
+
+def _refusing(check: Any, value: Any) -> Any:
+    """`check(value)`, a TargetingRefused turned into Meta's error answer."""
+    try:
+        return check(value)
+    except TargetingRefused as refused:
+        raise GraphFailure(
+            str(refused), 100, subcode=refused.subcode, blame=refused.blame,
+            user_title=refused.user_title,
+        ) from None  # fmt: skip
 
 
 def _json_list(raw: str | None, name: str) -> list[Any] | None:

@@ -88,14 +88,14 @@ class Profile:
 def _normalise(segments: Mapping[tuple[str, ...], Segment]) -> dict[tuple[str, ...], Segment]:
     total = sum(s.share for s in segments.values()) or 1.0
     shares = {k: s.share / total for k, s in segments.items()}
-    mix = _mix(segments, shares)
+    whole = mix(segments, shares)
     return {
         k: Segment(
             share=shares[k],
-            cpm=s.cpm / mix.cpm,
-            ctr=s.ctr / mix.ctr,
-            cvr=s.cvr / mix.cvr,
-            aov=s.aov / mix.aov,
+            cpm=s.cpm / whole.cpm,
+            ctr=s.ctr / whole.ctr,
+            cvr=s.cvr / whole.cvr,
+            aov=s.aov / whole.aov,
         )
         for k, s in segments.items()
     }
@@ -113,7 +113,7 @@ class Mix:
     aov: float
 
 
-def _mix(
+def mix(
     segments: Mapping[tuple[str, ...], Segment], shares: Mapping[tuple[str, ...], float]
 ) -> Mix:
     """The delivery-weighted mean of the segments with `shares` (0 for excluded ones):
@@ -149,14 +149,18 @@ class State:
     """What governs an ad set's delivery over (part of) a day."""
 
     budget: float  # major units per day that may be spent (0: not delivering)
-    included: Mapping[str, frozenset[tuple[str, ...]] | None] = field(default_factory=dict)
+    # per dimension, the fraction of each segment the targeting still reaches (a dimension
+    # not given: all of it; a segment not given: none of it)
+    included: Mapping[str, Mapping[tuple[str, ...], float]] = field(default_factory=dict)
     learning: bool = False
 
     def shares(self, profile: Profile, dimension: str) -> dict[tuple[str, ...], float]:
         """Each segment's delivery share under this targeting (0 where excluded)."""
         segments = profile.segments[dimension]
         kept = self.included.get(dimension)
-        return {k: (s.share if kept is None or k in kept else 0.0) for k, s in segments.items()}
+        if kept is None:
+            return {k: s.share for k, s in segments.items()}
+        return {k: s.share * kept.get(k, 0.0) for k, s in segments.items()}
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,7 @@ def expected(profile: Profile, state: State) -> Expected:
     """The day's expected numbers for a whole day in `state`."""
     if state.budget <= 0:
         return Expected()
-    mixes = [_mix(profile.segments[d], state.shares(profile, d)) for d in profile.segments]
+    mixes = [mix(profile.segments[d], state.shares(profile, d)) for d in profile.segments]
     reach = math.prod(m.share for m in mixes)
     capacity = profile.capacity * reach
     if capacity <= 0:

@@ -10,7 +10,11 @@ A scenario replaces the generated world entirely. JSON (see docs/sandbox.md):
                     "purchases": 1, "impressions": 1000, "clicks": 20, "reach": 800}]}]}]}]}]}
 
 Budgets are integers in the currency's minor unit (as Meta sends them); a day's `spend`
-and `revenue` are major units (as insights report them). A day is `"date": "2026-11-19"`
+and `revenue` are major units (as insights report them). An ad set may carry Meta's
+`targeting` spec and a `market` — `{"roas", "capacity", "plants": [...]}` — whose days
+then come from the response model (docs/sandbox.md) instead of listed days; a plant
+states a segment's latent performance: `{"dimension": "demographic", "match": {"age":
+"25-34", "gender": "female"}, "cvr": 3}`. A day is `"date": "2026-11-19"`
 or `"days_ago": N` / `[from, to]` relative to the sandbox's today in the account's time
 zone (each day of a range gets the same numbers).
 """
@@ -30,13 +34,27 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from core.errors import InputError
 from core.money import MoneyError, to_minor
-from core.sandbox.world import HISTORY_DAYS, Account, Clock, Day, Entity, World
+from core.sandbox.targeting import TargetingRefused, check_spec
+from core.sandbox.world import (
+    HISTORY_DAYS,
+    PLANT_FIELDS,
+    PLANT_PARTS,
+    Account,
+    Clock,
+    Day,
+    Entity,
+    ProfileSpec,
+    World,
+    plant_matches,
+    segment_keys,
+)
 
 # Currencies an ad account can be billed in (Meta's list of supported currencies).
 META_CURRENCIES = frozenset((
@@ -83,12 +101,74 @@ class AdSpec(_Strict):
     days: list[DaySpec] = Field(default_factory=list)
 
 
+Dimension = Literal["demographic", "placement", "country", "region", "dma", "hour"]
+
+
+class PlantSpec(_Strict):
+    """A planted pattern: segments of one dimension that are truly better or worse.
+    `match` names them by their parts — demographic: age, gender; placement: platform,
+    position, device; country; region; dma; hour (0–23) — each a value or a list."""
+
+    dimension: Dimension
+    match: dict[str, str | int | list[str | int]] = Field(
+        json_schema_extra={"examples": [{"age": "25-34", "gender": "female"},
+                                        {"platform": "audience_network"}, {"hour": [1, 2, 3]}]}
+    )  # fmt: skip
+    share: float | None = Field(
+        default=None, gt=0, lt=1, description="the matched segments' part of the delivery"
+    )
+    cpm: float | None = Field(default=None, gt=0, description="× the CPM")
+    ctr: float | None = Field(default=None, gt=0, description="× the CTR")
+    cvr: float | None = Field(default=None, gt=0, description="× the conversion rate")
+    aov: float | None = Field(default=None, gt=0, description="× the order value")
+    cpc: float | None = Field(default=None, gt=0, description="× the cost per click")
+    roas: float | None = Field(
+        default=None, ge=0, description="the ROAS the matched segments make (at low spend)"
+    )
+
+    @field_validator("match")
+    @classmethod
+    def _parts(cls, match: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        dimension = info.data.get("dimension")
+        if dimension is None:
+            return match
+        allowed = PLANT_PARTS[dimension]
+        unknown = sorted(set(match) - set(allowed))
+        if unknown or not match:
+            raise ValueError(
+                f"{dimension} segments are matched by {', '.join(allowed)}"
+                + (f", not {', '.join(unknown)}" if unknown else "")
+            )
+        return match
+
+    @model_validator(mode="after")
+    def _effect(self) -> PlantSpec:
+        if all(getattr(self, f) is None for f in PLANT_FIELDS):
+            raise ValueError(f"say what is different: give one of {', '.join(PLANT_FIELDS)}")
+        return self
+
+
+class MarketSpec(_Strict):
+    """How the market treats an ad set: its days come from the response model (see
+    docs/sandbox.md) instead of listed days."""
+
+    roas: float = Field(gt=0, description="the ROAS it makes at a low spend")
+    capacity: Decimal = Field(
+        gt=0, description="the daily spend (major units) its whole audience takes"
+    )
+    plants: list[PlantSpec] = Field(default_factory=list)
+
+
 class AdSetSpec(_Strict):
     id: str
     name: str
     status: Status = "ACTIVE"
     daily_budget: int | None = Field(default=None, gt=0)
     lifetime_budget: int | None = Field(default=None, gt=0)
+    targeting: dict[str, Any] | None = Field(
+        default=None, description="Meta's targeting spec (docs/sandbox.md)"
+    )
+    market: MarketSpec | None = None
     ads: list[AdSpec] = Field(default_factory=list)
 
 
@@ -211,6 +291,7 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                 lifetime_budget=c.lifetime_budget,
             )
             for s_index, s in enumerate(c.adsets):
+                where = f"accounts[{a_index}].campaigns[{c_index}].adsets[{s_index}]"
                 world.entities[s.id] = Entity(
                     id=s.id,
                     level="adset",
@@ -222,7 +303,10 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                     campaign_id=c.id,
                     daily_budget=s.daily_budget,
                     lifetime_budget=s.lifetime_budget,
+                    targeting=_targeting(s.targeting, f"{where}.targeting"),
                 )
+                if s.market is not None:
+                    world.profile_specs[s.id] = _profile(s.market, account, f"{where}.market")
                 for d_index, ad in enumerate(s.ads):
                     world.entities[ad.id] = Entity(
                         id=ad.id,
@@ -235,13 +319,40 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                         campaign_id=c.id,
                         adset_id=s.id,
                     )
-                    where = f"accounts[{a_index}].campaigns[{c_index}].adsets[{s_index}]"
                     for day_index, day in enumerate(ad.days):
                         field = f"{where}.ads[{d_index}].days[{day_index}]"
                         numbers = _day(day, account.currency, field)
                         for local in _dates(day, today):
                             world.fixed_days[(ad.id, local)] = numbers
     return world
+
+
+def _targeting(spec: dict[str, Any] | None, field: str) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    try:
+        return check_spec(spec)
+    except TargetingRefused as refused:
+        blame = refused.blame.removeprefix("targeting")
+        raise ScenarioError(field + blame, str(refused).removeprefix("(#100) ")) from None
+
+
+def _profile(spec: MarketSpec, account: Account, field: str) -> ProfileSpec:
+    """The market's profile of an ad set; a plant that matches no segment of the account
+    is refused naming it."""
+    keys = segment_keys(account)
+    for index, plant in enumerate(spec.plants):
+        if not any(plant_matches(plant.dimension, k, plant.match) for k in keys[plant.dimension]):
+            shown = ", ".join("/".join(k) for k in keys[plant.dimension][:8])
+            raise ScenarioError(
+                f"{field}.plants[{index}].match",
+                f"matches no {plant.dimension} segment of {account.id}; its segments are {shown} …",
+            )
+    return ProfileSpec(
+        roas=spec.roas,
+        capacity=spec.capacity,
+        plants=[p.model_dump(exclude_none=True) for p in spec.plants],
+    )
 
 
 def _day(spec: DaySpec, currency: str, field: str) -> Day:

@@ -32,14 +32,14 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.money import offset
-from core.sandbox import market
+from core.sandbox import market, targeting
 
 HISTORY_DAYS = 60
 LIFETIME_DAYS = 30  # a lifetime budget is spent over this many days
@@ -83,6 +83,9 @@ class Entity:
     bid_amount: int | None = None
     objective: str | None = None
     source_id: str | None = None  # a copy: what it was copied from (its profile's owner)
+    targeting: dict[str, Any] | None = None  # ad sets: Meta's targeting spec
+    adset_schedule: list[dict[str, Any]] | None = None  # ad sets: dayparting blocks
+    end_time: datetime | None = None  # ad sets
 
     @property
     def parent_id(self) -> str | None:
@@ -115,10 +118,27 @@ ZERO = Day(0, 0, 0, 0, 0, 0)
 @dataclass
 class ProfileSpec:
     """What the market model needs of an ad set besides the seed: the ROAS it makes at a
-    low spend on its whole audience, and its audience's capacity (major units a day)."""
+    low spend on its whole audience, its audience's capacity (major units a day), and
+    planted patterns — segments that are truly better or worse (`PLANT_FIELDS`)."""
 
     roas: float
     capacity: Decimal
+    plants: list[dict[str, Any]] = field(default_factory=list)
+
+
+# A planted pattern: {"dimension", "match": {part: value or [values]}, and any of
+# "share" (the matched segments' part of delivery, 0–1), "cpm", "ctr", "cvr", "aov",
+# "cpc" (multipliers; cpc = cpm at the same CTR), "roas" (the ROAS the matched segments
+# make, as a multiple of the ad set's conversion rate)}.
+PLANT_PARTS = {  # the parts of each dimension's segment key a plant can match on
+    "demographic": ("age", "gender"),
+    "placement": ("platform", "position", "device"),
+    "country": ("country",),
+    "region": ("region",),
+    "dma": ("dma",),
+    "hour": ("hour",),
+}
+PLANT_FIELDS = ("share", "cpm", "ctr", "cvr", "aov", "cpc", "roas")
 
 
 @dataclass(frozen=True)
@@ -133,7 +153,15 @@ class Change:
     new: Any
 
 
-STATE_FIELDS = ("status", "daily_budget", "lifetime_budget")
+STATE_FIELDS = (
+    "status",
+    "daily_budget",
+    "lifetime_budget",
+    "targeting",
+    "adset_schedule",
+    "end_time",
+)
+EDITS = ("targeting", "adset_schedule")  # significant edits whatever they change
 # Share of a day's purchases not yet attributed when the day is this many days old.
 LATE_CONVERSIONS = (0.15, 0.08, 0.04, 0.02, 0.01, 0.01, 0.005)
 
@@ -283,6 +311,8 @@ def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account)
                 aov=aov * wobble(0.1),
             )
         segments[dimension] = made
+    for plant in spec.plants:
+        segments[plant["dimension"]] = _planted(segments[plant["dimension"]], plant, spec.roas)
     cpm = float(account.cpm) * wobble(0.1)
     ctr = 0.015 * wobble(0.15)
     aov = float(account.order_value) * wobble(0.1)
@@ -291,6 +321,55 @@ def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account)
     return market.Profile(
         capacity=float(spec.capacity), cpm=cpm, ctr=ctr, cvr=cvr, aov=aov, segments=segments
     ).normalised()
+
+
+def plant_matches(dimension: str, key: tuple[str, ...], match: dict[str, Any]) -> bool:
+    """Whether a segment key is one a plant's `match` names (hours by their number)."""
+    parts: dict[str, str | int] = dict(zip(PLANT_PARTS[dimension], key, strict=True))
+    if dimension == "hour":
+        parts = {"hour": HOURS.index(key[0])}
+    for part, wanted in match.items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if parts.get(part) not in values:
+            return False
+    return True
+
+
+def _planted(
+    segments: dict[tuple[str, ...], market.Segment], plant: dict[str, Any], roas: float
+) -> dict[tuple[str, ...], market.Segment]:
+    """The segments with a plant applied. Its multipliers are relative to *the rest of the
+    ad set* (the segments it does not match, as they deliver together): "cvr": 3 makes
+    the matched segments convert at exactly 3× the rest's rate, replacing their own
+    variation; "roas" makes their revenue per spend that ROAS's multiple of the ad set's
+    (exact against the rest); "share" sets their part of the delivery (the others make
+    up the rest, in their proportions)."""
+    dimension = plant["dimension"]
+    matched = {k for k in segments if plant_matches(dimension, k, plant.get("match", {}))}
+    if not matched or len(matched) == len(segments):
+        return dict(segments)
+    rest = market.mix(segments, {k: s.share for k, s in segments.items() if k not in matched})
+    result = dict(segments)
+    for key in matched:
+        s = result[key]
+        cpm = rest.cpm * plant["cpm"] if "cpm" in plant else s.cpm
+        if "cpc" in plant:  # the cost per click, at the rest's CTR
+            cpm = rest.cpm * plant["cpc"] * (plant.get("ctr", 1.0) if "ctr" in plant else 1.0)
+        ctr = rest.ctr * plant["ctr"] if "ctr" in plant else s.ctr
+        cvr = rest.cvr * plant["cvr"] if "cvr" in plant else s.cvr
+        aov = rest.aov * plant["aov"] if "aov" in plant else s.aov
+        if "roas" in plant:  # revenue per spend = roas / the ad set's × the rest's
+            rest_rps = rest.ctr * rest.cvr * rest.aov / rest.cpm
+            cvr = plant["roas"] / roas * rest_rps * cpm / (ctr * aov)
+        result[key] = replace(s, cpm=cpm, ctr=ctr, cvr=cvr, aov=aov)
+    share = plant.get("share")
+    if share is not None:
+        inside = sum(result[k].share for k in matched)
+        outside = sum(s.share for k, s in result.items() if k not in matched)
+        for key, s in result.items():
+            scale = share / inside if key in matched else (1 - share) / outside
+            result[key] = replace(s, share=s.share * scale)
+    return result
 
 
 def ad_weight(seed: int, ad_id: str) -> float:
@@ -350,6 +429,9 @@ ACTIVITY_EVENTS = {
     ("campaign", "name"): "update_campaign_name",
     ("adset", "name"): "update_ad_set_name",
     ("ad", "name"): "update_ad_name",
+    ("adset", "targeting"): "update_ad_set_target_spec",
+    ("adset", "adset_schedule"): "update_ad_set_ad_schedule",
+    ("adset", "end_time"): "update_ad_set_duration",
     ("campaign", "create"): "create_campaign_group",
     ("adset", "create"): "create_ad_set",
     ("ad", "create"): "create_ad",
@@ -505,8 +587,8 @@ class World:
         key = (ad.id, day)
         if key in self.fixed_days:
             return self.fixed_days[key]
-        if self.scripted:
-            return ZERO
+        if self.scripted and (ad.adset_id or "") not in self.profile_specs:
+            return ZERO  # a scenario's ad set without a market: only the days it gives
         account = self.accounts[ad.account_id]
         now = self.clock().replace(second=0, microsecond=0)  # today's numbers move by minute
         today = account.today(now)
@@ -544,7 +626,7 @@ class World:
         if adset is None:
             return [(combo, ZERO) for combo in combos]
         profile = self.profile(adset)
-        weights = market.column_weights(profile, market.State(budget=1.0), dimension)
+        weights = self._day_weights(ad, adset, day, dimension)
         rng = random.Random(f"{self.seed}:{ad.id}:{','.join(breakdowns)}:{day}")
         counts = market.Counts(*(getattr(total, f) for f in Day.FIELDS))
         parts = market.split_day(counts, weights, rng)
@@ -561,6 +643,36 @@ class World:
                 row[Day.FIELDS.index("reach")] = 0  # Meta reports no reach by hour
             result.append((combo, Day(*row)))
         return result
+
+    def _day_weights(
+        self, ad: Entity, adset: Entity, day: date, dimension: str
+    ) -> dict[str, list[float]]:
+        """Each segment's weight in the ad's day, per column: the parts of the day mixed
+        by what each delivered (a targeting change at noon splits the day between both);
+        the ad set as it is now where the day delivered nothing (an override)."""
+        profile = self.profile(adset)
+        mixed: dict[str, list[float]] = {}
+        for fraction, state, shares in self._pieces(adset, day, self.clock()):
+            share = shares.get(ad.id, 0.0)
+            part = market.expected(profile, state).scaled(fraction * share)
+            if part.spend <= 0:
+                continue
+            weights = market.column_weights(profile, state, dimension)
+            for column, values in weights.items():
+                amount = getattr(part, "impressions" if column == "reach" else column)
+                whole = sum(values) or 1.0
+                row = mixed.setdefault(column, [0.0] * len(values))
+                for i, w in enumerate(values):
+                    row[i] += amount * w / whole
+        if not mixed:
+            now = self.clock()
+            account = self.accounts[adset.account_id]
+            reached = targeting.included(
+                adset.targeting, adset.adset_schedule,
+                now.astimezone(ZoneInfo(account.timezone_name)).weekday(), segment_keys(account),
+            )  # fmt: skip
+            return market.column_weights(profile, market.State(1.0, reached), dimension)
+        return mixed
 
     # the market -----------------------------------------------------------------
 
@@ -599,8 +711,10 @@ class World:
         profile = self.profile(adset)
         total = self.expected_adset(adset, day)
         segments: dict[str, list[dict[str, Any]]] = {}
+        pieces = self._pieces(adset, day, None)
+        state = max(pieces, key=lambda p: p[0])[1] if pieces else market.State(1.0)
         for dimension, keyed in profile.segments.items():
-            weights = market.column_weights(profile, market.State(budget=1.0), dimension)
+            weights = market.column_weights(profile, state, dimension)
             rows = []
             for index, key in enumerate(keyed):
                 row: dict[str, Any] = {"segment": list(key)}
@@ -681,10 +795,20 @@ class World:
                 budget = 0.0
             if not self._delivering(adset, a) or not live:
                 budget = 0.0
+            end_time = self.value_at(adset, "end_time", a)
+            if end_time is not None and a >= end_time:
+                budget = 0.0  # its schedule ended
             weights = {ad.id: ad_weight(self.seed, ad.id) for ad in live}
             whole = sum(weights.values()) or 1.0
             shares = {ad_id: w / whole for ad_id, w in weights.items()}
-            state = market.State(budget=budget, learning=self._learning(adset, campaign, a))
+            reached = targeting.included(
+                self.value_at(adset, "targeting", a),
+                self.value_at(adset, "adset_schedule", a),
+                a.astimezone(zone).weekday(),
+                segment_keys(account),
+            )
+            learning = self._learning(adset, campaign, a)
+            state = market.State(budget=budget, included=reached, learning=learning)
             pieces.append((fraction, state, shares))
         return pieces
 
@@ -718,7 +842,8 @@ class World:
 
     def _learning(self, adset: Entity, campaign: Entity | None, at: datetime) -> bool:
         """Whether the ad set is in Meta's learning phase at `at`: within
-        `market.LEARNING_DAYS` of being created (a copy), of a budget change above
+        `market.LEARNING_DAYS` of being created (a copy), of a targeting or schedule
+        change, of a budget change above
         `market.SIGNIFICANT_BUDGET_CHANGE`, or of resuming after a pause of at least
         `market.LONG_PAUSE_DAYS`."""
         since = at - timedelta(days=market.LEARNING_DAYS)
@@ -729,6 +854,8 @@ class World:
             for index, change in enumerate(changes):
                 if not since < change.at <= at:
                     continue
+                if change.field in EDITS:
+                    return True
                 if change.field.endswith("_budget") and change.old and change.new:
                     ratio = float(change.new) / float(change.old)
                     if abs(ratio - 1) > market.SIGNIFICANT_BUDGET_CHANGE:
@@ -876,6 +1003,12 @@ class World:
             world.profile_specs[str(adset_id)] = _typed(ProfileSpec, item)
         for item in state.get("changes") or []:
             change = _typed(Change, item)
+            if change.field in _MAYBE_INSTANTS:
+                change = replace(
+                    change,
+                    old=None if change.old is None else _instant(change.old),
+                    new=None if change.new is None else _instant(change.new),
+                )
             world.changes.append(change)
             world._changes_of.setdefault(change.entity_id, []).append(change)
         return world
@@ -884,6 +1017,7 @@ class World:
 # Fields that JSON cannot carry as they are: written as text or lists, read back typed.
 _DECIMALS = frozenset({"cpm", "order_value", "capacity"})
 _INSTANTS = frozenset({"created_time", "updated_time", "event_time", "at"})
+_MAYBE_INSTANTS = frozenset({"end_time"})
 _PAIRS = frozenset({"application", "actor"})
 _BEFORE_MARKET = frozenset({"roas", "base_spend", "active_days_ago"})  # ads' old profile
 
@@ -911,7 +1045,7 @@ def _typed(cls: Any, data: dict[str, Any]) -> Any:
     for name, value in data.items():
         if name in _DECIMALS:
             value = Decimal(str(value))
-        elif name in _INSTANTS:
+        elif name in _INSTANTS or (name in _MAYBE_INSTANTS and value is not None):
             value = _instant(value)
         elif name in _PAIRS:
             first, second = value
@@ -953,7 +1087,8 @@ GENERATED_ACCOUNTS = (
 
 def generate(seed: int, clock: Clock) -> World:
     """Two accounts (USD in Los Angeles, JPY in Tokyo), each with six campaigns (one with
-    a campaign budget, one paused, one archived), 18 ad sets and 54 ads. Each campaign
+    a campaign budget, one paused, one archived), 18 ad sets (one on a lifetime budget
+    with an end time, the one dayparting can be tried on) and 54 ads. Each campaign
     started delivering some days ago (its objects were made then); the paused and the
     archived ones stopped on a day of the history, as did one paused ad set and a few
     paused ads — those stops are on the timeline, so their days before still show."""
@@ -978,24 +1113,33 @@ def generate(seed: int, clock: Clock) -> World:
             for a_index, roas in enumerate(profiles):
                 budget = Decimal(rng.choice((40, 60, 80, 120, 150, 200))) * scale
                 adset_status = "PAUSED" if (c_index, a_index) == (2, 1) else "ACTIVE"
+                lifetime = (c_index, a_index) == (2, 2)  # one ad set on a lifetime budget
                 adset = Entity(
                     id=world.new_id(), level="adset", account_id=acc_id,
                     name=f"{c_name} · {_ADSET_NAMES[(c_index + a_index) % len(_ADSET_NAMES)]}",
                     status=adset_status, created_time=created, updated_time=created,
                     campaign_id=campaign.id,
-                    daily_budget=None if cbo else int(budget * unit),
+                    daily_budget=None if cbo or lifetime else int(budget * unit),
+                    lifetime_budget=int(budget * LIFETIME_DAYS * unit) if lifetime else None,
+                    end_time=now + timedelta(days=LIFETIME_DAYS) if lifetime else None,
                     bid_amount=None,
+                    targeting=default_targeting(
+                        account, advantage=(c_index + a_index) % len(_ADSET_NAMES) == 2
+                    ),
                 )  # fmt: skip
                 world.entities[adset.id] = adset
                 if adset_status == "PAUSED":
                     world.seed_change(adset, "status", "ACTIVE", "PAUSED",
                                       now - timedelta(days=max(last, 12)))  # fmt: skip
                 takes = (Decimal(cbo) * scale / len(profiles)) if cbo else budget
+                capacity = (takes * Decimal(str(round(rng.uniform(2.0, 4.0), 3)))).quantize(
+                    Decimal("0.01")
+                )
+                # the profile's ROAS is what it makes at its budget: at a low spend, more
+                pushed = 1 - math.exp(-float(takes / capacity))
                 world.profile_specs[adset.id] = ProfileSpec(
-                    roas=round(roas * rng.uniform(0.9, 1.1), 3),
-                    capacity=(takes * Decimal(str(round(rng.uniform(2.0, 4.0), 3)))).quantize(
-                        Decimal("0.01")
-                    ),
+                    roas=round(roas * rng.uniform(0.9, 1.1) * (1 + market.SATURATION * pushed), 3),
+                    capacity=capacity,
                 )
                 for d_index, ad_name in enumerate(_AD_NAMES):
                     ad_status = "PAUSED" if (a_index + d_index + c_index) % 7 == 6 else "ACTIVE"
@@ -1010,6 +1154,18 @@ def generate(seed: int, clock: Clock) -> World:
                         world.seed_change(ad, "status", "ACTIVE", "PAUSED",
                                           now - timedelta(days=max(last, 4)))  # fmt: skip
     return world
+
+
+def default_targeting(account: Account, *, advantage: bool = False) -> dict[str, Any]:
+    """A generated ad set's targeting: adults of every age and gender in the account's
+    countries, Advantage+ placements (no placement lists), Advantage+ audience on or off."""
+    countries = GEOGRAPHY.get(account.currency, GEOGRAPHY["USD"])["country"]
+    return {
+        "age_min": 18,
+        "age_max": 65,
+        "geo_locations": {"countries": list(countries)},
+        "targeting_automation": {"advantage_audience": 1 if advantage else 0},
+    }
 
 
 def date_range(first: date, last: date) -> Iterable[date]:
