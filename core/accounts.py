@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session, write_session
 from core.db.models import (
@@ -139,6 +140,14 @@ def connect_account(
     if not token:
         raise InputError("token", f"an access token is required: {TOKEN_NEEDED}")
     graph_url = check_graph_url(graph_url)
+    ahead = clock.ahead_days()
+    if ahead and not _on_sandbox(graph_url):
+        raise InputError(
+            "graph_url",
+            f"Rex's clock runs {ahead} day(s) ahead with the sandbox's; a real Meta account "
+            "must never be acted on at a simulated time. Reset the sandbox (Accounts page, "
+            "or POST …/__sandbox/reset and delete <data dir>/clock.json) first",
+        )
 
     client = GraphClient(token, account_id=external_id, base_url=graph_url)
     try:
@@ -408,14 +417,71 @@ SECRET_SETTINGS = tuple(
 )
 
 
+def _on_sandbox(graph_url: str | None) -> bool:
+    return bool(graph_url) and is_loopback(urlsplit(graph_url or "").hostname or "")
+
+
 def sandbox_urls(engine: Engine | None = None) -> list[str]:
     """Graph URLs of connected accounts that live on a loopback sandbox."""
-    urls = {a.graph_url for a in list_accounts(engine) if a.graph_url}
-    return sorted(u for u in urls if is_loopback(urlsplit(u).hostname or ""))
+    return sorted(
+        {a.graph_url for a in list_accounts(engine) if a.graph_url and _on_sandbox(a.graph_url)}
+    )
+
+
+@dataclass(frozen=True)
+class SandboxClock:
+    """Where the sandbox's clock (and Rex's with it) stands after moving it."""
+
+    ahead_days: int
+    today: dict[str, str]  # account → its local date on the sandbox
+    accounts: list[str]  # the accounts that live on the moved sandboxes (to sync next)
+
+
+def advance_sandboxes(days: int, *, engine: Engine | None = None) -> SandboxClock:
+    """Move every connected sandbox's clock `days` forward and Rex's own with it, so the
+    days that pass are generated, synced and judged as days. Refused while an account
+    that is not on a sandbox is connected (a real account is never acted on at a
+    simulated time). Raises InputError for a bad `days` or no sandbox."""
+    import requests
+
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        raise InputError("days", f"{days!r}: move the sandbox 1 to 366 days forward")
+    accounts = list_accounts(engine)
+    real = [a.external_id for a in accounts if not _on_sandbox(a.graph_url)]
+    if real:
+        raise InputError(
+            "days",
+            ", ".join(real)
+            + (" is a real Meta account" if len(real) == 1 else " are real Meta accounts")
+            + ": Rex's clock stays the wall clock while one is connected. Simulated days are "
+            "for a sandbox-only install",
+        )
+    urls = sandbox_urls(engine)
+    if not urls:
+        raise InputError(
+            "sandbox", "no connected account lives on a sandbox; `make run` starts one"
+        )
+    answers = []
+    for url in urls:
+        try:
+            answer = requests.post(
+                f"{url}/__sandbox/clock", json={"advance_days": days}, timeout=30
+            )
+            answer.raise_for_status()
+        except requests.RequestException as error:
+            raise SandboxResetError(
+                f"the sandbox at {url} did not move its clock ({type(error).__name__}); is it "
+                "running? `make run` starts it"
+            ) from None
+        answers.append(answer.json())
+    ahead = max(int(a["advanced_days"]) for a in answers)
+    clock.set_ahead_days(ahead)
+    today = {k: v for a in answers for k, v in a["today"].items()}
+    return SandboxClock(ahead, today, [a.external_id for a in accounts if a.graph_url in urls])
 
 
 class SandboxResetError(RexError):
-    """A connected sandbox did not take the reset."""
+    """A connected sandbox did not take the reset (or the move of its clock)."""
 
 
 def reset_sandboxes(engine: Engine | None = None) -> list[str]:
@@ -437,6 +503,7 @@ def reset_sandboxes(engine: Engine | None = None) -> list[str]:
                 f"the sandbox at {url} did not take the reset ({type(error).__name__}); "
                 "is it running? `make run` starts it"
             ) from None
+    clock.set_ahead_days(0)  # a reset sandbox is back on the wall clock, and so is Rex
     return [a.external_id for a in list_accounts(engine) if a.graph_url in urls]
 
 

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from core import clock
 from core.accounts import (
+    advance_sandboxes,
     connect_account,
     list_accounts,
     public_settings,
@@ -84,6 +86,24 @@ def reset_and_sync() -> None:
     notify(
         "success",
         "Sandbox reset; synced " + (", ".join(r.account for r in results if r.ok) or "nothing"),
+    )
+    for result in results:
+        if not result.ok:
+            notify("error", f"Sync of {result.account} failed: {result.error}")
+
+
+def advance_and_sync() -> None:
+    try:
+        moved = advance_sandboxes(int(st.session_state["advance_days"]))
+    except RexError as error:
+        notify("error", str(error))
+        return
+    results = sync_accounts(moved.accounts, progress=_progress("Syncing the new days…"))
+    days = ", ".join(f"{account} is on {day}" for account, day in moved.today.items())
+    notify(
+        "success",
+        f"The sandbox moved on: {days} ({moved.ahead_days} day(s) ahead of the wall clock, "
+        "Rex with it); synced " + (", ".join(r.account for r in results if r.ok) or "nothing"),
     )
     for result in results:
         if not result.ok:
@@ -198,7 +218,20 @@ if urls:
         "there across restarts; resetting it undoes every write Rex made there and brings "
         "back its generated numbers."
     )
-    st.button("Reset the sandbox and sync", key="reset_sandbox", on_click=reset_and_sync)
+    ahead = clock.ahead_days()
+    if ahead:
+        st.info(
+            f"Simulated days: the sandbox and Rex run **{ahead} day(s) ahead** of the wall "
+            "clock. Resetting the sandbox puts both back."
+        )
+    move = st.columns([1, 2, 2], vertical_alignment="bottom")
+    move[0].number_input("Days", min_value=1, max_value=366, value=7, key="advance_days")
+    move[1].button(
+        "Move the sandbox on and sync", key="advance_sandbox", on_click=advance_and_sync,
+        help="The days that pass are generated from the state as it is now (budgets, "
+        "pauses, targeting): see the consequences of Rex's changes in the following days.",
+    )  # fmt: skip
+    move[2].button("Reset the sandbox and sync", key="reset_sandbox", on_click=reset_and_sync)
 
 with st.expander("Settings in effect"):
     st.caption("From the environment or `.env` (README: Settings). Secrets are never shown.")

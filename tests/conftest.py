@@ -55,6 +55,17 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     reload_settings()
 
 
+@pytest.fixture(autouse=True)
+def _wall_clock() -> Iterator[None]:
+    """Every test starts and ends on the wall clock (a test that simulates sandbox days
+    moves Rex's clock; core/clock.py)."""
+    from core import clock
+
+    clock.set_ahead_days(0)
+    yield
+    clock.set_ahead_days(0)
+
+
 @pytest.fixture
 def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Tokens encrypted with a key file (REX_SECRET_KEY unset) at the test's own path,

@@ -284,19 +284,80 @@ def test_counts_are_noisy_around_their_expectation() -> None:
     assert learning.purchases < day.purchases * 0.8  # the learning phase costs efficiency
 
 
-def test_the_cli_advances_a_running_sandbox_and_says_what_to_do_when_none_runs(sandbox) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def on_the_wall_clock():  # type: ignore[no-untyped-def]
+    """A sandbox on the wall clock, as `make run` starts it (Rex's clock is the wall's)."""
+    with SandboxServer() as server:
+        yield server
+
+
+def test_moving_the_sandbox_on_moves_rex_with_it_so_a_sync_reads_the_new_days(  # type: ignore[no-untyped-def]
+    db, on_the_wall_clock
+) -> None:
+    sandbox = on_the_wall_clock
+    from sqlalchemy import func, select
+
+    from core import clock
+    from core.accounts import advance_sandboxes, connect_account, reset_sandboxes
+    from core.db import read_session
+    from core.db.models import AdMetric
+    from core.sync.runner import SyncOptions, sync_accounts
     from tests.test_cli import rex
 
-    moved = rex("sandbox", "advance", "--days", "2", "--url", sandbox.url)
+    connect_account(USD, sandbox.token, graph_url=sandbox.url)
+    options = SyncOptions(days=3, breakdowns=False, client_options={"poll_seconds": 0.01})
+    first = sync_accounts(options=options)
+    assert all(r.ok for r in first), [r.error for r in first]
+    with read_session() as session:
+        before = session.scalar(select(func.max(AdMetric.date)))
+
+    moved = rex("sandbox", "advance", "--days", "2")
     assert moved.returncode == 0, moved.stderr
-    assert f"{USD}  2026-11-22" in moved.stdout and "python -m core sync" in moved.stdout
+    assert "2 day(s) ahead" in moved.stdout and "python -m core sync" in moved.stdout
+    assert clock.ahead_days() == 2  # Rex's clock moved with the sandbox's …
     assert admin(sandbox, "GET", "clock").json()["advanced_days"] == 2
-    back = rex("sandbox", "advance", "--to", "2026-11-01", "--url", sandbox.url)
+    sync_accounts(options=options)  # … so the sync asks for the days that passed
+    with read_session() as session:
+        after = session.scalar(select(func.max(AdMetric.date)))
+    assert after == before + timedelta(days=2)
+
+    assert advance_sandboxes(3).ahead_days == 5
+    back = rex("sandbox", "advance", "--to", "2026-01-01")
     assert back.returncode == 2 and "only moves forward" in back.stderr
     assert rex("sandbox", "advance", "--days", "-3").returncode == 2
-    nobody = rex("sandbox", "advance", "--days", "1", "--url", "http://127.0.0.1:9")
-    assert nobody.returncode == 1 and "no sandbox answers at http://127.0.0.1:9" in nobody.stderr
-    assert "make run" in nobody.stderr
+
+    reset_sandboxes()  # the sandbox back to its world, Rex back on the wall clock
+    assert clock.ahead_days() == 0 and admin(sandbox, "GET", "clock").json()["advanced_days"] == 0
+
+
+def test_a_real_account_keeps_rex_on_the_wall_clock(db, on_the_wall_clock) -> None:  # type: ignore[no-untyped-def]
+    sandbox = on_the_wall_clock
+    from core import clock
+    from core.accounts import advance_sandboxes, connect_account
+    from core.db import write_session
+    from core.db.models import AdAccount
+    from core.errors import InputError
+
+    connect_account(USD, sandbox.token, graph_url=sandbox.url)
+    advance_sandboxes(1)
+    with pytest.raises(InputError) as refused:  # no real account joins simulated days
+        connect_account("act_999", "EAAB" + "x" * 40, graph_url=None)
+    assert refused.value.field == "graph_url" and "Reset the sandbox" in refused.value.problem
+
+    clock.set_ahead_days(0)
+    with write_session() as session:  # a real account, connected (its token is never used)
+        session.add(AdAccount(platform="meta", external_id="act_777", name="Real",
+                              currency="USD", timezone_name="UTC", account_status=1,
+                              token_encrypted="x", graph_url=None))  # fmt: skip
+    with pytest.raises(InputError) as refused:
+        advance_sandboxes(7)
+    assert refused.value.field == "days" and "act_777 is a real Meta account" in (
+        refused.value.problem
+    )
+    assert clock.ahead_days() == 0  # refused: neither clock moved
+    assert admin(sandbox, "GET", "clock").json()["advanced_days"] == 1
+    with pytest.raises(InputError):
+        advance_sandboxes(0)  # 1 to 366 days
 
 
 # --- targeting and schedules -----------------------------------------------------------
@@ -509,3 +570,45 @@ def test_scenario_market_errors_name_the_field(change, field: str, words: str) -
         build_world(load_scenario(scenario), 7, lambda: NOW)
     assert refused.value.field == f"accounts[0].campaigns[0].{field}"
     assert words in refused.value.problem
+
+
+def test_the_generated_world_has_three_months_and_its_documented_planted_patterns(sandbox) -> None:  # type: ignore[no-untyped-def]
+    state = admin(sandbox, "GET", "state").json()
+    adsets = {e["name"]: e["id"] for e in state["entities"]
+              if e["level"] == "adset" and e["account_id"] == USD}  # fmt: skip
+
+    def truth(name: str) -> dict:
+        return admin(sandbox, "GET", "truth", adset_id=adsets[name]).json()
+
+    def rate(rows: list[dict], top: str, bottom: str) -> float:
+        return sum(r[top] for r in rows) / sum(r[bottom] for r in rows)
+
+    prospecting = truth("Prospecting – Broad · US 25-44")["segments"]["demographic"]
+    women = [r for r in prospecting if r["segment"] == ["25-34", "female"]]
+    others = [r for r in prospecting if r["segment"] != ["25-34", "female"]]
+    assert rate(women, "purchases", "clicks") == pytest.approx(
+        2.5 * rate(others, "purchases", "clicks"))  # fmt: skip
+
+    interests = truth("Prospecting – Broad · Interests – Home")["segments"]["demographic"]
+    older = [r for r in interests if r["segment"][0] in ("55-64", "65+")]
+    younger = [r for r in interests if r["segment"][0] not in ("55-64", "65+")]
+    assert rate(older, "purchases", "clicks") == pytest.approx(
+        0.25 * rate(younger, "purchases", "clicks"))  # fmt: skip
+
+    catalog = truth("Catalog – Dynamic Products · Advantage+ Audience")
+    network = [r for r in catalog["segments"]["placement"] if r["segment"][0] == "audience_network"]
+    assert sum(r["spend"] for r in network) == pytest.approx(0.25 * catalog["spend"])
+
+    retargeting = truth("Retargeting – Site Visitors · Interests – Home")["segments"]["hour"]
+    night = [r for r in retargeting if int(r["segment"][0][:2]) in range(1, 6)]
+    day = [r for r in retargeting if int(r["segment"][0][:2]) not in range(1, 6)]
+    assert rate(night, "spend", "clicks") == pytest.approx(2.5 * rate(day, "spend", "clicks"))
+
+    lookalike = truth("Lookalike – Purchasers 1% · Interests – Home")
+    canada = next(r for r in lookalike["segments"]["country"] if r["segment"] == ["CA"])
+    assert canada["spend"] == pytest.approx(0.03 * lookalike["spend"])
+    assert canada["roas"] > 1.5 * lookalike["roas"]  # a small, very good country
+
+    oldest = days(sandbox, adsets["Prospecting – Broad · US 25-44"], TODAY - timedelta(days=100),
+                  TODAY)  # fmt: skip
+    assert min(oldest) == TODAY - timedelta(days=89)  # about three months of history

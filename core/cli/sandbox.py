@@ -2,9 +2,10 @@
 advance`: move a running sandbox's clock forward.
 
 `serve`'s first stdout line is JSON {graph_url, token, accounts, admin_url}; `up` reads
-it. `advance --days N` (or `--to YYYY-MM-DD`) asks the sandbox at --url (default: the
-settings' host and port, where `make run` starts it) to move its today: the days that
-pass are generated from the state as it is then; sync to see them in Rex.
+it. `advance --days N` (or `--to YYYY-MM-DD`) moves every connected sandbox's today
+forward and Rex's clock with it (core/clock.py): the days that pass are generated from
+the state as it is then; sync to see them in Rex. Refused while a real Meta account is
+connected.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-import requests
-
 from core.cli.args import Parser, UsageError, milliseconds, port, token
-from core.cli.console import fail, print_table
+from core.cli.console import print_table
 from core.sandbox import FaultConfig, run_server
 from core.settings import get_settings
 
@@ -53,17 +52,13 @@ def register(parser: Parser) -> None:
     serve.set_defaults(handler=serve_sandbox, needs_db=False)
 
     advance = actions.add_parser(
-        "advance", help="move a running sandbox's clock forward (then sync to see the days)"
+        "advance",
+        help="move the connected sandboxes' clock forward, and Rex's with it (then sync)",
     )
     when = advance.add_mutually_exclusive_group(required=True)
-    when.add_argument("--days", type=_days, help="how many days to move forward")
+    when.add_argument("--days", type=_days, help="how many days to move forward (1–366)")
     when.add_argument("--to", type=_date, help="the UTC date to move to (YYYY-MM-DD)")
-    advance.add_argument(
-        "--url",
-        default=f"http://{settings.sandbox_host}:{settings.sandbox_port}",
-        help="the sandbox (default: where `make run` starts it)",
-    )
-    advance.set_defaults(handler=advance_clock, needs_db=False)
+    advance.set_defaults(handler=advance_clock)
 
 
 def _days(text: str) -> int:
@@ -84,26 +79,22 @@ def _date(text: str) -> date:
 
 
 def advance_clock(args: argparse.Namespace) -> int:
-    body = {"advance_days": args.days} if args.days is not None else {"to": args.to.isoformat()}
-    url = f"{args.url.rstrip('/')}/__sandbox/clock"
-    try:
-        answer = requests.post(url, json=body, timeout=30)
-    except requests.RequestException:
-        return fail(
-            f"no sandbox answers at {args.url}",
-            "start it (`make run`, or `python -m core sandbox serve`), or pass --url",
-        )
-    if answer.status_code == 400:
-        raise UsageError(answer.json()["error"]["message"])
-    if not answer.ok:
-        return fail(f"the sandbox at {args.url} answered {answer.status_code}", answer.text[:200])
-    now = answer.json()
-    print_table(
-        [("Account", "Today"), *((account, day) for account, day in now["today"].items())],
-        [
-            f"The sandbox is {now['advanced_days']} day(s) ahead of the wall clock. Sync to "
-            "see the new days in Rex: python -m core sync"
-        ],  # fmt: skip
+    from core import clock
+    from core.accounts import advance_sandboxes
+
+    days = args.days
+    if args.to is not None:
+        days = (args.to - clock.now().date()).days
+        if days < 1:
+            raise UsageError(
+                f"--to: {args.to} is not after Rex's today ({clock.now().date()}): the "
+                "sandbox's clock only moves forward"
+            )
+    moved = advance_sandboxes(days)
+    print_table([("Account", "Today"), *moved.today.items()])
+    print(
+        f"The sandbox and Rex are {moved.ahead_days} day(s) ahead of the wall clock. Sync "
+        "to see the new days: python -m core sync (the scheduler also does, within minutes)"
     )
     return 0
 

@@ -10,6 +10,8 @@ from sqlalchemy import JSON, DateTime, Enum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from core import clock
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always UTC and tz-aware in Python.
@@ -67,4 +69,6 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, tz-aware UTC: Rex's clock (the wall clock; see core/clock.py for the sandbox's
+    simulated days)."""
+    return clock.now()

@@ -32,6 +32,7 @@ from core.sandbox.faults import (
 )
 from core.sandbox.targeting import TargetingRefused, check_schedule, check_spec
 from core.sandbox.world import (
+    HISTORY_DAYS,
     SANDBOX_APP,
     STATE_FIELDS,
     SUPPORTED_BREAKDOWNS,
@@ -279,7 +280,7 @@ class Graph:
             self.world.day(ad, day).spend
             for ad in self.world.children(account.id, "ad")
             for day in date_range(
-                account.today(self.world.clock()) - timedelta(days=59),
+                account.today(self.world.clock()) - timedelta(days=HISTORY_DAYS - 1),
                 account.today(self.world.clock()),
             )
         )
@@ -614,7 +615,7 @@ class Graph:
         if preset == "yesterday":
             return today - timedelta(days=1), today - timedelta(days=1)
         if preset == "maximum":
-            return today - timedelta(days=59), today
+            return today - timedelta(days=HISTORY_DAYS - 1), today
         if preset == "this_month":
             return today.replace(day=1), today
         if preset == "last_month":

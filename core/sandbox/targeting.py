@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.errors import RexError
+
 AGE_BANDS = {  # the age breakdown's bands and the ages they hold
     "18-24": (18, 24),
     "25-34": (25, 34),
@@ -73,7 +75,7 @@ SPEC_KEYS = frozenset(
 )  # fmt: skip
 
 
-class TargetingRefused(ValueError):
+class TargetingRefused(RexError):
     """A spec Meta refuses: its words, code, subcode and the field to blame."""
 
     def __init__(

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 from core.money import offset
 from core.sandbox import market, targeting
 
-HISTORY_DAYS = 60
+HISTORY_DAYS = 90  # days of insights a generated world has, today included
 LIFETIME_DAYS = 30  # a lifetime budget is spent over this many days
 Clock = Callable[[], datetime]
 
@@ -352,10 +352,10 @@ def _planted(
     result = dict(segments)
     for key in matched:
         s = result[key]
-        cpm = rest.cpm * plant["cpm"] if "cpm" in plant else s.cpm
-        if "cpc" in plant:  # the cost per click, at the rest's CTR
-            cpm = rest.cpm * plant["cpc"] * (plant.get("ctr", 1.0) if "ctr" in plant else 1.0)
         ctr = rest.ctr * plant["ctr"] if "ctr" in plant else s.ctr
+        cpm = rest.cpm * plant["cpm"] if "cpm" in plant else s.cpm
+        if "cpc" in plant:  # cost per click = CPM / CTR: that multiple of the rest's
+            cpm = plant["cpc"] * (rest.cpm / rest.ctr) * ctr
         cvr = rest.cvr * plant["cvr"] if "cvr" in plant else s.cvr
         aov = rest.aov * plant["aov"] if "aov" in plant else s.aov
         if "roas" in plant:  # revenue per spend = roas / the ad set's × the rest's
@@ -1066,13 +1066,35 @@ def _instant(text: str) -> datetime:
 _CAMPAIGNS = (
     # name, status, objective, campaign budget (major, per day) or None, adset ROAS profile,
     # active days ago (first, last)
-    ("Prospecting – Broad", "ACTIVE", "OUTCOME_SALES", None, (4.6, 2.4, 0.6), (59, 0)),
-    ("Retargeting – Site Visitors", "ACTIVE", "OUTCOME_SALES", 300, (5.2, 3.8, 1.6), (59, 0)),
+    ("Prospecting – Broad", "ACTIVE", "OUTCOME_SALES", None, (4.6, 2.4, 0.6), (89, 0)),
+    ("Retargeting – Site Visitors", "ACTIVE", "OUTCOME_SALES", 300, (5.2, 3.8, 1.6), (89, 0)),
     ("Catalog – Dynamic Products", "ACTIVE", "OUTCOME_SALES", None, (3.4, 0.8, 2.9), (45, 0)),
     ("Lookalike – Purchasers 1%", "ACTIVE", "OUTCOME_SALES", None, (0.5, 1.2, 4.1), (30, 0)),
-    ("Brand Awareness Q3", "PAUSED", "OUTCOME_AWARENESS", None, (0.9, 1.1, 0.7), (59, 8)),
-    ("Summer Sale 2026", "ARCHIVED", "OUTCOME_SALES", None, (3.0, 2.2, 1.8), (59, 31)),
+    ("Brand Awareness Q3", "PAUSED", "OUTCOME_AWARENESS", None, (0.9, 1.1, 0.7), (89, 8)),
+    ("Summer Sale 2026", "ARCHIVED", "OUTCOME_SALES", None, (3.0, 2.2, 1.8), (89, 31)),
 )
+# The generated world's planted patterns — what its breakdowns truly say (docs/sandbox.md):
+# (campaign index, ad set index or None for all of the campaign's) → plants; `{abroad}` is
+# the account's second country (CA for the USD account, TW for the JPY one).
+PLANTS: dict[tuple[int, int | None], list[dict[str, Any]]] = {
+    (0, 0): [  # Prospecting · US 25-44: women 25–34 convert at 2.5× the rest
+        {"dimension": "demographic", "match": {"age": "25-34", "gender": "female"}, "cvr": 2.5},
+    ],
+    (0, 1): [  # Prospecting · Interests: 55 and over convert at a quarter of the rest's rate
+        {"dimension": "demographic", "match": {"age": ["55-64", "65+"]}, "cvr": 0.25},
+    ],
+    (2, None): [  # Catalog: Audience Network takes 25 % of the spend, converts at 0.15×
+        {"dimension": "placement", "match": {"platform": "audience_network"}, "share": 0.25,
+         "cvr": 0.15},
+    ],
+    (1, None): [  # Retargeting: the night hours 1–5 cost 2.5× the CPC
+        {"dimension": "hour", "match": {"hour": [1, 2, 3, 4, 5]}, "cpc": 2.5},
+    ],
+    (3, 2): [  # Lookalike · Interests: the second country, 3 % of delivery, makes ROAS 9 at a
+        # low spend (the ad set ≈ 4.5 there): about twice the ad set's ROAS at any budget
+        {"dimension": "country", "match": {"country": "{abroad}"}, "share": 0.03, "roas": 9.0},
+    ],
+}  # fmt: skip
 _ADSET_NAMES = ("US 25-44", "Interests – Home", "Advantage+ Audience", "Lookalike 3%")
 _AD_NAMES = ("Video – UGC", "Carousel – Bestsellers", "Static – Offer")
 
@@ -1101,7 +1123,9 @@ def generate(seed: int, clock: Clock) -> World:
         unit = offset(currency)
         for c_index, (c_name, status, objective, cbo, profiles, active) in enumerate(_CAMPAIGNS):
             first, last = active
-            created = now - timedelta(days=first + 1)
+            # made at the start of the local day `first` days ago: it delivers from then on
+            started = account.today(now) - timedelta(days=first)
+            created = datetime.combine(started, datetime.min.time(), ZoneInfo(tz)).astimezone(UTC)
             campaign = Entity(
                 id=world.new_id(), level="campaign", account_id=acc_id, name=c_name,
                 status=status, created_time=created, updated_time=created, objective=objective,
@@ -1137,9 +1161,16 @@ def generate(seed: int, clock: Clock) -> World:
                 )
                 # the profile's ROAS is what it makes at its budget: at a low spend, more
                 pushed = 1 - math.exp(-float(takes / capacity))
+                abroad = GEOGRAPHY.get(currency, GEOGRAPHY["USD"])["country"][1]
+                plants = [
+                    {**plant, "match": {k: (abroad if v == "{abroad}" else v)
+                                        for k, v in plant["match"].items()}}
+                    for plant in PLANTS.get((c_index, a_index), PLANTS.get((c_index, None), []))
+                ]  # fmt: skip
                 world.profile_specs[adset.id] = ProfileSpec(
                     roas=round(roas * rng.uniform(0.9, 1.1) * (1 + market.SATURATION * pushed), 3),
                     capacity=capacity,
+                    plants=plants,
                 )
                 for d_index, ad_name in enumerate(_AD_NAMES):
                     ad_status = "PAUSED" if (a_index + d_index + c_index) % 7 == 6 else "ACTIVE"
