@@ -612,3 +612,14 @@ def test_the_generated_world_has_three_months_and_its_documented_planted_pattern
     oldest = days(sandbox, adsets["Prospecting – Broad · US 25-44"], TODAY - timedelta(days=100),
                   TODAY)  # fmt: skip
     assert min(oldest) == TODAY - timedelta(days=89)  # about three months of history
+
+
+def test_the_state_tells_each_ad_sets_expected_day(sandbox) -> None:  # type: ignore[no-untyped-def]
+    state = admin(sandbox, "GET", "state").json()
+    assert state["advanced_days"] == 0 and state["now"].startswith("2026-11-20T18:30")
+    adset = next(e for e in state["entities"] if e["level"] == "adset" and e["daily_budget"])
+    truth = admin(sandbox, "GET", "truth", adset_id=adset["id"]).json()
+    expected = adset["expected_yesterday"]
+    assert expected["date"] == truth["date"] == "2026-11-19"
+    assert expected["spend"] == pytest.approx(truth["spend"], abs=0.01)
+    assert expected["purchases"] == pytest.approx(truth["purchases"], abs=0.01)

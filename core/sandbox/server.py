@@ -327,10 +327,27 @@ class SandboxServer:
                         "adset_id": e.adset_id,
                         "daily_budget": e.daily_budget,
                         "lifetime_budget": e.lifetime_budget,
+                        **({"expected_yesterday": self._expected(e)} if e.level == "adset" else {}),
                     }
                     for e in sorted(self.state.entities.values(), key=lambda e: e.id)
                 ],
+                "now": self.state.clock().isoformat(),
+                "advanced_days": self.state.advanced.days,
             }
+
+    def _expected(self, adset: Any) -> dict[str, Any]:
+        """What the market expects of an ad set yesterday (its segments: `GET truth`)."""
+        account = self.state.accounts[adset.account_id]
+        day = account.today(self.state.clock()) - timedelta(days=1)
+        expected = self.state.expected_adset(adset, day)
+        return {
+            "date": day.isoformat(),
+            "spend": round(expected.spend, 2),
+            "purchases": round(expected.purchases, 2),
+            "revenue": round(expected.revenue, 2),
+            "roas": None if expected.roas is None else round(expected.roas, 3),
+            "learning": expected.learning,
+        }
 
 
 def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
