@@ -1,0 +1,1 @@
+"""Suggestions: what the breakdowns say, as changes a marketer can apply safely."""
