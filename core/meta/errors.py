@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from core import clock
 from core.errors import RexError
 from core.ids import account_digits
 
@@ -144,7 +145,7 @@ class RateLimitedError(GraphError):
 
     @property
     def retry_after_seconds(self) -> float:
-        return max(0.0, (self.regain_at - datetime.now(UTC)).total_seconds())
+        return max(0.0, (self.regain_at - clock.now()).total_seconds())
 
 
 class TokenInvalidError(GraphError):
@@ -286,7 +287,7 @@ def regain_time(
     account; `X-Ad-Account-Usage` gives `reset_time_duration` in seconds. The longest
     wait wins; with neither header Rex waits a conservative default.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     waits: list[timedelta] = []
     buc = _json_header(headers, "X-Business-Use-Case-Usage")
     if isinstance(buc, Mapping):

@@ -23,8 +23,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from core import clock
 from core.meta.errors import GraphError, RateLimitedError, TransientError
 
 Uniform = Callable[[float, float], float]
@@ -90,4 +91,4 @@ def backoff(attempt: int, limits: RetryLimits, uniform: Uniform = random.uniform
 
 
 def _seconds_until(instant: datetime, now: datetime | None) -> float:
-    return (instant - (now or datetime.now(UTC))).total_seconds()
+    return (instant - (now or clock.now())).total_seconds()
