@@ -29,9 +29,10 @@ schedule leave of each dimension, whether it is in Meta's learning phase:
 
 **Segments** (`split_day`): a day's totals split over one dimension's segments in the
 proportions the profile and the targeting give each column (spend by delivery share,
-impressions by share ÷ CPM, clicks × CTR, purchases × conversion rate, revenue × order
-value), each segment's part wobbling as a count of its size would, in whole numbers that
-sum exactly to the day (largest remainder).
+impressions by share ÷ CPM, clicks × CTR, purchases × conversion rate, revenue by the
+orders and their value): a multinomial draw of each column's units (impressions, clicks,
+purchases, cents), so the parts are whole numbers summing exactly to the day, noisy as
+counts are and unbiased.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 LEARNING_DAYS = 7
 LEARNING_CPM = 1.2
@@ -309,11 +312,10 @@ def split_day(
         if total == 0 or whole <= 0:
             columns[name] = [0] * len(base)
             continue
-        noisy = []
-        for w in base:
-            size = total * w / whole  # this segment's expected part
-            noisy.append(w * _wobble(rng, 1 / math.sqrt(size + 1)) if w > 0 else 0.0)
-        columns[name] = largest_remainder(total, noisy)
+        # each unit (an impression, a click, a purchase, a cent) falls in a segment with
+        # the segment's probability: a multinomial draw — unbiased, noisy as counts are
+        draw = np.random.default_rng(rng.getrandbits(64))
+        columns[name] = [int(n) for n in draw.multinomial(total, [w / whole for w in base])]
     count = len(next(iter(weights.values())))
     return [Counts(*(columns[name][i] for name in COLUMNS)) for i in range(count)]
 

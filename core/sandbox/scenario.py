@@ -157,6 +157,14 @@ class MarketSpec(_Strict):
         gt=0, description="the daily spend (major units) its whole audience takes"
     )
     plants: list[PlantSpec] = Field(default_factory=list)
+    variation: float = Field(
+        default=1.0,
+        ge=0,
+        le=3,
+        description="× the segments' own latent variation (conversion rate ±30 %, CPM and "
+        "CTR ±15 %, order value ±10 %); 0: no differences but the plants and Meta's own "
+        "placements and hours",
+    )
 
 
 class AdSetSpec(_Strict):
@@ -352,6 +360,7 @@ def _profile(spec: MarketSpec, account: Account, field: str) -> ProfileSpec:
         roas=spec.roas,
         capacity=spec.capacity,
         plants=[p.model_dump(exclude_none=True) for p in spec.plants],
+        variation=spec.variation,
     )
 
 

@@ -11,8 +11,8 @@ day already past never changes (changes are only ever added at "now"), except th
 last few days' purchases still grow a little as late conversions are attributed, as
 Meta's do. Every ad's numbers for a day come from `random.Random(f"{seed}:{ad}:{day}")`
 — one ad's numbers never depend on which others exist or on the order of requests.
-Breakdown rows split a day's totals in the proportions the profile gives each segment,
-with the largest-remainder method, so they always sum to the day exactly.
+Breakdown rows split a day's totals in the proportions the profile gives each segment
+(a multinomial draw per column), so they always sum to the day exactly.
 
 The clock moves forward on request (`advance`): the days that pass are generated from
 the state as it is then.
@@ -124,6 +124,7 @@ class ProfileSpec:
     roas: float
     capacity: Decimal
     plants: list[dict[str, Any]] = field(default_factory=list)
+    variation: float = 1.0  # × the segments' own latent variation (0: none but the plants)
 
 
 # A planted pattern: {"dimension", "match": {part: value or [values]}, and any of
@@ -303,12 +304,13 @@ def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account)
             cpm, ctr, cvr, aov = _PLACEMENT_RATES.get(key, (1.0, 1.0, 1.0, 1.0))
             if dimension == "hour":
                 cpm, ctr, cvr, aov = _HOUR_RATES.get(HOURS.index(key[0]), (1.0, 1.0, 1.0, 1.0))
+            vary = spec.variation
             made[key] = market.Segment(
                 share=share * wobble(0.15),
-                cpm=cpm * wobble(0.15),
-                ctr=ctr * wobble(0.15),
-                cvr=cvr * wobble(0.3),
-                aov=aov * wobble(0.1),
+                cpm=cpm * wobble(0.15 * vary),
+                ctr=ctr * wobble(0.15 * vary),
+                cvr=cvr * wobble(0.3 * vary),
+                aov=aov * wobble(0.1 * vary),
             )
         segments[dimension] = made
     for plant in spec.plants:

@@ -1,0 +1,125 @@
+"""core.suggestions.detect on the sandbox market's own numbers (a scenario world, in
+process): planted patterns are found in the right direction, a world without patterns
+yields none, thin data yields no verdict, and breakdowns Meta gives no purchases for
+are judged on clicks per spend."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+
+from core.sandbox.scenario import build_world, load_scenario
+from core.suggestions.detect import (
+    Guards,
+    SegmentSums,
+    discoveries,
+    find_patterns,
+    judge_segments,
+)
+from tests.conftest import NOW
+
+BREAKDOWNS = {"demographic": ("age", "gender"), "placement": ("publisher_platform",
+              "platform_position", "impression_device"), "hour": (
+              "hourly_stats_aggregated_by_advertiser_time_zone",)}  # fmt: skip
+
+
+def adset(adset_id: str, plants: list[dict], *, budget: int = 30000) -> dict:
+    return {
+        "id": adset_id, "name": f"Shop · {adset_id}", "daily_budget": budget,
+        "market": {"roas": 2.5, "capacity": "900", "plants": plants, "variation": 0},
+        "ads": [{"id": f"{adset_id}1", "name": "ad"}],
+    }  # fmt: skip
+
+
+def world(*adsets: dict, seed: int = 7):  # type: ignore[no-untyped-def]
+    scenario = {
+        "accounts": [{
+            "id": "act_4001", "name": "Shop", "currency": "USD",
+            "timezone": "America/Los_Angeles",
+            "campaigns": [{"id": "4101", "name": "Shop", "adsets": list(adsets)}],
+        }],
+    }  # fmt: skip
+    return build_world(load_scenario(copy.deepcopy(scenario)), seed, lambda: NOW)
+
+
+def sums(built, adset_id: str, dimension: str, days: int) -> list[SegmentSums]:  # type: ignore[no-untyped-def]
+    """The ad set's segments summed over the last `days` whole days (today left out)."""
+    today = built.accounts["act_4001"].today(NOW)
+    found: dict[tuple[str, ...], list[float]] = {}
+    for ad in built.children(adset_id, "ad"):
+        for back in range(1, days + 1):
+            rows = built.segment_days(ad, today - timedelta(days=back), BREAKDOWNS[dimension])
+            for key, day in rows:
+                total = found.setdefault(key, [0.0] * 5)
+                for i, value in enumerate((day.spend / 100, day.impressions, day.clicks,
+                                           day.purchases, day.revenue / 100)):  # fmt: skip
+                    total[i] += value
+    on_meta_only = dimension == "hour"
+    return [
+        SegmentSums(
+            key, s, int(i), int(c), None if on_meta_only else int(p), None if on_meta_only else r
+        )  # fmt: skip
+        for key, (s, i, c, p, r) in found.items()
+    ]
+
+
+WINNER = {"dimension": "demographic", "match": {"age": "25-34", "gender": "female"}, "cvr": 3}
+LOSERS = {"dimension": "demographic", "match": {"age": ["55-64", "65+"]}, "cvr": 0.2}
+
+
+def test_planted_segments_are_found_in_their_direction_and_nothing_else() -> None:
+    built = world(adset("5001", [WINNER, LOSERS], budget=80000))  # 800 dollars a day
+    found = find_patterns([("demographic", sums(built, "5001", "demographic", 28))], days=28)
+    by_key = {f.key: f for f in found}
+    assert by_key[("25-34", "female")].direction == "better"
+    losers = {k for k, f in by_key.items() if f.direction == "worse"}
+    assert losers and all(k[0] in ("55-64", "65+") for k in losers)  # no innocent segment
+    assert all(k[0] in ("55-64", "65+") or k == ("25-34", "female") for k in by_key)
+    winner = by_key[("25-34", "female")]
+    assert winner.segment_rate.low > winner.rest_rate.high  # the evidence, as intervals
+    assert winner.weekly_profit.low > 0 and winner.probability > 0.99
+    assert winner.days == 28 and 0 < winner.share < 1
+
+
+def test_a_world_without_patterns_suggests_nothing() -> None:
+    # ten ad sets with no latent differences between their segments: only noise
+    built = world(*(adset(f"60{i:02}", []) for i in range(10)))
+    findings = [
+        f
+        for i in range(10)
+        for f in judge_segments(
+            "demographic", sums(built, f"60{i:02}", "demographic", 28), days=28
+        )  # fmt: skip
+    ]
+    assert len(findings) > 50  # the segments were tested …
+    assert discoveries(findings) == []  # … and none is called a pattern
+
+
+def test_thin_data_gives_no_verdict() -> None:
+    built = world(adset("7001", [WINNER, LOSERS], budget=1500))  # 15 dollars a day
+    thin = judge_segments("demographic", sums(built, "7001", "demographic", 3), days=3)
+    assert discoveries(thin) == []
+    guarded = judge_segments("demographic", sums(built, "7001", "demographic", 3), days=3,
+                             guards=Guards(adset_purchases=10_000))  # fmt: skip
+    assert guarded == []  # below the guards nothing is even tested
+
+
+def test_hours_are_judged_on_clicks_per_spend() -> None:
+    night = {"dimension": "hour", "match": {"hour": [1, 2, 3, 4, 5]}, "cpc": 3}
+    built = world(adset("8001", [night], budget=60000))
+    found = find_patterns([("hour", sums(built, "8001", "hour", 28))], days=28)
+    assert all(f.basis == "clicks" for f in found)
+    worse = {int(f.key[0][:2]) for f in found if f.direction == "worse"}
+    assert worse == {1, 2, 3, 4, 5}  # the planted expensive hours, and only they
+    better = {int(f.key[0][:2]) for f in found if f.direction == "better"}
+    assert better <= {0}  # midnight's clicks are truly cheaper (the sandbox's night CPM)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_same_data_give_the_same_answer(seed: int) -> None:
+    built = world(adset("5001", [WINNER, LOSERS]), seed=seed)
+    segments = sums(built, "5001", "demographic", 14)
+    first = judge_segments("demographic", segments, days=14)
+    assert first == judge_segments("demographic", segments, days=14)
