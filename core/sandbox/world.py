@@ -279,7 +279,8 @@ _HOUR_RATES = {h: (0.8, 0.9, 0.8, 1.0) for h in range(0, 6)}  # night: cheap, co
 def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account) -> market.Profile:
     """An ad set's latent profile: the spec's ROAS and capacity, the account's typical
     CPM and order value, and segments drawn from the seed around a believable audience
-    (log-normal variation: conversion rate ±30 %, CPM and CTR ±15 %, order value ±10 %)."""
+    (log-normal variation: conversion rate ±30 %, CPM and CTR ±15 %, order value ±10 %;
+    hours a quarter of that), then the spec's plants."""
     rng = random.Random(f"{seed}:{adset_id}:profile")
 
     def wobble(sigma: float) -> float:
@@ -304,7 +305,9 @@ def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account)
             cpm, ctr, cvr, aov = _PLACEMENT_RATES.get(key, (1.0, 1.0, 1.0, 1.0))
             if dimension == "hour":
                 cpm, ctr, cvr, aov = _HOUR_RATES.get(HOURS.index(key[0]), (1.0, 1.0, 1.0, 1.0))
-            vary = spec.variation
+            # hours differ smoothly (people's days), not each on its own: a quarter of
+            # the variation the other dimensions' segments have
+            vary = spec.variation * (0.25 if dimension == "hour" else 1.0)
             made[key] = market.Segment(
                 share=share * wobble(0.15),
                 cpm=cpm * wobble(0.15 * vary),
