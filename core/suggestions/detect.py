@@ -29,7 +29,7 @@ accounts for both (the suggestions' prior, then learned from outcomes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -37,7 +37,7 @@ import numpy as np
 from core.suggestions import stats
 
 PRIOR_PURCHASES = 5.0  # the prior weighs the spend that buys this many at the ad set's rate
-MIN_DIFFERENCE = 0.15  # a segment at least 15 % worse or better than the rest, credibly
+MIN_DIFFERENCE = 0.2  # a segment at least 20 % worse or better than the rest, credibly
 DRAWS = 4000
 Direction = Literal["worse", "better"]
 Basis = Literal["purchases", "clicks"]
@@ -197,6 +197,29 @@ def _matters(finding: Finding) -> bool:
 
 
 Table = tuple[str, Sequence[SegmentSums]]  # a dimension and its segments, for one ad set
+
+# How a breakdown's segments also group: a pattern that spans an age band across genders
+# (or a platform across its positions and devices) is thin in every cell and clear in
+# the group. (group dimension, the key parts it keeps); the cells stay a dimension too.
+GROUPINGS: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    "age_gender": (("age", (0,)), ("gender", (1,))),
+    "placement": (("publisher_platform", (0,)), ("impression_device", (2,))),
+}
+
+
+def expand(dimension: str, segments: Sequence[SegmentSums]) -> list[Table]:
+    """A breakdown's tables: its own cells and each grouping of them (see `GROUPINGS`);
+    each table's segments make up the whole ad set, so each is judged as it is."""
+    tables: list[Table] = [(dimension, segments)]
+    for name, parts in GROUPINGS.get(dimension, ()):
+        grouped: dict[tuple[str, ...], SegmentSums] = {}
+        for segment in segments:
+            key = tuple(segment.key[i] for i in parts)
+            total = grouped[key].plus(segment) if key in grouped else segment
+            grouped[key] = replace(total, key=key)
+        if len(grouped) > 1:
+            tables.append((name, list(grouped.values())))
+    return tables
 
 
 def find_patterns(tables: Sequence[Table], *, days: int, q: float = 0.1,
