@@ -623,3 +623,20 @@ def test_the_state_tells_each_ad_sets_expected_day(sandbox) -> None:  # type: ig
     assert expected["date"] == truth["date"] == "2026-11-19"
     assert expected["spend"] == pytest.approx(truth["spend"], abs=0.01)
     assert expected["purchases"] == pytest.approx(truth["purchases"], abs=0.01)
+
+
+def test_an_end_time_write_is_kept_in_the_history_and_the_state_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = tmp_path / "sandbox.json"
+    with SandboxServer(now=NOW, state_file=state) as first:
+        lifetime = next(e for e in admin(first, "GET", "state").json()["entities"]
+                        if e["level"] == "adset" and e["lifetime_budget"])  # fmt: skip
+        assert write(first, lifetime["id"], end_time="2026-11-25T00:00:00-0800").ok
+        changes = [a for a in admin(first, "GET", "activities").json()
+                   if a["object_id"] == lifetime["id"]]  # fmt: skip
+        assert changes[-1]["extra_data"]["new_value"] == "2026-11-25T08:00:00+00:00"
+        admin(first, "POST", "clock", advance_days=7)
+        after = days(first, lifetime["id"], TODAY, TODAY + timedelta(days=6))
+        assert max(after) == TODAY + timedelta(days=4)  # nothing spent after its end time
+    with SandboxServer(now=NOW, state_file=state) as second:  # and the file reads back
+        read = graph(second, "GET", lifetime["id"], fields="end_time")
+        assert read["end_time"] == "2026-11-25T00:00:00-0800"

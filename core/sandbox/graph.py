@@ -674,7 +674,10 @@ class Graph:
             if key in STATE_FIELDS:
                 self.world.record_change(entity, key, old, value)  # the market follows it
             what = "budget" if key.endswith("_budget") else key
-            extra: dict[str, Any] = {"old_value": old, "new_value": value}
+            extra: dict[str, Any] = {
+                "old_value": _plain_value(old),
+                "new_value": _plain_value(value),
+            }
             if what == "budget":
                 extra.update(type=key, currency=currency)
             self.world.log_activity(entity, what, extra, by_person=by_person)
@@ -947,6 +950,11 @@ def _pick(values: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     picked = {"id": values["id"]} if "id" in values else {}
     picked.update({f: values[f] for f in fields if f in values and values[f] is not None})
     return picked
+
+
+def _plain_value(value: Any) -> Any:
+    """A value as the change history shows it (JSON: a time as ISO 8601 text)."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _refusing(check: Any, value: Any) -> Any:
