@@ -506,19 +506,22 @@ def copy_packed(cursor, sql: str, params: dict[str, Any], width: int) -> np.ndar
     return values.astype(np.int64).reshape(-1, width)
 
 
+def group_params(g: int, group: Any) -> dict[str, Any]:
+    """The query parameters of local-date group `g`: its accounts and bound dates."""
+    return {
+        f"a{g}": group.account_ids,
+        f"b{g}": group.bounds,
+        f"lo{g}": group.bounds[0],
+        f"hi{g}": group.bounds[-1],
+    }
+
+
 def bound_rows_sql(setup: Setup) -> tuple[str, dict[str, Any]]:
     """The rows on each group's bound dates, and the last rows a bound is past."""
     params: dict[str, Any] = {"level": setup.level.value}
     arms = []
     for g, group in enumerate(setup.groups):
-        params.update(
-            {
-                f"a{g}": group.account_ids,
-                f"b{g}": group.bounds,
-                f"lo{g}": group.bounds[0],
-                f"hi{g}": group.bounds[-1],
-            }
-        )
+        params.update(group_params(g, group))
         arms.append(
             f"(r.account_id = ANY(%(a{g})s) AND r.date = ANY(%(b{g})s) AND r.level = %(level)s)"
         )
@@ -614,14 +617,7 @@ def read_a_sql(engine, setup: Setup) -> Sums:  # type: ignore[no-untyped-def]
     params: dict[str, Any] = {"level": setup.level.value}
     parts = []
     for g, group in enumerate(setup.groups):
-        params.update(
-            {
-                f"a{g}": group.account_ids,
-                f"b{g}": group.bounds,
-                f"lo{g}": group.bounds[0],
-                f"hi{g}": group.bounds[-1],
-            }
-        )
+        params.update(group_params(g, group))
         for s, bound in enumerate(group.bounds):
             params[f"d{g}_{s}"] = bound
 

@@ -76,20 +76,23 @@ def connect() -> None:
     )
 
 
+def sync_and_report(accounts: list[str], text: str, done: str) -> None:
+    """Sync `accounts` with a progress bar, then say `done` and which ones synced."""
+    results = sync_accounts(accounts, progress=_progress(text))
+    notify("success", done + "; synced " + (", ".join(r.account for r in results if r.ok)
+                                              or "nothing"))  # fmt: skip
+    for result in results:
+        if not result.ok:
+            notify("error", f"Sync of {result.account} failed: {result.error}")
+
+
 def reset_and_sync() -> None:
     try:
         accounts = reset_sandboxes()
     except RexError as error:
         notify("error", str(error))
         return
-    results = sync_accounts(accounts, progress=_progress("Syncing…"))
-    notify(
-        "success",
-        "Sandbox reset; synced " + (", ".join(r.account for r in results if r.ok) or "nothing"),
-    )
-    for result in results:
-        if not result.ok:
-            notify("error", f"Sync of {result.account} failed: {result.error}")
+    sync_and_report(accounts, "Syncing…", "Sandbox reset")
 
 
 def advance_and_sync() -> None:
@@ -98,16 +101,13 @@ def advance_and_sync() -> None:
     except RexError as error:
         notify("error", str(error))
         return
-    results = sync_accounts(moved.accounts, progress=_progress("Syncing the new days…"))
     days = ", ".join(f"{account} is on {day}" for account, day in moved.today.items())
-    notify(
-        "success",
+    sync_and_report(
+        moved.accounts,
+        "Syncing the new days…",
         f"The sandbox moved on: {days} ({moved.ahead_days} day(s) ahead of the wall clock, "
-        "Rex with it); synced " + (", ".join(r.account for r in results if r.ok) or "nothing"),
+        "Rex with it)",
     )
-    for result in results:
-        if not result.ok:
-            notify("error", f"Sync of {result.account} failed: {result.error}")
 
 
 st.title("Accounts")

@@ -312,3 +312,22 @@ def test_settings_are_shown_without_secrets(db: Engine) -> None:
     assert values["secret_key"] == "set (hidden)"
     assert os.environ["REX_SECRET_KEY"] not in str(app)
     assert values["graph_api_version"] == "v26.0"
+
+
+def test_move_the_sandbox_on_from_the_page_and_back_with_a_reset(synced: str, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from core import clock
+
+    app = run("pages/accounts.py")
+    app.number_input(key="advance_days").set_value(3).run()
+    app.button(key="advance_sandbox").click().run()
+    assert not app.exception
+    assert app.success[0].value.startswith(
+        "The sandbox moved on: act_1010000001 is on 2026-11-23"
+    )  # NOW is the 20th in Los Angeles
+    assert "3 day(s) ahead of the wall clock, Rex with it); synced act_1010000001" in (
+        app.success[0].value
+    )
+    assert clock.ahead_days() == 3 and sandbox.state.advanced.days == 3
+    assert any("3 day(s) ahead" in i.value for i in app.info)  # the page says so
+    app.button(key="reset_sandbox").click().run()
+    assert clock.ahead_days() == 0 and sandbox.state.advanced.days == 0

@@ -227,7 +227,8 @@ def expected(profile: Profile, state: State) -> Expected:
 
 @dataclass(frozen=True)
 class Counts:
-    """A day's numbers as Meta reports them: whole numbers, money in minor units."""
+    """A day's numbers as Meta reports them: whole numbers, money in minor units (the
+    sandbox world's `Day`)."""
 
     spend: int
     impressions: int
@@ -236,9 +237,16 @@ class Counts:
     purchases: int
     revenue: int
 
+    FIELDS = COLUMNS
+
     def as_tuple(self) -> tuple[int, ...]:
-        return (self.spend, self.impressions, self.clicks, self.reach, self.purchases,
-                self.revenue)  # fmt: skip
+        return tuple(getattr(self, f) for f in COLUMNS)
+
+    def is_empty(self) -> bool:
+        return not (self.spend or self.impressions)
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
 
 
 ZERO_COUNTS = Counts(0, 0, 0, 0, 0, 0)

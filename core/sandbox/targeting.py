@@ -139,26 +139,15 @@ def check_spec(spec: Any) -> dict[str, Any]:
                     "(the sandbox's keys are in docs/sandbox.md)",
                     blame=f"targeting.{side}.regions",
                 )
-    for platform in spec.get("publisher_platforms") or []:
-        if platform not in PLATFORMS:
-            raise TargetingRefused(
-                f"(#100) Param targeting[publisher_platforms] has an invalid value {platform!r}",
-                blame="targeting.publisher_platforms",
-            )
-    for platform, names in POSITIONS.items():
-        for position in spec.get(f"{platform}_positions") or []:
-            if position not in names:
+    lists = {"publisher_platforms": PLATFORMS, "device_platforms": DEVICES}
+    lists.update({f"{platform}_positions": names for platform, names in POSITIONS.items()})
+    for name, allowed in lists.items():
+        for value in spec.get(name) or []:
+            if value not in allowed:
                 raise TargetingRefused(
-                    f"(#100) Param targeting[{platform}_positions] has an invalid value "
-                    f"{position!r}",
-                    blame=f"targeting.{platform}_positions",
+                    f"(#100) Param targeting[{name}] has an invalid value {value!r}",
+                    blame=f"targeting.{name}",
                 )
-    for device in spec.get("device_platforms") or []:
-        if device not in DEVICES:
-            raise TargetingRefused(
-                f"(#100) Param targeting[device_platforms] has an invalid value {device!r}",
-                blame="targeting.device_platforms",
-            )
     return spec
 
 

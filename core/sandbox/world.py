@@ -92,27 +92,9 @@ class Entity:
         return {"campaign": None, "adset": self.campaign_id, "ad": self.adset_id}[self.level]
 
 
-@dataclass(frozen=True)
-class Day:
-    """One ad's numbers for one account-local day. Money in minor units."""
+Day = market.Counts  # one ad's numbers for one account-local day; money in minor units
 
-    spend: int
-    impressions: int
-    clicks: int
-    reach: int
-    purchases: int
-    revenue: int
-
-    FIELDS = ("spend", "impressions", "clicks", "reach", "purchases", "revenue")
-
-    def is_empty(self) -> bool:
-        return not (self.spend or self.impressions)
-
-    def __add__(self, other: Day) -> Day:
-        return Day(*(getattr(self, f) + getattr(other, f) for f in Day.FIELDS))
-
-
-ZERO = Day(0, 0, 0, 0, 0, 0)
+ZERO = market.ZERO_COUNTS
 
 
 @dataclass
@@ -633,8 +615,7 @@ class World:
         profile = self.profile(adset)
         weights = self._day_weights(ad, adset, day, dimension)
         rng = random.Random(f"{self.seed}:{ad.id}:{','.join(breakdowns)}:{day}")
-        counts = market.Counts(*(getattr(total, f) for f in Day.FIELDS))
-        parts = market.split_day(counts, weights, rng)
+        parts = market.split_day(total, weights, rng)
         summed: dict[tuple[str, ...], list[int]] = {}
         for key, part in zip(profile.segments[dimension], parts, strict=True):
             shown = tuple(key[i] for i in projection)
@@ -705,18 +686,24 @@ class World:
         """The ad set's expected numbers for a whole local day (no noise): what the market
         would give on average in the state it was (or, for a day to come, is) in — the
         truth tests compare estimates with."""
+        return self._expected(self.profile(adset), self._pieces(adset, day, None))
+
+    @staticmethod
+    def _expected(
+        profile: market.Profile, pieces: list[tuple[float, market.State, dict[str, float]]]
+    ) -> market.Expected:
         total = market.Expected()
-        for fraction, state, _shares in self._pieces(adset, day, None):
-            total = total + market.expected(self.profile(adset), state).scaled(fraction)
+        for fraction, state, _shares in pieces:
+            total = total + market.expected(profile, state).scaled(fraction)
         return total
 
     def truth(self, adset: Entity, day: date) -> dict[str, Any]:
         """The ad set's expected numbers on a local day — totals and each segment's, money
         in major units, before noise — and whether it was learning."""
         profile = self.profile(adset)
-        total = self.expected_adset(adset, day)
-        segments: dict[str, list[dict[str, Any]]] = {}
         pieces = self._pieces(adset, day, None)
+        total = self._expected(profile, pieces)
+        segments: dict[str, list[dict[str, Any]]] = {}
         state = max(pieces, key=lambda p: p[0])[1] if pieces else market.State(1.0)
         for dimension, keyed in profile.segments.items():
             weights = market.column_weights(profile, state, dimension)
@@ -757,14 +744,12 @@ class World:
         account = self.accounts[ad.account_id]
         rng = random.Random(f"{self.seed}:{ad.id}:{day.isoformat()}")
         counts = market.simulate(profile, expected, rng, unit=offset(account.currency))
-        purchases, revenue = counts.purchases, counts.revenue
-        age = (today - day).days
+        purchases, age = counts.purchases, (today - day).days
         if purchases and age < len(LATE_CONVERSIONS):  # not all attributed yet
             late = sum(rng.random() < LATE_CONVERSIONS[age] for _ in range(purchases))
-            revenue = revenue * (purchases - late) // purchases
-            purchases -= late
-        return Day(counts.spend, counts.impressions, counts.clicks, counts.reach, purchases,
-                   revenue)  # fmt: skip
+            revenue = counts.revenue * (purchases - late) // purchases
+            return replace(counts, purchases=purchases - late, revenue=revenue)
+        return counts
 
     def _pieces(
         self, adset: Entity, day: date, now: datetime | None
