@@ -18,14 +18,27 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.errors import RexError
 
 RECHECK_SECONDS = 1.0
+
+
+@dataclass
+class _Read:
+    """What this process last read of the clock file, and when it looked."""
+
+    path: Path | None = None
+    checked: float = float("-inf")  # time.monotonic() of the last look
+    mtime: float | None = None
+    days: int = 0
+
+
 _lock = threading.Lock()
-_cache: dict[str, object] = {"path": None, "checked": 0.0, "mtime": None, "days": 0}
+_last = _Read()
 
 
 class ClockFileError(RexError):
@@ -42,17 +55,16 @@ def ahead_days() -> int:
     """How many days Rex's clock is ahead of the wall clock (0 on a real install)."""
     path = _path()
     with _lock:
-        fresh = time.monotonic() - float(_cache["checked"]) < RECHECK_SECONDS  # type: ignore[arg-type]
-        if fresh and _cache["path"] == path:
-            return int(_cache["days"])  # type: ignore[call-overload]
+        if _last.path == path and time.monotonic() - _last.checked < RECHECK_SECONDS:
+            return _last.days
         try:
             mtime: float | None = path.stat().st_mtime
         except FileNotFoundError:
             mtime = None
-        if _cache["path"] != path or mtime != _cache["mtime"]:
-            _cache["days"] = _read(path) if mtime is not None else 0
-        _cache.update(path=path, checked=time.monotonic(), mtime=mtime)
-        return int(_cache["days"])  # type: ignore[call-overload]
+        if _last.path != path or mtime != _last.mtime:
+            _last.days = _read(path) if mtime is not None else 0
+        _last.path, _last.checked, _last.mtime = path, time.monotonic(), mtime
+        return _last.days
 
 
 def _read(path: Path) -> int:
@@ -85,7 +97,7 @@ def set_ahead_days(days: int) -> None:
             f"Rex's clock file {path} cannot be written ({error.strerror or error})"
         ) from None
     with _lock:
-        _cache["checked"] = 0.0  # read it again at the next call
+        _last.path = None  # read the file again at the next call
 
 
 def now() -> datetime:
