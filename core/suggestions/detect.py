@@ -42,6 +42,16 @@ DRAWS = 4000
 Direction = Literal["worse", "better"]
 Basis = Literal["purchases", "clicks"]
 ON_META_ONLY = frozenset({"region", "dma", "hour"})  # Meta gives no purchases by these
+SuggestionKind = Literal["demographic", "placement", "geography", "dayparting", "budget"]
+# which kind of suggestion a finding in each dimension (a breakdown or a grouping of one)
+# makes; `budget` comes from the daily table, not a breakdown
+KIND_OF_DIMENSION: dict[str, SuggestionKind] = {
+    "age_gender": "demographic", "age": "demographic", "gender": "demographic",
+    "placement": "placement", "publisher_platform": "placement",
+    "impression_device": "placement",
+    "country": "geography", "region": "geography", "dma": "geography",
+    "hour": "dayparting",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
