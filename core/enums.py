@@ -99,6 +99,20 @@ class ApprovalStatus(StrEnum):
     STALE = "stale"  # the entity changed since the proposal
 
 
+class SuggestionStatus(StrEnum):
+    """`rex_suggestions.status`: a suggestion's life (core/suggestions/records.py)."""
+
+    NEW = "new"  # open: found, not yet decided
+    QUEUED = "queued"  # open: applied, waiting in the approval queue
+    APPLIED = "applied"  # its change was written (see action_id)
+    DISMISSED = "dismissed"  # by a person, with a reason
+    EXPIRED = "expired"  # the evidence no longer holds
+    SUPERSEDED = "superseded"  # a newer suggestion proposes another change to the same
+
+
+OPEN_SUGGESTIONS = (SuggestionStatus.NEW, SuggestionStatus.QUEUED)
+
+
 def spoken(members: Iterable[StrEnum]) -> str:
     """The values as a sentence lists them, for messages: "active, paused or draft"."""
     values = [member.value for member in members]

@@ -61,8 +61,16 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
-    # 0007 undone: purchases and revenue by region, DMA and hour are NOT NULL again
-    assert sorted((d[0][0], d[0][2], d[0][3]) for d in _differences(empty_url)) == [
+    # 0008 undone: the suggestions' events, columns and indexes are gone
+    assert _tables(empty_url) == set(Base.metadata.tables) - {"rex_suggestion_events"}
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestions")}
+    assert "fingerprint" not in columns and "confidence" in columns
+
+    migrate.downgrade("-1", url=empty_url)
+    # 0007 undone: purchases and revenue by region, DMA and hour are NOT NULL again (the
+    # other differences are 0008's: column changes come as lists, additions as tuples)
+    changed = [d for d in _differences(empty_url) if isinstance(d, list)]
+    assert sorted((d[0][0], d[0][2], d[0][3]) for d in changed) == [
         ("modify_nullable", table, column)
         for table in ("ad_geographic_insights", "ad_hourly_insights")
         for column in ("conversions", "revenue_micros")
@@ -142,6 +150,42 @@ def test_upgrading_to_0005_keeps_every_link_of_the_record(empty_url: str) -> Non
     migrate.downgrade("0004", url=empty_url)  # and back down: still linked
     with get_engine(empty_url).connect() as connection:
         assert tuple(connection.execute(text(LINKS)).one()) == tuple(before)
+
+
+def test_upgrading_to_0008_keeps_the_seed_suggestions_and_their_performance(
+    empty_url: str,
+) -> None:
+    migrate.upgrade("0007", url=empty_url)
+    _seed_record(empty_url)
+    at = datetime(2026, 11, 20, 18, 30)
+    with get_engine(empty_url).begin() as connection:
+        connection.execute(text(
+            "INSERT INTO rex_suggestions (id, account_id, kind, title, detail, confidence, "
+            "status, created_at) VALUES (1, 1, 'demographic', 'Exclude 65+', '{}', 0.7, "
+            "'open', :at)"), {"at": at})  # fmt: skip
+        connection.execute(text(
+            "INSERT INTO rex_suggestion_performance (id, suggestion_id, baseline_metrics) "
+            "VALUES (1, 1, '{\"spend\": 10}')"))  # fmt: skip
+
+    migrate.upgrade("head", url=empty_url)
+    with get_engine(empty_url).connect() as connection:
+        status = connection.execute(text("SELECT status FROM rex_suggestions")).scalar()
+        kept = connection.execute(text("SELECT suggestion_id FROM rex_suggestion_performance"))
+        assert (status, kept.scalars().all()) == ("new", [1])  # the seed's "open" is "new"
+        # two open suggestions for the same change are refused by the database itself
+        connection.execute(text("UPDATE rex_suggestions SET fingerprint = 'f'"))
+        with pytest.raises(IntegrityError):
+            connection.execute(text(
+                "INSERT INTO rex_suggestions (account_id, kind, title, detail, status, "
+                "fingerprint, created_at) VALUES (1, 'demographic', 'again', '{}', 'new', "
+                "'f', :at)"), {"at": at})  # fmt: skip
+        connection.rollback()
+
+    migrate.downgrade("0007", url=empty_url)
+    with get_engine(empty_url).connect() as connection:
+        assert connection.execute(text("SELECT status FROM rex_suggestions")).scalar() == "open"
+        performance = connection.execute(text("SELECT count(*) FROM rex_suggestion_performance"))
+        assert performance.scalar() == 1
 
 
 def test_upgrading_to_0007_makes_purchases_by_region_dma_and_hour_not_available(

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -41,6 +42,7 @@ from core.enums import (
     ExecutionStatus,
     Level,
     RuleStatus,
+    SuggestionStatus,
     SyncStatus,
     TokenStatus,
 )
@@ -443,18 +445,76 @@ class Notification(Base):
 
 
 class RexSuggestion(Base):
+    """A change Rex suggests from what an ad set's breakdowns (or daily numbers) show:
+    the finding, its evidence, the change it proposes and its life (core/suggestions/).
+    Money in the account currency's minor unit; rows from before 0008 have only the
+    seed's columns (kind, title, detail, confidence)."""
+
     __tablename__ = "rex_suggestions"
+    __table_args__ = (
+        Index("ix_rex_suggestions_account_status", "account_id", "status"),
+        # never two open suggestions for the same change
+        Index(
+            "uq_rex_suggestions_open_fingerprint",
+            "fingerprint",
+            unique=True,
+            sqlite_where=text("status IN ('new', 'queued')"),
+            postgresql_where=text("status IN ('new', 'queued')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
     entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(String(300))
-    detail: Mapped[dict[str, Any]]
+    detail: Mapped[dict[str, Any]]  # the why text and what the page shows besides
     confidence: Mapped[float | None]
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[SuggestionStatus] = mapped_column(
+        string_enum(SuggestionStatus, 20), default=SuggestionStatus.NEW
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[datetime | None]
+    level: Mapped[Level | None] = mapped_column(string_enum(Level, 10))
+    dimension: Mapped[str | None] = mapped_column(String(40))
+    segment: Mapped[list[str] | None] = mapped_column(JSONDocument)  # as Meta spells it
+    direction: Mapped[str | None] = mapped_column(String(10))  # worse | better
+    # what makes two suggestions "the same change": account, entity, kind, segment, edit
+    fingerprint: Mapped[str | None] = mapped_column(String(300))
+    action: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # type, change, words
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    weekly_profit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    weekly_profit_low_minor: Mapped[int | None] = mapped_column(BigInteger)
+    weekly_profit_high_minor: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)  # why dismissed, expired, superseded
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    superseded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rex_suggestions.id", ondelete="SET NULL")
+    )
+    approval_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pending_actions.id", ondelete="SET NULL")
+    )
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_history.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime | None]
+
+
+class RexSuggestionEvent(Base):
+    """Every change of a suggestion's status: from what, to what, by whom, why."""
+
+    __tablename__ = "rex_suggestion_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    suggestion_id: Mapped[int] = mapped_column(
+        ForeignKey("rex_suggestions.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    previous: Mapped[SuggestionStatus | None] = mapped_column(string_enum(SuggestionStatus, 20))
+    status: Mapped[SuggestionStatus] = mapped_column(string_enum(SuggestionStatus, 20))
+    by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class RexSuggestionPerformance(Base):
