@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 from pydantic import TypeAdapter
@@ -19,6 +20,7 @@ from core.actions.changes import (
     stored,
 )
 from core.actions.kinds import (
+    CATALOGUE,
     KINDS,
     ActionType,
     PlanContext,
@@ -59,8 +61,13 @@ def state(**fields) -> EntityInfo:  # type: ignore[no-untyped-def]
 
 
 def test_every_document_action_type_has_one_kind_and_its_words() -> None:
-    assert set(KINDS) == set(ActionType)
-    for kind in KINDS.values():
+    assert set(CATALOGUE) == set(ActionType)
+    documented = {
+        model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+        for model in get_args(get_args(Action)[0])
+    }
+    assert set(KINDS) == documented  # a rule may take exactly the kinds for rules
+    for kind in CATALOGUE.values():
         assert kind.words and kind.choice and kind.would.startswith("would ")
     assert action_words("change_budget") == "change budget"
     assert action_words("rollback_pause") == "undo pause"

@@ -1,10 +1,12 @@
 """A planned change to one entity, as Rex stores it: typed, versioned, read back typed.
 
-A change says what Rex means to do — set a status, set a budget, make a copy, tell
-someone — in the terms every later step needs, so no step has to interpret a request's
+A change says what Rex means to do — set a status, set a budget, make a copy, replace
+an ad set's targeting, set its hour schedule, tell someone — in the terms every later
+step needs, so no step has to interpret a request's
 parameters again:
 
-* `write` — the one Graph call that makes it (none for a notification);
+* `write` — the one Graph call that makes it (none for a notification; a targeting
+  spec or an hour schedule is sent whole, as Meta replaces it);
 * `apply_to(row)` — the same change put into Rex's copy of the entity once Meta
   confirmed it (the next rule then never computes from the value before it);
 * `after(view)` — the entity as the engine sees it once the change is planned (a second
@@ -26,6 +28,7 @@ with a version (`v`). Rows written before version 1 kept the same facts flat —
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -33,6 +36,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from core.actions.targeting import same_spec, schedule_words
 from core.enums import Level
 from core.errors import RexError
 from core.meta.activities import EVENT_TYPES, Activity
@@ -242,6 +246,106 @@ class CopyChange(_Change):
         return event.event_type == self.event_type and event.object_name == self.name
 
 
+# Meta's change-history event types for these writes (core.meta.activities.EVENT_TYPES
+# holds the others; the ad set is the only level with targeting and a schedule).
+TARGETING_EVENT = "update_ad_set_target_spec"
+SCHEDULE_EVENT = "update_ad_set_ad_schedule"
+
+
+class TargetingChange(_Change):
+    """Replace an ad set's whole targeting spec (Meta's write replaces it, never merges):
+    `old` as read from Meta before, `new` in full. Sending it twice is the same as once,
+    so it may go in a batch."""
+
+    shape: ClassVar[str] = "targeting"
+    kind: Literal["targeting"] = "targeting"
+    old: dict[str, Any]
+    new: dict[str, Any]
+    summary: str  # "exclude ages 55-64 and 65+"
+
+    @property
+    def write(self) -> Write:
+        return Write(method="POST", path=self.entity, params={"targeting": self.new})
+
+    @property
+    def event_type(self) -> str:
+        return TARGETING_EVENT
+
+    def matches(self, event: Activity) -> bool:
+        said = self._said(event)
+        if event.event_type != self.event_type or said is _NOT_THIS_OBJECT:
+            return False
+        said = _json(said)
+        return not isinstance(said, Mapping) or same_spec(said, self.new)
+
+    def shown_by(self, state: EntityInfo, since: datetime) -> bool:
+        return (
+            self._changed_since(state, since)
+            and state.targeting is not None
+            and same_spec(state.targeting, self.new)
+        )
+
+    def drift(self, state: EntityInfo) -> str | None:
+        if state.targeting is None:
+            return (
+                "its targeting was not read from Meta, so Rex cannot tell whether it changed "
+                "since the proposal"
+            )
+        if same_spec(state.targeting, self.old):
+            return None
+        return "its targeting changed at Meta since the proposal (someone edited the ad set)"
+
+
+class ScheduleChange(_Change):
+    """Set an ad set's hour schedule (dayparting: `adset_schedule` with pacing
+    `day_parting`); `old` None is no schedule. Meta takes it only on an ad set with a
+    lifetime budget and an end time."""
+
+    shape: ClassVar[str] = "schedule"
+    kind: Literal["schedule"] = "schedule"
+    old: list[dict[str, Any]] | None
+    new: list[dict[str, Any]] = Field(min_length=1)
+    summary: str  # "06:00–23:00 every day"
+
+    @property
+    def write(self) -> Write:
+        params = {"adset_schedule": self.new, "pacing_type": ["day_parting"]}
+        return Write(method="POST", path=self.entity, params=params)
+
+    @property
+    def event_type(self) -> str:
+        return SCHEDULE_EVENT
+
+    def matches(self, event: Activity) -> bool:
+        said = self._said(event)
+        if event.event_type != self.event_type or said is _NOT_THIS_OBJECT:
+            return False
+        said = _json(said)
+        return not isinstance(said, list) or same_spec(said, self.new)
+
+    def shown_by(self, state: EntityInfo, since: datetime) -> bool:
+        now = state.schedule
+        return self._changed_since(state, since) and now is not None and same_spec(now, self.new)
+
+    def drift(self, state: EntityInfo) -> str | None:
+        if same_spec(list(state.schedule or []), self.old or []):
+            return None
+        return (
+            f"its hour schedule is now {schedule_words(state.schedule)}, not the "
+            f"{schedule_words(self.old)} it had when this was proposed"
+        )
+
+
+def _json(value: Any) -> Any:
+    """A value from Meta's change history, which may hold JSON as text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 class NotifyChange(_Change):
     """Tell people (a notification row); nothing is written to Meta."""
 
@@ -251,7 +355,8 @@ class NotifyChange(_Change):
 
 
 Change = Annotated[
-    StatusChange | BudgetChange | CopyChange | NotifyChange, Field(discriminator="kind")
+    StatusChange | BudgetChange | CopyChange | TargetingChange | ScheduleChange | NotifyChange,
+    Field(discriminator="kind"),
 ]
 _CHANGE: TypeAdapter[Change] = TypeAdapter(Change)
 

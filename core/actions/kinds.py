@@ -9,12 +9,20 @@ its drift. The words people see for a kind (the builder's choice, the record, a
 preview) are here too.
 
 The engine, approvals, recovery, rollback, the builder and the pages all go through
-`KINDS` / `kind_of`; nothing else interprets an action type. Adding a kind is one class
-here (with its change, if it writes something new) and its tests.
+`CATALOGUE` / `KINDS` / `kind_of`; nothing else interprets an action type. Adding a kind
+is one class here (with its change, if it writes something new) and its tests.
+
+Some kinds are made by suggestions (core/suggestions), not by rules: editing an ad set's
+targeting, setting its hour schedule. Their `for_rules` is False: they are in
+`CATALOGUE` (so their actions are recorded, undone and settled like any other) but not
+in `KINDS`, the kinds a rule may take — which the rule builder offers and the rule
+document allows. They are proposed with `propose(...)`, from the ad set as read from
+Meta with the fields their `reads` names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -27,10 +35,25 @@ from core.actions.changes import (
     EntityView,
     MetaStatus,
     NotifyChange,
+    ScheduleChange,
     StatusChange,
+    TargetingChange,
 )
+from core.actions.targeting import (
+    ALL_HOURS,
+    TargetingEdit,
+    edited_spec,
+    hours_of,
+    hours_words,
+    same_spec,
+    schedule_for_hours,
+    schedule_words,
+    spec_differences,
+    spec_words,
+)
+from core.enums import Level
 from core.errors import RexError
-from core.meta.objects import EntityInfo
+from core.meta.objects import ADSET_DELIVERY_FIELDS, EntityInfo
 from core.money import format_minor
 
 ROLLBACK_PREFIX = "rollback_"  # a rollback's action type: rollback_<the kind undone>
@@ -42,6 +65,8 @@ class ActionType(StrEnum):
     CHANGE_BUDGET = "change_budget"
     DUPLICATE = "duplicate"
     NOTIFY = "notify"
+    EDIT_TARGETING = "edit_targeting"  # made by suggestions only
+    SET_SCHEDULE = "set_schedule"  # made by suggestions only
 
 
 class PlanSkip(RexError):
@@ -91,6 +116,8 @@ class ActionKind:
     writes: ClassVar[bool] = True  # False: nothing is sent to Meta (a notification)
     # changes what an entity spends (Health watches these)
     changes_spend: ClassVar[bool] = False
+    for_rules: ClassVar[bool] = True  # False: made by suggestions only (not in `KINDS`)
+    reads: ClassVar[tuple[str, ...]] = ()  # fields beyond ENTITY_FIELDS its undo reads
 
     def plan(self, action: Any, view: EntityView, context: PlanContext) -> Planned:
         raise NotImplementedError
@@ -248,18 +275,119 @@ class Notify(ActionKind):
         raise RollbackRefused("a notification cannot be rolled back")
 
 
-KINDS: dict[ActionType, ActionKind] = {
-    kind.type: kind for kind in (ChangeBudget(), Pause(), Resume(), Duplicate(), Notify())
-}
+class _Suggested(ActionKind):
+    """A kind made by suggestions: it writes an ad set's delivery settings, read from
+    Meta with `reads` before it is proposed and before it is undone."""
+
+    for_rules = False
+    changes_spend = True
+    reads = ADSET_DELIVERY_FIELDS
+
+    def plan(self, action: Any, view: EntityView, context: PlanContext) -> Planned:
+        raise PlanSkip(f"{self.words} is proposed by suggestions, not by rules")
+
+    def _adset(self, adset: EntityInfo) -> None:
+        if adset.level != Level.ADSET:
+            raise PlanSkip(f"only ad sets can {self.words}; {adset.external_id} is a {adset.level}")
+
+
+class EditTargeting(_Suggested):
+    """Replace an ad set's targeting with the spec an edit makes of the current one."""
+
+    type = ActionType.EDIT_TARGETING
+    words = "edit targeting"
+    choice = "Edit the targeting"
+    would = "would edit targeting"
+
+    def propose(self, adset: EntityInfo, edits: Sequence[TargetingEdit]) -> Planned:
+        """The change the edits make to `adset`'s targeting as read from Meta. An edit that
+        cannot be made raises its `TargetingEditError`."""
+        self._adset(adset)
+        if adset.targeting is None:
+            raise PlanSkip("its targeting was not read from Meta (read it with the kind's fields)")
+        new, summary = edited_spec(adset.targeting, edits)
+        change = TargetingChange(level=Level.ADSET, entity=adset.external_id,
+                                 old=adset.targeting, new=new, summary=summary)  # fmt: skip
+        return Planned(change, spec_words(adset.targeting), spec_words(new), summary)
+
+    def undo(self, change: Change, current: EntityInfo) -> Undo:
+        assert isinstance(change, TargetingChange)
+        if current.targeting is None:
+            raise RollbackRefused("Meta did not answer the ad set's targeting: not rolled back")
+        if not same_spec(current.targeting, change.new):
+            fields = ", ".join(spec_differences(current.targeting, change.new))
+            raise RollbackRefused(
+                f"its targeting changed since Rex's edit ({change.summary}): {fields} differ "
+                "from what Rex set — someone changed it since; not rolled back"
+            )
+        back = TargetingChange(level=change.level, entity=current.external_id, old=change.new,
+                               new=change.old, summary=f"undo: {change.summary}")  # fmt: skip
+        return Undo(back, spec_words(change.new), spec_words(change.old))
+
+
+class SetSchedule(_Suggested):
+    """Deliver only in some hours of the day (dayparting), on an ad set with a lifetime
+    budget and an end time — the only ones Meta schedules."""
+
+    type = ActionType.SET_SCHEDULE
+    words = "set schedule"
+    choice = "Set the hour schedule"
+    would = "would schedule"
+
+    def propose(self, adset: EntityInfo, hours: Iterable[int]) -> Planned:
+        """The change that makes `adset` deliver in `hours` (0–23, the account's time) on
+        every day; `adset` as read from Meta with the kind's `reads`."""
+        self._adset(adset)
+        if not adset.lifetime_budget_minor:
+            raise PlanSkip(
+                "Meta schedules hours only for ad sets with a lifetime budget; this one has a "
+                "daily budget, which cannot become a lifetime one (pause and resume it by the "
+                "hour instead, or schedule a lifetime-budget copy)"
+            )
+        if adset.end_time is None:
+            raise PlanSkip("an ad set with an hour schedule needs an end date; this one has none")
+        new = schedule_for_hours(hours)
+        current = list(adset.schedule) if adset.schedule else None
+        if same_spec(current or schedule_for_hours(ALL_HOURS), new):
+            raise PlanSkip(f"it already delivers {schedule_words(current)}")
+        summary = hours_words(hours_of(new) or ())
+        change = ScheduleChange(level=Level.ADSET, entity=adset.external_id, old=current,
+                                new=new, summary=summary)  # fmt: skip
+        return Planned(change, schedule_words(current), summary)
+
+    def undo(self, change: Change, current: EntityInfo) -> Undo:
+        assert isinstance(change, ScheduleChange)
+        now = list(current.schedule) if current.schedule else None
+        if now is None or not same_spec(now, change.new):
+            raise RollbackRefused(
+                f"its hour schedule is now {schedule_words(now)}, not the {change.summary} "
+                "Rex set: someone changed it since; not rolled back"
+            )
+        # Meta keeps a lifetime ad set's schedule once set: "no schedule" is written back
+        # as every hour of every day, which delivers the same.
+        back_to = change.old or schedule_for_hours(ALL_HOURS)
+        back = ScheduleChange(level=change.level, entity=current.external_id, old=change.new,
+                              new=back_to, summary=schedule_words(change.old))  # fmt: skip
+        return Undo(back, change.summary, schedule_words(change.old))
+
+
+CATALOGUE: dict[ActionType, ActionKind] = {
+    kind.type: kind
+    for kind in (
+        ChangeBudget(), Pause(), Resume(), Duplicate(), Notify(), EditTargeting(), SetSchedule()
+    )
+}  # fmt: skip
+# the kinds a rule may take: what the builder offers and the rule document allows
+KINDS: dict[ActionType, ActionKind] = {t: k for t, k in CATALOGUE.items() if k.for_rules}
 
 
 def kind_of(action_type: str) -> ActionKind:
     """The kind of an action type (a rollback's type names the kind it undid)."""
     try:
-        return KINDS[ActionType(action_type.removeprefix(ROLLBACK_PREFIX))]
+        return CATALOGUE[ActionType(action_type.removeprefix(ROLLBACK_PREFIX))]
     except ValueError:
         raise UnknownActionError(
-            f"unknown action type {action_type!r}; Rex knows " + ", ".join(KINDS)
+            f"unknown action type {action_type!r}; Rex knows " + ", ".join(CATALOGUE)
         ) from None
 
 

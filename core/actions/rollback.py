@@ -54,7 +54,8 @@ def rollback(
         raise RollbackRefused(f"action {action_id} holds no change Rex can undo")
     target_id = kind.undo_target(change, (original.details or {}).get("copied_id"))
 
-    answer = client_for(account).get_objects([target_id], ENTITY_FIELDS[entity.level])[0]
+    fields = (*ENTITY_FIELDS[entity.level], *kind.reads)  # e.g. an ad set's targeting
+    answer = client_for(account).get_objects([target_id], fields)[0]
     if not isinstance(answer, dict):
         raise RollbackRefused(f"Meta cannot read {target_id} now: {answer}")
     undo = kind.undo(change, EntityInfo.from_graph(entity.level, answer))

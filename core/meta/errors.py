@@ -10,6 +10,7 @@ Callers decide on the class, never on message text:
 | PermissionDeniedError | 10, 200–299                             | permanent (the object)  |
 | ObjectGoneError       | 100 with subcode 33                     | permanent               |
 | InvalidParameterError | 100 (other subcodes), 2635 …            | permanent; names field  |
+| TargetingRefusedError | 100 blaming targeting / adset_schedule  | permanent; in words     |
 | PolicyBlockedError    | 368                                     | permanent               |
 
 Messages never contain the access token: the client does not put it into URLs, and
@@ -34,6 +35,14 @@ PERMISSION_CODES = frozenset({10}) | frozenset(range(200, 300))
 POLICY_CODES = frozenset({368})
 OBJECT_GONE_SUBCODES = frozenset({33})
 OBJECT_RATE_LIMIT_SUBCODES = frozenset({1487632})  # too many budget changes to one ad set
+LOCATION_REQUIRED_SUBCODE = 1885364  # a targeting spec without a location
+SCHEDULE_END_SUBCODE = 1885407  # a schedule on an ad set without an end date
+# Meta's titles (`error_user_title`) for refusals of a targeting spec that carry no
+# subcode of their own; the sandbox answers with the same ones.
+ADVANTAGE_AGES_TITLE = "Age Range Not Available With Advantage+ Audience"
+SPECIAL_CATEGORY_TITLE = "Targeting Not Available For Special Ad Category"
+LIFETIME_BUDGET_TITLE = "Lifetime Budget Required"
+TARGETING_FIELDS = ("targeting", "adset_schedule", "pacing_type")  # blamed → targeting refusal
 DEPRECATED_VERSION_CODE = 2635
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 
@@ -172,6 +181,49 @@ class ObjectGoneError(InvalidParameterError):
     hint = "The object no longer exists at Meta (deleted, or not visible to this token)."
 
 
+class TargetingRefusedError(InvalidParameterError):
+    """Meta refused a targeting spec or a schedule Rex sent; `explain()` says why in the
+    words of a person who runs ads, and what they can do instead."""
+
+    hint = "Meta refused the targeting or schedule Rex sent; nothing was changed."
+
+    @property
+    def words(self) -> str | None:
+        """Why Meta refused it, for a marketer; None when Rex has no words for it."""
+        if self.subcode == LOCATION_REQUIRED_SUBCODE:
+            return (
+                "Meta needs at least one location to deliver to: this targeting would have "
+                "no country or region left. Keep at least one country or region"
+            )
+        if self.user_title == ADVANTAGE_AGES_TITLE:
+            return (
+                "This ad set uses Advantage+ audience: ages are only a suggestion there, which "
+                "Meta may go beyond, and Meta refuses a maximum age below 65 or a minimum age "
+                "above 25. To really exclude these ages, turn Advantage+ audience off for "
+                "the ad set in Ads Manager first"
+            )
+        if self.user_title == SPECIAL_CATEGORY_TITLE:
+            return (
+                "This campaign is in a special ad category (housing, employment or credit): "
+                "Meta does not allow age or gender targeting there — ages stay 18 to 65 and "
+                "all genders are reached. Exclude by placement or location instead"
+            )
+        if self.subcode == SCHEDULE_END_SUBCODE:
+            return "An ad set with an hour schedule needs an end date: set one in Ads Manager"
+        if self.user_title == LIFETIME_BUDGET_TITLE:
+            return (
+                "Meta schedules hours (dayparting) only for ad sets with a lifetime budget; "
+                "this one has a daily budget, which cannot become a lifetime one"
+            )
+        return None
+
+    def explain(self) -> str:
+        words = self.words
+        if words is None:
+            return super().explain()
+        return f"{words}. Nothing was changed. (Meta: {self.describe()})"
+
+
 class PolicyBlockedError(GraphError):
     hint = "Meta blocked this action for policy reasons; review the account in Ads Manager."
 
@@ -257,6 +309,11 @@ def error_from_response(
     blamed = blamed_field(error)
     if code == 100 and subcode in OBJECT_GONE_SUBCODES:
         return ObjectGoneError(message, blamed_field=blamed, **fields)
+    if code == 100 and (
+        subcode in (LOCATION_REQUIRED_SUBCODE, SCHEDULE_END_SUBCODE)
+        or (blamed or "").split(".")[0] in TARGETING_FIELDS
+    ):
+        return TargetingRefusedError(message, blamed_field=blamed, **fields)
     return InvalidParameterError(message, blamed_field=blamed, **fields)
 
 

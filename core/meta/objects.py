@@ -70,6 +70,38 @@ ENTITY_FIELDS: dict[Level, tuple[str, ...]] = {
     ),
 }
 EDGE_FOR_LEVEL = {Level.CAMPAIGN: "campaigns", Level.ADSET: "adsets", Level.AD: "ads"}
+# An ad set's delivery settings: read only where a change to them is checked (a rollback,
+# a read-back), never by the sync — a targeting spec can be kilobytes per ad set.
+ADSET_DELIVERY_FIELDS = ("targeting", "adset_schedule", "pacing_type", "end_time")
+
+# ------------------------------------------------- the targeting spec's vocabulary
+# Meta's conventions (the breakdowns reference and the targeting spec), shared by the
+# targeting edits (core/actions/targeting.py) and the sandbox (core/sandbox/targeting.py).
+
+AGE_BANDS: dict[str, tuple[int, int]] = {  # the age breakdown's bands and the ages they hold
+    "18-24": (18, 24),
+    "25-34": (25, 34),
+    "35-44": (35, 44),
+    "45-54": (45, 54),
+    "55-64": (55, 64),
+    "65+": (65, 65),  # age_max 65 means 65 and over
+}
+AGE_LIMITS = (13, 65)  # age_min / age_max
+GENDER_CODES: dict[int, str] = {1: "male", 2: "female"}  # `genders`; absent = all
+# `publisher_platforms` as Rex writes it (Meta also knows threads, which Rex never lists)
+PLATFORMS = ("facebook", "instagram", "audience_network", "messenger")
+# `<platform>_positions` names → the placement breakdown's `platform_position` values
+POSITIONS: dict[str, dict[str, str]] = {
+    "facebook": {"feed": "feed", "marketplace": "marketplace", "facebook_reels": "facebook_reels"},
+    "instagram": {"stream": "feed", "story": "instagram_stories", "reels": "instagram_reels"},
+    "audience_network": {"classic": "classic"},
+    "messenger": {"messenger_home": "messenger_inbox"},
+}
+# `device_platforms` names → the placement breakdown's `impression_device` values
+DEVICES: dict[str, tuple[str, ...]] = {
+    "mobile": ("android_smartphone", "iphone"),
+    "desktop": ("desktop",),
+}
 
 # Meta reports one purchase under several action types; count the first one present.
 PURCHASE_ACTION_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
@@ -200,6 +232,11 @@ class EntityInfo:
     objective: str | None = None
     created_time: datetime | None = None
     updated_time: datetime | None = None
+    # ad sets, when asked for (ADSET_DELIVERY_FIELDS); None: not read
+    targeting: dict[str, Any] | None = field(default=None, hash=False)
+    adset_schedule: list[dict[str, Any]] | None = field(default=None, hash=False)
+    pacing_type: tuple[str, ...] | None = None
+    end_time: datetime | None = None
 
     @classmethod
     def from_graph(cls, level: Level, body: Mapping[str, Any]) -> EntityInfo:
@@ -227,7 +264,20 @@ class EntityInfo:
             objective=_word(what, "objective", body.get("objective"), 60),
             created_time=_time(what, "created_time", body.get("created_time")),
             updated_time=_time(what, "updated_time", body.get("updated_time")),
+            targeting=_spec(what, body.get("targeting")),
+            adset_schedule=_schedule(what, body.get("adset_schedule")),
+            pacing_type=_words(what, "pacing_type", body.get("pacing_type")),
+            end_time=_time(what, "end_time", body.get("end_time")),
         )
+
+    @property
+    def schedule(self) -> list[dict[str, Any]] | None:
+        """The dayparting schedule in force: None when there is none (or it was not read)."""
+        if not self.adset_schedule:
+            return None
+        if self.pacing_type is not None and "day_parting" not in self.pacing_type:
+            return None  # a schedule kept while pacing is standard does not apply
+        return self.adset_schedule
 
     @property
     def parent_external_id(self) -> str | None:
@@ -545,6 +595,34 @@ def _time(what: str, name: str, value: Any) -> datetime | None:
         raise InvalidAnswerError(
             what, name, value, "a time like 2026-10-01T12:00:00-0700"
         ) from None
+
+
+def _spec(what: str, value: Any) -> dict[str, Any] | None:
+    """A targeting spec: a JSON object (kept as Meta sent it; its keys are Meta's)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidAnswerError(what, "targeting", value, "a targeting spec (a JSON object)")
+    return dict(value)
+
+
+def _schedule(what: str, value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(b, Mapping) for b in value):
+        raise InvalidAnswerError(
+            what, "adset_schedule", value,
+            "a list of {start_minute, end_minute, days, timezone_type}",
+        )  # fmt: skip
+    return [dict(block) for block in value]
+
+
+def _words(what: str, name: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidAnswerError(what, name, value, 'a list of words, e.g. ["standard"]')
+    return tuple(value)
 
 
 def _segment(what: str, name: str, value: Any) -> str:

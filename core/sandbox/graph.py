@@ -964,7 +964,7 @@ def _refusing(check: Any, value: Any) -> Any:
     except TargetingRefused as refused:
         raise GraphFailure(
             str(refused), 100, subcode=refused.subcode, blame=refused.blame,
-            user_title=refused.user_title,
+            user_title=refused.user_title, user_msg=refused.user_msg,
         ) from None  # fmt: skip
 
 

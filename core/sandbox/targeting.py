@@ -25,16 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import RexError
+from core.meta.errors import ADVANTAGE_AGES_TITLE, SPECIAL_CATEGORY_TITLE
+from core.meta.objects import AGE_BANDS, DEVICES, GENDER_CODES, PLATFORMS, POSITIONS
 
-AGE_BANDS = {  # the age breakdown's bands and the ages they hold
-    "18-24": (18, 24),
-    "25-34": (25, 34),
-    "35-44": (35, 44),
-    "45-54": (45, 54),
-    "55-64": (55, 64),
-    "65+": (65, 65),
-}
-GENDER_CODES = {1: "male", 2: "female"}
 # The sandbox's region keys (Meta's come from GET /search?type=adgeolocation) and the
 # country each region is in.
 REGION_KEYS = {
@@ -56,15 +49,6 @@ REGION_KEYS = {
     "2655": ("Seoul", "KR"),
 }
 COUNTRY_OF_REGION = {name: country for name, country in REGION_KEYS.values()}
-PLATFORMS = ("facebook", "instagram", "audience_network", "messenger")
-# targeting position names → the placement breakdown's position values, per platform
-POSITIONS = {
-    "facebook": {"feed": "feed", "marketplace": "marketplace", "facebook_reels": "facebook_reels"},
-    "instagram": {"stream": "feed", "story": "instagram_stories", "reels": "instagram_reels"},
-    "audience_network": {"classic": "classic"},
-    "messenger": {"messenger_home": "messenger_inbox"},
-}
-DEVICES = {"mobile": ("android_smartphone", "iphone"), "desktop": ("desktop",)}
 SPEC_KEYS = frozenset(
     {
         "age_min", "age_max", "genders", "geo_locations", "excluded_geo_locations",
@@ -75,19 +59,31 @@ SPEC_KEYS = frozenset(
 )  # fmt: skip
 
 
+# Meta's special ad categories that restrict targeting (housing, employment, credit /
+# financial products): ages 18–65 only, no gender targeting.
+RESTRICTING_CATEGORIES = frozenset(
+    {"HOUSING", "EMPLOYMENT", "CREDIT", "FINANCIAL_PRODUCTS_SERVICES"}
+)
+TIMEZONE_TYPES = ("USER", "ADVERTISER")
+
+
 class TargetingRefused(RexError):
-    """A spec Meta refuses: its words, code, subcode and the field to blame."""
+    """A spec Meta refuses: its words, code, subcode, the field to blame and Meta's title
+    and message for people."""
 
     def __init__(
         self, message: str, *, subcode: int | None = None, blame: str = "targeting",
-        user_title: str | None = None,
+        user_title: str | None = None, user_msg: str | None = None,
     ) -> None:  # fmt: skip
         super().__init__(message)
         self.subcode, self.blame, self.user_title = subcode, blame, user_title
+        self.user_msg = user_msg
 
 
-def check_spec(spec: Any) -> dict[str, Any]:
-    """A targeting spec as Meta accepts it, or TargetingRefused in Meta's words."""
+def check_spec(spec: Any, *, special_ad_categories: Any = ()) -> dict[str, Any]:
+    """A targeting spec as Meta accepts it, or TargetingRefused in Meta's words.
+    `special_ad_categories`: the campaign's (Meta restricts ages and genders for housing,
+    employment and credit)."""
     if not isinstance(spec, dict):
         raise TargetingRefused("(#100) Param targeting must be a JSON object")
     unknown = sorted(set(spec) - SPEC_KEYS)
@@ -122,6 +118,19 @@ def check_spec(spec: Any) -> dict[str, Any]:
             "and age_max 65; send narrower ages as age_range (a suggestion), or turn "
             "targeting_automation.advantage_audience off",
             blame="targeting.age_min",
+            user_title=ADVANTAGE_AGES_TITLE,
+            user_msg="You can add a higher minimum or lower maximum age as a suggestion instead.",
+        )
+    restricting = sorted(RESTRICTING_CATEGORIES & set(special_ad_categories or ()))
+    if restricting and (low != 18 or high != 65 or set(spec.get("genders") or [1, 2]) != {1, 2}):
+        field = "genders" if low == 18 and high == 65 else "age_min" if low != 18 else "age_max"
+        raise TargetingRefused(
+            f"(#100) Invalid parameter: campaigns in the special ad category {restricting[0]} "
+            "must target ages 18 to 65 and all genders",
+            blame=f"targeting.{field}",
+            user_title=SPECIAL_CATEGORY_TITLE,
+            user_msg="Age and gender targeting are not available for ads about housing, "
+            "employment or credit.",
         )
     genders = spec.get("genders")
     if genders is not None and (
@@ -164,17 +173,21 @@ def check_schedule(schedule: Any) -> list[dict[str, Any]]:
             "(#100) Param adset_schedule must be a non-empty list", blame="adset_schedule"
         )
     for block in schedule:
+        if not isinstance(block, dict):
+            block = {}
         start, end = block.get("start_minute"), block.get("end_minute")
         days = block.get("days")
         ok = (
             isinstance(start, int) and isinstance(end, int) and start % 60 == 0
             and end % 60 == 0 and 0 <= start < end <= 1440
             and isinstance(days, list) and days and all(d in range(7) for d in days)
+            and block.get("timezone_type", "USER") in TIMEZONE_TYPES
         )  # fmt: skip
         if not ok:
             raise TargetingRefused(
                 "(#100) Invalid parameter: each adset_schedule block needs days (0 = Sunday … "
-                "6) and start_minute < end_minute in whole hours, at least one hour",
+                "6), start_minute < end_minute in whole hours, at least one hour, and "
+                "timezone_type USER or ADVERTISER",
                 blame="adset_schedule",
             )
     return schedule
