@@ -180,6 +180,34 @@ def value_name(dimension: str, value: object) -> str:
     return namer(text) if namer else text  # regions and DMAs come named from Meta
 
 
+# the parts of a suggestion's segment (core/suggestions/detect.py dimensions) as
+# breakdown keys above
+SEGMENT_PARTS = {
+    "age_gender": ("age", "gender"),
+    "age": ("age",),
+    "gender": ("gender",),
+    "placement": ("platform", "position", "device"),
+    "publisher_platform": ("platform",),
+    "impression_device": ("device",),
+    "country": ("country",),
+    "region": ("region",),
+    "dma": ("dma",),
+    "hour": ("hour",),
+}
+
+
+def segment_name(dimension: str, segment: tuple[str, ...] | list[str]) -> str:
+    """A suggestion's segment in words: ("25-34", "female") → "Female 25–34";
+    ("audience_network", "classic", "iphone") → "Audience Network · Classic · iPhone"."""
+    parts = SEGMENT_PARTS.get(dimension, (dimension,) * len(segment))
+    names = [value_name(part, value) for part, value in zip(parts, segment, strict=False)]
+    if dimension == "age_gender" and len(names) == 2:
+        return f"{names[1]} {names[0]}"
+    if dimension == "age":
+        return f"ages {names[0]}"
+    return " · ".join(names)
+
+
 # ------------------------------------------------------------------ numbers
 
 

@@ -177,6 +177,18 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="How long a proposal waits for a person before it expires.",
     )
+    suggestion_approval: str = Field(
+        default="",
+        description="Which suggestions, once applied, wait in the approval queue for a second "
+        "person: a comma-separated list of kinds (demographic, placement, geography, "
+        "dayparting, budget), 'all', or empty (none: applying is the decision).",
+    )
+    suggestions_hour: int = Field(
+        default=6,
+        ge=0,
+        le=23,
+        description="The UTC hour at which the scheduler regenerates suggestions every day.",
+    )
 
     log_level: str = Field(default="INFO", description="Python log level.")
 
@@ -184,6 +196,22 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_database_url(cls, url: str) -> str:
         return normalise_database_url(url)
+
+    @field_validator("suggestion_approval")
+    @classmethod
+    def _check_suggestion_approval(cls, value: str) -> str:
+        kinds = {"demographic", "placement", "geography", "dayparting", "budget", "all"}
+        named = {k.strip() for k in value.split(",") if k.strip()}
+        if unknown := sorted(named - kinds):
+            raise ValueError(
+                f"unknown kind {', '.join(unknown)}; use a comma-separated list of "
+                f"{', '.join(sorted(kinds - {'all'}))}, or 'all', or leave it empty"
+            )
+        return ",".join(sorted(named))
+
+    def suggestion_needs_approval(self, kind: str) -> bool:
+        named = set(self.suggestion_approval.split(",")) - {""}
+        return "all" in named or kind in named
 
     @property
     def stale_after_minutes(self) -> int:

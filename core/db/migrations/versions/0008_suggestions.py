@@ -135,9 +135,7 @@ class _PerformanceKept:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None or not self.rows:
             return
-        table = sa.table(
-            "rex_suggestion_performance", *(sa.column(name) for name in self.rows[0])
-        )
+        table = sa.table("rex_suggestion_performance", *(sa.column(name) for name in self.rows[0]))
         kept = {row[0] for row in op.get_bind().execute(sa.text(
             "SELECT id FROM rex_suggestion_performance"))}  # fmt: skip
         missing = [row for row in self.rows if row["id"] not in kept]
