@@ -70,6 +70,7 @@ class Launcher:
             accounts = self.start_sandbox() if self.sandbox else []
             if self.first_sync and not self._stop.is_set():
                 self.sync(accounts)
+                self.suggest()
             if self.scheduler and not self._stop.is_set():
                 self.start_scheduler()
             if self.ui and not self._stop.is_set():
@@ -120,6 +121,17 @@ class Launcher:
         for result in results:
             mark = "✓" if result.ok else "✗"
             print(f"{mark} {result.account} synced {result.error or ''}".rstrip(), flush=True)
+
+    def suggest(self) -> None:
+        """Suggestions from what was just synced (the scheduler regenerates them daily)."""
+        from core.suggestions.generate import generate
+
+        result = generate()
+        for account, done in result.accounts.items():
+            print(f"✓ {account}: {len(done.new) + len(done.refreshed)} open suggestions "
+                  "(Insights → Suggestions)", flush=True)  # fmt: skip
+        for account, why in result.skipped.items():
+            print(f"✗ {account}: suggestions not generated: {why}", flush=True)
 
     def start_scheduler(self) -> None:
         self._spawn("scheduler", [sys.executable, "-m", "core.scheduler"])

@@ -66,6 +66,7 @@ def test_jobs_are_registered_with_their_triggers_and_defaults(db: Engine) -> Non
         "breakdown_sync",
         "nightly_lookback",
         "approvals_expiry",
+        "suggestions",
         "recovery",
         "heartbeat",
     }
@@ -75,6 +76,30 @@ def test_jobs_are_registered_with_their_triggers_and_defaults(db: Engine) -> Non
     for job in jobs.values():
         assert (job.max_instances, job.coalesce) == (1, True)
         assert job.misfire_grace_time >= 15  # never APScheduler's silent 1 s
+
+
+def test_suggestions_are_generated_once_a_day_at_their_hour(live) -> None:  # type: ignore[no-untyped-def]
+    from core.db.types import utcnow
+
+    hour = utcnow().hour
+    off_hour = scheduler(REX_SUGGESTIONS_HOUR=str((hour + 1) % 24))
+    assert set(off_hour.suggestions()) == {"settled"}  # not its hour: only settling
+    at_hour = scheduler(REX_SUGGESTIONS_HOUR=str(hour))
+    first = at_hour.suggestions()
+    assert {"new", "expired", "skipped"} <= set(first) and first["skipped"] == []
+    assert set(at_hour.suggestions()) == {"settled"}  # five minutes on: done today already
+
+
+def test_the_nightly_lookback_syncs_each_account_once_a_night(live) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    from core.db.types import utcnow
+
+    hour = utcnow().astimezone(ZoneInfo("America/Los_Angeles")).hour  # the worked example's
+    nightly = scheduler(REX_SCHEDULER_LOOKBACK_HOUR=str(hour))
+    assert nightly.nightly_lookback() == {"accounts": ["act_2001"]}
+    # the job runs every 15 minutes: within the same hour, the same scheduler syncs no more
+    assert nightly.nightly_lookback() == {"accounts": []}
 
 
 def test_a_tick_runs_the_due_rules_and_only_those(live) -> None:  # type: ignore[no-untyped-def]

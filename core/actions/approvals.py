@@ -25,9 +25,11 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from core.accounts import client_for
-from core.actions.changes import BudgetChange, StoredChangeError, read_change
+from core.actions.changes import BudgetChange, StoredChangeError, TargetingChange, read_change
 from core.actions.execute import execute_intents
+from core.actions.kinds import kind_of
 from core.actions.settle import held_reason, unsettled_writes
+from core.actions.targeting import spec_words
 from core.db import read_session, rows_changed, write_session
 from core.db.models import (
     ActionHistory,
@@ -483,7 +485,7 @@ def _drifts(
         try:
             answers = list(
                 client_for(accounts[account_id]).get_objects(
-                    [entity.external_id for _, entity in members], ENTITY_FIELDS[level]
+                    [entity.external_id for _, entity in members], _fields(level, members)
                 )
             )
         except RexError as error:  # the whole read failed: nothing can be checked
@@ -494,6 +496,13 @@ def _drifts(
             elif drift := _drift(row, entity, answer):
                 drifts[row.id] = drift
     return drifts, unreadable
+
+
+def _fields(level: Level, members: list[tuple[PendingAction, AdEntity]]) -> tuple[str, ...]:
+    """The fields to read for the proposals' drift: the level's, and what their kinds read
+    beyond them (an ad set's targeting for a targeting edit)."""
+    extra = dict.fromkeys(f for row, _ in members for f in kind_of(row.action_type).reads)
+    return (*ENTITY_FIELDS[level], *extra)
 
 
 def _drift(row: PendingAction, entity: AdEntity, answer: dict[str, Any]) -> _Drift | None:
@@ -508,9 +517,12 @@ def _drift(row: PendingAction, entity: AdEntity, answer: dict[str, Any]) -> _Dri
     text = change.drift(info) if change is not None else None
     if text is None:
         return None
-    current = (
-        change.money(change.current(info)) if isinstance(change, BudgetChange) else info.status
-    )
+    if isinstance(change, BudgetChange):
+        current = change.money(change.current(info))
+    elif isinstance(change, TargetingChange):
+        current = spec_words(info.targeting)
+    else:
+        current = info.status
     return _Drift(current, text)
 
 

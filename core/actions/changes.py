@@ -246,12 +246,6 @@ class CopyChange(_Change):
         return event.event_type == self.event_type and event.object_name == self.name
 
 
-# Meta's change-history event types for these writes (core.meta.activities.EVENT_TYPES
-# holds the others; the ad set is the only level with targeting and a schedule).
-TARGETING_EVENT = "update_ad_set_target_spec"
-SCHEDULE_EVENT = "update_ad_set_ad_schedule"
-
-
 class TargetingChange(_Change):
     """Replace an ad set's whole targeting spec (Meta's write replaces it, never merges):
     `old` as read from Meta before, `new` in full. Sending it twice is the same as once,
@@ -266,10 +260,6 @@ class TargetingChange(_Change):
     @property
     def write(self) -> Write:
         return Write(method="POST", path=self.entity, params={"targeting": self.new})
-
-    @property
-    def event_type(self) -> str:
-        return TARGETING_EVENT
 
     def matches(self, event: Activity) -> bool:
         said = self._said(event)
@@ -311,10 +301,6 @@ class ScheduleChange(_Change):
     def write(self) -> Write:
         params = {"adset_schedule": self.new, "pacing_type": ["day_parting"]}
         return Write(method="POST", path=self.entity, params=params)
-
-    @property
-    def event_type(self) -> str:
-        return SCHEDULE_EVENT
 
     def matches(self, event: Activity) -> bool:
         said = self._said(event)

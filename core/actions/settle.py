@@ -45,7 +45,7 @@ from core.enums import Level
 from core.errors import InputError, NotFoundError, RexError
 from core.meta import GraphClient, GraphError, InvalidParameterError, PermissionDeniedError
 from core.meta.activities import Activity
-from core.meta.objects import ENTITY_FIELDS, EntityInfo
+from core.meta.objects import ADSET_DELIVERY_FIELDS, ENTITY_FIELDS, EntityInfo
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -368,7 +368,10 @@ class _Judge:
             by_level[entity.level].append(entity.external_id)
         states: dict[str, EntityInfo] = {}
         for level, ids in by_level.items():
-            for answer in self.client.get_objects(ids, ENTITY_FIELDS[level]):
+            # an ad set's targeting and schedule too: what a targeting or schedule write
+            # shows by (read only here, when an outcome is unknown: rare)
+            extra = ADSET_DELIVERY_FIELDS if level == Level.ADSET else ()
+            for answer in self.client.get_objects(ids, (*ENTITY_FIELDS[level], *extra)):
                 if isinstance(answer, dict):
                     try:
                         info = EntityInfo.from_graph(level, answer)

@@ -8,6 +8,7 @@
     run                              run the due rules (or one now)         run.py
     approvals list|approve|reject    the approval queue                     approvals.py
     actions rollback|unknown|settle  the writes Rex made                    actions.py
+    suggestions generate|list|…      what the breakdowns suggest            suggestions.py
     up                               everything `make run` starts           up.py
 
 Each module has `register(parser)`, which adds its options and subcommands and sets
@@ -60,6 +61,7 @@ COMMANDS = (
     ("run", "run the rules that are due (or one rule now)"),
     ("approvals", "the approval queue"),
     ("actions", "actions Rex took"),
+    ("suggestions", "suggestions from the breakdowns: generate, list, apply, dismiss"),
     ("up", "migrate, start the sandbox, connect and sync it, serve the app"),
 )
 

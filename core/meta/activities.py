@@ -38,6 +38,8 @@ EVENT_TYPES: dict[tuple[Level, str], str] = {
     (Level.CAMPAIGN, "create"): "create_campaign_group",
     (Level.ADSET, "create"): "create_ad_set",
     (Level.AD, "create"): "create_ad",
+    (Level.ADSET, "targeting"): "update_ad_set_target_spec",
+    (Level.ADSET, "schedule"): "update_ad_set_ad_schedule",
 }
 
 

@@ -43,7 +43,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, false, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -131,6 +131,7 @@ class Scheduler:
             ),
             JobSpec("nightly_lookback", 900, 600, self.nightly_lookback),
             JobSpec("approvals_expiry", 300, 300, self.expire_approvals),
+            JobSpec("suggestions", 300, 300, self.suggestions),
             JobSpec("recovery", 60, 60, self.recover),
             JobSpec("heartbeat", 15, 15, self.beat),
         ]
@@ -202,7 +203,7 @@ class Scheduler:
             if local.hour != self.settings.scheduler_lookback_hour:
                 continue
             lease = f"lookback:{external_id}:{local.date().isoformat()}"
-            if not self.try_lease(lease, timedelta(days=2), now):
+            if not self.try_lease(lease, timedelta(days=2), now, again=False):
                 continue  # done today already (here or by another replica)
             sync_account(account_id, options=SyncOptions(days=28), engine=self.engine)
             done.append(external_id)
@@ -212,6 +213,24 @@ class Scheduler:
         from core.actions.approvals import expire_approvals
 
         return {"expired": expire_approvals(utcnow(), engine=self.engine)}
+
+    def suggestions(self) -> dict[str, Any]:
+        """Suggestions decided elsewhere moved on (the approval queue, a settled write);
+        once a day, at `REX_SUGGESTIONS_HOUR` UTC, generated again for every account."""
+        from core.suggestions.apply import settle_suggestions
+        from core.suggestions.generate import generate
+
+        now = utcnow()
+        settled = settle_suggestions(engine=self.engine, now=now)
+        if now.hour != self.settings.suggestions_hour:
+            return {"settled": settled}
+        day = f"suggestions:{now.date().isoformat()}"
+        if not self.try_lease(day, timedelta(days=2), now, again=False):
+            return {"settled": settled}  # generated today already (here or by a replica)
+        result = generate(engine=self.engine, now=now)
+        total = result.total
+        return {"settled": settled, "new": len(total.new), "expired": len(total.expired),
+                "skipped": sorted(result.skipped)}  # fmt: skip
 
     def recover(self) -> dict[str, Any]:
         from core.scheduler.recovery import recover
@@ -309,9 +328,13 @@ class Scheduler:
                 )
             ]
 
-    def try_lease(self, name: str, ttl: timedelta, now: datetime | None = None) -> bool:
-        """Take the named lease if it is free or expired (or already ours)."""
+    def try_lease(
+        self, name: str, ttl: timedelta, now: datetime | None = None, *, again: bool = True
+    ) -> bool:
+        """Take the named lease if it is free or expired (or already ours, unless `again`
+        is False: then a lease for work done once — a day's re-sync — is taken once)."""
         now = now or utcnow()
+        ours = SchedulerLease.holder == self.runner if again else false()
         try:
             with write_session(self.engine) as session:
                 if session.get(SchedulerLease, name) is None:
@@ -323,7 +346,7 @@ class Scheduler:
                     update(SchedulerLease)
                     .where(
                         SchedulerLease.name == name,
-                        (SchedulerLease.expires_at < now) | (SchedulerLease.holder == self.runner),
+                        (SchedulerLease.expires_at < now) | ours,
                     )
                     .values(holder=self.runner, expires_at=now + ttl)
                     .execution_options(synchronize_session=False),

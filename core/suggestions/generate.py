@@ -603,13 +603,16 @@ def _pace(adset: AdSetEvidence, period: Period) -> prior.AdSetPace:
 
 
 def _title(finding: Finding, name: str, adset_name: str) -> str:
-    ratio = _rate_ratio(finding)
-    if finding.basis == "clicks":
-        what = "clicks cost" if finding.direction == "worse" else "clicks cost only"
-        return f"{name}: {what} {1 / ratio:.1f}× the rest in {adset_name}"
-    if finding.direction == "worse":
-        return f"Exclude {name} from {adset_name}: it buys at {ratio:.2f}× the rest's rate"
-    return f"{name} buys at {ratio:.1f}× the rest's rate in {adset_name}"
+    """ "Exclude Audience Network from Catalog: a purchase costs 2.1× the rest's"; "Female
+    25–34 in Prospecting: purchases cost 48 % less than in the rest"."""
+    ratio = _rate_ratio(finding)  # the segment's purchases (clicks) per spend ÷ the rest's
+    cost = 1 / ratio if ratio else 0.0  # what one costs, relative to the rest
+    what = "a purchase" if finding.basis == "purchases" else "a click"
+    if finding.direction == "worse" and _edit_for(finding) is not None:
+        return f"Exclude {name} from {adset_name}: {what} costs {cost:.1f}× the rest's"
+    than = f"{abs(cost - 1):.0%} {'more' if cost > 1 else 'less'} than in the rest"
+    plural = "purchases" if finding.basis == "purchases" else "clicks"
+    return f"{name[:1].upper()}{name[1:]} in {adset_name}: {plural} cost {than}"
 
 
 def _why(
@@ -652,7 +655,8 @@ def _why(
             f"from the rest would gain about {interval} — a reason to give it more budget "
             f"(e.g. an ad set of its own)."
         )
-    return f"{numbers} {effect} {_learning_words(account, cost, gain, why_not)}".strip()
+    after = _learning_words(account, cost, gain, why_not if finding.direction == "worse" else None)
+    return f"{numbers} {effect} {after}".strip()
 
 
 def _learning_words(account: AdAccount, cost: float, gain: Interval, why_not: str | None) -> str:
