@@ -59,6 +59,7 @@ from core.suggestions.records import SuggestionStateError
 
 NEW, QUEUED, APPLIED = SuggestionStatus.NEW, SuggestionStatus.QUEUED, SuggestionStatus.APPLIED
 BASELINE_DAYS = (7, 28)
+RULES = "create_rules"  # a suggestion that makes Rex rules (an hours window), no Meta write
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def apply_suggestion(
         row = records.get_row(session, suggestion_id)
         account = session.get_one(AdAccount, row.account_id)
         _check(row, account)
+        if (row.action or {}).get("type") == RULES:
+            return _make_rules(row, by=by, engine=engine, now=now)
         steps = _steps(session, row)
     unsettled = unsettled_writes([s.entity.id for s in steps], engine=engine)
     for step in steps:
@@ -130,6 +133,28 @@ def apply_suggestion(
         if len(actions) < len(steps):
             words += "; the rest was not sent"
         return Applied(suggestion_id, after.status, words, action_ids[0])
+
+
+def _make_rules(row: RexSuggestion, *, by: str, engine: Engine | None, now: datetime) -> Applied:
+    """A Rex-side hours window: its rules saved (in Test first mode, as proposed), the
+    suggestion applied with their ids. Nothing is written to Meta until they go live."""
+    from core.rules.store import save_rule
+
+    documents = (row.action or {}).get("rules") or []
+    made = [save_rule(document, engine=engine, now=now) for document in documents]
+    ids = [view.id for view in made]
+    listed = ", ".join(f"#{i}" for i in ids)
+    with write_session(engine) as session:
+        fresh = records.get_row(session, row.id)
+        if fresh.status != NEW:
+            raise SuggestionStateError(f"suggestion {row.id} is {fresh.status} now")
+        fresh.detail = {**(fresh.detail or {}), "rule_ids": ids}
+        _baseline(session, fresh, now)
+        records.move(session, fresh, APPLIED, by=by, now=now,
+                     reason=f"rules {listed} made in Test first mode: review and go live on "
+                     "the Rules page")  # fmt: skip
+    return Applied(row.id, APPLIED, f"made rules {listed} in Test first mode (dry run): "
+                   "review their preview on the Rules page, then go live")  # fmt: skip
 
 
 def _steps(session: Session, row: RexSuggestion) -> list[_Step]:
@@ -380,11 +405,16 @@ def _check(row: RexSuggestion, account: AdAccount) -> None:
 
 
 def _drift(account: AdAccount, entity: AdEntity, change: Any) -> str | None:
-    """What changed at Meta since the suggestion was made (None: nothing)."""
+    """What changed at Meta since the suggestion was made (None: nothing). An ad set Meta
+    cannot read now says nothing about a change: that refuses this attempt (raises) and
+    leaves the suggestion as it is."""
     fields = (*ENTITY_FIELDS[entity.level], *ADSET_DELIVERY_FIELDS)
     answer = client_for(account).get_objects([entity.external_id], fields)[0]
     if not isinstance(answer, dict):
-        return f"Meta cannot read {entity.external_id} now ({answer})"
+        raise SuggestionStateError(
+            f"not applied now: Meta cannot read {entity.name} ({answer}), so Rex cannot tell "
+            "whether it changed since the suggestion; nothing was sent — try again later"
+        )
     state = EntityInfo.from_graph(Level(entity.level), answer)
     if state.effective_status != "ACTIVE":
         return f"the ad set is {state.effective_status} now, not delivering"

@@ -239,10 +239,7 @@ def _hours(
     if isinstance(info, str):
         why_not = info
     elif info is None or not info.lifetime_budget_minor:
-        why_not = (
-            "Meta takes an hours schedule only on an ad set with a lifetime budget; this one "
-            "has a daily budget — a Rex rule can pause it in these hours and resume it after"
-        )
+        action, why_not = _hours_rules(account, adset.entity, bad)
     else:
         new = schedule_for_hours(keep)
         old = list(info.adset_schedule) if info.adset_schedule else None
@@ -259,7 +256,9 @@ def _hours(
                 "new": schedule_words(new),
                 "summary": f"deliver only {hours_words(keep)}",
             }
-    cost = prior.learning_cost(_pace(adset, period)) if action else 0.0
+    # a schedule is a significant edit (learning restarts); pausing by the hour is not
+    restarts = action is not None and action["type"] == ActionType.SET_SCHEDULE
+    cost = prior.learning_cost(_pace(adset, period)) if restarts else 0.0
     ratio = _ratio(segment_sums, rest)
     words = hours_words(bad)
     evidence = {
@@ -285,6 +284,55 @@ def _hours(
         action=action, why_not=why_not, gain=gain, cost=cost, evidence=evidence,
         title=f"Leave out {words} in {adset.entity.name}", why=why,
     )  # fmt: skip
+
+
+def _hours_rules(
+    account: AdAccount, adset: AdEntity, bad: Sequence[int]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """For an ad set with a daily budget (Meta takes a schedule only with a lifetime one):
+    a Rex-side hours window — a rule that pauses it when the expensive hours begin and
+    one that resumes it when they end — made in *Test first* mode (dry run), so that the
+    marketer sees what they would do before going live. Only for one block of hours
+    that does not cross midnight (a rule's hours are one [start, end) range)."""
+    start, end = bad[0], bad[-1] + 1
+    if list(bad) != list(range(start, end)):
+        return None, (
+            "the expensive hours are not one block, and a Rex rule's hours are one range: "
+            "make the rules by hand, or give the ad set a lifetime budget and an end date "
+            "so that Meta takes an hours schedule"
+        )
+    resume = (end, 24) if end < 24 else (0, start)
+    scope = {
+        "account_ids": [account.external_id],
+        "level": "adset",
+        "filters": [{"field": "id", "op": "=", "value": adset.external_id}],
+    }
+    always = {"all": [{"metric": "spend", "window": "today", "op": ">=", "value": 0}]}
+    safety = {"max_daily_actions": 1, "cooldown_minutes": 60, "dry_run": True}
+
+    def rule(verb: str, hours: tuple[int, int]) -> dict[str, Any]:
+        return {
+            "name": f"Dayparting · {verb} {adset.name} {hours_words(range(*hours))}"[:200],
+            "status": "active",
+            "scope": scope,
+            "conditions": always,
+            "actions": [{"type": verb}],
+            "schedule": {"every_minutes": 15, "hours": list(hours)},
+            "safety": safety,
+        }
+
+    words = hours_words(bad)
+    return {
+        "type": "create_rules",
+        "rules": [rule("pause", (start, end)), rule("resume", resume)],
+        "old": "no hours window",
+        "new": f"paused {words}",
+        "summary": (
+            f"two rules, made in Test first mode (dry run): pause it {words}, resume it "
+            f"after — review their preview on the Rules page, then go live. The resume rule "
+            "resumes the ad set every day: pause the rules too if you pause the ad set"
+        ),
+    }, None
 
 
 def _found(
