@@ -21,7 +21,8 @@ from core.suggestions.detect import (
 )
 from tests.conftest import NOW
 
-BREAKDOWNS = {"age_gender": ("age", "gender"), "placement": ("publisher_platform",
+BREAKDOWNS = {"age_gender": ("age", "gender"), "country": ("country",),
+              "placement": ("publisher_platform",
               "platform_position", "impression_device"), "hour": (
               "hourly_stats_aggregated_by_advertiser_time_zone",)}  # fmt: skip
 
@@ -157,3 +158,15 @@ def test_a_pattern_across_an_age_band_is_found_at_the_age_band() -> None:
     # BH promises E[false / found] ≤ q; eight worlds are a small sample, so the bound is
     # checked with room: more than a fifth innocent would mean the control does not hold
     assert innocent <= 0.2 * (planted + innocent), (planted, innocent)
+
+
+def test_a_bad_country_beside_the_home_country_is_found_and_home_is_not_set_aside() -> None:
+    # GB at a fifth of the delivery converting at a fifth of the rest's rate drags the
+    # rest down: the home country (three quarters of the spend) looks "better" in the
+    # first round. Setting home aside would leave GB no rest to be judged against.
+    plant = {"dimension": "country", "match": {"country": "GB"}, "share": 0.2, "cvr": 0.2}
+    built = world(adset("5001", [plant], budget=80000))
+    found = find_patterns([("country", sums(built, "5001", "country", 28))], days=28)
+    worse = {f.key for f in found if f.direction == "worse"}
+    assert worse == {("GB",)}
+    assert all(f.key == ("GB",) for f in found)  # nothing else but the plant

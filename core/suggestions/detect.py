@@ -39,6 +39,7 @@ from core.suggestions import stats
 PRIOR_PURCHASES = 5.0  # the prior weighs the spend that buys this many at the ad set's rate
 MIN_DIFFERENCE = 0.2  # a segment at least 20 % worse or better than the rest, credibly
 DRAWS = 4000
+MAJORITY = 0.5  # a discovery with this share of its ad set's spend is not set aside
 Direction = Literal["worse", "better"]
 Basis = Literal["purchases", "clicks"]
 ON_META_ONLY = frozenset({"region", "dma", "hour"})  # Meta gives no purchases by these
@@ -238,8 +239,11 @@ def find_patterns(tables: Sequence[Table], *, days: int, q: float = 0.1,
     rounds: every segment against the rest of its ad set; then again against the rest
     *without the segments the first round found* — a rest that holds a few very bad
     segments makes every ordinary segment look good (and a few very good ones make it
-    look bad), and the second round is not fooled by that. Each round controls the false
-    discovery rate across the whole account (`discoveries`)."""
+    look bad), and the second round is not fooled by that. A discovery that holds most of
+    its ad set's spend (`MAJORITY`: the home country, dragged "better" by a bad small
+    one) is not set aside: without it the rest would be too small to judge anything
+    against. Each round controls the false discovery rate across the whole account
+    (`discoveries`)."""
     first = discoveries(
         [f for dimension, segments in tables
          for f in judge_segments(dimension, segments, days=days, guards=guards)],
@@ -247,6 +251,8 @@ def find_patterns(tables: Sequence[Table], *, days: int, q: float = 0.1,
     )  # fmt: skip
     set_aside: dict[int, set[tuple[str, ...]]] = {id(segments): set() for _, segments in tables}
     for finding in first:  # which table each finding came from: its segment, by identity
+        if finding.share >= MAJORITY:
+            continue  # most of the ad set is its baseline, not an outlier to set aside
         for _dimension, segments in tables:
             if any(finding.segment is segment for segment in segments):
                 set_aside[id(segments)].add(finding.key)

@@ -240,7 +240,11 @@ def _new_row(account: AdAccount, item: Found, now: datetime) -> RexSuggestion:
 
 
 def _refresh(row: RexSuggestion, item: Found, now: datetime) -> None:
+    """The new evidence into an open suggestion; what applying keeps in its detail (the
+    attempt, the actions and approvals in flight, the rules made) stays."""
     for name, value in item.values.items():
+        if name == "detail":
+            value = {**(row.detail or {}), **value}
         setattr(row, name, value)
     row.updated_at = now
 
