@@ -29,6 +29,7 @@ from statistics import NormalDist
 from core.suggestions.stats import Interval
 
 HORIZON_DAYS = 7
+LONGER_DAYS = 28  # shown beside it: a change that pays its learning back in weeks
 LEARNING_EVENTS = 50
 LEARNING_DAYS = 7
 LEARNING_EFFICIENCY = 2 / 3
@@ -57,11 +58,13 @@ def learning_cost(pace: AdSetPace) -> float:
     return learning_days(pace) * pace.revenue_per_day * (1 - LEARNING_EFFICIENCY)
 
 
-def confidence(gain: Interval, *, cost: float = 0.0) -> float:
-    """P(gain − cost > 0) over the horizon, the gain normal with the interval's spread."""
+def confidence(gain: Interval, *, cost: float = 0.0, days: int = HORIZON_DAYS) -> float:
+    """P(gain − cost > 0) over `days`, the weekly gain normal with its interval's spread
+    (a rate's uncertainty: the same in every week, so it scales with the days)."""
     z = _z(gain.level)
-    spread = (gain.high - gain.low) / (2 * z) if gain.high > gain.low else 0.0
-    margin = gain.estimate * HORIZON_DAYS / 7 - cost
+    weeks = days / 7
+    spread = weeks * (gain.high - gain.low) / (2 * z) if gain.high > gain.low else 0.0
+    margin = gain.estimate * weeks - cost
     if spread <= 0:
         return 1.0 if margin > 0 else 0.0
     return 0.5 * (1 + math.erf(margin / (spread * math.sqrt(2))))

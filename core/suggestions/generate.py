@@ -382,6 +382,9 @@ def _found(
             "not_applicable": why_not if action is None else None,
             "learning_cost_minor": _minor(account, cost),
             "payback_days": _round(prior.payback_days(gain, cost=cost)) if cost else None,
+            "confidence_28_days": round(
+                prior.confidence(gain, cost=cost, days=prior.LONGER_DAYS), 4
+            ),
         },
     }
     return Found(subject=subject, fingerprint=f"{subject}|{change_key}"[:300], values=values)
