@@ -33,10 +33,10 @@ def test_confidence_is_the_chance_the_gain_beats_the_cost() -> None:
     gain = Interval(100.0, 60.0, 140.0)  # a weekly gain, 90 % interval
     assert confidence(gain) > 0.99  # nothing to pay back: the interval is above 0
     assert confidence(gain, cost=100.0) == pytest.approx(0.5)  # the cost is the estimate
-    assert confidence(gain, cost=300.0) < 0.01  # three weeks of gain cost in one
+    assert confidence(gain, cost=200.0) < 0.01  # two weeks of gain to pay in one
     # over four weeks the same cost is paid back: the longer horizon is the likelier
-    assert confidence(gain, cost=300.0, days=28) > 0.95
-    assert payback_days(gain, cost=300.0) == pytest.approx(21.0)
+    assert confidence(gain, cost=200.0, days=28) > 0.95
+    assert payback_days(gain, cost=200.0) == pytest.approx(14.0)
     assert payback_days(Interval(-5.0, -9.0, -1.0), cost=10.0) is None
 
 
