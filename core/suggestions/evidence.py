@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -34,7 +34,7 @@ from core.db.models import (
 )
 from core.enums import Level
 from core.money import MICROS_PER_UNIT
-from core.rules.windows import local_today
+from core.rules.windows import Window, local_today
 from core.settings import get_settings
 from core.suggestions.detect import SegmentSums
 
@@ -54,8 +54,11 @@ class Period:
 
     @classmethod
     def ending_yesterday(cls, account: AdAccount, now: datetime, days: int = PERIOD_DAYS) -> Period:
-        yesterday = local_today(account.timezone_name, now) - timedelta(days=1)
-        return cls(yesterday - timedelta(days=days - 1), yesterday)
+        """The `days` whole local days before today: the rules' `last_<days>d` window."""
+        today = local_today(account.timezone_name, now)
+        span = Window.parse(f"last_{days}d").days_range(today)
+        assert span is not None
+        return cls(*span)
 
 
 @dataclass(frozen=True)

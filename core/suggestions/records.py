@@ -126,19 +126,13 @@ def reconcile(
             older = open_by_subject.get(item.subject)
             if older is not None and older.id not in seen:
                 older.superseded_by_id = row.id
-                _move(
-                    session,
-                    older,
-                    SUPERSEDED,
-                    by,
-                    f"superseded by suggestion {row.id}: {row.title}",
-                    now,
-                )
+                reason = f"superseded by suggestion {row.id}: {row.title}"
+                move(session, older, SUPERSEDED, by=by, reason=reason, now=now)
                 done.superseded.append(older.id)
                 seen.add(older.id)
         for row in rows:
             if row.status == NEW and row.id not in seen:
-                _move(session, row, EXPIRED, by, EXPIRED_REASON, now)
+                move(session, row, EXPIRED, by=by, reason=EXPIRED_REASON, now=now)
                 done.expired.append(row.id)
     return done
 
@@ -169,7 +163,7 @@ def dismiss(
                 "dismissed" + (" (reject it in Approvals instead)" if row.status == QUEUED else "")
             )
         row.decided_by = by
-        _move(session, row, DISMISSED, by, reason, now)
+        move(session, row, DISMISSED, by=by, reason=reason, now=now)
         session.flush()
         session.expunge(row)
         return row
@@ -191,18 +185,7 @@ def move(
     reason: str | None,
     now: datetime,
 ) -> None:
-    """Change a suggestion's status, with its event (for applying, core/suggestions/apply)."""
-    _move(session, row, status, by, reason, now)
-
-
-def _move(
-    session: Session,
-    row: RexSuggestion,
-    status: SuggestionStatus,
-    by: str,
-    reason: str | None,
-    now: datetime,
-) -> None:
+    """Change a suggestion's status, with its event."""
     previous = row.status
     row.status = status
     row.reason = reason
