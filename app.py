@@ -16,6 +16,7 @@ navigation = st.navigation(
                 "pages/overview.py", title="Overview", icon=":material/monitoring:", default=True
             ),
             st.Page("pages/breakdowns.py", title="Breakdowns", icon=":material/pie_chart:"),
+            st.Page("pages/suggestions.py", title="Suggestions", icon=":material/lightbulb:"),
         ],
         "Settings": [
             st.Page("pages/accounts.py", title="Accounts", icon=":material/key:"),

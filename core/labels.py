@@ -199,6 +199,15 @@ SEGMENT_PARTS = {
 def segment_name(dimension: str, segment: tuple[str, ...] | list[str]) -> str:
     """A suggestion's segment in words: ("25-34", "female") → "Female 25–34";
     ("audience_network", "classic", "iphone") → "Audience Network · Classic · iPhone"."""
+    if dimension == "hour" and len(segment) > 1:  # a block of hours: "01:00–05:59"
+        hours = sorted(int(h) for h in segment)
+        runs: list[list[int]] = []
+        for hour in hours:
+            if runs and hour == runs[-1][-1] + 1:
+                runs[-1].append(hour)
+            else:
+                runs.append([hour])
+        return ", ".join(f"{r[0]:02d}:00–{r[-1]:02d}:59" for r in runs)
     parts = SEGMENT_PARTS.get(dimension, (dimension,) * len(segment))
     names = [value_name(part, value) for part, value in zip(parts, segment, strict=False)]
     if dimension == "age_gender" and len(names) == 2:

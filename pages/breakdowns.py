@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from core.accounts import list_accounts
 from core.db.types import utcnow
@@ -22,6 +23,7 @@ from core.views.breakdowns import (
     country_map,
     segments_csv,
 )
+from core.views.suggestions import list_suggestions
 from pages._notices import show_notices
 
 st.title("Breakdowns")
@@ -88,6 +90,17 @@ st.caption(
     + (f", money in {currency}" if METRICS[metric].unit == "money" else "")
     + " · undefined values (nothing spent, no clicks …) are left out"
 )
+open_suggestions = len(list_suggestions(account=account.external_id))
+try:  # a link needs the app's navigation (app.py); the page run on its own has none
+    st.page_link(
+        "pages/suggestions.py",
+        label=f"Suggestions: {open_suggestions} open for this account come from these breakdowns"
+        if open_suggestions
+        else "Suggestions: none open for this account yet — find them from these breakdowns",
+        icon=":material/lightbulb:",
+    )
+except StreamlitPageNotFoundError:
+    st.caption(f"{open_suggestions} open suggestion(s) come from these breakdowns.")
 if view.empty:
     st.info("No breakdown data in this range yet: sync the account (Accounts page).")
     st.stop()

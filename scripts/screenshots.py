@@ -1,6 +1,7 @@
 """Screenshots of every page, in headless Chromium.
 
     .venv/bin/python scripts/screenshots.py [--current-database] [--out docs/screenshots]
+                                            [--only suggestions …]
 
 By default a throwaway install (`python -m core up` on a temporary SQLite file with its
 own sandbox, connected and synced; no effect on yours); with `--current-database`,
@@ -44,6 +45,7 @@ PAGES = {
     "executions": ("/executions", "Executions"),
     "approvals": ("/approvals", "Approvals"),
     "breakdowns": ("/breakdowns", "Breakdowns"),
+    "suggestions": ("/suggestions", "Suggestions"),
     "accounts": ("/accounts", "Accounts"),
     "health": ("/health", "Health"),
 }
@@ -65,6 +67,12 @@ def main() -> int:
         action="store_true",
         help="serve the database of the current settings instead of a throwaway sandbox",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*PAGES, "builder"],
+        help="these pages only (default: every page and the builder)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,12 +90,12 @@ def main() -> int:
         server = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
         try:
             wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
-            return shoot(f"http://127.0.0.1:{port}", out)
+            return shoot(f"http://127.0.0.1:{port}", out, args.only)
         finally:
             server.terminate()
             server.wait(30)
     with throwaway_app() as base:
-        return shoot(base, out)
+        return shoot(base, out, args.only)
 
 
 @contextmanager
@@ -111,7 +119,7 @@ def throwaway_app(sync_days: int = 60) -> Iterator[str]:
             server.wait(30)
 
 
-def shoot(base: str, out: Path) -> int:
+def shoot(base: str, out: Path, only: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     failures = 0
@@ -119,6 +127,8 @@ def shoot(base: str, out: Path) -> int:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1680, "height": 1700})
         for name, (path, heading) in PAGES.items():
+            if only and name not in only:
+                continue
             page.goto(base + path)
             page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
             page.wait_for_timeout(6000)  # data grids render a moment after the page
@@ -134,7 +144,8 @@ def shoot(base: str, out: Path) -> int:
                 failures += 1
             page.screenshot(path=str(out / f"{name}.png"))  # the viewport: grids draw only there
             print(f"✓ {name} → {out / f'{name}.png'}")
-        failures += shoot_builder(page, base, out)
+        if not only or "builder" in only:
+            failures += shoot_builder(page, base, out)
         browser.close()
     return 1 if failures else 0
 
@@ -187,7 +198,7 @@ def shoot_builder(page, base: str, out: Path) -> int:  # type: ignore[no-untyped
 
 def seed_demo_rule(env: dict[str, str]) -> None:
     """A rule that queues approvals, run once, and one of them approved: the Automation
-    pages have something to show."""
+    pages have something to show; suggestions found from the synced breakdowns."""
     import json
 
     def rex(*args: str, stdin: str | None = None) -> str:
@@ -204,6 +215,7 @@ def seed_demo_rule(env: dict[str, str]) -> None:
     rule_id = rex("rules", "import", "-", stdin=json.dumps(DEMO_RULE)).strip()
     rex("run", "--rule", rule_id)  # queues its proposals (ids 1, 2, …: a new database)
     rex("approvals", "approve", "1", "--by", "demo")  # one applied change, undoable
+    rex("suggestions", "generate")  # the Suggestions page: what the breakdowns say
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None:

@@ -239,7 +239,9 @@ def find_patterns(tables: Sequence[Table], *, days: int, q: float = 0.1,
     rounds: every segment against the rest of its ad set; then again against the rest
     *without the segments the first round found* — a rest that holds a few very bad
     segments makes every ordinary segment look good (and a few very good ones make it
-    look bad), and the second round is not fooled by that. A discovery that holds most of
+    look bad), and the second round is not fooled by that. A first-round discovery the
+    second round cannot test again (without the others its rest is too small) stands,
+    unless it holds most of the spend. A discovery that holds most of
     its ad set's spend (`MAJORITY`: the home country, dragged "better" by a bad small
     one) is not set aside: without it the rest would be too small to judge anything
     against. Each round controls the false discovery rate across the whole account
@@ -267,7 +269,12 @@ def find_patterns(tables: Sequence[Table], *, days: int, q: float = 0.1,
             set_aside=frozenset(set_aside[id(segments)]),
         )  # fmt: skip
     ]
-    return discoveries(second, q)
+    # a first-round discovery the second round could not test again (its rest, without
+    # the others set aside, too small to judge against) stands as the first round found
+    # it — unless it holds most of the ad set (its difference may be the others' doing)
+    retested = {id(f.segment) for f in second}
+    kept = [f for f in first if id(f.segment) not in retested and f.share < MAJORITY]
+    return discoveries(second, q) + kept
 
 
 def _count(sums: SegmentSums, basis: Basis) -> int | None:

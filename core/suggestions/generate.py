@@ -210,7 +210,7 @@ def _segment(
     edit = _edit_for(finding) if finding.direction == "worse" else None
     action, why_not = None, _no_edit_reason(finding)
     if edit is not None:
-        action, why_not = _targeting_action(adset, edit, delivery)
+        action, why_not = _targeting_action(adset, edit, delivery, name)
     cost = prior.learning_cost(_pace(adset, period)) if action else 0.0
     title = _title(finding, name, adset.entity.name)
     return _found(
@@ -268,7 +268,10 @@ def _hours(
         "hours": bad,
         "segment": _side(account, segment_sums, None),
         "rest": _side(account, rest, None),
-        "hourly": [_evidence(account, f, period) for f in hours],
+        "hourly": [
+            {"hour": int(f.key[0]), **_evidence(account, f, period)}
+            for f in sorted(hours, key=lambda f: int(f.key[0]))
+        ],
     }
     cpc, rest_cpc = _per(segment_sums.spend, segment_sums.clicks), _per(rest.spend, rest.clicks)
     why = (
@@ -556,7 +559,10 @@ def _no_edit_reason(finding: Finding) -> str | None:
 
 
 def _targeting_action(
-    adset: AdSetEvidence, edit: TargetingEdit, delivery: dict[str, EntityInfo | str]
+    adset: AdSetEvidence,
+    edit: TargetingEdit,
+    delivery: dict[str, EntityInfo | str],
+    name: str,
 ) -> tuple[dict[str, Any] | None, str | None]:
     info = delivery.get(adset.entity.external_id)
     if isinstance(info, str) or info is None:
@@ -575,7 +581,7 @@ def _targeting_action(
         "change": stored(change),
         "old": spec_words(info.targeting),
         "new": spec_words(new),
-        "summary": words,
+        "summary": f"leave {name} out of the targeting",
     }
     return action, None
 
@@ -663,7 +669,8 @@ def _title(finding: Finding, name: str, adset_name: str) -> str:
         return f"Exclude {name} from {adset_name}: {what} costs {cost:.1f}× the rest's"
     than = f"{abs(cost - 1):.0%} {'more' if cost > 1 else 'less'} than in the rest"
     plural = "purchases" if finding.basis == "purchases" else "clicks"
-    return f"{name[:1].upper()}{name[1:]} in {adset_name}: {plural} cost {than}"
+    shown = f"A{name[1:]}" if name.startswith("ages ") else name  # "iPhone" stays
+    return f"{shown} in {adset_name}: {plural} cost {than}"
 
 
 def _why(

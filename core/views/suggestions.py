@@ -55,6 +55,9 @@ class SuggestionView:
     action_id: int | None
     approval_id: int | None
     events: tuple[SuggestionEventView, ...] = ()
+    payback_days: float | None = None  # days the gain takes to pay the learning phase back
+    learning_cost_minor: int | None = None  # revenue lost while Meta's learning restarts
+    confidence_28_days: float | None = None  # the same chance over four weeks
 
     @property
     def account(self) -> str:
@@ -106,6 +109,8 @@ class SuggestionView:
             "not_applicable": self.not_applicable,
             "expected_weekly_profit": profit,
             "confidence": self.confidence,
+            "confidence_28_days": self.confidence_28_days,
+            "payback_days": self.payback_days,
             "evidence": self.evidence,
             "reason": self.reason,
             "created_at": self.created_at.isoformat(),
@@ -211,4 +216,7 @@ def _view(row: RexSuggestion, account: AdAccount) -> SuggestionView:
         updated_at=row.updated_at,
         action_id=row.action_id,
         approval_id=row.approval_id,
+        payback_days=detail.get("payback_days"),
+        learning_cost_minor=detail.get("learning_cost_minor"),
+        confidence_28_days=detail.get("confidence_28_days"),
     )
