@@ -94,9 +94,18 @@ def _enum_columns() -> list[sa.Column[object]]:
     ]
 
 
+# enum-typed since 0008, which gave suggestions their lifecycle (the seed's "open" is "new")
+SUGGESTION_COLUMNS = {
+    ("rex_suggestions", "status"),
+    ("rex_suggestions", "level"),
+    ("rex_suggestion_events", "previous"),
+    ("rex_suggestion_events", "status"),
+}
+
+
 def test_the_enum_columns_are_the_status_and_level_columns_and_store_values() -> None:
     found = {(column.table.name, column.name) for column in _enum_columns()}
-    assert found == {(table, column) for table, column, _, _ in READ_BACK}
+    assert found == {(table, column) for table, column, _, _ in READ_BACK} | SUGGESTION_COLUMNS
     for column in _enum_columns():
         kind = column.type
         assert isinstance(kind, sa.Enum) and kind.enum_class is not None
