@@ -516,3 +516,31 @@ def test_with_an_approval_required_applying_queues_and_the_queue_decides(
     assert rejected.reason == "rejected in Approvals: 65+ buy in store"
     assert [s for _, s, _ in history(network)] == ["new", "queued", "applied"]
     assert [s for _, s, _ in history(oldest)] == ["new", "queued", "dismissed"]
+
+
+def test_the_cli_lists_shows_applies_and_dismisses(shop: Shop) -> None:
+    from tests.test_cli import rex
+
+    listed = rex("suggestions", "list", "--json", "--kind", "placement")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == [v.id for v in list_suggestions(kind="placement")]
+    assert all(r["kind"] == "placement" for r in rows) and rows
+
+    oldest = shop.id_of("7001", "age", "65+")
+    shown = rex("suggestions", "show", str(oldest))
+    assert shown.returncode == 0 and suggestion(oldest).title in shown.stdout
+    assert "new  by rex" in shown.stdout  # its history
+
+    refused = rex("suggestions", "dismiss", str(oldest), "--reason", "  ")
+    assert refused.returncode == 1 and "reason" in refused.stderr
+    assert suggestion(oldest).status == SuggestionStatus.NEW  # nothing changed
+    reason = ("--reason", "sold in store", "--by", "ana")
+    dismissed = rex("suggestions", "dismiss", str(oldest), *reason)
+    assert dismissed.returncode == 0, dismissed.stderr
+    assert (suggestion(oldest).status, suggestion(oldest).reason) == ("dismissed", "sold in store")
+
+    missing = rex("suggestions", "apply", "999999")
+    assert missing.returncode == 1 and "no suggestion with id 999999" in missing.stderr
+    bad = rex("suggestions", "list", "--status", "maybe")
+    assert bad.returncode == 1 and "status" in bad.stderr

@@ -106,7 +106,11 @@ def show_suggestion(args: argparse.Namespace) -> int:
     v = get_suggestion(args.suggestion_id)
     print(f"{v.title}\n{v.kind} · {v.account} · {v.entity_name} · {v.status}")
     print(f"\n{v.why}\n")
-    print(f"expected: {v.weekly_words}; confidence {v.confidence or 0:.0%}")
+    print(f"expected: {v.weekly_words}; confidence {v.confidence or 0:.0%} over 7 days"
+          + (f", {v.confidence_28_days:.0%} over 4 weeks" if v.confidence_28_days is not None
+             else "")
+          + (f"; pays Meta's learning phase back in {v.payback_days:.0f} days"
+             if v.payback_days else ""))  # fmt: skip
     if v.action:
         print(f"change: {v.action.get('summary')}: {v.action.get('old')} → {v.action.get('new')}")
     else:
@@ -122,7 +126,7 @@ def apply_suggestion(args: argparse.Namespace) -> int:
     from core.suggestions.apply import apply_suggestion as apply
 
     result = apply(args.suggestion_id, by=args.by)
-    print(f"suggestion {result.suggestion_id}: {result.status}: {result.message}")
+    print(f"suggestion {result.suggestion_id}: {result.message}")
     return 0 if result.status in ("applied", "queued") else 1
 
 
