@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import streamlit as st
 
+from core.accounts import AccountView, list_accounts
 from core.errors import RexError
 
 Kind = Literal["success", "info", "warning", "error"]
@@ -46,3 +47,15 @@ def act(
         return None
     notify("success", done(result) if callable(done) else done)
     return result
+
+
+def connected_accounts() -> list[AccountView]:
+    """The connected accounts; with none, the page says how to connect one and stops."""
+    accounts = list_accounts()
+    if not accounts:
+        st.info(
+            "No ad account is connected yet. Connect one on the **Accounts** page — or run "
+            "`make run`, which starts the built-in sandbox and connects its demo accounts."
+        )
+        st.stop()
+    return accounts

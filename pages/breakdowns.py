@@ -6,7 +6,6 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core.accounts import list_accounts
 from core.db.types import utcnow
 from core.errors import InputError
 from core.labels import DIMENSIONS, hour_name, hover_value, metric_title, number_format
@@ -24,17 +23,11 @@ from core.views.breakdowns import (
     segments_csv,
 )
 from core.views.suggestions import list_suggestions
-from pages._notices import show_notices
+from pages._notices import connected_accounts, show_notices
 
 st.title("Breakdowns")
 show_notices()
-accounts = list_accounts()
-if not accounts:
-    st.info(
-        "No ad account is connected yet: connect one on the Accounts page, or run "
-        "`make run` to try Rex on the sandbox."
-    )
-    st.stop()
+accounts = connected_accounts()
 
 labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_name}" for a in accounts}
 top = st.columns([3, 2, 2, 2])

@@ -5,24 +5,17 @@ from datetime import datetime, time, timedelta
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.accounts import list_accounts
 from core.enums import Level
 from core.money import decimals
 from core.views.activity import recent_actions
 from core.views.health import system_health
 from core.views.overview import account_overview, entity_table
-from pages._notices import show_notices
+from pages._notices import connected_accounts, show_notices
 
 st.title("Overview")
 show_notices()
 
-accounts = list_accounts()
-if not accounts:
-    st.info(
-        "No ad account is connected yet. Connect one on the **Accounts** page — or run "
-        "`make run`, which starts the built-in sandbox and connects its demo accounts."
-    )
-    st.stop()
+accounts = connected_accounts()
 
 labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_name}" for a in accounts}
 account_id = st.selectbox(

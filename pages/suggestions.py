@@ -6,7 +6,6 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.accounts import list_accounts
 from core.db.types import utcnow
 from core.enums import SuggestionStatus
 from core.errors import InputError, RexError
@@ -15,7 +14,7 @@ from core.suggestions.apply import apply_suggestion
 from core.suggestions.generate import generate
 from core.suggestions.records import dismiss
 from core.views.suggestions import KINDS, SuggestionView, get_suggestion, list_suggestions
-from pages._notices import notify, show_notices
+from pages._notices import connected_accounts, notify, show_notices
 
 KIND_WORDS = {
     "demographic": "Age and gender",
@@ -292,13 +291,7 @@ def card(s: SuggestionView, first: bool) -> None:
 
 st.title("Suggestions")
 show_notices()
-accounts = list_accounts()
-if not accounts:
-    st.info(
-        "No ad account is connected yet: connect one on the Accounts page, or run "
-        "`make run` to try Rex on the sandbox."
-    )
-    st.stop()
+accounts = connected_accounts()
 
 names = {a.external_id: f"{a.name} · {a.external_id} · {a.currency}" for a in accounts}
 top = st.columns([3, 2, 2, 2])
