@@ -214,7 +214,7 @@ def _segment(
     cost = prior.learning_cost(_pace(adset, period)) if action else 0.0
     title = _title(finding, name, adset.entity.name)
     return _found(
-        account, adset, kind, finding.dimension, finding.key, finding.direction,
+        account, adset.entity, kind, finding.dimension, finding.key, finding.direction,
         action=action, why_not=why_not, gain=finding.weekly_profit, cost=cost,
         evidence=_evidence(account, finding, period), title=title,
         why=_why(account, finding, name, adset, cost, why_not),
@@ -283,7 +283,7 @@ def _hours(
         f"{_money(account, gain.high)}). {_learning_words(account, cost, gain, why_not)}"
     ).strip()
     return _found(
-        account, adset, "dayparting", "hour", tuple(str(h) for h in bad), "worse",
+        account, adset.entity, "dayparting", "hour", tuple(str(h) for h in bad), "worse",
         action=action, why_not=why_not, gain=gain, cost=cost, evidence=evidence,
         title=f"Leave out {words} in {adset.entity.name}", why=why,
     )  # fmt: skip
@@ -340,7 +340,7 @@ def _hours_rules(
 
 def _found(
     account: AdAccount,
-    adset: AdSetEvidence,
+    entity: AdEntity,
     kind: str,
     dimension: str,
     segment: tuple[str, ...],
@@ -353,17 +353,22 @@ def _found(
     evidence: dict[str, Any],
     title: str,
     why: str,
+    confidence: float | None = None,
 ) -> Found:
+    """The suggestion's record values, its subject (what it is about) and fingerprint (the
+    subject and the change: the edit, the hours, the amount). `confidence` defaults to the
+    prior's (core/suggestions/confidence.py)."""
     subject = "|".join(
-        (account.external_id, adset.entity.external_id, kind, dimension, ",".join(segment),
-         direction)
-    )  # fmt: skip
-    change_key = json.dumps(
-        {k: action[k] for k in ("type", "edit", "hours") if k in action} if action else None,
-        sort_keys=True,
+        (account.external_id, entity.external_id, kind, dimension, ",".join(segment), direction)
     )
+    keys = ("type", "edit", "hours", "amount_minor")
+    change_key = json.dumps(
+        {k: action[k] for k in keys if k in action} if action else None, sort_keys=True
+    )
+    if confidence is None:
+        confidence = prior.confidence(gain, cost=cost)
     values = {
-        "entity_id": adset.entity.id,
+        "entity_id": entity.id,
         "kind": kind,
         "level": Level.ADSET,
         "dimension": dimension,
@@ -376,12 +381,12 @@ def _found(
         "weekly_profit_minor": _minor(account, gain.estimate),
         "weekly_profit_low_minor": _minor(account, gain.low),
         "weekly_profit_high_minor": _minor(account, gain.high),
-        "confidence": round(prior.confidence(gain, cost=cost), 4),
+        "confidence": round(confidence, 4),
         "detail": {
             "subject": subject,
             "why": why,
-            "entity_name": adset.entity.name,
-            "entity_external_id": adset.entity.external_id,
+            "entity_name": entity.name,
+            "entity_external_id": entity.external_id,
             "not_applicable": why_not if action is None else None,
             "learning_cost_minor": _minor(account, cost),
             "payback_days": _round(prior.payback_days(gain, cost=cost)) if cost else None,
@@ -472,24 +477,13 @@ def _shift_found(
         f"{_money(account, gain.estimate)} a week (90 % interval {_money(account, gain.low)} "
         f"to {_money(account, gain.high)})."
     )
-    subject = "|".join((account.external_id, recipient.external_id, "budget", "marginal_roas",
-                        f"{donor.external_id},{recipient.external_id}", "better"))  # fmt: skip
-    values = {
-        "entity_id": recipient.id, "kind": "budget", "level": Level.ADSET,
-        "dimension": "marginal_roas",
-        "segment": [donor.external_id, recipient.external_id], "direction": "better",
-        "title": f"Move {amount} a day from {donor.name} to {recipient.name}"[:300],
-        "action": action, "evidence": evidence, "currency": account.currency,
-        "weekly_profit_minor": _minor(account, gain.estimate),
-        "weekly_profit_low_minor": _minor(account, gain.low),
-        "weekly_profit_high_minor": _minor(account, gain.high),
-        "confidence": round(shift.probability, 4),
-        "detail": {"subject": subject, "why": why, "entity_name": recipient.name,
-                   "entity_external_id": recipient.external_id, "not_applicable": None,
-                   "learning_cost_minor": 0, "payback_days": None},
-    }  # fmt: skip
-    fingerprint = f"{subject}|{shift.amount}"
-    return Found(subject=subject, fingerprint=fingerprint[:300], values=values)
+    return _found(
+        account, recipient, "budget", "marginal_roas",
+        (donor.external_id, recipient.external_id), "better",
+        action=action, why_not=None, gain=gain, cost=0.0, evidence=evidence,
+        title=f"Move {amount} a day from {donor.name} to {recipient.name}", why=why,
+        confidence=shift.probability,
+    )  # fmt: skip
 
 
 def _learning_days(
