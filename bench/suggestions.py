@@ -43,6 +43,7 @@ import argparse
 import copy
 import itertools
 import json
+import math
 import multiprocessing
 import random
 import sys
@@ -80,6 +81,7 @@ from core.suggestions.detect import (  # noqa: E402
     Guards,
     SegmentSums,
     Table,
+    adset_patterns,
     expand,
     find_patterns,
 )
@@ -105,7 +107,12 @@ LABELS = (
 )
 KINDS = ("demographic", "placement", "geography", "dayparting")
 MATTERS_PROFIT = 50.0  # USD a week of acting on it
-MATTERS_COUNT = 30.0  # purchases the segment's spend buys in the window at the rest's rate
+# enough data: the expected z a test at Rex's bars needs to find it 95 % of the time —
+# against no difference, the level the false discovery control asks of one segment in a
+# table of three among ten tables (q / 30 = 1 in 600, two-sided: 3.14) plus 1.645; beyond
+# the `MIN_DIFFERENCE` bar, the 90 % interval's one-sided 1.645 plus 1.645
+MATTERS_Z_ZERO = 4.8
+MATTERS_Z_BAR = 3.3
 BACKED = 0.1  # a discovery is true when its segment truly differs by this much that way
 # Rex's breakdown calls (core/sync/breakdowns.py), named as detect's dimensions
 BREAKDOWNS = {
@@ -205,7 +212,8 @@ def scenario(account: Sequence[Case]) -> dict[str, Any]:
         {
             "id": c.adset_id, "name": f"Shop · {c.adset_id}", "daily_budget": c.budget * 100,
             "market": {"roas": c.roas, "capacity": str(c.budget * 3),
-                       "plants": [c.plant] if c.plant else [], "variation": c.variation},
+                       "plants": [c.plant] if c.plant else [], "variation": c.variation,
+                       "meta_rates": False},
             "ads": [{"id": f"{c.adset_id}0", "name": "ad"}],
         }
         for c in account
@@ -301,20 +309,31 @@ def plant_cells(plant: dict[str, Any]) -> set[tuple[str, ...]]:
 @dataclass
 class Size:
     """A plant as the market makes it: the true ratio of the rates Rex judges (the
-    segment's over the rest's), what acting on it is worth a week, and the evidence the
-    window holds (purchases the segment's spend buys at the rest's rate)."""
+    segment's over the rest's), what acting on it is worth a week, the evidence the
+    window holds (purchases the segment's spend buys at the rest's rate), and how far
+    that evidence is expected to carry — `z_zero`: the true log ratio over its standard
+    error on the window's expected counts (segment and rest); `z_bar`: the same beyond
+    Rex's `MIN_DIFFERENCE` bar."""
 
     ratio: float
     weekly_profit: float
     volume: float
+    z_zero: float
+    z_bar: float
 
     @property
     def matters(self) -> bool:
         """Large enough to matter: a difference Rex itself calls worth an edit (at least
-        `MIN_DIFFERENCE`), worth `MATTERS_PROFIT` a week, with `MATTERS_COUNT` purchases'
-        worth of evidence."""
+        `MIN_DIFFERENCE`), worth `MATTERS_PROFIT` a week — and enough data that a test
+        holding Rex's two bars would find it 95 % of the time (`MATTERS_Z_ZERO`,
+        `MATTERS_Z_BAR`)."""
         different = self.ratio <= 1 - MIN_DIFFERENCE or self.ratio >= 1 + MIN_DIFFERENCE
-        return different and self.weekly_profit >= MATTERS_PROFIT and self.volume >= MATTERS_COUNT
+        return (
+            different
+            and self.weekly_profit >= MATTERS_PROFIT
+            and self.z_zero >= MATTERS_Z_ZERO
+            and self.z_bar >= MATTERS_Z_BAR
+        )
 
 
 def size_of(truth: Truth, case: Case) -> Size:
@@ -326,7 +345,31 @@ def size_of(truth: Truth, case: Case) -> Size:
     profit = abs(seg[3] / seg[0] - rest[3] / rest[0]) * seg[0] * 7
     count = rest[1] / 20 if clicks else rest[2]
     volume = seg[0] * DAYS * count / rest[0]
-    return Size(truth.ratio(dimension, cells, clicks=clicks), profit, volume)
+    ratio = truth.ratio(dimension, cells, clicks=clicks)
+    column = 1 if clicks else 2
+    error = math.sqrt(1 / max(seg[column] * DAYS, 1e-9) + 1 / max(rest[column] * DAYS, 1e-9))
+    bar = -math.log(1 - MIN_DIFFERENCE) if ratio < 1 else math.log(1 + MIN_DIFFERENCE)
+    distance = abs(math.log(ratio)) if ratio > 0 else math.inf
+    return Size(ratio, profit, volume, distance / error, (distance - bar) / error)
+
+
+def latent_difference(truth: Truth, tables: Sequence[Table]) -> float:
+    """The largest true difference (|log ratio| of the rate Rex judges, against the rest
+    of its table) among an ad set's segments with the data to be tested (the guards'
+    `segment_expected` at the rest's rate): what an ad set without a plant still holds
+    from the market's latent variation."""
+    largest = 0.0
+    expected = Guards().segment_expected
+    for table, segments in tables:
+        clicks = table in ON_META_ONLY
+        for segment in segments:
+            dimension, cells = cells_of(table, segment.key)
+            seg, rest = truth.split(dimension, cells)
+            column = 1 if clicks else 2
+            if rest[0] <= 0 or seg[0] * DAYS * rest[column] / rest[0] < expected:
+                continue
+            largest = max(largest, abs(math.log(truth.ratio(dimension, cells, clicks=clicks))))
+    return largest
 
 
 # ------------------------------------------------------------------- one account
@@ -349,16 +392,24 @@ class Outcome:
     case: Case
     size: Size | None
     seen: list[Seen] = field(default_factory=list)
+    latent: float = 0.0  # pattern-free ad sets: their largest true difference (log ratio)
+
+    @property
+    def pattern_free(self) -> bool:
+        """No plant, and no segment that truly differs by Rex's `MIN_DIFFERENCE`."""
+        return self.case.plant is None and self.latent < math.log(1 + MIN_DIFFERENCE)
 
     @property
     def found(self) -> bool:
         return any(s.planted for s in self.seen)
 
 
-def judge(finding: Finding, case: Case, truth: Truth) -> Seen:
+def judge(finding: Finding, case: Case, truth: Truth, others: Sequence[Finding] = ()) -> Seen:
     """A discovery names the plant when its cells lie within the plant's or contain them
-    all, in the planted direction — or are the plant's complement the other way (all of
-    the rest but segments with under 5 % of the spend: "men worse" for "women better")."""
+    all, in the planted direction — or when, with the ad set's other discoveries of its
+    table the other way (`others`), it covers the plant's complement (all of the rest but
+    segments with under 5 % of the spend: "men worse" for "women better"; "Android worse"
+    and "desktop worse" for "iPhone better" — the same edits)."""
     dimension, cells = cells_of(finding.dimension, finding.key)
     ratio = truth.ratio(dimension, cells, clicks=finding.basis == "clicks")
     backed = ratio <= 1 - BACKED if finding.direction == "worse" else ratio >= 1 + BACKED
@@ -369,38 +420,57 @@ def judge(finding: Finding, case: Case, truth: Truth) -> Seen:
         if finding.direction == case.direction:
             planted = bool(inside) and inside in (cells, plant)
         elif not inside:
-            covered, _ = truth.split(dimension, cells | plant)
+            together = set(cells)
+            for other in others:
+                if other.dimension == finding.dimension and other.direction == finding.direction:
+                    together |= cells_of(other.dimension, other.key)[1]
+            covered, _ = truth.split(dimension, (together - plant) | plant)
             whole = sum(truth.cells[dimension].values())
-            planted = covered[0] >= 0.95 * whole[0]
+            planted = not (together & plant) and covered[0] >= 0.95 * whole[0]
     return Seen(finding.dimension, finding.key, finding.direction,
                 KIND_OF_DIMENSION[finding.dimension], planted, backed)  # fmt: skip
 
 
-def run_account(index_and_cases: tuple[int, list[Case]]) -> list[Outcome]:
-    """Build the account's world, detect as Rex would, judge every discovery."""
+@dataclass
+class Built:
+    """One account as detection sees it: each ad set's tables, and the truth."""
+
+    cases: list[Case]
+    tables: dict[str, list[Table]]  # ad set id → its tables
+    truths: dict[str, Truth]
+
+
+def build_account(index_and_cases: tuple[int, list[Case]]) -> Built:
+    """The account's world, its ad sets' tables as Rex would build them, their truth."""
     index, account = index_and_cases
     world = build_world(load_scenario(copy.deepcopy(scenario(account))), SEED + index,
                         lambda: NOW)  # fmt: skip
-    tables: list[Table] = []
-    owner: dict[int, Case] = {}
-    for case in account:
-        for dimension in BREAKDOWNS:
-            for table in expand(dimension, segment_sums(world, case.adset_id, dimension)):
-                tables.append(table)
-                owner[id(table[1])] = case
-    found = find_patterns(tables, days=DAYS)
-    outcomes = {}
-    for case in account:
-        truth = Truth(world, case.adset_id)
-        outcomes[case.adset_id] = (
-            Outcome(case, size_of(truth, case) if case.plant else None),
-            truth,
-        )
-    for finding in found:
-        case = next(owner[id(s)] for _, s in tables if any(finding.segment is x for x in s))
-        outcome, truth = outcomes[case.adset_id]
-        outcome.seen.append(judge(finding, case, truth))
-    return [o for o, _ in outcomes.values()]
+    tables = {
+        case.adset_id: [table for dimension in BREAKDOWNS
+                        for table in expand(dimension, segment_sums(world, case.adset_id,
+                                                                    dimension))]
+        for case in account
+    }  # fmt: skip
+    return Built(account, tables, {c.adset_id: Truth(world, c.adset_id) for c in account})
+
+
+def judge_account(built: Built) -> list[Outcome]:
+    """Detect as Rex does (each ad set on its own), judge every discovery."""
+    outcomes = []
+    for case in built.cases:
+        truth = built.truths[case.adset_id]
+        tables = built.tables[case.adset_id]
+        size = size_of(truth, case) if case.plant else None
+        latent = 0.0 if case.plant else latent_difference(truth, tables)
+        outcome = Outcome(case, size, latent=latent)
+        found = adset_patterns(tables, days=DAYS)
+        outcome.seen.extend(judge(finding, case, truth, found) for finding in found)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def run_account(index_and_cases: tuple[int, list[Case]]) -> list[Outcome]:
+    return judge_account(build_account(index_and_cases))
 
 
 # --------------------------------------------------------------------- the timing
@@ -449,10 +519,11 @@ def synthetic_account(index: int, adsets: int) -> list[list[tuple[str, list, Col
     return made
 
 
-def tables_of(made: list[list[tuple[str, list, Columns]]]) -> list[Table]:
-    """The account's tables, as `run_account` makes them from the sandbox's rows."""
-    tables: list[Table] = []
+def tables_of(made: list[list[tuple[str, list, Columns]]]) -> list[list[Table]]:
+    """Each ad set's tables, as `build_account` makes them from the sandbox's rows."""
+    adsets: list[list[Table]] = []
     for breakdowns in made:
+        tables: list[Table] = []
         for dimension, keys, c in breakdowns:
             meta_only = dimension in ON_META_ONLY
             segments = [
@@ -468,7 +539,8 @@ def tables_of(made: list[list[tuple[str, list, Columns]]]) -> list[Table]:
                 if c["spend"][i] > 0
             ]
             tables.extend(expand(dimension, segments))
-    return tables
+        adsets.append(tables)
+    return adsets
 
 
 def flat(tables: Sequence[Table]) -> tuple[np.ndarray, ...]:
@@ -533,7 +605,7 @@ def time_account(index_and_size: tuple[int, int]) -> dict[str, float]:
     started = time.process_time()
     found = find_patterns(tables, days=DAYS)
     detected = time.process_time() - started
-    arrays = flat(tables)
+    arrays = flat([t for adset in tables for t in adset])
     started = time.process_time()
     passed = numpy_pass(*arrays)
     vectorised = time.process_time() - started
@@ -616,7 +688,8 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         {"adset": o.case.adset_id, "label": o.case.label, "match": o.case.plant["match"],
          "multiplier": o.case.multiplier, "budget": o.case.budget,
          "variation": o.case.variation, "ratio": round(o.size.ratio, 3),
-         "weekly_profit": round(o.size.weekly_profit, 1), "volume": round(o.size.volume, 1)}
+         "weekly_profit": round(o.size.weekly_profit, 1), "volume": round(o.size.volume, 1),
+         "z_zero": round(o.size.z_zero, 2), "z_bar": round(o.size.z_bar, 2)}
         for o in plants if o.size.matters and not o.found
     ]  # fmt: skip
 
@@ -628,9 +701,15 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         return {"with": hits, "n": len(group), "share": hits / len(group) if group else None}
 
     pattern_free: dict[str, Any] = {}
-    for v in (*VARIATIONS, None):
-        group = [o for o in free if v is None or o.case.variation == v]
-        pattern_free["all" if v is None else f"{v:g}"] = {
+    groups: list[tuple[str, list[Outcome]]] = [
+        *((f"{v:g}", [o for o in free if o.case.variation == v and o.pattern_free])
+          for v in VARIATIONS),
+        ("all pattern-free", [o for o in free if o.pattern_free]),
+        ("latent ≥ 20 %", [o for o in free if not o.pattern_free]),
+        ("all without a plant", list(free)),
+    ]  # fmt: skip
+    for name, group in groups:
+        pattern_free[name] = {
             kind: {"any": suggested(group, kind, unbacked=False),
                    "unbacked": suggested(group, kind, unbacked=True)}
             for kind in (*KINDS, "total")
@@ -658,9 +737,10 @@ def report(figures: dict[str, Any], timing: dict[str, Any]) -> str:
         return share(x["found"], x["n"])
 
     out = [f"Recall of planted patterns (found / planted); large enough to matter: a true "
-           f"difference ≥ {MIN_DIFFERENCE:.0%}, weekly "
-           f"profit of acting ≥ {MATTERS_PROFIT:g} USD and ≥ {MATTERS_COUNT:g} expected "
-           f"purchases in the {DAYS}-day window", ""]  # fmt: skip
+           f"difference ≥ {MIN_DIFFERENCE:.0%}, weekly profit of acting ≥ "
+           f"{MATTERS_PROFIT:g} USD, and the data to show it: expected z ≥ "
+           f"{MATTERS_Z_ZERO:g} against no difference and ≥ {MATTERS_Z_BAR:g} beyond the "
+           f"{MIN_DIFFERENCE:.0%} bar in the {DAYS}-day window", ""]  # fmt: skip
     rows = [(k, r(v["matters"]), r(v["others"]), r(v["all"]))
             for k, v in figures["recall_by_kind"].items()]  # fmt: skip
     out += [markdown(("kind", "large enough", "the others", "all"), rows), ""]
@@ -674,14 +754,17 @@ def report(figures: dict[str, Any], timing: dict[str, Any]) -> str:
     out += [markdown(("rate ×", *VOLUME_BINS), rows), ""]
     rows = [(k, r(v)) for k, v in figures["recall_by_noise"].items()]
     out += [markdown(("variation", "recall, large enough"), rows), ""]
-    out += ["Pattern-free ad sets with any discovery (in brackets: with one the market's "
-            "truth does not back)", ""]  # fmt: skip
+    out += ["Ad sets without a plant, with any discovery (in brackets: with one the "
+            "market's truth does not back). Pattern-free: no segment with the data to be "
+            f"tested truly differs by {MIN_DIFFERENCE:.0%}, by variation; latent ≥ 20 %: "
+            "the market's latent variation made one that does (a real pattern, not planted)",
+            ""]  # fmt: skip
     rows = []
     for v, kinds in figures["pattern_free"].items():
         rows.append((v, *(f"{share(x['any']['with'], x['any']['n'])} "
                           f"[{100 * x['unbacked']['share']:.1f} %]"
                           for x in kinds.values())))  # fmt: skip
-    out += [markdown(("variation", *KINDS, "total"), rows), ""]
+    out += [markdown(("ad sets", *KINDS, "total"), rows), ""]
     p = figures["planted_adsets"]
     out += [f"Planted ad sets: {p['discoveries']} discoveries, {p['innocent']} innocent "
             f"(not the plant; {p['innocent_unbacked']} of them not backed by the truth); "
@@ -740,7 +823,8 @@ def main() -> int:
     if args.json:
         definition = {
             "weekly_profit": MATTERS_PROFIT,
-            "purchases": MATTERS_COUNT,
+            "z_zero": MATTERS_Z_ZERO,
+            "z_bar": MATTERS_Z_BAR,
             "min_difference": MIN_DIFFERENCE,
             "days": DAYS,
             "backed": BACKED,

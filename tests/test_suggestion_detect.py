@@ -14,9 +14,9 @@ from core.sandbox.scenario import build_world, load_scenario
 from core.suggestions.detect import (
     Guards,
     SegmentSums,
+    adset_patterns,
     discoveries,
     expand,
-    find_patterns,
     judge_segments,
 )
 from tests.conftest import NOW
@@ -73,7 +73,7 @@ LOSERS = {"dimension": "demographic", "match": {"age": ["55-64", "65+"]}, "cvr":
 
 def test_planted_segments_are_found_in_their_direction_and_nothing_else() -> None:
     built = world(adset("5001", [WINNER, LOSERS], budget=80000))  # 800 dollars a day
-    found = find_patterns([("age_gender", sums(built, "5001", "age_gender", 28))], days=28)
+    found = adset_patterns([("age_gender", sums(built, "5001", "age_gender", 28))], days=28)
     by_key = {f.key: f for f in found}
     assert by_key[("25-34", "female")].direction == "better"
     losers = {k for k, f in by_key.items() if f.direction == "worse"}
@@ -111,7 +111,7 @@ def test_thin_data_gives_no_verdict() -> None:
 def test_hours_are_judged_on_clicks_per_spend() -> None:
     night = {"dimension": "hour", "match": {"hour": [1, 2, 3, 4, 5]}, "cpc": 3}
     built = world(adset("8001", [night], budget=60000))
-    found = find_patterns([("hour", sums(built, "8001", "hour", 28))], days=28)
+    found = adset_patterns([("hour", sums(built, "8001", "hour", 28))], days=28)
     assert all(f.basis == "clicks" for f in found)
     worse = {int(f.key[0][:2]) for f in found if f.direction == "worse"}
     assert worse == {1, 2, 3, 4, 5}  # the planted expensive hours, and only they
@@ -144,7 +144,7 @@ def test_a_pattern_across_an_age_band_is_found_at_the_age_band() -> None:
     planted = innocent = recalled = 0
     for seed in range(1, 9):
         built = world(adset("9001", [LOSERS], budget=20000), seed=seed)
-        found = find_patterns(expand("age_gender", sums(built, "9001", "age_gender", 28)),
+        found = adset_patterns(expand("age_gender", sums(built, "9001", "age_gender", 28)),
                               days=28)  # fmt: skip
         recalled += any(f.dimension == "age" and f.key == ("55-64",) and f.direction == "worse"
                         for f in found)  # fmt: skip
@@ -166,7 +166,7 @@ def test_a_bad_country_beside_the_home_country_is_found_and_home_is_not_set_asid
     # first round. Setting home aside would leave GB no rest to be judged against.
     plant = {"dimension": "country", "match": {"country": "GB"}, "share": 0.2, "cvr": 0.2}
     built = world(adset("5001", [plant], budget=80000))
-    found = find_patterns([("country", sums(built, "5001", "country", 28))], days=28)
+    found = adset_patterns([("country", sums(built, "5001", "country", 28))], days=28)
     worse = {f.key for f in found if f.direction == "worse"}
     assert worse == {("GB",)}
     assert all(f.key == ("GB",) for f in found)  # nothing else but the plant

@@ -165,6 +165,13 @@ class MarketSpec(_Strict):
         "CTR ±15 %, order value ±10 %); 0: no differences but the plants and Meta's own "
         "placements and hours",
     )
+    meta_rates: bool = Field(
+        default=True,
+        description="whether Meta's own placements and hours differ as they do (Audience "
+        "Network cheap and converting poorly, stories clicking less, night hours cheap); "
+        "false: every placement and hour alike but for the plants and the variation — an "
+        "ad set with nothing at all to find",
+    )
 
 
 class AdSetSpec(_Strict):
@@ -361,6 +368,7 @@ def _profile(spec: MarketSpec, account: Account, field: str) -> ProfileSpec:
         capacity=spec.capacity,
         plants=[p.model_dump(exclude_none=True) for p in spec.plants],
         variation=spec.variation,
+        meta_rates=spec.meta_rates,
     )
 
 

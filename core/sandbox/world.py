@@ -112,6 +112,7 @@ class ProfileSpec:
     capacity: Decimal
     plants: list[dict[str, Any]] = field(default_factory=list)
     variation: float = 1.0  # × the segments' own latent variation (0: none but the plants)
+    meta_rates: bool = True  # Meta's own placements and hours differ (False: all alike)
 
 
 # A planted pattern: {"dimension", "match": {part: value or [values]}, and any of
@@ -292,6 +293,8 @@ def build_profile(seed: int, adset_id: str, spec: ProfileSpec, account: Account)
             cpm, ctr, cvr, aov = _PLACEMENT_RATES.get(key, (1.0, 1.0, 1.0, 1.0))
             if dimension == "hour":
                 cpm, ctr, cvr, aov = _HOUR_RATES.get(HOURS.index(key[0]), (1.0, 1.0, 1.0, 1.0))
+            if not spec.meta_rates:
+                cpm, ctr, cvr, aov = 1.0, 1.0, 1.0, 1.0
             # hours differ smoothly (people's days), not each on its own: a quarter of
             # the variation the other dimensions' segments have
             vary = spec.variation * (0.25 if dimension == "hour" else 1.0)

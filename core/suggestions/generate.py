@@ -69,9 +69,8 @@ from core.suggestions.detect import (
     KIND_OF_DIMENSION,
     Finding,
     SegmentSums,
-    Table,
+    adset_patterns,
     expand,
-    find_patterns,
 )
 from core.suggestions.evidence import AdSetEvidence, Period, account_evidence, daily_series
 from core.suggestions.records import Found, Reconciled, reconcile
@@ -139,19 +138,13 @@ def find_for_account(
     """The suggestions the account's data support now (not yet on the record)."""
     period = Period.ending_yesterday(account, now)
     evidence = account_evidence(account, period, engine=engine)
-    tables: list[Table] = []
-    owner: dict[int, AdSetEvidence] = {}  # id(segment) → its ad set
-    for adset in evidence:
-        for dimension, segments in adset.tables.items():
-            for table in expand(dimension, segments):
-                tables.append(table)
-                for segment in table[1]:
-                    owner[id(segment)] = adset
-    findings = find_patterns(tables, days=period.days)
     by_adset: dict[int, list[Finding]] = {}
-    for finding in findings:
-        by_adset.setdefault(owner[id(finding.segment)].entity.id, []).append(finding)
-    by_adset = {i: _without_covered_cells(f) for i, f in by_adset.items()}
+    for adset in evidence:
+        tables = [t for dimension, segments in adset.tables.items()
+                  for t in expand(dimension, segments)]  # fmt: skip
+        findings = adset_patterns(tables, days=period.days)
+        if findings:
+            by_adset[adset.entity.id] = _without_covered_cells(findings)
     delivery = _delivery(account, [e.entity for e in evidence if e.entity.id in by_adset])
     found: list[Found] = []
     for adset in evidence:
