@@ -21,16 +21,18 @@ from core.suggestions.detect import (
 )
 from tests.conftest import NOW
 
-BREAKDOWNS = {"age_gender": ("age", "gender"), "country": ("country",),
+BREAKDOWNS = {"age_gender": ("age", "gender"), "country": ("country",), "region": ("region",),
               "placement": ("publisher_platform",
               "platform_position", "impression_device"), "hour": (
               "hourly_stats_aggregated_by_advertiser_time_zone",)}  # fmt: skip
 
 
-def adset(adset_id: str, plants: list[dict], *, budget: int = 30000) -> dict:
+def adset(adset_id: str, plants: list[dict], *, budget: int = 30000,
+          meta_rates: bool = True) -> dict:  # fmt: skip
     return {
         "id": adset_id, "name": f"Shop · {adset_id}", "daily_budget": budget,
-        "market": {"roas": 2.5, "capacity": "900", "plants": plants, "variation": 0},
+        "market": {"roas": 2.5, "capacity": "900", "plants": plants, "variation": 0,
+                   "meta_rates": meta_rates},
         "ads": [{"id": f"{adset_id}1", "name": "ad"}],
     }  # fmt: skip
 
@@ -58,7 +60,7 @@ def sums(built, adset_id: str, dimension: str, days: int) -> list[SegmentSums]: 
                 for i, value in enumerate((day.spend / 100, day.impressions, day.clicks,
                                            day.purchases, day.revenue / 100)):  # fmt: skip
                     total[i] += value
-    on_meta_only = dimension == "hour"
+    on_meta_only = dimension in ("hour", "region")
     return [
         SegmentSums(
             key, s, int(i), int(c), None if on_meta_only else int(p), None if on_meta_only else r
@@ -86,17 +88,28 @@ def test_planted_segments_are_found_in_their_direction_and_nothing_else() -> Non
 
 
 def test_a_world_without_patterns_suggests_nothing() -> None:
-    # ten ad sets with no latent differences between their segments: only noise
-    built = world(*(adset(f"60{i:02}", []) for i in range(10)))
-    findings = [
-        f
-        for i in range(10)
-        for f in judge_segments(
-            "age_gender", sums(built, f"60{i:02}", "age_gender", 28), days=28
-        )  # fmt: skip
-    ]
-    assert len(findings) > 50  # the segments were tested …
-    assert discoveries(findings) == []  # … and none is called a pattern
+    # ten ad sets with no latent differences between their segments (and Meta's own
+    # placements and hours alike): only noise, in every breakdown and grouping
+    built = world(*(adset(f"60{i:02}", [], meta_rates=False) for i in range(10)))
+    tested = 0
+    for i in range(10):
+        tables = [t for dimension in BREAKDOWNS
+                  for t in expand(dimension, sums(built, f"60{i:02}", dimension, 28))]  # fmt: skip
+        tested += sum(len(judge_segments(d, s, days=28)) for d, s in tables)
+        assert adset_patterns(tables, days=28) == []  # … none is called a pattern
+    assert tested > 500  # the segments were tested …
+
+
+def test_a_split_in_two_halves_is_found_on_both_sides() -> None:
+    # iPhone (about half the delivery) converts at half the rest's rate, so Android (two
+    # fifths) looks twice as good: both halves of the split are found — neither is an
+    # outlier to set aside, and iPhone is not judged against desktop alone
+    iphone = {"dimension": "placement", "match": {"device": "iphone"}, "cvr": 0.5}
+    built = world(adset("5101", [iphone], budget=30000, meta_rates=False))
+    found = adset_patterns(expand("placement", sums(built, "5101", "placement", 28)), days=28)
+    devices = {(f.key, f.direction) for f in found if f.dimension == "impression_device"}
+    assert (("iphone",), "worse") in devices
+    assert (("android_smartphone",), "better") in devices
 
 
 def test_thin_data_gives_no_verdict() -> None:

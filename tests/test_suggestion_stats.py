@@ -113,3 +113,59 @@ def test_bad_inputs_name_what_is_wrong() -> None:
         stats.rate(1, 4, prior_rate=0.0, prior_strength=10)
     with pytest.raises(ValueError, match="prior_strength"):
         stats.rate(1, 4, prior_rate=0.1, prior_strength=0)
+
+
+def test_simes_combines_a_family_into_one_p_value() -> None:
+    # the smallest m·p₍ₖ₎/k: 3 · 0.01 / 1 = 0.03 beats 3 · 0.02 / 2 and 3 · 0.5 / 3
+    assert stats.simes([0.02, 0.5, 0.01]) == pytest.approx(0.03)
+    assert stats.simes([0.9, 0.9]) == pytest.approx(0.9)
+    assert stats.simes([]) == 1.0
+
+
+def test_a_small_family_of_strong_tests_is_not_diluted_by_a_large_one_of_noise() -> None:
+    genders = [0.0015, 0.003, 0.4]
+    regions = [(i + 0.5) / 50 for i in range(50)]  # fifty tests of nothing: uniform p
+    flat = stats.benjamini_hochberg(genders + regions, q=0.05)
+    assert not any(flat)  # one correction over 53 tests: 0.0015 > 0.05 / 53
+    tiered = stats.hierarchical([genders, regions], q=0.05)
+    assert tiered[0][:2] == [True, True] and not tiered[0][2]
+    assert not any(tiered[1])
+
+
+def test_a_family_without_effects_gets_a_discovery_at_most_q_of_the_time() -> None:
+    # 4,000 ad sets of ten tables of independent null tests: the chance that one gets any
+    # discovery at all is at most q = 0.05 (three standard errors: 0.05 + 0.0103)
+    rng = random.Random(9)
+    sizes = (18, 6, 3, 10, 4, 3, 4, 8, 7, 24)
+    runs = 4000
+    any_found = sum(
+        any(
+            any(f)
+            for f in stats.hierarchical([[rng.random() for _ in range(m)] for m in sizes], q=0.05)
+        )  # fmt: skip
+        for _ in range(runs)
+    )
+    assert any_found / runs <= 0.05 + 3 * (0.05 * 0.95 / runs) ** 0.5
+
+
+def test_array_p_values_and_probabilities_match_their_exact_forms() -> None:
+    import numpy as np
+    from scipy import stats as scipy_stats
+
+    count, spend = np.array([10.0, 40.0, 0.0]), np.array([50.0, 100.0, 5.0])
+    rest_count, rest_spend = np.array([100.0, 60.0, 30.0]), np.array([200.0, 100.0, 95.0])
+    p = stats.per_spend_p_values(count, spend, rest_count, rest_spend)
+    for i in range(3):
+        exact = stats.per_spend_p_value(int(count[i]), spend[i], int(rest_count[i]), rest_spend[i])
+        assert exact <= p[i] <= min(1.0, 2 * exact)  # the doubled tail: a little conservative
+    # P(X < Y) for Gamma posteriors, against a large simulation
+    rng = np.random.default_rng(3)
+    x = rng.gamma(12.0, 1 / 300.0, 400_000)
+    y = rng.gamma(30.0, 1 / 500.0, 400_000)
+    below = stats.prob_gamma_below(np.array([12.0]), np.array([300.0]), np.array([30.0]),
+                                   np.array([500.0]))  # fmt: skip
+    assert below[0] == pytest.approx(np.mean(x < y), abs=0.003)
+    low, high = stats.gamma_quantiles(np.array([12.0]), np.array([300.0]))
+    assert (low[0], high[0]) == pytest.approx(
+        tuple(scipy_stats.gamma.ppf([0.05, 0.95], 12.0, scale=1 / 300.0))
+    )
