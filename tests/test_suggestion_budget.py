@@ -20,7 +20,7 @@ from core.sandbox.world import World
 from core.suggestions.budget import (
     DONOR_SHARE,
     MAX_CHANGE,
-    AdSetSeries,
+    BudgetSeries,
     Day,
     Guards,
     NoVerdict,
@@ -73,7 +73,7 @@ def world(adsets: list[dict[str, Any]], history: dict[str, Steps], seed: int = 3
     return built
 
 
-def series(built: World, adset_id: str, first: int = FIRST, last: int = LAST) -> AdSetSeries:
+def series(built: World, adset_id: str, first: int = FIRST, last: int = LAST) -> BudgetSeries:
     """The ad set's days from `last` to `first` days ago as Rex would have them: its ads'
     numbers summed, learning where the market says it was (Rex: from the change record)."""
     today = built.accounts["act_4001"].today(NOW)
@@ -86,7 +86,7 @@ def series(built: World, adset_id: str, first: int = FIRST, last: int = LAST) ->
             total = total + built.day(ad, local)
         learning = built.expected_adset(entity, local).learning
         days.append(Day(local, total.spend / USD, total.revenue / USD, total.purchases, learning))
-    return AdSetSeries(adset_id, entity.daily_budget or 0, tuple(days))
+    return BudgetSeries(adset_id, entity.daily_budget or 0, tuple(days))
 
 
 def truth(built: World, adset_id: str, budget: int) -> market.Expected:
@@ -110,7 +110,7 @@ def test_a_budget_moves_from_the_saturated_ad_set_to_the_budget_limited_one() ->
                   {"5001": SATURATED_HISTORY, "5002": UNDER_HISTORY})  # fmt: skip
     saturated, under = series(built, "5001"), series(built, "5002")
     (shift,) = find_shifts([saturated, under], unit=USD)
-    assert (shift.donor.adset_id, shift.recipient.adset_id) == ("5001", "5002")
+    assert (shift.donor.holder, shift.recipient.holder) == ("5001", "5002")
 
     # the amounts: the smaller of 20 % of the donor's budget and 30 % of the recipient's,
     # in whole dollars; the account's total budget unchanged
@@ -150,7 +150,7 @@ def test_the_shift_is_found_in_most_worlds() -> None:
         built = world([dict(SATURATED), dict(UNDER)],
                       {"5001": SATURATED_HISTORY, "5002": UNDER_HISTORY}, seed=seed)  # fmt: skip
         shifts = find_shifts([series(built, "5001"), series(built, "5002")], unit=USD)
-        assert all(s.donor.adset_id == "5001" for s in shifts)  # never the other way
+        assert all(s.donor.holder == "5001" for s in shifts)  # never the other way
         found += len(shifts)
     assert found >= 4
 

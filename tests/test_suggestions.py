@@ -13,8 +13,9 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -288,6 +289,65 @@ def test_no_pattern_and_thin_data_suggest_nothing(db: Engine) -> None:
     assert all(len(e.tables["age_gender"]) > 10 for e in evidence)
     assert done.skipped == {} and done.accounts[ACCOUNT].new == []  # … and nothing in it
     assert list_suggestions(status="all") == []
+
+
+def budget_history(server: SandboxServer, entity_id: str, budgets: list[int],
+                   every: int = 3) -> None:  # fmt: skip
+    """The entity's daily budget raised through `budgets` (minor units), one step every
+    `every` days, the last step `every` days ago — on the sandbox's timeline, as if made
+    in Ads Manager (so not Rex's: its days do not count as learning)."""
+    world = server.state
+    account = world.accounts[ACCOUNT]
+    zone = ZoneInfo(account.timezone_name)
+    today = account.today(NOW)
+    entity = world.entities[entity_id]
+    for k, (old, new) in enumerate(zip(budgets, budgets[1:], strict=False)):
+        ago = every * (len(budgets) - 1 - k)
+        at = datetime.combine(today - timedelta(days=ago), time(), zone)
+        world.seed_change(entity, "daily_budget", old, new, at)
+
+
+def test_a_budget_moves_from_a_saturated_campaign_budget_to_a_budget_limited_ad_set(
+    db: Engine,
+) -> None:
+    # a campaign budget (Advantage+: Meta shares it among the campaign's ad sets) raised
+    # far past what its audience takes, and an ad set of another campaign spending its
+    # whole budget well under its audience: the money moves from the campaign to the ad
+    # set, the campaign's budget written at the campaign
+    saturated = {"id": "5201", "name": "Prospecting · broad",
+                 "market": {"roas": 2.0, "capacity": "1000", "variation": 0},
+                 "ads": [{"id": "52011", "name": "ad"}]}  # fmt: skip
+    limited = {"id": "5301", "name": "Retargeting · cart", "daily_budget": 48800,
+               "market": {"roas": 3.5, "capacity": "10000", "variation": 0},
+               "ads": [{"id": "53011", "name": "ad"}]}  # fmt: skip
+    campaign_budgets = [60000, 75000, 94000, 117000, 146000, 183000, 229000, 286000]
+    world = {
+        "accounts": [{
+            "id": ACCOUNT, "name": "Shop", "currency": "USD", "timezone": "America/Los_Angeles",
+            "campaigns": [
+                {"id": "4201", "name": "Prospecting", "daily_budget": campaign_budgets[-1],
+                 "adsets": [saturated]},
+                {"id": "4301", "name": "Retargeting", "adsets": [limited]},
+            ],
+        }],
+    }  # fmt: skip
+    with SandboxServer(scenario=world, now=NOW) as server:
+        budget_history(server, "4201", campaign_budgets)
+        budget_history(server, "5301", [16000, 20000, 25000, 31200, 39000, 48800], every=4)
+        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_and_sync(server)
+        generate(ACCOUNT, now=NOW)
+        (shift,) = list_suggestions(kind="budget")
+        steps = (suggestion(shift.id).action or {})["steps"]
+        assert [s["change"]["level"] for s in steps] == ["campaign", "adset"]
+        moved = steps[0]["change"]["old_minor"] - steps[0]["change"]["new_minor"]
+        assert moved > 0
+        assert steps[1]["change"]["new_minor"] - steps[1]["change"]["old_minor"] == moved
+
+        done = apply_suggestion(shift.id, by="ana", now=NOW)
+        assert done.status == SuggestionStatus.APPLIED, done.message
+        assert int(graph(server, "4201", "daily_budget")["daily_budget"]) == 286000 - moved
+        assert int(graph(server, "5301", "daily_budget")["daily_budget"]) == 48800 + moved
 
 
 # ------------------------------------------------------------- acting on one

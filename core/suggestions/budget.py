@@ -1,8 +1,10 @@
 """Budget shifts: from ad sets whose extra money earns little to ones whose extra money
 still earns well and who are held back by their budget.
 
-Per ad set (one account, one currency; ACTIVE ad sets with a daily budget of their own —
-a campaign budget is shared by Meta and judged at the campaign), over a period of whole,
+Per budget holder (one account, one currency): an ACTIVE ad set with a daily budget of
+its own, or an ACTIVE campaign with a campaign budget (Advantage+ campaign budget: Meta
+shares it among the campaign's ad sets, so it is judged at the campaign, on the
+campaign's own daily numbers) — over a period of whole,
 settled days, **its response to spend**: a log-linear regression of daily revenue on
 daily spend,
 
@@ -100,10 +102,11 @@ class Day:
 
 
 @dataclass(frozen=True)
-class AdSetSeries:
-    """An ACTIVE ad set with its own daily budget: its days and its budget now."""
+class BudgetSeries:
+    """A budget holder — an ACTIVE ad set with its own daily budget, or an ACTIVE
+    campaign with a campaign budget: its days and its budget now."""
 
-    adset_id: str
+    holder: str  # the ad set's or campaign's Meta id
     daily_budget: int  # minor units, now
     days: tuple[Day, ...]
 
@@ -125,7 +128,7 @@ class Guards:
 class NoVerdict:
     """An ad set that was not judged, and why."""
 
-    adset_id: str
+    holder: str
     reason: str
 
 
@@ -133,7 +136,7 @@ class NoVerdict:
 class Response:
     """An ad set's estimated response to spend, at its current spend."""
 
-    adset_id: str
+    holder: str
     daily_budget: int  # minor units
     days: int  # days used
     purchases: int  # on them
@@ -150,7 +153,7 @@ class Response:
 
     def draws(self) -> tuple[np.ndarray, np.ndarray]:
         """`DRAWS` posterior draws of (R₀, β), the same every time for the same fit."""
-        return _draws(self.adset_id, self.fit, self.covariance, self.dof)
+        return _draws(self.holder, self.fit, self.covariance, self.dof)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ class BudgetShift:
 
 
 def respond(
-    series: AdSetSeries, *, unit: int, guards: Guards | None = None
+    series: BudgetSeries, *, unit: int, guards: Guards | None = None
 ) -> Response | NoVerdict:
     """The ad set's response to spend, or why there is none (see the module's guards).
     `unit`: minor units per major unit of the account's currency."""
@@ -177,31 +180,31 @@ def respond(
     guards = guards or Guards()
     ordered = sorted(series.days, key=lambda d: d.date)
     if any(d.learning for d in ordered[-RECENT_DAYS:]):
-        return NoVerdict(series.adset_id, "in Meta's learning phase in its last "
+        return NoVerdict(series.holder, "in Meta's learning phase in its last "
                          f"{RECENT_DAYS} days: its current spend is not settled")  # fmt: skip
     used = [d for d in ordered if not d.learning and d.spend > 0]
     if len(used) < guards.min_days:
-        return NoVerdict(series.adset_id, f"{len(used)} days with delivery outside learning, "
+        return NoVerdict(series.holder, f"{len(used)} days with delivery outside learning, "
                          f"fewer than {guards.min_days}")  # fmt: skip
     purchases = sum(d.purchases for d in used)
     if purchases < guards.min_purchases:
-        return NoVerdict(series.adset_id,
+        return NoVerdict(series.holder,
                          f"{purchases} purchases, fewer than {guards.min_purchases}")  # fmt: skip
     spend = np.array([d.spend for d in used])
     revenue = np.array([d.revenue for d in used])
     p10, p90 = np.quantile(spend, [0.1, 0.9])
     if p90 < guards.min_spread * p10:
-        return NoVerdict(series.adset_id, f"daily spend hardly varied ({p90 / p10:.2f}× from "
+        return NoVerdict(series.holder, f"daily spend hardly varied ({p90 / p10:.2f}× from "
                          "its 10th to its 90th percentile): marginal ROAS cannot be "
                          "estimated")  # fmt: skip
     spend_now = float(np.mean(spend[-RECENT_DAYS:]))
     fitted = _quasi_poisson(np.log(spend / spend_now), revenue)
     if fitted is None:
-        return NoVerdict(series.adset_id, "the regression of revenue on spend did not converge")
+        return NoVerdict(series.holder, "the regression of revenue on spend did not converge")
     fit, cov, dof = fitted
-    r0, beta = _draws(series.adset_id, fit, cov, dof)
+    r0, beta = _draws(series.holder, fit, cov, dof)
     return Response(
-        adset_id=series.adset_id,
+        holder=series.holder,
         daily_budget=series.daily_budget,
         days=len(used),
         purchases=purchases,
@@ -219,7 +222,7 @@ def respond(
 
 
 def find_shifts(
-    series: Sequence[AdSetSeries],
+    series: Sequence[BudgetSeries],
     *,
     unit: int,
     break_even_roas: float = 1.0,
@@ -240,14 +243,14 @@ def find_shifts(
 
     recipients = sorted(
         filter(credible_recipient, responses),
-        key=lambda r: (-r.marginal_roas.estimate, r.adset_id),
+        key=lambda r: (-r.marginal_roas.estimate, r.holder),
     )
-    donors = sorted(responses, key=lambda r: (r.marginal_roas.estimate, r.adset_id))
-    taken: set[str] = {r.adset_id for r in recipients}  # a recipient is never a donor
+    donors = sorted(responses, key=lambda r: (r.marginal_roas.estimate, r.holder))
+    taken: set[str] = {r.holder for r in recipients}  # a recipient is never a donor
     shifts = []
     for recipient in recipients:
         for donor in donors:
-            if donor.adset_id in taken:
+            if donor.holder in taken:
                 continue
             reason = _reason(donor, recipient, break_even_roas)
             if reason is None:
@@ -256,7 +259,7 @@ def find_shifts(
                            min_budget=min_budget)  # fmt: skip
             if shift is not None:
                 shifts.append(shift)
-                taken.add(donor.adset_id)
+                taken.add(donor.holder)
                 break
     return shifts
 
@@ -356,10 +359,10 @@ def _quasi_poisson(
 
 
 def _draws(
-    adset_id: str, fit: tuple[float, float], cov: tuple[float, float, float], dof: int
+    holder: str, fit: tuple[float, float], cov: tuple[float, float, float], dof: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draws of (R₀, β) from a bivariate t posterior, seeded by the ad set's id."""
-    rng = np.random.default_rng(zlib.crc32(adset_id.encode()))
+    rng = np.random.default_rng(zlib.crc32(holder.encode()))
     va, cab, vb = cov
     chol = np.linalg.cholesky(np.array([[va, cab], [cab, vb]]) + 1e-18 * np.eye(2))
     z = rng.standard_normal((DRAWS, 2)) @ chol.T

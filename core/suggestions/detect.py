@@ -231,10 +231,11 @@ def judge_segments(
 def discoveries(findings: Sequence[Finding], q: float = Q) -> list[Finding]:
     """The findings that stand: after controlling the false discovery rate at `q` across
     all of them (an ad set's: each table a family, `stats.hierarchical`), whose weekly
-    profit is positive at the interval's low end, and whose difference is large enough to matter — the segment's rate credibly
-    (its interval's far end) at least `MIN_DIFFERENCE` below or above the rest's. A
-    smaller difference is not worth an edit that restarts Meta's learning phase (≈ a
-    fifth of a week's efficiency). Thin or doubtful evidence gives no verdict."""
+    profit is positive at the interval's low end, and whose difference is large enough
+    to matter — the segment's rate credibly (its interval's far end) at least
+    `MIN_DIFFERENCE` below or above the rest's. A smaller difference is not worth an edit
+    that restarts Meta's learning phase (≈ a fifth of a week's efficiency). Thin or
+    doubtful evidence gives no verdict."""
     tables: dict[str, list[Finding]] = {}
     for finding in findings:
         tables.setdefault(finding.dimension, []).append(finding)

@@ -109,8 +109,9 @@ DIMENSIONS: tuple[tuple[str, type[InsightTable], tuple[str, ...], tuple[str, str
 
 @dataclass(frozen=True)
 class DailySeries:
-    """A delivering ad set with a daily budget of its own, and its days (for the budget
-    detector): (date, spend, revenue, purchases), money in major units."""
+    """A budget holder — a delivering ad set with a daily budget of its own, or a
+    delivering campaign with a campaign budget — and its days (for the budget detector):
+    (date, spend, revenue, purchases), money in major units."""
 
     entity: AdEntity
     days: tuple[tuple[date, float, float, int], ...]
@@ -119,11 +120,17 @@ class DailySeries:
 def daily_series(
     account: AdAccount, period: Period, *, engine: Engine | None = None
 ) -> list[DailySeries]:
-    """The account's delivering ad sets with their own daily budget and their days with
-    delivery over `period` (from the daily table, whatever the breakdown level)."""
+    """The account's budget holders with their days with delivery over `period` (from
+    the daily table, whatever the breakdown level): ad sets with their own daily budget,
+    and campaigns with a daily campaign budget that are ACTIVE with a delivering ad set."""
     with read_session(engine) as session:
-        adsets, _campaigns = _delivering_adsets(session, account)
+        adsets, campaigns = _delivering_adsets(session, account)
         own = {i: a for i, a in adsets.items() if a.daily_budget_minor}
+        delivering = {a.parent_id for a in adsets.values()}
+        own |= {
+            i: c for i, c in campaigns.items()
+            if c.daily_budget_minor and c.effective_status == "ACTIVE" and i in delivering
+        }  # fmt: skip
         if not own:
             return []
         rows = session.execute(

@@ -403,7 +403,7 @@ def _budget_shifts(account: AdAccount, period: Period, engine: Engine | None) ->
     learning = _learning_days(account, [s.entity.id for s in series], engine)
     by_external = {s.entity.external_id: s.entity for s in series}
     inputs = [
-        budget.AdSetSeries(
+        budget.BudgetSeries(
             s.entity.external_id,
             int(s.entity.daily_budget_minor or 0),
             tuple(
@@ -424,10 +424,10 @@ def _shift_found(
     entities: dict[str, AdEntity],
     period: Period,
 ) -> Found:
-    donor, recipient = entities[shift.donor.adset_id], entities[shift.recipient.adset_id]
+    donor, recipient = entities[shift.donor.holder], entities[shift.recipient.holder]
     steps = []
     for entity, (old, new) in ((donor, shift.donor_budget), (recipient, shift.recipient_budget)):
-        change = BudgetChange(level=Level.ADSET, entity=entity.external_id, budget="daily",
+        change = BudgetChange(level=Level(entity.level), entity=entity.external_id, budget="daily",
                               currency=account.currency, old_minor=old, new_minor=new)  # fmt: skip
         steps.append({
             "entity_id": entity.id, "entity_name": entity.name,
