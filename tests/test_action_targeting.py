@@ -327,8 +327,8 @@ def test_meta_s_refusals_come_back_failed_in_a_marketer_s_words(connected) -> No
 
 
 def test_a_special_ad_category_refusal_reads_as_words() -> None:
-    # the sandbox's own refusal, as its Graph server answers it (its ad sets carry no
-    # special ad category yet, so this one is made from check_spec directly)
+    # the sandbox's own refusal, as its Graph server makes it from the campaign's
+    # categories (over HTTP in tests/test_suggestions.py), read back as Rex reads it
     narrower = {**SPEC, "age_min": 25}
     with pytest.raises(GraphFailure) as failure:
         _refusing(lambda spec: check_spec(spec, special_ad_categories=["HOUSING"]), narrower)

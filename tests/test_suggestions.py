@@ -291,6 +291,36 @@ def test_no_pattern_and_thin_data_suggest_nothing(db: Engine) -> None:
     assert list_suggestions(status="all") == []
 
 
+def test_in_a_special_ad_category_no_age_edit_is_proposed_but_placements_still_are(
+    db: Engine,
+) -> None:
+    # a housing campaign: Meta allows no age or gender targeting there, so the bad 65+
+    # is said with its numbers and why Rex cannot act, and Audience Network still goes
+    world = scenario(adset("7101", [AUDIENCE_NETWORK, OLDEST], targeting=SPEC))
+    world["accounts"][0]["campaigns"][0]["special_ad_categories"] = ["HOUSING"]
+    with SandboxServer(scenario=world, now=NOW) as server:
+        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_and_sync(server)
+        generate(ACCOUNT, now=NOW)
+        views = by_subject(list_suggestions())
+        oldest = get_suggestion(views[("7101", "age", "65+")].id)
+        assert not oldest.can_apply and suggestion(oldest.id).action is None
+        assert "special ad category (housing, employment or credit)" in oldest.why
+        placement = get_suggestion(views[("7101", "publisher_platform", "audience_network")].id)
+        assert placement.can_apply
+        # and Meta itself (the sandbox, over HTTP) refuses the age edit in those words
+        answer = requests.post(
+            f"{server.url}/v26.0/7101",
+            data={"targeting": json.dumps({**SPEC, "age_max": 64}), "access_token": server.token},
+            timeout=10,
+        )
+        assert answer.status_code == 400
+        assert answer.json()["error"]["error_user_title"] == (
+            "Targeting Not Available For Special Ad Category"
+        )
+        assert graph(server, "7101", "targeting")["targeting"] == SPEC
+
+
 def budget_history(server: SandboxServer, entity_id: str, budgets: list[int],
                    every: int = 3) -> None:  # fmt: skip
     """The entity's daily budget raised through `budgets` (minor units), one step every

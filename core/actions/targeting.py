@@ -39,7 +39,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import RexError
-from core.meta.objects import AGE_BANDS, AGE_LIMITS, DEVICES, GENDER_CODES, PLATFORMS, POSITIONS
+from core.meta.errors import SPECIAL_CATEGORY_WORDS
+from core.meta.objects import (
+    AGE_BANDS,
+    AGE_LIMITS,
+    DEVICES,
+    GENDER_CODES,
+    PLATFORMS,
+    POSITIONS,
+    RESTRICTING_CATEGORIES,
+)
 
 Spec = dict[str, Any]
 AgeBand = Literal["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
@@ -63,6 +72,11 @@ class EditLeavesNoOne(TargetingEditError):
 
 class AgeBandInMiddle(TargetingEditError):
     """An age band inside the range: age_min / age_max can only cut bands at its edges."""
+
+
+class RestrictedByCategory(TargetingEditError):
+    """An age or gender edit in a campaign of a special ad category that restricts them
+    (housing, employment, credit): Meta would refuse it."""
 
 
 class NotTargetable(TargetingEditError):
@@ -155,8 +169,15 @@ def edited_spec(spec: Mapping[str, Any], edits: Sequence[TargetingEdit]) -> tupl
     return new, "; ".join(words)
 
 
-def edit_spec(spec: Mapping[str, Any], edit: TargetingEdit) -> tuple[Spec, str]:
-    """The new full spec after one edit, and its words."""
+def edit_spec(
+    spec: Mapping[str, Any], edit: TargetingEdit, *, special_ad_categories: Iterable[str] = ()
+) -> tuple[Spec, str]:
+    """The new full spec after one edit, and its words. `special_ad_categories`: the
+    campaign's — housing, employment and credit allow no age or gender edit."""
+    if isinstance(edit, ExcludeAgeBands | ExcludeGender) and (
+        RESTRICTING_CATEGORIES & set(special_ad_categories)
+    ):
+        raise RestrictedByCategory(SPECIAL_CATEGORY_WORDS)
     new: Spec = deepcopy(dict(spec))
     if isinstance(edit, ExcludeAgeBands):
         return _exclude_ages(new, edit.bands)

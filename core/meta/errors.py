@@ -41,6 +41,11 @@ SCHEDULE_END_SUBCODE = 1885407  # a schedule on an ad set without an end date
 # subcode of their own; the sandbox answers with the same ones.
 ADVANTAGE_AGES_TITLE = "Age Range Not Available With Advantage+ Audience"
 SPECIAL_CATEGORY_TITLE = "Targeting Not Available For Special Ad Category"
+SPECIAL_CATEGORY_WORDS = (
+    "This campaign is in a special ad category (housing, employment or credit): Meta does "
+    "not allow age or gender targeting there — ages stay 18 to 65 and all genders are "
+    "reached. Exclude by placement or location instead"
+)
 LIFETIME_BUDGET_TITLE = "Lifetime Budget Required"
 TARGETING_FIELDS = ("targeting", "adset_schedule", "pacing_type")  # blamed → targeting refusal
 DEPRECATED_VERSION_CODE = 2635
@@ -203,11 +208,7 @@ class TargetingRefusedError(InvalidParameterError):
                 "the ad set in Ads Manager first"
             )
         if self.user_title == SPECIAL_CATEGORY_TITLE:
-            return (
-                "This campaign is in a special ad category (housing, employment or credit): "
-                "Meta does not allow age or gender targeting there — ages stay 18 to 65 and "
-                "all genders are reached. Exclude by placement or location instead"
-            )
+            return SPECIAL_CATEGORY_WORDS
         if self.subcode == SCHEDULE_END_SUBCODE:
             return "An ad set with an hour schedule needs an end date: set one in Ads Manager"
         if self.user_title == LIFETIME_BUDGET_TITLE:

@@ -73,6 +73,11 @@ EDGE_FOR_LEVEL = {Level.CAMPAIGN: "campaigns", Level.ADSET: "adsets", Level.AD: 
 # An ad set's delivery settings: read only where a change to them is checked (a rollback,
 # a read-back), never by the sync — a targeting spec can be kilobytes per ad set.
 ADSET_DELIVERY_FIELDS = ("targeting", "adset_schedule", "pacing_type", "end_time")
+# Meta's special ad categories that restrict targeting (housing, employment, credit /
+# financial products): ages 18–65 only, no gender targeting
+RESTRICTING_CATEGORIES = frozenset(
+    {"HOUSING", "EMPLOYMENT", "CREDIT", "FINANCIAL_PRODUCTS_SERVICES"}
+)
 
 # ------------------------------------------------- the targeting spec's vocabulary
 # Meta's conventions (the breakdowns reference and the targeting spec), shared by the
@@ -237,6 +242,9 @@ class EntityInfo:
     adset_schedule: list[dict[str, Any]] | None = field(default=None, hash=False)
     pacing_type: tuple[str, ...] | None = None
     end_time: datetime | None = None
+    # a campaign's `special_ad_categories`, when asked for; on an ad set read for a
+    # targeting edit, its campaign's (they restrict the ad set's targeting)
+    special_ad_categories: tuple[str, ...] | None = None
 
     @classmethod
     def from_graph(cls, level: Level, body: Mapping[str, Any]) -> EntityInfo:
@@ -268,6 +276,9 @@ class EntityInfo:
             adset_schedule=_schedule(what, body.get("adset_schedule")),
             pacing_type=_words(what, "pacing_type", body.get("pacing_type")),
             end_time=_time(what, "end_time", body.get("end_time")),
+            special_ad_categories=_words(
+                what, "special_ad_categories", body.get("special_ad_categories")
+            ),
         )
 
     @property

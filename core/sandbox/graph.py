@@ -326,6 +326,7 @@ class Graph:
             )
         if entity.level == "campaign":
             values["objective"] = entity.objective
+            values["special_ad_categories"] = list(entity.special_ad_categories)
         if entity.level == "adset" and entity.bid_amount is not None:
             values["bid_amount"] = entity.bid_amount
         if entity.level == "adset":
@@ -699,8 +700,11 @@ class Graph:
         if wanted and entity.level != "adset":
             raise GraphFailure(f"(#100) Only ad sets have {wanted[0]}", 100, blame=wanted[0])
         if "targeting" in params:
+            campaign = self.world.entities.get(entity.campaign_id or "")
+            categories = campaign.special_ad_categories if campaign else []
             found["targeting"] = _refusing(
-                check_spec, _json_object(params["targeting"], "targeting")
+                lambda spec: check_spec(spec, special_ad_categories=categories),
+                _json_object(params["targeting"], "targeting"),
             )
         if "end_time" in params:
             try:

@@ -192,6 +192,11 @@ class CampaignSpec(_Strict):
     name: str
     status: Status = "ACTIVE"
     objective: str = "OUTCOME_SALES"
+    special_ad_categories: list[
+        Literal["HOUSING", "EMPLOYMENT", "CREDIT", "FINANCIAL_PRODUCTS_SERVICES",
+                "ISSUES_ELECTIONS_POLITICS", "ONLINE_GAMBLING_AND_GAMING"]
+    ] = Field(default_factory=list, description="Meta's special ad categories: housing, "
+              "employment and credit restrict ages to 18–65 and genders to all")  # fmt: skip
     daily_budget: int | None = Field(default=None, gt=0)
     lifetime_budget: int | None = Field(default=None, gt=0)
     adsets: list[AdSetSpec] = Field(default_factory=list)
@@ -302,6 +307,7 @@ def build_world(spec: ScenarioSpec, seed: int, clock: Clock) -> World:
                 created_time=made,
                 updated_time=made,
                 objective=c.objective,
+                special_ad_categories=list(c.special_ad_categories),
                 daily_budget=c.daily_budget,
                 lifetime_budget=c.lifetime_budget,
             )

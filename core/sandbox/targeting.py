@@ -26,7 +26,14 @@ from typing import Any
 
 from core.errors import RexError
 from core.meta.errors import ADVANTAGE_AGES_TITLE, SPECIAL_CATEGORY_TITLE
-from core.meta.objects import AGE_BANDS, DEVICES, GENDER_CODES, PLATFORMS, POSITIONS
+from core.meta.objects import (
+    AGE_BANDS,
+    DEVICES,
+    GENDER_CODES,
+    PLATFORMS,
+    POSITIONS,
+    RESTRICTING_CATEGORIES,
+)
 
 # The sandbox's region keys (Meta's come from GET /search?type=adgeolocation) and the
 # country each region is in.
@@ -59,11 +66,6 @@ SPEC_KEYS = frozenset(
 )  # fmt: skip
 
 
-# Meta's special ad categories that restrict targeting (housing, employment, credit /
-# financial products): ages 18–65 only, no gender targeting.
-RESTRICTING_CATEGORIES = frozenset(
-    {"HOUSING", "EMPLOYMENT", "CREDIT", "FINANCIAL_PRODUCTS_SERVICES"}
-)
 TIMEZONE_TYPES = ("USER", "ADVERTISER")
 
 

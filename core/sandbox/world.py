@@ -82,6 +82,7 @@ class Entity:
     lifetime_budget: int | None = None
     bid_amount: int | None = None
     objective: str | None = None
+    special_ad_categories: list[str] = field(default_factory=list)  # campaigns
     source_id: str | None = None  # a copy: what it was copied from (its profile's owner)
     targeting: dict[str, Any] | None = None  # ad sets: Meta's targeting spec
     adset_schedule: list[dict[str, Any]] | None = None  # ad sets: dayparting blocks

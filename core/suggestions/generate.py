@@ -28,7 +28,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -557,7 +557,9 @@ def _targeting_action(
     if info.targeting is None:
         return None, "Meta did not return its targeting"
     try:
-        new, words = edit_spec(info.targeting, edit)
+        new, words = edit_spec(
+            info.targeting, edit, special_ad_categories=info.special_ad_categories or ()
+        )
     except TargetingEditError as error:
         return None, str(error)
     change = TargetingChange(level=Level.ADSET, entity=adset.entity.external_id,
@@ -578,8 +580,9 @@ def _delivery(account: AdAccount, adsets: Sequence[AdEntity]) -> dict[str, Entit
     read; an ad set Meta cannot read maps to the reason)."""
     if not adsets:
         return {}
-    fields = (*_BUDGET_FIELDS, *ADSET_DELIVERY_FIELDS)
-    answers = client_for(account).get_objects([a.external_id for a in adsets], fields)
+    client = client_for(account)
+    fields = (*_BUDGET_FIELDS, "campaign_id", *ADSET_DELIVERY_FIELDS)
+    answers = client.get_objects([a.external_id for a in adsets], fields)
     read: dict[str, EntityInfo | str] = {}
     for adset, answer in zip(adsets, answers, strict=True):
         if isinstance(answer, TokenInvalidError | RateLimitedError):
@@ -588,7 +591,27 @@ def _delivery(account: AdAccount, adsets: Sequence[AdEntity]) -> dict[str, Entit
             read[adset.external_id] = EntityInfo.from_graph(Level.ADSET, answer)
         else:
             read[adset.external_id] = f"Meta could not read its targeting now: {answer}"
+    # each ad set with its campaign's special ad categories (they restrict its targeting;
+    # a campaign Meta cannot read now leaves them unknown: Meta's refusal would say so)
+    infos = [i for i in read.values() if isinstance(i, EntityInfo)]
+    campaigns = sorted({i.campaign_id for i in infos if i.campaign_id})
+    categories: dict[str, tuple[str, ...]] = {}
+    for campaign_id, answer in zip(
+        campaigns, client.get_objects(campaigns, ("id", "special_ad_categories")), strict=True
+    ):
+        if isinstance(answer, TokenInvalidError | RateLimitedError):
+            raise answer
+        if isinstance(answer, dict):
+            categories[campaign_id] = _categories(answer)
+    for external_id, info in list(read.items()):
+        if isinstance(info, EntityInfo) and info.campaign_id in categories:
+            read[external_id] = replace(info, special_ad_categories=categories[info.campaign_id])
     return read
+
+
+def _categories(answer: dict[str, Any]) -> tuple[str, ...]:
+    value = answer.get("special_ad_categories") or []
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 _BUDGET_FIELDS = ("id", "name", "status", "effective_status", "daily_budget",
