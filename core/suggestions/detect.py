@@ -17,9 +17,10 @@ it** with an interval: moving the segment's spend to the rest (excluding a worse
 segment) or the rest's to it (weighting a better one) gains the difference in revenue
 per spend — the rate difference times the ad set's value per purchase (per click) —
 on the segment's weekly spend, from 4,000 draws of the two posteriors (a fixed seed:
-the same data give the same interval). Which tests are discoveries is decided across
-all the tests of an account at once (`discoveries`, Benjamini–Hochberg), so that
-testing many segments does not make noise look like patterns.
+the same data give the same interval; drawn only for the findings that pass the
+correction). Which tests are discoveries is decided across all the tests of an ad set
+at once, its tables as families (`discoveries`, `stats.hierarchical`), so that testing
+many segments does not make noise look like patterns.
 
 Effects ignore diminishing returns (the moved spend is assumed to earn the rest's
 average rate) and the learning phase an edit starts: the confidence a suggestion states

@@ -1,9 +1,9 @@
 """Generating suggestions: an account's evidence → findings → proposed changes → the record.
 
 For each connected account (or one): the delivering ad sets' segments over the last
-`PERIOD_DAYS` whole days (core/suggestions/evidence.py) are tested, all of the account's
+`PERIOD_DAYS` whole days (core/suggestions/evidence.py) are tested, each ad set's
 segments at once so that the false discovery rate holds across them
-(core/suggestions/detect.py `find_patterns`); each discovery becomes a suggestion:
+(core/suggestions/detect.py `adset_patterns`); each discovery becomes a suggestion:
 
 * a segment that loses money (or, where Meta reports no purchases, whose clicks cost
   credibly more) → the change that stops delivering to it, where Meta's targeting can
@@ -68,6 +68,7 @@ from core.suggestions.detect import (
     GROUPINGS,
     KIND_OF_DIMENSION,
     Finding,
+    Q,
     SegmentSums,
     adset_patterns,
     expand,
@@ -632,7 +633,7 @@ def _evidence(account: AdAccount, finding: Finding, period: Period) -> dict[str,
         "share_of_spend": round(finding.share, 4),
         "p_value": finding.p_value,
         "probability": round(finding.probability, 4),
-        "false_discovery_rate": 0.1,
+        "false_discovery_rate": Q,
     }
 
 
