@@ -640,3 +640,48 @@ def test_an_end_time_write_is_kept_in_the_history_and_the_state_file(tmp_path) -
     with SandboxServer(now=NOW, state_file=state) as second:  # and the file reads back
         read = graph(second, "GET", lifetime["id"], fields="end_time")
         assert read["end_time"] == "2026-11-25T00:00:00-0800"
+
+
+def test_a_change_s_true_effect_is_the_world_with_it_against_the_world_without_it() -> None:
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from core.sandbox.scenario import build_world, load_scenario
+
+    def world(raised: bool):  # type: ignore[no-untyped-def]
+        spec = {"accounts": [{
+            "id": "act_4001", "name": "Shop", "currency": "USD",
+            "timezone": "America/Los_Angeles",
+            "campaigns": [{"id": "4101", "name": "Shop", "adsets": [{
+                "id": "5001", "name": "Shop · 5001", "daily_budget": 20000,
+                "market": {"roas": 3.0, "capacity": "400", "variation": 0},
+                "ads": [{"id": "50011", "name": "ad"}],
+            }]}],
+        }]}  # fmt: skip
+        built = build_world(load_scenario(spec), 5, lambda: NOW)
+        if raised:  # the budget doubled ten days ago (so learning has ended since)
+            adset = built.entities["5001"]
+            zone = ZoneInfo("America/Los_Angeles")
+            at = datetime.combine(TODAY - timedelta(days=10), time(), zone)
+            built.seed_change(adset, "daily_budget", 20000, 40000, at)
+            adset.daily_budget = 40000
+        return built
+
+    changed, unchanged = world(True), world(False)
+    adset = changed.entities["5001"]
+    (raise_,) = [c for c in changed.changes if c.field == "daily_budget"]
+    day = TODAY - timedelta(days=3)
+    effect = changed.true_effect(adset, day, raise_)
+    with_it = changed.expected_adset(adset, day)
+    anyway = unchanged.expected_adset(unchanged.entities["5001"], day)
+    # the world without the change is the world where it was never made …
+    assert effect["spend"] == pytest.approx(with_it.spend - anyway.spend)
+    assert effect["revenue"] == pytest.approx(with_it.revenue - anyway.revenue)
+    # … and doubling a budget under its audience's capacity spends more at a lower ROAS
+    assert 0 < effect["spend"] < with_it.spend
+    assert effect["revenue"] / effect["spend"] < anyway.revenue / anyway.spend
+    # before the change, nothing differs; and the world is put back afterwards
+    before = changed.true_effect(adset, TODAY - timedelta(days=12), raise_)
+    assert all(v == pytest.approx(0.0) for v in before.values())
+    assert adset.daily_budget == 40000 and raise_ in changed.changes
+    assert changed.expected_adset(adset, day) == with_it

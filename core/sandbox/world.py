@@ -31,7 +31,8 @@ import itertools
 import math
 import random
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -691,6 +692,44 @@ class World:
         capacity = budget * 3 if budget else Decimal(100)
         return ProfileSpec(roas=round(rng.uniform(0.8, 4.0), 2), capacity=capacity,
                            variation=DEFAULT_VARIATION)  # fmt: skip
+
+    @contextmanager
+    def without(self, change: Change) -> Iterator[None]:
+        """The world as if `change` had never been made — what the market would have done
+        anyway, against which a change's true effect is measured: it leaves its entity's
+        timeline, and the next change of the same field starts from its old value (or,
+        when there is none, the entity holds the old value now). Everything is put back on
+        exit. Hold `lock` around it: readers must not see the world without it."""
+        entity = self.entities[change.entity_id]
+        timeline = self._changes_of.get(change.entity_id, [])
+        index = timeline.index(change)
+        later = next((i for i in range(index + 1, len(timeline))
+                      if timeline[i].field == change.field), None)  # fmt: skip
+        kept = list(timeline)
+        current = getattr(entity, change.field)
+        edited = [c for c in timeline if c is not change]
+        if later is not None:
+            edited[later - 1] = replace(timeline[later], old=change.old)
+        else:
+            setattr(entity, change.field, change.old)
+        self._changes_of[change.entity_id] = edited
+        try:
+            yield
+        finally:
+            self._changes_of[change.entity_id] = kept
+            setattr(entity, change.field, current)
+
+    def true_effect(self, adset: Entity, day: date, change: Change) -> dict[str, float]:
+        """What `change` did to the ad set's expected numbers on a local day (major units,
+        before noise): with it minus without it (`without`), per column."""
+        with self.lock:
+            made = self.expected_adset(adset, day)
+            with self.without(change):
+                anyway = self.expected_adset(adset, day)
+        return {
+            column: getattr(made, column) - getattr(anyway, column)
+            for column in ("spend", "impressions", "clicks", "purchases", "revenue")
+        }
 
     def expected_adset(self, adset: Entity, day: date) -> market.Expected:
         """The ad set's expected numbers for a whole local day (no noise): what the market
