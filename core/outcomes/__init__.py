@@ -1,0 +1,1 @@
+"""Outcomes: what applied changes did, measured against what would have happened anyway."""
