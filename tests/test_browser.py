@@ -36,6 +36,7 @@ def app() -> Iterator[str]:
 def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a loaded machine reruns slowly; 5 s is Playwright's
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1680, "height": 1400})
