@@ -61,15 +61,30 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
+    # 0009 undone: the outcomes' checkpoints and columns are gone
+    assert _tables(empty_url) == set(Base.metadata.tables) - {"rex_outcome_checkpoints"}
+    columns = {
+        c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestion_performance")
+    }
+    assert "action_id" not in columns and "baseline_metrics" in columns
+
+    migrate.downgrade("-1", url=empty_url)
     # 0008 undone: the suggestions' events, columns and indexes are gone
-    assert _tables(empty_url) == set(Base.metadata.tables) - {"rex_suggestion_events"}
+    assert _tables(empty_url) == set(Base.metadata.tables) - {
+        "rex_suggestion_events",
+        "rex_outcome_checkpoints",
+    }
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestions")}
     assert "fingerprint" not in columns and "confidence" in columns
 
     migrate.downgrade("-1", url=empty_url)
     # 0007 undone: purchases and revenue by region, DMA and hour are NOT NULL again (the
-    # other differences are 0008's: column changes come as lists, additions as tuples)
-    changed = [d for d in _differences(empty_url) if isinstance(d, list)]
+    # other differences are 0008's and 0009's: column changes come as lists, additions
+    # as tuples)
+    changed = [
+        d for d in _differences(empty_url)
+        if isinstance(d, list) and d[0][2] != "rex_suggestion_performance"
+    ]  # fmt: skip
     assert sorted((d[0][0], d[0][2], d[0][3]) for d in changed) == [
         ("modify_nullable", table, column)
         for table in ("ad_geographic_insights", "ad_hourly_insights")
@@ -172,6 +187,10 @@ def test_upgrading_to_0008_keeps_the_seed_suggestions_and_their_performance(
         status = connection.execute(text("SELECT status FROM rex_suggestions")).scalar()
         kept = connection.execute(text("SELECT suggestion_id FROM rex_suggestion_performance"))
         assert (status, kept.scalars().all()) == ("new", [1])  # the seed's "open" is "new"
+        # 0009: the outcome takes its account and kind from its suggestion
+        outcome = connection.execute(text(
+            "SELECT account_id, kind FROM rex_suggestion_performance")).one()  # fmt: skip
+        assert tuple(outcome) == (1, "demographic")
         # two open suggestions for the same change are refused by the database itself
         connection.execute(text("UPDATE rex_suggestions SET fingerprint = 'f'"))
         with pytest.raises(IntegrityError):

@@ -347,6 +347,25 @@ Change = Annotated[
 _CHANGE: TypeAdapter[Change] = TypeAdapter(Change)
 
 
+# a budget changed by more than this restarts Meta's learning phase (Meta publishes no
+# threshold; ../shared/GRAPH_API_NOTES.md): Rex's own budget shifts stay within it
+SIGNIFICANT_BUDGET_CHANGE = 0.3
+
+
+def restarts_learning(details: Mapping[str, Any] | None) -> bool:
+    """Whether the change an action stored (`details["change"]`) is a significant edit
+    that restarts Meta's learning phase: a targeting or schedule edit, a copy, a budget
+    changed by more than `SIGNIFICANT_BUDGET_CHANGE`. (Resuming after a long pause does
+    too; Rex does not know how long Meta paused it, so it is not counted.)"""
+    change = (details or {}).get("change") or {}
+    kind = change.get("kind")
+    if kind in ("targeting", "schedule", "copy"):
+        return True
+    old, new = change.get("old_minor"), change.get("new_minor")
+    return bool(kind == "budget" and old and new is not None
+                and abs(new / old - 1) > SIGNIFICANT_BUDGET_CHANGE)  # fmt: skip
+
+
 def stored(change: Change) -> dict[str, Any]:
     """The change as it is stored (`details["change"]`, `proposal["change"]`)."""
     return change.model_dump(mode="json")

@@ -9,6 +9,7 @@
     approvals list|approve|reject    the approval queue                     approvals.py
     actions rollback|unknown|settle  the writes Rex made                    actions.py
     suggestions generate|list|…      what the breakdowns suggest            suggestions.py
+    outcomes update|list             what the applied changes did           outcomes.py
     up                               everything `make run` starts           up.py
 
 Each module has `register(parser)`, which adds its options and subcommands and sets
@@ -62,6 +63,7 @@ COMMANDS = (
     ("approvals", "the approval queue"),
     ("actions", "actions Rex took"),
     ("suggestions", "suggestions from the breakdowns: generate, list, apply, dismiss"),
+    ("outcomes", "what applied changes did: update, list"),
     ("up", "migrate, start the sandbox, connect and sync it, serve the app"),
 )
 

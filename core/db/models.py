@@ -518,17 +518,61 @@ class RexSuggestionEvent(Base):
 
 
 class RexSuggestionPerformance(Base):
+    """What an applied change did (core/outcomes/), for every applied suggestion and
+    every succeeded rule action: the seed's baseline, current metrics, deltas,
+    `is_improving` and last comparison — here the headline checkpoint's (7 days), with
+    the effects estimated against a comparison group — and each checkpoint's in
+    `rex_outcome_checkpoints`. Rows from before 0009 have only a suggestion's baseline."""
+
     __tablename__ = "rex_suggestion_performance"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    suggestion_id: Mapped[int] = mapped_column(
+    suggestion_id: Mapped[int | None] = mapped_column(
         ForeignKey("rex_suggestions.id", ondelete="CASCADE"), index=True
     )
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_history.id", ondelete="SET NULL"), unique=True
+    )
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ad_accounts.id", ondelete="RESTRICT"), index=True
+    )
+    entity_id: Mapped[int | None] = mapped_column(ForeignKey("ad_entities.id", ondelete="SET NULL"))
+    kind: Mapped[str | None] = mapped_column(String(30))  # a suggestion's kind, or the action's
+    changed_on: Mapped[date | None] = mapped_column(Date)  # account-local day of the change
     baseline_metrics: Mapped[dict[str, Any]]
     current_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     deltas: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    effects: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    verdict: Mapped[str | None] = mapped_column(String(40))
+    learning: Mapped[bool | None]
     is_improving: Mapped[bool | None]
     last_comparison_at: Mapped[datetime | None]
+
+
+class RexOutcomeCheckpoint(Base):
+    """One checkpoint of an outcome: the change's effect over the `days` after it,
+    measured once those days' conversions had settled — what the entity did, what it
+    would have done anyway (the comparison group), the effects with their intervals, the
+    plain before/after deltas, the verdict, and whether Meta's learning phase was in it."""
+
+    __tablename__ = "rex_outcome_checkpoints"
+    __table_args__ = (UniqueConstraint("performance_id", "days"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    performance_id: Mapped[int] = mapped_column(
+        ForeignKey("rex_suggestion_performance.id", ondelete="CASCADE")
+    )
+    days: Mapped[int] = mapped_column(Integer)
+    measured_at: Mapped[datetime] = mapped_column(default=utcnow)
+    learning: Mapped[bool] = mapped_column(Boolean, default=False)
+    current_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    expected_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    deltas: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    effects: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    is_improving: Mapped[bool | None]
+    verdict: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 # -------------------------------------------------------------------------- operations

@@ -42,23 +42,20 @@ from core.db.models import (
     ActionStatus,
     AdAccount,
     AdEntity,
-    AdMetric,
     ApprovalStatus,
     PendingAction,
     RexSuggestion,
-    RexSuggestionPerformance,
     TokenStatus,
 )
 from core.db.types import utcnow
 from core.enums import Level, SuggestionStatus
 from core.meta.objects import ADSET_DELIVERY_FIELDS, ENTITY_FIELDS, EntityInfo
-from core.rules.windows import local_today
+from core.outcomes import record as outcomes
 from core.settings import get_settings
 from core.suggestions import records
 from core.suggestions.records import SuggestionStateError
 
 NEW, QUEUED, APPLIED = SuggestionStatus.NEW, SuggestionStatus.QUEUED, SuggestionStatus.APPLIED
-BASELINE_DAYS = (7, 28)
 RULES = "create_rules"  # a suggestion that makes Rex rules (an hours window), no Meta write
 
 
@@ -423,43 +420,16 @@ def _drift(account: AdAccount, entity: AdEntity, change: Any) -> str | None:
 
 
 def _baseline(session: Session, row: RexSuggestion, now: datetime) -> None:
-    """The ad set's numbers over the last 7 and 28 whole days, as they were when the
-    change was applied: what the outcome is measured against."""
-    account = session.get_one(AdAccount, row.account_id)
-    today = local_today(account.timezone_name, now)
-    windows = {}
-    for days in BASELINE_DAYS:
-        since, until = today - timedelta(days=days), today - timedelta(days=1)
-        sums = session.execute(
-            select(
-                func.coalesce(func.sum(AdMetric.spend_micros), 0),
-                func.coalesce(func.sum(AdMetric.revenue_micros), 0),
-                func.coalesce(func.sum(AdMetric.conversions), 0),
-                func.coalesce(func.sum(AdMetric.clicks), 0),
-                func.coalesce(func.sum(AdMetric.impressions), 0),
-            ).where(AdMetric.entity_id == row.entity_id, AdMetric.date.between(since, until))
-        ).one()
-        windows[f"last_{days}_days"] = {
-            "since": since.isoformat(),
-            "until": until.isoformat(),
-            "spend_micros": int(sums[0]),
-            "revenue_micros": int(sums[1]),
-            "purchases": int(sums[2]),
-            "clicks": int(sums[3]),
-            "impressions": int(sums[4]),
-        }
-    session.add(
-        RexSuggestionPerformance(
-            suggestion_id=row.id,
-            baseline_metrics={
-                "taken_at": now.isoformat(),
-                "currency": account.currency,
-                "entity_id": row.entity_id,
-                "segment": (row.evidence or {}).get("segment"),
-                **windows,
-            },
-        )
-    )
+    """The outcome of each write the suggestion made, with its baseline (the entity's
+    last 7 and 28 whole days before the change: core/outcomes/record.py); one without a
+    write when it made rules instead (their actions are measured as they act)."""
+    detail = row.detail or {}
+    ids = list(detail.get("action_ids") or ([row.action_id] if row.action_id else []))
+    if not ids:
+        outcomes.start(session, action=None, suggestion=row, changed_at=now, now=now)
+    for action_id in ids:
+        outcomes.start(session, action=session.get_one(ActionHistory, action_id),
+                       suggestion=row, changed_at=now, now=now)  # fmt: skip
 
 
 def _outcome_words(action: ActionHistory) -> str:

@@ -78,13 +78,14 @@ from typing import Literal
 
 import numpy as np
 
+from core.actions.changes import SIGNIFICANT_BUDGET_CHANGE
 from core.suggestions import stats
 
 DRAWS = 4000
 RECENT_DAYS = 7  # the current spend: the mean of the last days used
 LIMITED = 0.85  # spending at least this share of its budget: delivery limited by budget
 DONOR_SHARE = 0.2  # move at most this share of the donor's budget …
-MAX_CHANGE = 0.3  # … and change neither budget by more than this (learning phase)
+MAX_CHANGE = SIGNIFICANT_BUDGET_CHANGE  # … and change neither budget by more (learning)
 MIN_DIFFERENCE = 0.2  # a donor's marginal ROAS credibly at least 20 % below the recipient's
 CREDIBLE = 0.95  # "credibly": with at least this posterior probability
 Reason = Literal["below_break_even", "below_recipient"]

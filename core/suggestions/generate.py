@@ -36,7 +36,13 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from core.accounts import client_for
-from core.actions.changes import BudgetChange, ScheduleChange, TargetingChange, stored
+from core.actions.changes import (
+    BudgetChange,
+    ScheduleChange,
+    TargetingChange,
+    restarts_learning,
+    stored,
+)
 from core.actions.kinds import ActionType
 from core.actions.targeting import (
     ExcludeAgeBands,
@@ -497,14 +503,7 @@ def _learning_days(
         ).all()  # fmt: skip
     found: dict[int, set[date]] = defaultdict(set)
     for entity_id, _type, details, finished in rows:
-        change = (details or {}).get("change") or {}
-        kind = change.get("kind")
-        significant = kind in ("targeting", "schedule") or (
-            kind == "budget" and change.get("old_minor")
-            and abs(change.get("new_minor", 0) / change["old_minor"] - 1)
-            > budget.MAX_CHANGE
-        )  # fmt: skip
-        if significant and finished is not None and entity_id is not None:
+        if restarts_learning(details) and finished is not None and entity_id is not None:
             start = local_today(account.timezone_name, finished)
             found[entity_id].update(start + timedelta(days=i)
                                     for i in range(prior.LEARNING_DAYS + 1))  # fmt: skip
