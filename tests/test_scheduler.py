@@ -67,6 +67,7 @@ def test_jobs_are_registered_with_their_triggers_and_defaults(db: Engine) -> Non
         "nightly_lookback",
         "approvals_expiry",
         "suggestions",
+        "outcomes",
         "recovery",
         "heartbeat",
     }
@@ -88,6 +89,14 @@ def test_suggestions_are_generated_once_a_day_at_their_hour(live) -> None:  # ty
     first = at_hour.suggestions()
     assert {"new", "expired", "skipped"} <= set(first) and first["skipped"] == []
     assert set(at_hour.suggestions()) == {"settled"}  # five minutes on: done today already
+
+
+def test_outcomes_are_updated_once_a_day(live) -> None:  # type: ignore[no-untyped-def]
+    sched = scheduler()
+    first = sched.outcomes()
+    assert set(first) == {"started", "measured", "waiting"}
+    assert sched.outcomes() == {"skipped": "measured today already"}  # an hour on: done
+    assert scheduler().outcomes() == {"skipped": "measured today already"}  # a replica too
 
 
 def test_the_nightly_lookback_syncs_each_account_once_a_night(live) -> None:  # type: ignore[no-untyped-def]

@@ -132,6 +132,7 @@ class Scheduler:
             JobSpec("nightly_lookback", 900, 600, self.nightly_lookback),
             JobSpec("approvals_expiry", 300, 300, self.expire_approvals),
             JobSpec("suggestions", 300, 300, self.suggestions),
+            JobSpec("outcomes", 3600, 3600, self.outcomes),
             JobSpec("recovery", 60, 60, self.recover),
             JobSpec("heartbeat", 15, 15, self.beat),
         ]
@@ -231,6 +232,18 @@ class Scheduler:
         total = result.total
         return {"settled": settled, "new": len(total.new), "expired": len(total.expired),
                 "skipped": sorted(result.skipped)}  # fmt: skip
+
+    def outcomes(self) -> dict[str, Any]:
+        """Once a day (the first hourly check of each UTC day, here or on a replica): the
+        outcomes of the changes applied since, and the checkpoints whose days settled."""
+        from core.outcomes.record import update_outcomes
+
+        now = utcnow()
+        if not self.try_lease(f"outcomes:{now.date().isoformat()}", timedelta(days=2), now,
+                              again=False):  # fmt: skip
+            return {"skipped": "measured today already"}
+        done = update_outcomes(now=now, engine=self.engine)
+        return {"started": done.started, "measured": len(done.measured), "waiting": done.waiting}
 
     def recover(self) -> dict[str, Any]:
         from core.scheduler.recovery import recover
