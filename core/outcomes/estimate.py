@@ -102,6 +102,7 @@ class Estimate:
     expected: Numbers  # what it would have done anyway
     effects: dict[str, Interval]  # per metric: observed − expected, with its interval
     before_after: dict[str, float | None]  # the plain deltas: the days after − as many before
+    probability_improving: float  # that the profit effect is above zero (from the draws)
 
     @property
     def is_improving(self) -> bool | None:
@@ -194,6 +195,7 @@ def estimate(
     }
     observed_derived = _derived(observed)
     anyway_derived = _derived_draws(anyway)
+    profit_draws = observed_derived["profit"] - anyway_derived["profit"]  # type: ignore[operator]
     for metric in DERIVED_METRICS:
         value = observed_derived[metric]
         column = anyway_derived[metric]
@@ -211,6 +213,7 @@ def estimate(
         expected=Numbers(*expected),
         effects=effects,
         before_after=before_after(before, Numbers(*observed)),
+        probability_improving=float(np.mean(profit_draws > 0)),
     )
 
 

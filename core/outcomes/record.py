@@ -260,6 +260,7 @@ def _fill(checkpoint: RexOutcomeCheckpoint, found: Estimate, learning_days: int)
         "baseline_days": found.baseline_days,
         "learning_days": learning_days,
     }
+    checkpoint.effects["profit"]["probability_above_zero"] = round(found.probability_improving, 4)
     checkpoint.is_improving = found.is_improving
     checkpoint.verdict = found.verdict
 
