@@ -17,6 +17,7 @@ navigation = st.navigation(
             ),
             st.Page("pages/breakdowns.py", title="Breakdowns", icon=":material/pie_chart:"),
             st.Page("pages/suggestions.py", title="Suggestions", icon=":material/lightbulb:"),
+            st.Page("pages/impact.py", title="Impact", icon=":material/insights:"),
         ],
         "Settings": [
             st.Page("pages/accounts.py", title="Accounts", icon=":material/key:"),

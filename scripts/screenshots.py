@@ -46,6 +46,7 @@ PAGES = {
     "approvals": ("/approvals", "Approvals"),
     "breakdowns": ("/breakdowns", "Breakdowns"),
     "suggestions": ("/suggestions", "Suggestions"),
+    "impact": ("/impact", "Impact"),
     "accounts": ("/accounts", "Accounts"),
     "health": ("/health", "Health"),
 }

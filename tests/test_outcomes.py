@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import Engine, select
+from streamlit.testing.v1 import AppTest
 
 from core.accounts import connect_account
 from core.db import read_session
@@ -33,6 +35,7 @@ from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import list_suggestions
 from tests.conftest import NOW
 
+ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_4001"
 SPEC: dict[str, Any] = {
     "age_min": 18, "age_max": 65, "geo_locations": {"countries": ["US", "CA", "GB", "AU"]},
@@ -137,6 +140,26 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
     assert outcome.changed_on == changed_on and outcome.last_comparison_at is not None
     assert outcome.effects == week.effects and outcome.is_improving == week.is_improving
     assert outcome.deltas == week.deltas and "roas" in (outcome.deltas or {})
+    # what the kind learned: one outcome, against a prior worth five — moved toward it
+    from core.outcomes.record import kind_confidence
+
+    placement = kind_confidence()["placement"]
+    assert placement.outcomes == 1 and placement.prior == excluded.confidence
+    assert placement.rate.low < placement.rate.estimate < placement.rate.high
+    # the Impact page: the kind, its measured outcome, the charts
+    impact = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    impact.switch_page("pages/impact.py").run()
+    assert not impact.exception, [e.value for e in impact.exception]
+    kinds = impact.dataframe[0].value
+    assert list(kinds["Kind"]) == ["placement"] and list(kinds["Measured"]) == [1]
+    assert "1 outcomes; prior" in kinds["Confidence learned"][0]
+    every = impact.dataframe[1].value
+    assert list(every["Checkpoints"]) == ["1 d, 3 d, 7 d, 14 d"]
+    assert list(every["Compared with"]) == ["5 unchanged"] and list(every["Learning phase"]) == [
+        "yes"
+    ]
+    assert "USD" in every["Profit effect (90 %)"][0]
+    assert len(impact.get("plotly_chart")) == 2  # the effects by kind, the reliability diagram
     # each checkpoint waited for its days and SETTLE_DAYS more
     for days, checkpoint in measured.items():
         measured_on = local_today("America/Los_Angeles", checkpoint.measured_at)

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from core.actions.changes import restarts_learning
 from core.actions.kinds import ActionType
-from core.db import write_session
+from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
     ActionStatus,
@@ -49,8 +49,10 @@ from core.db.models import (
     RexSuggestionPerformance,
 )
 from core.outcomes.estimate import BASE_METRICS, Estimate, NoEstimate, Numbers, estimate
+from core.outcomes.learn import Learned, learned
 from core.rules.windows import local_today
 from core.suggestions.confidence import LEARNING_DAYS
+from core.suggestions.stats import LEVEL, Interval
 
 CHECKPOINTS = (1, 3, 7, 14)
 HEADLINE = 7
@@ -136,6 +138,33 @@ def _baseline(session: Session, entity_id: int | None, changed_on: date) -> dict
             "impressions": int(sums[4]),
         }
     return windows
+
+
+def kind_confidence(engine: Engine | None = None) -> dict[str, Learned]:
+    """Per suggestion kind, the probability of improvement learned from its measured
+    outcomes (core/outcomes/learn.py): each applied suggestion's 7-day profit effect,
+    relative to its entity's weekly spend before, against the confidence the engine's
+    prior stated for it."""
+    rows: dict[str, list[tuple[float, Interval, float]]] = defaultdict(list)
+    with read_session(engine) as session:
+        for outcome, suggestion in session.execute(
+            select(RexSuggestionPerformance, RexSuggestion)
+            .join(RexSuggestion, RexSuggestion.id == RexSuggestionPerformance.suggestion_id)
+            .where(RexSuggestionPerformance.effects.is_not(None))
+        ):  # fmt: skip
+            profit = (outcome.effects or {}).get("profit")
+            week = (outcome.baseline_metrics or {}).get("last_7_days") or {}
+            stated = (suggestion.detail or {}).get("confidence_prior", suggestion.confidence)
+            if not profit or stated is None or profit.get("low") is None:
+                continue
+            effect = Interval(profit["estimate"], profit["low"], profit["high"],
+                              profit.get("level", LEVEL))  # fmt: skip
+            rows[suggestion.kind].append((float(stated), effect,
+                                          week.get("spend_micros", 0) / MICROS))  # fmt: skip
+    return {
+        kind: learned([s for s, _, _ in items], [e for _, e, _ in items], [w for _, _, w in items])
+        for kind, items in rows.items()
+    }
 
 
 # ------------------------------------------------------------------------ updating

@@ -67,6 +67,8 @@ from core.labels import segment_name
 from core.meta import GraphError, RateLimitedError, TokenInvalidError
 from core.meta.objects import ADSET_DELIVERY_FIELDS, EntityInfo
 from core.money import decimals, format_minor, format_money, offset
+from core.outcomes.learn import Learned, recalibrated
+from core.outcomes.record import kind_confidence
 from core.rules.windows import local_today
 from core.suggestions import budget
 from core.suggestions import confidence as prior
@@ -164,7 +166,24 @@ def find_for_account(
         if hours:
             found.append(_hours(account, adset, hours, delivery, period))
     found.extend(_budget_shifts(account, period, engine))
-    return [f for f in found if _worth_it(f)]
+    return _learned([f for f in found if _worth_it(f)], kind_confidence(engine))
+
+
+def _learned(found: list[Found], kinds: dict[str, Learned]) -> list[Found]:
+    """Each suggestion's confidence moved by what its kind learned from measured outcomes
+    (core/outcomes/learn.py); the engine's prior kept beside it. A kind nothing of which
+    was measured yet keeps its prior."""
+    for item in found:
+        kind = kinds.get(item.values["kind"])
+        detail = item.values["detail"]
+        detail["confidence_prior"] = item.values["confidence"]
+        if kind is not None and kind.outcomes:
+            item.values["confidence"] = round(recalibrated(item.values["confidence"], kind), 4)
+            detail["learned"] = {"rate": round(kind.rate.estimate, 4),
+                                 "low": round(kind.rate.low, 4),
+                                 "high": round(kind.rate.high, 4),
+                                 "outcomes": kind.outcomes}  # fmt: skip
+    return found
 
 
 def _without_covered_cells(findings: list[Finding]) -> list[Finding]:
@@ -370,7 +389,7 @@ def _found(
     values = {
         "entity_id": entity.id,
         "kind": kind,
-        "level": Level.ADSET,
+        "level": Level(entity.level),
         "dimension": dimension,
         "segment": list(segment),
         "direction": direction,

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from core.db import read_session
-from core.db.models import AdAccount, AdEntity, RexOutcomeCheckpoint, RexSuggestionPerformance
+from core.db.models import (
+    AdAccount,
+    AdEntity,
+    RexOutcomeCheckpoint,
+    RexSuggestion,
+    RexSuggestionPerformance,
+)
+from core.money import format_money
 
 
 @dataclass(frozen=True)
@@ -102,3 +110,103 @@ def list_outcomes(*, account: str | None = None, engine: Engine | None = None) -
         )  # fmt: skip
         for outcome, acc, entity in rows
     ]
+
+
+# ------------------------------------------------------------------------ the Impact page
+
+
+@dataclass(frozen=True)
+class KindImpact:
+    """One kind of change (a suggestion kind, or a rule action's type) over its measured
+    outcomes: how many, how many improved credibly, the summed weekly profit effect with
+    its interval, and for suggestion kinds the confidence learned."""
+
+    kind: str
+    source: str  # "suggestion" or "rule"
+    measured: int  # with a 7-day estimate
+    improving: int
+    not_improving: int
+    unclear: int  # not enough evidence
+    waiting: int  # applied, 7 days not settled yet (or no estimate)
+    currency: str
+    profit: tuple[float, float, float] | None  # estimate, low, high (major units, 7 days)
+    learned: tuple[float, float, float, int] | None  # rate, low, high, outcomes
+    prior: float | None
+
+
+@dataclass(frozen=True)
+class ImpactView:
+    kinds: list[KindImpact]
+    outcomes: list[OutcomeView]
+    calibration: list[tuple[float, float, int]]  # (stated, observed, count) per bin
+    calibration_error: float | None
+    currencies: list[str]
+
+
+def impact(*, account: str | None = None, engine: Engine | None = None) -> ImpactView:
+    """What the applied changes did, per kind — from the outcomes' 7-day checkpoints —
+    with the confidence learned per suggestion kind and its calibration: the confidence
+    the suggestions stated against the measured probability that they improved profit."""
+    from core.outcomes.learn import calibration
+    from core.outcomes.record import kind_confidence
+
+    outcomes = list_outcomes(account=account, engine=engine)
+    learned = kind_confidence(engine)
+    with read_session(engine) as session:
+        stated_of = {
+            s.id: (s.detail or {}).get("confidence_prior", s.confidence)
+            for s in session.scalars(select(RexSuggestion))
+        }
+    groups: dict[tuple[str, str, str], list[OutcomeView]] = {}
+    for o in outcomes:
+        source = "suggestion" if o.suggestion_id else "rule"
+        groups.setdefault((source, o.kind or "—", o.currency), []).append(o)
+    kinds = []
+    for (source, kind, currency), items in sorted(groups.items()):
+        weeks = [o.checkpoints.get(7) for o in items]
+        measured = [w for w in weeks if w is not None and w.effects]
+        profit = _summed([w.effects["profit"] for w in measured if w.effects])
+        learned_kind = learned.get(kind) if source == "suggestion" else None
+        kinds.append(KindImpact(
+            kind=kind, source=source, measured=len(measured),
+            improving=sum(w.is_improving is True for w in measured),
+            not_improving=sum(w.is_improving is False for w in measured),
+            unclear=sum(w.is_improving is None for w in measured),
+            waiting=len(items) - len(measured), currency=currency, profit=profit,
+            learned=(learned_kind.rate.estimate, learned_kind.rate.low, learned_kind.rate.high,
+                     learned_kind.outcomes) if learned_kind else None,
+            prior=learned_kind.prior if learned_kind else None,
+        ))  # fmt: skip
+    pairs: list[tuple[float, float]] = []
+    for o in outcomes:
+        stated = stated_of.get(o.suggestion_id) if o.suggestion_id else None
+        week = o.checkpoints.get(7)
+        measured = (week.effects or {}).get("profit", {}) if week else {}
+        if stated is not None and "probability_above_zero" in measured:
+            pairs.append((float(stated), float(measured["probability_above_zero"])))
+    reliability = calibration([s for s, _ in pairs], [p for _, p in pairs]) if pairs else None
+    return ImpactView(
+        kinds=kinds,
+        outcomes=outcomes,
+        calibration=[(b.stated, b.observed, b.count) for b in reliability.bins]
+        if reliability
+        else [],
+        calibration_error=reliability.error if reliability else None,
+        currencies=sorted({o.currency for o in outcomes}),
+    )
+
+
+def _summed(effects: list[dict[str, Any]]) -> tuple[float, float, float] | None:
+    """The sum of effects with 90 % intervals, as independent normals."""
+    if not effects:
+        return None
+    total = sum(e["estimate"] for e in effects)
+    spread = sum(((e["high"] - e["low"]) / (2 * 1.645)) ** 2 for e in effects) ** 0.5
+    return total, total - 1.645 * spread, total + 1.645 * spread
+
+
+def money(amount: float | None, currency: str) -> str:
+    """An effect (major units, a float) as the currency formats it, with its currency."""
+    if amount is None or amount != amount:  # None or NaN
+        return "—"
+    return format_money(Decimal(str(round(amount, 6))), currency)
