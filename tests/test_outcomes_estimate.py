@@ -53,12 +53,8 @@ def series(built: World, adset_id: str) -> dict[Any, Numbers]:
     days = {}
     for back in range(1, 60):
         day = TODAY - timedelta(days=back)
-        total = Numbers()
-        for ad in built.children(adset_id, "ad"):
-            d = built.day(ad, day)
-            total = total + Numbers(d.spend / 100, d.revenue / 100, d.purchases, d.clicks,
-                                    d.impressions)  # fmt: skip
-        days[day] = total
+        d = built.adset_day(adset_id, day)
+        days[day] = Numbers(d.spend / 100, d.revenue / 100, d.purchases, d.clicks, d.impressions)
     return days
 
 

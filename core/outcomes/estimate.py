@@ -18,7 +18,8 @@ baseline: each day's Pearson residual (T_d − θ·C_d) / √(θ·C_d) per metri
 covariance Σ across metrics (spend, revenue, purchases, clicks and impressions move
 together). Counts and money are quasi-Poisson here — a day's variance proportional to its
 mean, the dispersion Σ estimated — so the effect on metric m has variance
-Σₘₘ · θC_post · (1 + θC_post / T_base): the post days' noise, and the baseline's in θ.
+Σₘₘ · (T_post + (θC_post)² / T_base): the post days' noise (as much as the entity
+delivered in them: a paused one's zeros have none), and the baseline's in θ.
 Intervals of the effects and of what derives from them (profit = revenue − spend, ROAS,
 CPA, CTR) come from `DRAWS` multivariate Student-t draws with the baseline's degrees of
 freedom (a fixed seed: the same data give the same answer).
@@ -184,7 +185,9 @@ def estimate(
         noisier = _dispersion(after, np.array([group[d].vector() for d in post_days]) * level)
         if np.trace(noisier) > np.trace(dispersion):
             dispersion, dof = noisier, days - 1
-    post_noise = np.sqrt(np.maximum(expected, 1e-12))
+    # the days after are noisy as much as the entity delivered in them (a paused one's
+    # zeros have no noise); the baseline's share is noisy as much as its days were
+    post_noise = np.sqrt(np.maximum(observed, 1e-12))
     base_noise = expected / np.sqrt(t_base)
     covariance = dispersion * (np.outer(post_noise, post_noise) + np.outer(base_noise, base_noise))
     draws = _t_draws(covariance, dof, seed=len(used) * 1000 + days)

@@ -8,15 +8,15 @@ noise is large beside many effects, so counting "improved" verdicts, or averagin
 outcome's probability of improvement, would pull every kind toward a coin toss.
 
 **Learned, per kind** (`learned`): the kind's true effects, relative to each entity's
-weekly spend so that large and small ad sets pool, are taken as normal with a mean μ and
-a spread τ, each outcome measuring its own with its standard error (random effects,
-fitted by the DerSimonian–Laird moments). The kind's rate of improvement is then the
-share of its true effects above zero, Φ(μ / √(τ² + se(μ)²)) — the measurement noise
-taken out. It starts from the kind's mean stated confidence weighing `PRIOR_OUTCOMES`
-outcomes (a Beta whose successes and failures are the outcomes' count at that rate), so
-a kind with few outcomes stays near its prior and its interval shows how little is
-known. A new suggestion's confidence is its own prior moved by what its kind learned, on
-the log-odds scale (`recalibrated`).
+weekly spend so that large and small ad sets pool, have some distribution; each outcome
+measures its own with its standard error. That distribution is estimated without
+assuming its shape (`_share_above_zero`: non-parametric maximum likelihood on a grid),
+and the kind's rate of improvement is its mass above zero — the measurement noise taken
+out. It starts from the kind's mean stated confidence weighing `PRIOR_OUTCOMES` outcomes
+(a Beta whose successes and failures are the outcomes' count at that rate), so a kind
+with few outcomes stays near its prior and its interval shows how little is known. A
+new suggestion's confidence is its own prior moved by what its kind learned, on the
+log-odds scale (`recalibrated`).
 
 **Calibration** (`calibration`): the stated confidences in `BINS` bins against the share
 that improved in each, and the expected calibration error — the bins' gaps weighted by
@@ -29,11 +29,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats as scipy_stats
 
 from core.suggestions.stats import LEVEL, Interval
 
 PRIOR_OUTCOMES = 5.0  # the prior weighs this many outcomes
+GRID = 201  # points of the true effects' distribution
+EM_STEPS = 300
 BINS = 10
 
 
@@ -82,18 +85,7 @@ def learned(
         z_level = float(scipy_stats.norm.ppf(0.5 + kept[0][0].level / 2))
         values = [e.estimate / s for e, s in kept]
         variances = [((e.high - e.low) / (2 * z_level) / s) ** 2 for e, s in kept]
-        mean, spread, error = _random_effects(values, variances)
-        # each outcome's true effect, shrunk toward its kind's: P(above zero), averaged
-        chances = []
-        for x, v in zip(values, variances, strict=True):
-            if spread <= 0:
-                centre, var = mean, error**2
-            else:
-                precision = 1 / v + 1 / spread
-                centre = (x / v + mean / spread) / precision
-                var = 1 / precision + error**2 * (v / (v + spread)) ** 2
-            chances.append(float(scipy_stats.norm.cdf(centre / math.sqrt(max(var, 1e-18)))))
-        rate = sum(chances) / len(chances)
+        rate = _share_above_zero(values, variances)
     n = len(kept)
     alpha = PRIOR_OUTCOMES * prior + n * rate
     beta = PRIOR_OUTCOMES * (1 - prior) + n * (1 - rate)
@@ -102,18 +94,22 @@ def learned(
     return Learned(prior, Interval(alpha / (alpha + beta), float(low), float(high), level), n)
 
 
-def _random_effects(
-    values: Sequence[float], variances: Sequence[float]
-) -> tuple[float, float, float]:
-    """(μ, τ², se(μ)) of values measured with known variances (DerSimonian–Laird)."""
-    w = [1 / max(v, 1e-12) for v in variances]
-    fixed = sum(wi * x for wi, x in zip(w, values, strict=True)) / sum(w)
-    q = sum(wi * (x - fixed) ** 2 for wi, x in zip(w, values, strict=True))
-    c = sum(w) - sum(wi**2 for wi in w) / sum(w)
-    spread = max(0.0, (q - (len(values) - 1)) / c) if c > 0 else 0.0
-    w = [1 / (v + spread) for v in variances]
-    mean = sum(wi * x for wi, x in zip(w, values, strict=True)) / sum(w)
-    return mean, spread, math.sqrt(1 / sum(w))
+def _share_above_zero(values: Sequence[float], variances: Sequence[float]) -> float:
+    """The share of true effects above zero, given effects measured with known variances:
+    the distribution of the true effects estimated without assuming its shape (the
+    non-parametric maximum likelihood of Kiefer and Wolfowitz, on a grid, by EM), then
+    its mass above zero. A kind whose changes mostly lose and sometimes win (pauses gain
+    exactly where ROAS was below 1) keeps both; one normal would not."""
+    x = np.asarray(values, dtype=float)
+    sd = np.sqrt(np.maximum(np.asarray(variances, dtype=float), 1e-18))
+    grid = np.linspace(float(np.min(x - 3 * sd)), float(np.max(x + 3 * sd)), GRID)
+    likelihood = scipy_stats.norm.pdf((x[:, None] - grid[None, :]) / sd[:, None]) / sd[:, None]
+    weights = np.full(GRID, 1 / GRID)
+    for _ in range(EM_STEPS):
+        posterior = likelihood * weights
+        posterior /= np.maximum(posterior.sum(axis=1, keepdims=True), 1e-300)
+        weights = posterior.mean(axis=0)
+    return float(weights[grid > 0].sum())
 
 
 def recalibrated(confidence: float, kind: Learned) -> float:

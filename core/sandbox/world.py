@@ -597,6 +597,15 @@ class World:
             cached = self._cache[(ad.id, day)] = (stamp, self._generate_day(ad, day, today, now))
         return cached[1]
 
+    def adset_day(self, adset_id: str, day: date) -> Day:
+        """An ad set's numbers for a local day: its ads' days summed (what the insights of
+        level=adset report)."""
+        total = [0] * len(Day.FIELDS)
+        for ad in self.children(adset_id, "ad"):
+            for i, value in enumerate(self.day(ad, day).as_tuple()):
+                total[i] += value
+        return Day(*total)
+
     def segment_days(
         self, ad: Entity, day: date, breakdowns: tuple[str, ...]
     ) -> list[tuple[tuple[str, ...], Day]]:
