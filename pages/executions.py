@@ -60,6 +60,9 @@ def _action(action: ActionRow, keys: str) -> None:
         text.error(action.error_message)
     if action.settled:
         text.caption(f"Settled by reading Meta — {action.settled}")
+    if action.measured:
+        text.caption(f"What it did: {action.measured} (against what would have happened "
+                     "anyway — Insights → Impact)")  # fmt: skip
     if action.needs_person:
         text.caption(
             "Rex cannot tell whether Meta applied this change and holds further changes to "

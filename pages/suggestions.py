@@ -219,6 +219,8 @@ def _record(s: SuggestionView) -> None:
             f"Applied as action #{s.action_id}. Its record, and the rollback to the "
             "previous setting, are on the Executions page."
         )
+        if s.measured:
+            st.info(f"What it did: {s.measured}.")
         st.page_link("pages/executions.py", label="Open Executions", icon=":material/history:")
     elif s.status == SuggestionStatus.QUEUED:
         st.info(f"Waiting in the approval queue (proposal #{s.approval_id}).")

@@ -163,6 +163,11 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
     placement = kind_confidence()["placement"]
     assert placement.outcomes == 1 and placement.prior == excluded.confidence
     assert placement.rate.low < placement.rate.estimate < placement.rate.high
+    # the suggestion says what it did (its latest checkpoint)
+    from core.views.suggestions import get_suggestion
+
+    said = get_suggestion(excluded.id).measured or ""
+    assert said.startswith(f"14 days after: {measured[14].verdict}") and "learning phase" in said
     # the Impact page: the kind, its measured outcome, the charts
     impact = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     impact.switch_page("pages/impact.py").run()
@@ -225,6 +230,13 @@ def test_a_rule_action_gets_an_outcome_and_the_cli_lists_it(db: Engine) -> None:
     # the rule's own week was left out of the baseline (chosen for being extreme)
     assert week.comparison is not None
     assert week.comparison["baseline"][1] < (outcome.changed_on - timedelta(days=7)).isoformat()
+
+    # the record's row says what it did (Executions)
+    from core.views.activity import activity_feed
+
+    (row,) = [r for r in activity_feed().rows if r.id == action_id]
+    assert row.measured and row.measured.startswith(f"7 days after: {week.verdict}")
+    assert "USD" in row.measured
 
     listed = rex("outcomes", "list", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -9,7 +9,7 @@ formats it — never as stored keys or minor units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from core.engine.steps import Step
 from core.errors import NotFoundError
 from core.labels import account_label, action_words, ads_manager_url, is_sandbox
 from core.rules.describe import counts_text, describe_value_key
+from core.views.outcomes import outcome_words
 
 PER_PAGE = 50
 
@@ -84,6 +85,7 @@ class ActionRow:
     level: Level | None = None
     entity_external_id: str | None = None
     ads_manager_url: str | None = None  # None for sandbox accounts and unknown entities
+    measured: str | None = None  # what it did, from its outcome (core/outcomes/)
 
     @property
     def account(self) -> str:
@@ -444,7 +446,8 @@ def _action_rows(session: Session, query: ActionsQuery) -> list[ActionRow]:
                 action, rule_name, account_id or "", account_name or "", level, entity_id, url
             )  # fmt: skip
         )
-    return rows
+    measured = outcome_words(session, [r.id for r in rows])
+    return [replace(r, measured=measured[r.id]) if r.id in measured else r for r in rows]
 
 
 def _action_row(

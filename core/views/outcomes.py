@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from core.db import read_session
 from core.db.models import (
@@ -210,3 +211,42 @@ def money(amount: float | None, currency: str) -> str:
     if amount is None or amount != amount:  # None or NaN
         return "—"
     return format_money(Decimal(str(round(amount, 6))), currency)
+
+
+def outcome_words(session: Session, action_ids: list[int]) -> dict[int, str]:
+    """What each action did, in words, for the record's rows (Executions, Suggestions):
+    its latest measured checkpoint's verdict and profit effect, or what it waits for."""
+    if not action_ids:
+        return {}
+    outcomes = {
+        o.id: o for o in session.scalars(
+            select(RexSuggestionPerformance)
+            .where(RexSuggestionPerformance.action_id.in_(action_ids))
+        )
+    }  # fmt: skip
+    currencies = dict(session.execute(select(AdAccount.id, AdAccount.currency)).all())
+    latest: dict[int, RexOutcomeCheckpoint] = {}
+    for c in session.scalars(
+        select(RexOutcomeCheckpoint).where(RexOutcomeCheckpoint.performance_id.in_(outcomes))
+    ):
+        if c.performance_id not in latest or c.days > latest[c.performance_id].days:
+            latest[c.performance_id] = c
+    words = {}
+    for outcome in outcomes.values():
+        assert outcome.action_id is not None
+        checkpoint = latest.get(outcome.id)
+        if checkpoint is None:
+            words[outcome.action_id] = "being measured: its first checkpoint needs a settled day"
+            continue
+        profit = (checkpoint.effects or {}).get("profit")
+        currency = currencies.get(outcome.account_id or 0, "")
+        said = f"{checkpoint.days} days after: {checkpoint.verdict}"
+        if profit:
+            low, high = money(profit["low"], currency), money(profit["high"], currency)
+            said += f" — profit {money(profit['estimate'], currency)} (90 %: {low} to {high})"
+        elif checkpoint.reason:
+            said += f" ({checkpoint.reason})"
+        if checkpoint.learning:
+            said += "; in Meta's learning phase"
+        words[outcome.action_id] = said
+    return words

@@ -15,6 +15,7 @@ from core.enums import SuggestionStatus
 from core.errors import InputError
 from core.labels import account_label, segment_name
 from core.money import format_minor, from_minor
+from core.views.outcomes import outcome_words
 
 KINDS = ("demographic", "placement", "geography", "dayparting", "budget")
 
@@ -58,6 +59,7 @@ class SuggestionView:
     payback_days: float | None = None  # days the gain takes to pay the learning phase back
     learning_cost_minor: int | None = None  # revenue lost while Meta's learning restarts
     confidence_28_days: float | None = None  # the same chance over four weeks
+    measured: str | None = None  # what its change did, once applied (core/outcomes/)
 
     @property
     def account(self) -> str:
@@ -116,6 +118,7 @@ class SuggestionView:
             "created_at": self.created_at.isoformat(),
             "action_id": self.action_id,
             "approval_id": self.approval_id,
+            "outcome": self.measured,
         }
 
 
@@ -145,7 +148,8 @@ def list_suggestions(
                 (AdAccount.external_id == account) | (AdAccount.id == _int(account))
             )
         rows = session.execute(query).all()
-        views = [_view(row, acc) for row, acc in rows]
+        measured = outcome_words(session, [r.action_id for r, _ in rows if r.action_id])
+        views = [_view(row, acc, measured) for row, acc in rows]
     return sorted(views, key=lambda v: (v.currency, -(v.weekly_profit_minor or (0,))[0], v.id))
 
 
@@ -161,7 +165,7 @@ def get_suggestion(suggestion_id: int, *, engine: Engine | None = None) -> Sugge
             .where(RexSuggestionEvent.suggestion_id == row.id)
             .order_by(RexSuggestionEvent.id)
         ).all()
-        view = _view(row, account)
+        view = _view(row, account, outcome_words(session, [row.action_id] if row.action_id else []))
         history = tuple(
             SuggestionEventView(e.at, e.previous, e.status, e.by, e.reason) for e in events
         )
@@ -184,7 +188,9 @@ def _int(text: str) -> int:
     return int(text) if text.isdigit() else -1
 
 
-def _view(row: RexSuggestion, account: AdAccount) -> SuggestionView:
+def _view(
+    row: RexSuggestion, account: AdAccount, measured: dict[int, str] | None = None
+) -> SuggestionView:
     detail = row.detail or {}
     profit = (
         (row.weekly_profit_minor, row.weekly_profit_low_minor or 0,
@@ -219,4 +225,5 @@ def _view(row: RexSuggestion, account: AdAccount) -> SuggestionView:
         payback_days=detail.get("payback_days"),
         learning_cost_minor=detail.get("learning_cost_minor"),
         confidence_28_days=detail.get("confidence_28_days"),
+        measured=(measured or {}).get(row.action_id) if row.action_id else None,
     )
