@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.outcomes.record import CHECKPOINTS, HEADLINE, SETTLE_DAYS
 from core.views.breakdowns import PLOTLY_OFFLINE_CONFIG
-from core.views.outcomes import impact, money
+from core.views.outcomes import MIN_RULE_OUTCOMES, impact, money
 from pages._notices import connected_accounts, show_notices
 
 st.title("Impact")
@@ -50,6 +50,25 @@ for k in view.kinds:
         f"Profit effect, {HEADLINE} days (90 %)": effect, "Confidence learned": learned,
     })  # fmt: skip
 st.dataframe(rows, hide_index=True, width="stretch")
+
+if view.rules:
+    st.subheader("By rule")
+    by_rule = []
+    for r in view.rules:
+        effect = "—"
+        if r.profit is not None:
+            estimate, low, high = (money(v, r.currency) for v in r.profit)
+            effect = f"{estimate} ({low} to {high})"
+        chance = f"after {MIN_RULE_OUTCOMES} outcomes"
+        if r.learned is not None:
+            chance = f"{r.learned[0]:.0%} ({r.learned[1]:.0%}–{r.learned[2]:.0%})"
+        by_rule.append({
+            "Rule": r.rule_name, "Measured": r.measured, "Improved": r.improving,
+            "Win rate": f"{r.improving / r.measured:.0%}",
+            f"Profit effect, {HEADLINE} days (90 %)": effect,
+            "Chance it improves (learned)": chance,
+        })  # fmt: skip
+    st.dataframe(by_rule, hide_index=True, width="stretch")
 
 charted = [k for k in view.kinds if k.profit is not None]
 if charted:

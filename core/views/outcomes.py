@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from core.db import read_session
 from core.db.models import (
+    ActionHistory,
     AdAccount,
     AdEntity,
+    AutomationRule,
     RexOutcomeCheckpoint,
     RexSuggestion,
     RexSuggestionPerformance,
@@ -60,6 +62,8 @@ class OutcomeView:
     is_improving: bool | None
     baseline: dict[str, Any]
     checkpoints: dict[int, CheckpointView]
+    rule_id: int | None = None  # the rule whose action it was
+    rule_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,9 +81,11 @@ def list_outcomes(*, account: str | None = None, engine: Engine | None = None) -
     """Every outcome, newest change first; `account`: act_… or Rex's id."""
     with read_session(engine) as session:
         query = (
-            select(RexSuggestionPerformance, AdAccount, AdEntity)
+            select(RexSuggestionPerformance, AdAccount, AdEntity, AutomationRule)
             .join(AdAccount, AdAccount.id == RexSuggestionPerformance.account_id)
             .outerjoin(AdEntity, AdEntity.id == RexSuggestionPerformance.entity_id)
+            .outerjoin(ActionHistory, ActionHistory.id == RexSuggestionPerformance.action_id)
+            .outerjoin(AutomationRule, AutomationRule.id == ActionHistory.rule_id)
             .order_by(RexSuggestionPerformance.changed_on.desc(),
                       RexSuggestionPerformance.id.desc())
         )  # fmt: skip
@@ -108,8 +114,10 @@ def list_outcomes(*, account: str | None = None, engine: Engine | None = None) -
             is_improving=outcome.is_improving,
             baseline=outcome.baseline_metrics,
             checkpoints=checkpoints.get(outcome.id, {}),
+            rule_id=rule.id if rule else None,
+            rule_name=rule.name if rule else None,
         )  # fmt: skip
-        for outcome, acc, entity in rows
+        for outcome, acc, entity, rule in rows
     ]
 
 
@@ -136,8 +144,27 @@ class KindImpact:
 
 
 @dataclass(frozen=True)
+class RuleImpact:
+    """One rule's measured actions: how many, how many improved credibly, the summed
+    profit effect, and — with `MIN_RULE_OUTCOMES` or more — its learned rate of
+    improvement (from an even prior: a rule states no confidence of its own)."""
+
+    rule_id: int
+    rule_name: str
+    measured: int
+    improving: int
+    currency: str
+    profit: tuple[float, float, float] | None
+    learned: tuple[float, float, float, int] | None
+
+
+MIN_RULE_OUTCOMES = 5
+
+
+@dataclass(frozen=True)
 class ImpactView:
     kinds: list[KindImpact]
+    rules: list[RuleImpact]
     outcomes: list[OutcomeView]
     calibration: list[tuple[float, float, int]]  # (stated, observed, count) per bin
     calibration_error: float | None
@@ -188,6 +215,7 @@ def impact(*, account: str | None = None, engine: Engine | None = None) -> Impac
     reliability = calibration([s for s, _ in pairs], [p for _, p in pairs]) if pairs else None
     return ImpactView(
         kinds=kinds,
+        rules=_by_rule(outcomes),
         outcomes=outcomes,
         calibration=[(b.stated, b.observed, b.count) for b in reliability.bins]
         if reliability
@@ -195,6 +223,35 @@ def impact(*, account: str | None = None, engine: Engine | None = None) -> Impac
         calibration_error=reliability.error if reliability else None,
         currencies=sorted({o.currency for o in outcomes}),
     )
+
+
+def _by_rule(outcomes: list[OutcomeView]) -> list[RuleImpact]:
+    from core.outcomes.learn import learned
+    from core.suggestions.stats import Interval
+
+    groups: dict[tuple[int, str, str], list[CheckpointView]] = {}
+    scales: dict[tuple[int, str, str], list[float]] = {}
+    for o in outcomes:
+        week = o.checkpoints.get(7)
+        if o.rule_id is None or week is None or not week.effects:
+            continue
+        key = (o.rule_id, o.rule_name or f"rule {o.rule_id}", o.currency)
+        groups.setdefault(key, []).append(week)
+        spend = ((o.baseline or {}).get("last_7_days") or {}).get("spend_micros", 0)
+        scales.setdefault(key, []).append(spend / 1_000_000)
+    made = []
+    for (rule_id, name, currency), weeks in sorted(groups.items()):
+        profits = [w.effects["profit"] for w in weeks if w.effects]
+        rate = None
+        if len(weeks) >= MIN_RULE_OUTCOMES:
+            effects = [Interval(p["estimate"], p["low"], p["high"]) for p in profits]
+            found = learned([0.5] * len(effects), effects, scales[(rule_id, name, currency)])
+            rate = (found.rate.estimate, found.rate.low, found.rate.high, found.outcomes)
+        made.append(RuleImpact(
+            rule_id, name, len(weeks), sum(w.is_improving is True for w in weeks), currency,
+            _summed(profits), rate,
+        ))  # fmt: skip
+    return made
 
 
 def _summed(effects: list[dict[str, Any]]) -> tuple[float, float, float] | None:
