@@ -189,6 +189,11 @@ class Settings(BaseSettings):
         le=23,
         description="The UTC hour at which the scheduler regenerates suggestions every day.",
     )
+    outcome_checkpoints: str = Field(
+        default="1,3,7,14",
+        description="The days after a change at which its outcome is measured (comma-"
+        "separated, 1–28); 7, the headline, is always among them.",
+    )
 
     log_level: str = Field(default="INFO", description="Python log level.")
 
@@ -208,6 +213,23 @@ class Settings(BaseSettings):
                 f"{', '.join(sorted(kinds - {'all'}))}, or 'all', or leave it empty"
             )
         return ",".join(sorted(named))
+
+    @field_validator("outcome_checkpoints")
+    @classmethod
+    def _check_outcome_checkpoints(cls, value: str) -> str:
+        try:
+            days = {int(d) for d in value.split(",") if d.strip()}
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a list of days; write e.g. 1,3,7,14 (whole days, 1–28)"
+            ) from None
+        if any(not 1 <= d <= 28 for d in days):
+            raise ValueError(f"{value!r}: each day must be from 1 to 28; e.g. 1,3,7,14")
+        return ",".join(str(d) for d in sorted(days | {7}))
+
+    @property
+    def checkpoint_days(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.outcome_checkpoints.split(","))
 
     def suggestion_needs_approval(self, kind: str) -> bool:
         named = set(self.suggestion_approval.split(",")) - {""}

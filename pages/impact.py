@@ -3,7 +3,8 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.outcomes.record import CHECKPOINTS, HEADLINE, SETTLE_DAYS
+from core.outcomes.record import HEADLINE, SETTLE_DAYS
+from core.settings import get_settings
 from core.views.breakdowns import PLOTLY_OFFLINE_CONFIG
 from core.views.outcomes import MIN_RULE_OUTCOMES, impact, money
 from pages._notices import connected_accounts, show_notices
@@ -17,7 +18,8 @@ view = impact(account=account or None)
 
 st.caption(
     f"Every applied suggestion and every rule action that changed delivery is measured "
-    f"{', '.join(map(str, CHECKPOINTS))} days after it, once those days' conversions have "
+    f"{', '.join(map(str, get_settings().checkpoint_days))} days after it, once those days' "
+    "conversions have "
     f"settled ({SETTLE_DAYS} more days), against the account's ad sets that were not "
     "changed over the same days (difference in differences). The figures here are the "
     f"{HEADLINE}-day checkpoint's, with their 90 % intervals; an interval that spans zero "

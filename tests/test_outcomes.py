@@ -255,3 +255,15 @@ def test_a_rule_action_gets_an_outcome_and_the_cli_lists_it(db: Engine) -> None:
     rows = json.loads(listed.stdout)
     assert [(r["action_id"], r["kind"]) for r in rows] == [(action_id, "change_budget")]
     assert rows[0]["checkpoints"]["7"]["verdict"] == week.verdict
+
+
+def test_the_checkpoints_are_a_setting_that_always_holds_the_headline() -> None:
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    assert Settings(outcome_checkpoints="14, 3").checkpoint_days == (3, 7, 14)
+    assert Settings().checkpoint_days == CHECKPOINTS
+    for bad, words in (("x", "not a list of days"), ("0,7", "from 1 to 28")):
+        with pytest.raises(ValidationError, match=words):
+            Settings(outcome_checkpoints=bad)

@@ -7,7 +7,7 @@ checkpoints as their days settle (`update_outcomes`).
   the change, so when it is taken does not matter). The baseline is the seed's: the
   entity's numbers over the 7 (and 28) whole days before the account-local day of the
   change.
-* **Checkpoints** after 1, 3, 7 and 14 days (`CHECKPOINTS`; 7 is the headline, kept on
+* **Checkpoints** after 1, 3, 7 and 14 days (`REX_OUTCOME_CHECKPOINTS`; 7 is the headline, kept on
   the outcome's own row with the seed's names), each measured once, when its days are
   over and `SETTLE_DAYS` more have passed for late conversions to be attributed: what
   the entity did, what it would have done anyway (core/outcomes/estimate.py: against
@@ -51,10 +51,11 @@ from core.db.models import (
 from core.outcomes.estimate import BASE_METRICS, Estimate, NoEstimate, Numbers, estimate
 from core.outcomes.learn import Learned, learned
 from core.rules.windows import local_today
+from core.settings import get_settings
 from core.suggestions.confidence import LEARNING_DAYS
 from core.suggestions.stats import LEVEL, Interval
 
-CHECKPOINTS = (1, 3, 7, 14)
+CHECKPOINTS = (1, 3, 7, 14)  # the default of `REX_OUTCOME_CHECKPOINTS`
 HEADLINE = 7
 SETTLE_DAYS = 3  # after a checkpoint's last day, for late conversions to be attributed
 BASELINE_WINDOWS = (7, 28)
@@ -194,6 +195,7 @@ def update_outcomes(*, now: datetime, engine: Engine | None = None) -> Updated:
                         done.started += 1
                     except IntegrityError:  # a replica started it first
                         nested.rollback()
+    checkpoints = get_settings().checkpoint_days
     with write_session(engine) as session:
         outcomes = session.scalars(
             select(RexSuggestionPerformance)
@@ -209,7 +211,7 @@ def update_outcomes(*, now: datetime, engine: Engine | None = None) -> Updated:
             account = session.get_one(AdAccount, outcome.account_id)
             today = local_today(account.timezone_name, now)
             assert outcome.changed_on is not None
-            for days in CHECKPOINTS:
+            for days in checkpoints:
                 if days in measured:
                     continue
                 if today <= outcome.changed_on + timedelta(days=days + SETTLE_DAYS):
