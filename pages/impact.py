@@ -77,12 +77,12 @@ if charted:
     figure = go.Figure(
         go.Bar(
             x=[f"{k.kind} ({k.source}, {k.currency})" for k in charted],
-            y=[k.profit[1] for k in charted if k.profit],
+            y=[k.profit[0] for k in charted if k.profit],
             error_y={
                 "type": "data",
                 "symmetric": False,
-                "array": [k.profit[2] - k.profit[1] for k in charted if k.profit],
-                "arrayminus": [k.profit[1] - k.profit[0] for k in charted if k.profit],
+                "array": [k.profit[2] - k.profit[0] for k in charted if k.profit],
+                "arrayminus": [k.profit[0] - k.profit[1] for k in charted if k.profit],
             },
             marker_color=[
                 "#2e7d32" if k.profit and k.profit[1] > 0 else "#9e9e9e" for k in charted

@@ -181,7 +181,13 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
         "yes"
     ]
     assert "USD" in every["Profit effect (90 %)"][0]
-    assert len(impact.get("plotly_chart")) == 2  # the effects by kind, the reliability diagram
+    charts = impact.get("plotly_chart")
+    assert len(charts) == 2  # the effects by kind, the reliability diagram
+    (bar,) = json.loads(charts[0].proto.spec)["data"]
+    profit = (week.effects or {})["profit"]
+    assert bar["y"] == [pytest.approx(profit["estimate"])]
+    assert bar["y"][0] + bar["error_y"]["array"][0] == pytest.approx(profit["high"])
+    assert bar["y"][0] - bar["error_y"]["arrayminus"][0] == pytest.approx(profit["low"])
     # each checkpoint waited for its days and SETTLE_DAYS more
     for days, checkpoint in measured.items():
         measured_on = local_today("America/Los_Angeles", checkpoint.measured_at)

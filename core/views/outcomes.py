@@ -255,9 +255,12 @@ def _by_rule(outcomes: list[OutcomeView]) -> list[RuleImpact]:
 
 
 def _summed(effects: list[dict[str, Any]]) -> tuple[float, float, float] | None:
-    """The sum of effects with 90 % intervals, as independent normals."""
+    """The sum of effects with 90 % intervals, as independent normals (one effect: its
+    own interval)."""
     if not effects:
         return None
+    if len(effects) == 1:
+        return effects[0]["estimate"], effects[0]["low"], effects[0]["high"]
     total = sum(e["estimate"] for e in effects)
     spread = sum(((e["high"] - e["low"]) / (2 * 1.645)) ** 2 for e in effects) ** 0.5
     return total, total - 1.645 * spread, total + 1.645 * spread
