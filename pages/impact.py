@@ -6,7 +6,7 @@ import streamlit as st
 from core.outcomes.record import HEADLINE, SETTLE_DAYS
 from core.settings import get_settings
 from core.views.breakdowns import PLOTLY_OFFLINE_CONFIG
-from core.views.outcomes import MIN_RULE_OUTCOMES, impact, money
+from core.views.outcomes import MIN_RULE_OUTCOMES, effect_words, impact
 from pages._notices import connected_accounts, show_notices
 
 st.title("Impact")
@@ -37,10 +37,6 @@ if not view.outcomes:
 st.subheader("By kind of change")
 rows = []
 for k in view.kinds:
-    effect = "—"
-    if k.profit is not None:
-        estimate, low, high = (money(v, k.currency) for v in k.profit)
-        effect = f"{estimate} ({low} to {high})"
     learned = "—"
     if k.learned is not None:
         rate, low, high, n = k.learned
@@ -49,7 +45,8 @@ for k in view.kinds:
         "Kind": k.kind, "From": k.source, "Measured": k.measured, "Improved": k.improving,
         "Did not": k.not_improving, "Not enough evidence": k.unclear, "Waiting": k.waiting,
         "Win rate": f"{k.improving / k.measured:.0%}" if k.measured else "—",
-        f"Profit effect, {HEADLINE} days (90 %)": effect, "Confidence learned": learned,
+        f"Profit effect, {HEADLINE} days (90 %)": effect_words(k.profit, k.currency),
+        "Confidence learned": learned,
     })  # fmt: skip
 st.dataframe(rows, hide_index=True, width="stretch")
 
@@ -57,17 +54,13 @@ if view.rules:
     st.subheader("By rule")
     by_rule = []
     for r in view.rules:
-        effect = "—"
-        if r.profit is not None:
-            estimate, low, high = (money(v, r.currency) for v in r.profit)
-            effect = f"{estimate} ({low} to {high})"
         chance = f"after {MIN_RULE_OUTCOMES} outcomes"
         if r.learned is not None:
             chance = f"{r.learned[0]:.0%} ({r.learned[1]:.0%}–{r.learned[2]:.0%})"
         by_rule.append({
             "Rule": r.rule_name, "Measured": r.measured, "Improved": r.improving,
             "Win rate": f"{r.improving / r.measured:.0%}",
-            f"Profit effect, {HEADLINE} days (90 %)": effect,
+            f"Profit effect, {HEADLINE} days (90 %)": effect_words(r.profit, r.currency),
             "Chance it improves (learned)": chance,
         })  # fmt: skip
     st.dataframe(by_rule, hide_index=True, width="stretch")
@@ -124,11 +117,7 @@ for o in view.outcomes:
         "Account": o.account_id, "Action": o.action_id, "Suggestion": o.suggestion_id,
         "Checkpoints": ", ".join(f"{d} d" for d in sorted(o.checkpoints)) or "waiting",
         f"{HEADLINE}-day verdict": week.verdict if week else "waiting",
-        "Profit effect (90 %)": (
-            f"{money(profit['estimate'], o.currency)} "
-            f"({money(profit['low'], o.currency)} to "
-            f"{money(profit['high'], o.currency)})" if profit else "—"
-        ),
+        "Profit effect (90 %)": effect_words(profit, o.currency),
         "Learning phase": "yes" if week and week.learning else "",
         "Compared with": (f"{week.comparison['entities']} unchanged"
                           if week and week.comparison else (week.reason if week else "")),

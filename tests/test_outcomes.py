@@ -261,6 +261,9 @@ def test_a_rule_action_gets_an_outcome_and_the_cli_lists_it(db: Engine) -> None:
     rows = json.loads(listed.stdout)
     assert [(r["action_id"], r["kind"]) for r in rows] == [(action_id, "change_budget")]
     assert rows[0]["checkpoints"]["7"]["verdict"] == week.verdict
+    table = rex("outcomes", "list")
+    assert table.returncode == 0 and week.verdict in table.stdout
+    assert " USD (" in table.stdout and " USD)" in table.stdout  # the effect, in its currency
 
 
 def test_the_checkpoints_are_a_setting_that_always_holds_the_headline() -> None:

@@ -47,6 +47,7 @@ def update_outcomes(args: argparse.Namespace) -> int:
 
 
 def list_outcomes(args: argparse.Namespace) -> int:
+    from core.views.outcomes import effect_words
     from core.views.outcomes import list_outcomes as listed
 
     views = listed(account=args.account)
@@ -59,11 +60,7 @@ def list_outcomes(args: argparse.Namespace) -> int:
     rows = [("ID", "CHANGED ON", "KIND", "ENTITY", "7-DAY VERDICT", "PROFIT EFFECT (90 %)")]
     for v in views:
         week = v.checkpoints.get(7)
-        profit = (week.effects or {}).get("profit") if week else None
-        effect = (
-            f"{profit['estimate']:,.2f} {v.currency} ({profit['low']:,.2f} to "
-            f"{profit['high']:,.2f})" if profit else "—"
-        )  # fmt: skip
+        effect = effect_words((week.effects or {}).get("profit") if week else None, v.currency)
         rows.append((str(v.id), str(v.changed_on or "—"), v.kind or "—", v.entity_name or "—",
                      v.verdict or "waiting", effect))  # fmt: skip
     print_table(rows)

@@ -302,11 +302,21 @@ def outcome_words(session: Session, action_ids: list[int]) -> dict[int, str]:
         currency = currencies.get(outcome.account_id or 0, "")
         said = f"{checkpoint.days} days after: {checkpoint.verdict}"
         if profit:
-            low, high = money(profit["low"], currency), money(profit["high"], currency)
-            said += f" — profit {money(profit['estimate'], currency)} (90 %: {low} to {high})"
+            said += f" — profit {effect_words(profit, currency)}"
         elif checkpoint.reason:
             said += f" ({checkpoint.reason})"
         if checkpoint.learning:
             said += "; in Meta's learning phase"
         words[outcome.action_id] = said
     return words
+
+
+def effect_words(effect: tuple[float, float, float] | dict[str, Any] | None, currency: str) -> str:
+    """An effect with its interval as people read it: "-614.71 USD (-1,194.24 USD to
+    -15.67 USD)"; "—" without one. `effect`: (estimate, low, high) or a stored effect."""
+    if effect is None:
+        return "—"
+    if isinstance(effect, dict):
+        effect = (effect["estimate"], effect["low"], effect["high"])
+    estimate, low, high = (money(v, currency) for v in effect)
+    return f"{estimate} ({low} to {high})"
