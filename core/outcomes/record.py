@@ -203,16 +203,17 @@ def update_outcomes(*, now: datetime, engine: Engine | None = None) -> Updated:
                    RexSuggestionPerformance.changed_on.is_not(None))
             .order_by(RexSuggestionPerformance.id)
         ).all()  # fmt: skip
+        measured: dict[int, set[int]] = defaultdict(set)  # outcome → the days measured
+        for outcome_id, days in session.execute(
+            select(RexOutcomeCheckpoint.performance_id, RexOutcomeCheckpoint.days)
+        ):  # fmt: skip
+            measured[outcome_id].add(days)
+        zones = dict(session.execute(select(AdAccount.id, AdAccount.timezone_name)).all())
         for outcome in outcomes:
-            measured = set(session.scalars(
-                select(RexOutcomeCheckpoint.days)
-                .where(RexOutcomeCheckpoint.performance_id == outcome.id)
-            ))  # fmt: skip
-            account = session.get_one(AdAccount, outcome.account_id)
-            today = local_today(account.timezone_name, now)
-            assert outcome.changed_on is not None
+            assert outcome.changed_on is not None and outcome.account_id is not None
+            today = local_today(zones[outcome.account_id], now)
             for days in checkpoints:
-                if days in measured:
+                if days in measured[outcome.id]:
                     continue
                 if today <= outcome.changed_on + timedelta(days=days + SETTLE_DAYS):
                     done.waiting += 1

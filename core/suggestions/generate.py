@@ -125,11 +125,12 @@ def generate(
         if not accounts:
             raise NotFoundError(f"no connected account {account_id}")
     result = Generated()
+    kinds = kind_confidence(engine)  # what each kind learned, read once for every account
     for index, account in enumerate(accounts):
         if progress:
             progress(index, len(accounts), account.external_id)
         try:
-            found = find_for_account(account, now=now, engine=engine)
+            found = find_for_account(account, now=now, engine=engine, kinds=kinds)
         except (GraphError, RexError) as error:
             result.skipped[account.external_id] = str(error)
             log.warning("suggestions for %s not generated: %s", account.external_id, error)
@@ -142,9 +143,14 @@ def generate(
 
 
 def find_for_account(
-    account: AdAccount, *, now: datetime, engine: Engine | None = None
+    account: AdAccount,
+    *,
+    now: datetime,
+    engine: Engine | None = None,
+    kinds: dict[str, Learned] | None = None,
 ) -> list[Found]:
-    """The suggestions the account's data support now (not yet on the record)."""
+    """The suggestions the account's data support now (not yet on the record); `kinds`:
+    what each suggestion kind learned from outcomes (read here when not given)."""
     period = Period.ending_yesterday(account, now)
     evidence = account_evidence(account, period, engine=engine)
     by_adset: dict[int, list[Finding]] = {}
@@ -166,7 +172,8 @@ def find_for_account(
         if hours:
             found.append(_hours(account, adset, hours, delivery, period))
     found.extend(_budget_shifts(account, period, engine))
-    return _learned([f for f in found if _worth_it(f)], kind_confidence(engine))
+    learned = kinds if kinds is not None else kind_confidence(engine)
+    return _learned([f for f in found if _worth_it(f)], learned)
 
 
 def _learned(found: list[Found], kinds: dict[str, Learned]) -> list[Found]:

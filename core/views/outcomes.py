@@ -93,8 +93,11 @@ def list_outcomes(*, account: str | None = None, engine: Engine | None = None) -
             number = int(account) if account.isdigit() else None
             query = query.where((AdAccount.external_id == account) | (AdAccount.id == number))
         rows = session.execute(query).all()
+        listed = [outcome.id for outcome, *_ in rows]
         checkpoints: dict[int, dict[int, CheckpointView]] = {}
-        for c in session.scalars(select(RexOutcomeCheckpoint)):
+        for c in session.scalars(
+            select(RexOutcomeCheckpoint).where(RexOutcomeCheckpoint.performance_id.in_(listed))
+        ):
             checkpoints.setdefault(c.performance_id, {})[c.days] = CheckpointView(
                 c.days, c.measured_at, c.verdict, c.is_improving, c.learning, c.effects,
                 c.deltas, c.comparison, c.reason,
@@ -181,9 +184,10 @@ def impact(*, account: str | None = None, engine: Engine | None = None) -> Impac
     outcomes = list_outcomes(account=account, engine=engine)
     learned = kind_confidence(engine)
     with read_session(engine) as session:
+        suggested = [o.suggestion_id for o in outcomes if o.suggestion_id]
         stated_of = {
             s.id: (s.detail or {}).get("confidence_prior", s.confidence)
-            for s in session.scalars(select(RexSuggestion))
+            for s in session.scalars(select(RexSuggestion).where(RexSuggestion.id.in_(suggested)))
         }
     groups: dict[tuple[str, str, str], list[OutcomeView]] = {}
     for o in outcomes:
