@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core.labels import format_duration, format_share, format_time
-from core.money import format_money
-from core.views.health import BEFORE_DAYS, IMPACT_DAYS, system_health
+from core.outcomes.record import HEADLINE
+from core.views.health import IMPACT_DAYS, amounts, effects, system_health
 from pages._notices import show_notices
 
 st.title("Health")
@@ -79,11 +79,6 @@ if health.events:
     )
 
 
-def amounts(figures: dict) -> str:  # type: ignore[type-arg]
-    """One amount per currency, each with its currency: "650.00 USD · 12,000 JPY"."""
-    return " · ".join(format_money(v, c) for c, v in sorted(figures.items()))
-
-
 st.subheader("Impact")
 impact = st.columns(3)
 impact[0].metric(
@@ -98,45 +93,27 @@ impact[0].caption(
     if health.entities_under_automation
     else "No active rule can change a delivering entity's budget or status."
 )
-if health.spend_saved:
-    saved = amounts(health.spend_saved)
-elif health.pauses_without_data:
-    saved = "not enough data yet"
-else:
-    saved = "no pauses"
 impact[1].metric(
     f"Spend saved by pauses ({IMPACT_DAYS} days)",
-    saved,
-    help=f"For each pause Rex made in the last {IMPACT_DAYS} days: the entity's average "
-    f"daily spend over the {BEFORE_DAYS} days before it × the days it has stayed paused "
-    "so far (to the minute), until now or until it was undone.",
+    effects(health.spend_saved) or health.pauses.empty_words("no pauses"),
+    help=f"For each pause Rex made in the last {IMPACT_DAYS} days: its estimated effect on "
+    f"the entity's spend over the {HEADLINE} days after it, against what it would have "
+    "spent anyway (from the account's entities Rex did not change), summed; 90 % interval "
+    "below, with the effect on profit (a pause also loses the revenue it bought).",
 )
-impact[1].caption(
-    f"{health.pauses_counted} pause(s) counted"
-    + (
-        f"; {health.pauses_without_data} with no synced day before them (not enough data yet)"
-        if health.pauses_without_data
-        else ""
-    )
-)
-if health.revenue_change_after_scaling:
-    scaled = amounts(health.revenue_change_after_scaling)
-elif health.raises_waiting or health.raises_without_data:
-    scaled = "not enough data yet"
-else:
-    scaled = "no budget raises"
+if health.spend_saved:
+    impact[1].caption(f"90 %: {effects(health.spend_saved, interval=True)}")
+    impact[1].caption(f"Profit effect: {effects(health.profit_after_pauses, interval=True)}")
+impact[1].caption(health.pauses.words("pause(s)"))
 impact[2].metric(
     f"Revenue change after budget raises ({IMPACT_DAYS} days)",
-    scaled,
-    help=f"For each budget raise of the last {IMPACT_DAYS} days whose {BEFORE_DAYS} following "
-    f"days are over: revenue per day in the {BEFORE_DAYS} days after against the "
-    f"{BEFORE_DAYS} days before, × {BEFORE_DAYS}.",
+    effects(health.revenue_change_after_scaling) or health.raises.empty_words("no budget raises"),
+    help=f"For each budget raise Rex made in the last {IMPACT_DAYS} days: its estimated "
+    f"effect on the entity's revenue over the {HEADLINE} days after it, against what it "
+    "would have done anyway (from the account's entities Rex did not change), summed; 90 % "
+    "interval below, with the effect on profit.",
 )
-impact[2].caption(
-    f"{health.raises_counted} raise(s) counted"
-    + (
-        f"; {health.raises_waiting} waiting for their {BEFORE_DAYS} days after"
-        if health.raises_waiting
-        else ""
-    )
-)
+if health.revenue_change_after_scaling:
+    impact[2].caption(f"90 %: {effects(health.revenue_change_after_scaling, interval=True)}")
+    impact[2].caption(f"Profit effect: {effects(health.profit_after_scaling, interval=True)}")
+impact[2].caption(health.raises.words("raise(s)"))

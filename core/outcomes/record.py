@@ -64,6 +64,7 @@ MEASURED = frozenset({ActionType.PAUSE, ActionType.RESUME, ActionType.CHANGE_BUD
                       ActionType.DUPLICATE, ActionType.EDIT_TARGETING,
                       ActionType.SET_SCHEDULE})  # fmt: skip
 MICROS = 1_000_000
+ROLLED_BACK = "rolled back"  # a checkpoint's verdict when the change was undone in its days
 
 
 @dataclass
@@ -247,7 +248,7 @@ def _measure(
     if undone and undone.finished_at is not None:
         account = session.get_one(AdAccount, outcome.account_id)
         if local_today(account.timezone_name, undone.finished_at) <= last:
-            checkpoint.verdict = "rolled back"
+            checkpoint.verdict = ROLLED_BACK
             checkpoint.reason = f"rolled back (action {undone.id}) within these {days} days"
             return checkpoint
     entity = session.get(AdEntity, outcome.entity_id) if outcome.entity_id else None

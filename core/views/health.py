@@ -8,15 +8,15 @@
     dry run and pauses, resumes or changes budgets, and has the entity among its
     candidates (its accounts, level and filters, chosen by the rule engine's own
     scoping, `core.rules.evaluate`);
-  - **spend saved by pauses**: for each pause Rex made in the last 30 days, the entity's
-    average daily spend over the 7 account-local days before the pause (the days Rex
-    synced) × the days it has stayed paused so far, counted to the minute (a pause six
-    hours ago counts a quarter of a day), until now or until it was undone (rolled
-    back, or resumed by a rule). A pause with no synced day before it counts as "not
-    enough data yet";
-  - **revenue change after budget raises**: for each raise of the last 30 days whose 7
-    following days are over, revenue per day in the 7 days after against the 7 days
-    before, × 7;
+  - **spend saved by pauses** and **revenue change after budget raises**: for each pause
+    (each raise) Rex made in the last 30 days, the estimated effect of the change on the
+    entity's spend (revenue) over the 7 days after it — against what it would have done
+    anyway, from the account's entities Rex did not change (its outcome's headline
+    checkpoint, core/outcomes) — summed, with a 90 % interval, and the effect on profit
+    beside it (a pause saves spend and loses the revenue it bought). A change whose 7
+    days (and 3 more for late conversions) have not passed yet is *waiting*; one whose
+    data were too thin for an estimate is counted as *without an estimate*, never as
+    zero;
 * at a glance: active rules, actions today, pending approvals, failures; scheduler
   heartbeats and the newest job errors or missed runs.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -39,11 +39,12 @@ from core.db.models import (
     ActionHistory,
     ActionStatus,
     AdAccount,
-    AdMetric,
     ApprovalStatus,
     AutomationRule,
     ExecutionStatus,
     PendingAction,
+    RexOutcomeCheckpoint,
+    RexSuggestionPerformance,
     RuleExecution,
     RuleStatus,
     SchedulerEvent,
@@ -53,14 +54,14 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.errors import RexError
-from core.money import MICROS_PER_UNIT, from_minor
+from core.money import format_money, from_minor
+from core.outcomes.record import HEADLINE, ROLLED_BACK, SETTLE_DAYS
 from core.rules.document import parse_rule
-from core.rules.windows import local_today
+from core.suggestions.stats import Interval
+from core.views.outcomes import effect_words, money, summed
 
 ALIVE_WITHIN = timedelta(minutes=2)
 IMPACT_DAYS = 30  # the actions the impact figures count: those of the last 30 days
-BEFORE_DAYS = 7  # the days before (and after) an action its effect is measured on
-DailySums = dict[tuple[int, date], tuple[int, int]]  # (entity, day) → (spend, revenue) micros
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,51 @@ class SchedulerState:
 
 
 @dataclass(frozen=True)
+class Counted:
+    """The changes an impact figure is about: measured (in the figure), waiting for
+    their days to pass, measured without an estimate (too little data)."""
+
+    measured: int = 0
+    waiting: int = 0
+    without_estimate: int = 0
+    rolled_back: int = 0  # undone within the days measured: no effect of its own
+
+    def words(self, what: str) -> str:
+        """ "2 pauses measured; 1 waiting for its 7 days to settle"."""
+        said = [f"{self.measured} {what} measured"]
+        if self.waiting:
+            said.append(f"{self.waiting} waiting for {HEADLINE} days after (+{SETTLE_DAYS} "
+                        "for late conversions)")  # fmt: skip
+        if self.without_estimate:
+            said.append(f"{self.without_estimate} with too little data for an estimate")
+        if self.rolled_back:
+            said.append(f"{self.rolled_back} rolled back within {HEADLINE} days")
+        return "; ".join(said)
+
+    def empty_words(self, nothing: str) -> str:
+        """What a figure with no measured change says instead of an amount."""
+        if self.waiting:
+            return "being measured"
+        if self.without_estimate:
+            return "not enough data"
+        return "rolled back" if self.rolled_back else nothing
+
+
+def amounts(figures: dict[str, Decimal]) -> str:
+    """One amount per currency, each as its currency formats it: "650.00 USD · 12,000 JPY"."""
+    return " · ".join(format_money(v, c) for c, v in sorted(figures.items()))
+
+
+def effects(figures: dict[str, Interval], *, interval: bool = False) -> str:
+    """A summed effect per currency, as its currency formats it: "-120.00 USD"; with
+    `interval`, each with its 90 % interval."""
+    if interval:
+        return " · ".join(effect_words((i.estimate, i.low, i.high), c)
+                          for c, i in sorted(figures.items()))  # fmt: skip
+    return " · ".join(money(i.estimate, c) for c, i in sorted(figures.items()))
+
+
+@dataclass(frozen=True)
 class Health:
     days: int
     rule_success_rate: float | None
@@ -121,15 +167,14 @@ class Health:
     events: list[JobEvent]
     # impact (see the module's docstring for what each counts), currency → amount
     budget_under_automation: dict[str, Decimal] = field(default_factory=dict)
-    spend_saved: dict[str, Decimal] = field(default_factory=dict)
-    revenue_change_after_scaling: dict[str, Decimal] = field(default_factory=dict)
+    spend_saved: dict[str, Interval] = field(default_factory=dict)
+    profit_after_pauses: dict[str, Interval] = field(default_factory=dict)
+    pauses: Counted = field(default_factory=lambda: Counted())
+    revenue_change_after_scaling: dict[str, Interval] = field(default_factory=dict)
+    profit_after_scaling: dict[str, Interval] = field(default_factory=dict)
+    raises: Counted = field(default_factory=lambda: Counted())
     last_sync_at: datetime | None = None
     entities_under_automation: int = 0  # delivering entities whose budgets are counted
-    pauses_counted: int = 0  # pauses in `spend_saved`
-    pauses_without_data: int = 0  # pauses with no synced day before them
-    raises_counted: int = 0  # budget raises in `revenue_change_after_scaling`
-    raises_waiting: int = 0  # raises whose 7 following days are not over yet
-    raises_without_data: int = 0  # raises with no synced day before or after them
 
     @property
     def scheduler_alive(self) -> bool:
@@ -252,77 +297,86 @@ def system_health(
 
 
 def _impact(session: Session, now: datetime) -> dict[str, Any]:
-    accounts = {a.id: a for a in session.scalars(select(AdAccount))}
     budget, counted = _budget_under_automation(session, now)
     since = now - timedelta(days=IMPACT_DAYS)
     done = session.scalars(
-        select(ActionHistory)
-        .where(
+        select(ActionHistory).where(
             ActionHistory.status == ActionStatus.SUCCEEDED,
             ActionHistory.action_type.in_((ActionType.PAUSE, ActionType.CHANGE_BUDGET)),
             ActionHistory.created_at >= since,
             ActionHistory.entity_id.is_not(None),
         )
-        .order_by(ActionHistory.created_at, ActionHistory.id)
     ).all()
-    done = [a for a in done if a.account_id in accounts]
     pauses = [a for a in done if a.action_type == ActionType.PAUSE]
     raises = [a for a in done if a.action_type == ActionType.CHANGE_BUDGET and _raised(a)]
-
-    def local_day(action: ActionHistory) -> date:
-        try:
-            return local_today(accounts[action.account_id].timezone_name, _effective(action))
-        except (ValueError, LookupError):  # a stored zone that is no zone: UTC's day
-            return _effective(action).date()
-
-    days = {a.id: local_day(a) for a in pauses + raises}
-    daily = _daily_sums(session, pauses + raises, days)
-    starts = _data_starts(session, {a.account_id for a in pauses + raises})
-    ends = _pause_ends(session, pauses)
-
-    saved: dict[str, Decimal] = {}
-    without_data = 0
-    for pause in pauses:
-        code = accounts[pause.account_id].currency
-        day = days[pause.id]
-        average = _average(daily, pause.entity_id, day - timedelta(days=BEFORE_DAYS),
-                           day - timedelta(days=1), starts.get(pause.account_id))  # fmt: skip
-        if average is None:
-            without_data += 1
-            continue
-        end = min(now, ends.get(pause.id, now))
-        paused = Decimal(max(0.0, (end - _effective(pause)).total_seconds())) / 86_400
-        saved[code] = saved.get(code, Decimal(0)) + average[0] * paused
-
-    scaled: dict[str, Decimal] = {}
-    raises_counted = waiting = without_data_raises = 0
-    for change in raises:
-        day = days[change.id]
-        if now < _effective(change) + timedelta(days=BEFORE_DAYS + 1):
-            waiting += 1  # counted once the 7 days after the change are over
-            continue
-        start = starts.get(change.account_id)
-        before = _average(daily, change.entity_id, day - timedelta(days=BEFORE_DAYS),
-                          day - timedelta(days=1), start)  # fmt: skip
-        after = _average(daily, change.entity_id, day + timedelta(days=1),
-                         day + timedelta(days=BEFORE_DAYS), start)  # fmt: skip
-        if before is None or after is None:
-            without_data_raises += 1
-            continue
-        code = accounts[change.account_id].currency
-        scaled[code] = scaled.get(code, Decimal(0)) + (after[1] - before[1]) * BEFORE_DAYS
-        raises_counted += 1
+    headlines = _headlines(session, [a.id for a in pauses + raises])
+    saved, pause_profit, pauses = _measured(pauses, headlines, "spend", negate=True)
+    scaled, raise_profit, raises = _measured(raises, headlines, "revenue")
     return {
         "budget_under_automation": budget,
         "entities_under_automation": counted,
         "spend_saved": saved,
-        "pauses_counted": len(pauses) - without_data,
-        "pauses_without_data": without_data,
+        "profit_after_pauses": pause_profit,
+        "pauses": pauses,
         "revenue_change_after_scaling": scaled,
-        "raises_counted": raises_counted,
-        "raises_waiting": waiting,
-        "raises_without_data": without_data_raises,
+        "profit_after_scaling": raise_profit,
+        "raises": raises,
     }
+
+
+def _headlines(
+    session: Session, action_ids: list[int]
+) -> dict[int, tuple[str, RexOutcomeCheckpoint | None]]:
+    """action → (its account's currency, its outcome's headline checkpoint or None)."""
+    if not action_ids:
+        return {}
+    rows = session.execute(
+        select(RexSuggestionPerformance.action_id, AdAccount.currency, RexOutcomeCheckpoint)
+        .join(AdAccount, AdAccount.id == RexSuggestionPerformance.account_id)
+        .outerjoin(
+            RexOutcomeCheckpoint,
+            (RexOutcomeCheckpoint.performance_id == RexSuggestionPerformance.id)
+            & (RexOutcomeCheckpoint.days == HEADLINE),
+        )
+        .where(RexSuggestionPerformance.action_id.in_(action_ids))
+    )
+    return {action_id: (currency, checkpoint) for action_id, currency, checkpoint in rows}
+
+
+def _measured(
+    actions: list[ActionHistory],
+    headlines: dict[int, tuple[str, RexOutcomeCheckpoint | None]],
+    metric: str,
+    *,
+    negate: bool = False,
+) -> tuple[dict[str, Interval], dict[str, Interval], Counted]:
+    """The summed effect on `metric` (negated: what was saved) and on profit, per
+    currency, over the actions whose headline checkpoint has an estimate; and the
+    count of each."""
+    effects: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    profits: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    without = waiting = undone = 0
+    for action in actions:
+        currency, checkpoint = headlines.get(action.id, ("", None))
+        if checkpoint is None:
+            waiting += 1
+        elif checkpoint.verdict == ROLLED_BACK:
+            undone += 1
+        elif not checkpoint.effects or metric not in checkpoint.effects:
+            without += 1
+        else:
+            effect = checkpoint.effects[metric]
+            if negate:
+                effect = {"estimate": -effect["estimate"], "low": -effect["high"],
+                          "high": -effect["low"]}  # fmt: skip
+            effects[currency].append(effect)
+            profits[currency].append(checkpoint.effects["profit"])
+    measured = sum(len(v) for v in effects.values())
+    return (
+        {c: Interval(*summed(v)) for c, v in effects.items()},  # type: ignore[misc]
+        {c: Interval(*summed(v)) for c, v in profits.items()},  # type: ignore[misc]
+        Counted(measured, waiting, without, undone),
+    )
 
 
 def _budget_under_automation(session: Session, now: datetime) -> tuple[dict[str, Decimal], int]:
@@ -360,102 +414,12 @@ def _budget_under_automation(session: Session, now: datetime) -> tuple[dict[str,
     return budget, len(seen)
 
 
-def _effective(action: ActionHistory) -> datetime:
-    """When the change took effect: when its run recorded it (the call follows within
-    seconds; `finished_at` is the wall clock, which a run replayed "as of" an instant
-    does not share)."""
-    return action.created_at
-
-
 def _raised(action: ActionHistory) -> bool:
     try:
         change = change_of(action)
     except StoredChangeError:
         return False
     return isinstance(change, BudgetChange) and change.delta_minor > 0
-
-
-def _pause_ends(session: Session, pauses: list[ActionHistory]) -> dict[int, datetime]:
-    """When each pause was undone: its rollback, or a later resume of the same entity."""
-    if not pauses:
-        return {}
-    rollbacks = {
-        a.id: _effective(a)
-        for a in session.scalars(
-            select(ActionHistory).where(
-                ActionHistory.id.in_([p.rolled_back_by_id for p in pauses if p.rolled_back_by_id])
-            )
-        )
-    }
-    resumes: dict[int | None, list[datetime]] = defaultdict(list)
-    for entity_id, at in session.execute(
-        select(ActionHistory.entity_id, ActionHistory.created_at).where(
-            ActionHistory.action_type == ActionType.RESUME,
-            ActionHistory.status == ActionStatus.SUCCEEDED,
-            ActionHistory.entity_id.in_({p.entity_id for p in pauses}),
-        )
-    ):
-        resumes[entity_id].append(at)
-    ends = {}
-    for pause in pauses:
-        later = [t for t in resumes.get(pause.entity_id, []) if t > _effective(pause)]
-        if pause.rolled_back_by_id in rollbacks:
-            later.append(rollbacks[pause.rolled_back_by_id])
-        if later:
-            ends[pause.id] = min(later)
-    return ends
-
-
-def _data_starts(session: Session, account_ids: set[int]) -> dict[int, date]:
-    """The first day of each account's synced numbers (a successful sync's first day, or
-    the oldest stored row if older): days before it are unknown, not zero."""
-    if not account_ids:
-        return {}
-    starts: dict[int, date] = {}
-    for query in (
-        select(SyncRun.account_id, func.min(SyncRun.since))
-        .where(SyncRun.account_id.in_(account_ids), SyncRun.status == SyncStatus.SUCCEEDED)
-        .group_by(SyncRun.account_id),
-        select(AdMetric.account_id, func.min(AdMetric.date))
-        .where(AdMetric.account_id.in_(account_ids))
-        .group_by(AdMetric.account_id),
-    ):
-        for account_id, first in session.execute(query):
-            if first is not None:
-                starts[account_id] = min(first, starts.get(account_id, first))
-    return starts
-
-
-def _daily_sums(session: Session, actions: list[ActionHistory], days: dict[int, date]) -> DailySums:
-    """(entity, day) → (spend, revenue) in micros, around every action, in one query."""
-    if not actions:
-        return {}
-    first = min(days.values()) - timedelta(days=BEFORE_DAYS)
-    last = max(days.values()) + timedelta(days=BEFORE_DAYS)
-    rows = session.execute(
-        select(
-            AdMetric.entity_id, AdMetric.date, AdMetric.spend_micros, AdMetric.revenue_micros
-        ).where(
-            AdMetric.entity_id.in_({a.entity_id for a in actions}),
-            AdMetric.date.between(first, last),
-        )
-    )
-    return {(e, d): (int(s or 0), int(r or 0)) for e, d, s, r in rows}
-
-
-def _average(
-    daily: DailySums, entity_id: int | None, first: date, last: date, data_starts: date | None
-) -> tuple[Decimal, Decimal] | None:
-    """Average daily spend and revenue (major units) of an entity over the synced days of
-    [first, last]; None when Rex synced none of them (or the action names no entity)."""
-    if entity_id is None or data_starts is None or data_starts > last:
-        return None
-    first = max(first, data_starts)
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    spend = sum(daily.get((entity_id, d), (0, 0))[0] for d in days)
-    revenue = sum(daily.get((entity_id, d), (0, 0))[1] for d in days)
-    count = Decimal(len(days)) * MICROS_PER_UNIT
-    return Decimal(spend) / count, Decimal(revenue) / count
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -197,7 +197,7 @@ def impact(*, account: str | None = None, engine: Engine | None = None) -> Impac
     for (source, kind, currency), items in sorted(groups.items()):
         weeks = [o.checkpoints.get(7) for o in items]
         measured = [w for w in weeks if w is not None and w.effects]
-        profit = _summed([w.effects["profit"] for w in measured if w.effects])
+        profit = summed([w.effects["profit"] for w in measured if w.effects])
         learned_kind = learned.get(kind) if source == "suggestion" else None
         kinds.append(KindImpact(
             kind=kind, source=source, measured=len(measured),
@@ -253,12 +253,12 @@ def _by_rule(outcomes: list[OutcomeView]) -> list[RuleImpact]:
             rate = (found.rate.estimate, found.rate.low, found.rate.high, found.outcomes)
         made.append(RuleImpact(
             rule_id, name, len(weeks), sum(w.is_improving is True for w in weeks), currency,
-            _summed(profits), rate,
+            summed(profits), rate,
         ))  # fmt: skip
     return made
 
 
-def _summed(effects: list[dict[str, Any]]) -> tuple[float, float, float] | None:
+def summed(effects: list[dict[str, Any]]) -> tuple[float, float, float] | None:
     """The sum of effects with 90 % intervals, as independent normals (one effect: its
     own interval)."""
     if not effects:
