@@ -104,7 +104,8 @@ impact[1].metric(
 if health.spend_saved:
     impact[1].caption(f"90 %: {effects(health.spend_saved, interval=True)}")
     impact[1].caption(f"Profit effect: {effects(health.profit_after_pauses, interval=True)}")
-impact[1].caption(health.pauses.words("pause(s)"))
+if health.pauses.words("pause(s)"):
+    impact[1].caption(health.pauses.words("pause(s)"))
 impact[2].metric(
     f"Revenue change after budget raises ({IMPACT_DAYS} days)",
     effects(health.revenue_change_after_scaling) or health.raises.empty_words("no budget raises"),
@@ -116,4 +117,5 @@ impact[2].metric(
 if health.revenue_change_after_scaling:
     impact[2].caption(f"90 %: {effects(health.revenue_change_after_scaling, interval=True)}")
     impact[2].caption(f"Profit effect: {effects(health.profit_after_scaling, interval=True)}")
-impact[2].caption(health.raises.words("raise(s)"))
+if health.raises.words("raise(s)"):
+    impact[2].caption(health.raises.words("raise(s)"))

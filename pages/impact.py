@@ -43,7 +43,8 @@ for k in view.kinds:
         learned = f"{rate:.0%} ({low:.0%}–{high:.0%}, {n} outcomes; prior {k.prior:.0%})"
     rows.append({
         "Kind": k.kind, "From": k.source, "Measured": k.measured, "Improved": k.improving,
-        "Did not": k.not_improving, "Not enough evidence": k.unclear, "Waiting": k.waiting,
+        "Did not": k.not_improving, "Not enough evidence": k.unclear,
+        "No estimate": k.without_estimate, "Waiting": k.waiting,
         "Win rate": f"{k.improving / k.measured:.0%}" if k.measured else "—",
         f"Profit effect, {HEADLINE} days (90 %)": effect_words(k.profit, k.currency),
         "Confidence learned": learned,
@@ -65,11 +66,13 @@ if view.rules:
         })  # fmt: skip
     st.dataframe(by_rule, hide_index=True, width="stretch")
 
-charted = [k for k in view.kinds if k.profit is not None]
-if charted:
+for currency in view.currencies:  # one chart per currency: amounts on one axis
+    charted = [k for k in view.kinds if k.profit is not None and k.currency == currency]
+    if not charted:
+        continue
     figure = go.Figure(
         go.Bar(
-            x=[f"{k.kind} ({k.source}, {k.currency})" for k in charted],
+            x=[f"{k.kind} ({k.source})" for k in charted],
             y=[k.profit[0] for k in charted if k.profit],
             error_y={
                 "type": "data",
@@ -82,8 +85,10 @@ if charted:
             ],
         )  # fmt: skip
     )
-    figure.update_layout(title="Profit effect over the 7 days after, summed per kind (90 %)",
-                         yaxis_title="effect on profit", height=360)  # fmt: skip
+    figure.update_layout(
+        title=f"Profit effect over the {HEADLINE} days after, summed per kind (90 %) · {currency}",
+        yaxis_title=f"effect on profit ({currency})", height=360,
+    )  # fmt: skip
     st.plotly_chart(figure, width="stretch", config=PLOTLY_OFFLINE_CONFIG)
 
 st.subheader("Calibration of the stated confidence")

@@ -276,3 +276,66 @@ def test_the_checkpoints_are_a_setting_that_always_holds_the_headline() -> None:
     for bad, words in (("x", "not a list of days"), ("0,7", "from 1 to 28")):
         with pytest.raises(ValidationError, match=words):
             Settings(outcome_checkpoints=bad)
+
+
+def test_impact_keeps_currencies_apart_and_tells_waiting_from_no_estimate(db: Engine) -> None:
+    """Two accounts, USD and JPY: each kind's figures stay in their own currency, with
+    one profit chart per currency (never yen and dollars on one axis); a change whose 7
+    days had too little data is "no estimate", not "waiting"."""
+    from datetime import date
+
+    from core.db import write_session
+    from core.db.models import AdAccount
+    from core.views.outcomes import impact
+
+    effect = {"estimate": 120.0, "low": 20.0, "high": 220.0, "level": 0.9}
+    with write_session() as session:
+        for n, currency in enumerate(("USD", "JPY")):
+            account = AdAccount(
+                external_id=f"act_9{n}", name=currency, currency=currency,
+                timezone_name="UTC", account_status=1, token_encrypted="x",
+            )  # fmt: skip
+            session.add(account)
+            session.flush()
+            for k, state in enumerate(("measured", "thin", "waiting")):
+                entity = AdEntity(account_id=account.id, level="adset",
+                                  external_id=f"9{n}{k}", name=f"{currency} {state}",
+                                  status="PAUSED", effective_status="PAUSED")  # fmt: skip
+                session.add(entity)
+                session.flush()
+                action = ActionHistory(account_id=account.id, entity_id=entity.id,
+                                       action_type="pause", status="succeeded",
+                                       created_at=NOW, finished_at=NOW)  # fmt: skip
+                session.add(action)
+                session.flush()
+                outcome = RexSuggestionPerformance(
+                    action_id=action.id, account_id=account.id, entity_id=entity.id,
+                    kind="pause", changed_on=date(2026, 11, 20), baseline_metrics={},
+                )  # fmt: skip
+                session.add(outcome)
+                session.flush()
+                if state == "measured":
+                    session.add(RexOutcomeCheckpoint(
+                        performance_id=outcome.id, days=7, verdict="improving",
+                        is_improving=True, effects={"profit": effect}, measured_at=NOW,
+                    ))  # fmt: skip
+                elif state == "thin":
+                    session.add(RexOutcomeCheckpoint(
+                        performance_id=outcome.id, days=7, verdict="no estimate",
+                        reason="3 days with delivery in the baseline", measured_at=NOW,
+                    ))  # fmt: skip
+
+    view = impact()
+    assert [(k.currency, k.measured, k.without_estimate, k.waiting) for k in view.kinds] == [
+        ("JPY", 1, 1, 1), ("USD", 1, 1, 1),
+    ]  # fmt: skip
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.switch_page("pages/impact.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    kinds = app.dataframe[0].value
+    assert list(kinds["No estimate"]) == [1, 1] and list(kinds["Waiting"]) == [1, 1]
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    titles = [c["layout"]["title"]["text"] for c in charts]
+    assert [t.rsplit("· ", 1)[1] for t in titles] == ["JPY", "USD"]
+    for chart in charts:
+        assert [bar["y"] for bar in chart["data"]] == [[120.0]]  # one kind, its own currency

@@ -310,17 +310,17 @@ def _impact(session: Session, now: datetime) -> dict[str, Any]:
     pauses = [a for a in done if a.action_type == ActionType.PAUSE]
     raises = [a for a in done if a.action_type == ActionType.CHANGE_BUDGET and _raised(a)]
     headlines = _headlines(session, [a.id for a in pauses + raises])
-    saved, pause_profit, pauses = _measured(pauses, headlines, "spend", negate=True)
-    scaled, raise_profit, raises = _measured(raises, headlines, "revenue")
+    saved, pause_profit, paused = _measured(pauses, headlines, "spend", negate=True)
+    scaled, raise_profit, raised = _measured(raises, headlines, "revenue")
     return {
         "budget_under_automation": budget,
         "entities_under_automation": counted,
         "spend_saved": saved,
         "profit_after_pauses": pause_profit,
-        "pauses": pauses,
+        "pauses": paused,
         "revenue_change_after_scaling": scaled,
         "profit_after_scaling": raise_profit,
-        "raises": raises,
+        "raises": raised,
     }
 
 
@@ -340,7 +340,11 @@ def _headlines(
         )
         .where(RexSuggestionPerformance.action_id.in_(action_ids))
     )
-    return {action_id: (currency, checkpoint) for action_id, currency, checkpoint in rows}
+    return {
+        action_id: (currency, checkpoint)
+        for action_id, currency, checkpoint in rows
+        if action_id is not None
+    }
 
 
 def _measured(

@@ -139,7 +139,8 @@ class KindImpact:
     improving: int
     not_improving: int
     unclear: int  # not enough evidence
-    waiting: int  # applied, 7 days not settled yet (or no estimate)
+    without_estimate: int  # measured, but too little data (or rolled back) for an estimate
+    waiting: int  # applied, 7 days not settled yet
     currency: str
     profit: tuple[float, float, float] | None  # estimate, low, high (major units, 7 days)
     learned: tuple[float, float, float, int] | None  # rate, low, high, outcomes
@@ -204,7 +205,8 @@ def impact(*, account: str | None = None, engine: Engine | None = None) -> Impac
             improving=sum(w.is_improving is True for w in measured),
             not_improving=sum(w.is_improving is False for w in measured),
             unclear=sum(w.is_improving is None for w in measured),
-            waiting=len(items) - len(measured), currency=currency, profit=profit,
+            without_estimate=sum(w is not None and not w.effects for w in weeks),
+            waiting=sum(w is None for w in weeks), currency=currency, profit=profit,
             learned=(learned_kind.rate.estimate, learned_kind.rate.low, learned_kind.rate.high,
                      learned_kind.outcomes) if learned_kind else None,
             prior=learned_kind.prior if learned_kind else None,
