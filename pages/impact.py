@@ -80,8 +80,10 @@ for currency in view.currencies:  # one chart per currency: amounts on one axis
                 "array": [k.profit[2] - k.profit[0] for k in charted if k.profit],
                 "arrayminus": [k.profit[0] - k.profit[1] for k in charted if k.profit],
             },
-            marker_color=[
-                "#2e7d32" if k.profit and k.profit[1] > 0 else "#9e9e9e" for k in charted
+            marker_color=[  # green: credibly up; red: credibly down; grey: unclear
+                "#2e7d32" if k.profit[1] > 0 else "#c62828" if k.profit[2] < 0 else "#9e9e9e"
+                for k in charted
+                if k.profit
             ],
         )  # fmt: skip
     )
