@@ -195,6 +195,24 @@ class Settings(BaseSettings):
         "separated, 1–28); 7, the headline, is always among them.",
     )
 
+    session_hours: int = Field(
+        default=12,
+        ge=1,
+        le=720,
+        description="A signed-in session ends this many hours after it began (and on "
+        "sign-out, a password change or the user being disabled).",
+    )
+    signin_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="After this many wrong passwords in a row, a user is locked out for "
+        "REX_SIGNIN_LOCKOUT_MINUTES (each wrong one before that waits 1, 2, 4 … seconds).",
+    )
+    signin_lockout_minutes: int = Field(
+        default=15, ge=1, le=1440, description="How long a lock-out lasts."
+    )
+
     log_level: str = Field(default="INFO", description="Python log level.")
 
     @field_validator("database_url")

@@ -27,6 +27,7 @@ SEED_TABLES = {
     "rex_suggestion_performance",
     "ad_entities",
 }
+USERS_TABLES = {"user_grants", "user_sessions", "audit_log"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -61,8 +62,16 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
+    # 0010 undone: grants, sessions and the audit log are gone, the seed's users stay
+    assert _tables(empty_url) == set(Base.metadata.tables) - USERS_TABLES
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("users")}
+    assert "password_hash" not in columns and "email" in columns
+
+    migrate.downgrade("-1", url=empty_url)
     # 0009 undone: the outcomes' checkpoints and columns are gone
-    assert _tables(empty_url) == set(Base.metadata.tables) - {"rex_outcome_checkpoints"}
+    assert _tables(empty_url) == set(Base.metadata.tables) - {
+        "rex_outcome_checkpoints", *USERS_TABLES
+    }
     columns = {
         c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestion_performance")
     }
@@ -73,17 +82,18 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     assert _tables(empty_url) == set(Base.metadata.tables) - {
         "rex_suggestion_events",
         "rex_outcome_checkpoints",
+        *USERS_TABLES,
     }
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestions")}
     assert "fingerprint" not in columns and "confidence" in columns
 
     migrate.downgrade("-1", url=empty_url)
     # 0007 undone: purchases and revenue by region, DMA and hour are NOT NULL again (the
-    # other differences are 0008's and 0009's: column changes come as lists, additions
-    # as tuples)
+    # other differences are 0008's, 0009's and 0010's: column changes come as lists,
+    # additions as tuples)
     changed = [
         d for d in _differences(empty_url)
-        if isinstance(d, list) and d[0][2] != "rex_suggestion_performance"
+        if isinstance(d, list) and d[0][2] not in ("rex_suggestion_performance", "users")
     ]  # fmt: skip
     assert sorted((d[0][0], d[0][2], d[0][3]) for d in changed) == [
         ("modify_nullable", table, column)

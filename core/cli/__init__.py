@@ -10,6 +10,7 @@
     actions rollback|unknown|settle  the writes Rex made                    actions.py
     suggestions generate|list|…      what the breakdowns suggest            suggestions.py
     outcomes update|list             what the applied changes did           outcomes.py
+    users add|list|grant|revoke|…    who signs in, and their roles          users.py
     up                               everything `make run` starts           up.py
 
 Each module has `register(parser)`, which adds its options and subcommands and sets
@@ -64,6 +65,7 @@ COMMANDS = (
     ("actions", "actions Rex took"),
     ("suggestions", "suggestions from the breakdowns: generate, list, apply, dismiss"),
     ("outcomes", "what applied changes did: update, list"),
+    ("users", "who signs in and their roles: add, list, grant, revoke, passwd, disable"),
     ("up", "migrate, start the sandbox, connect and sync it, serve the app"),
 )
 

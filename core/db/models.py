@@ -65,12 +65,80 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
+    """A person who signs in to Rex (core/access). `email` is stored lower-case; a user
+    from single sign-on has no `password_hash`. Users are disabled, never deleted: the
+    record keeps naming them."""
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id, PHC string
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    disabled_at: Mapped[datetime | None]
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    locked_until: Mapped[datetime | None]  # no sign-in before this (slowed, or locked out)
+    last_sign_in_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
+
+
+class UserGrant(Base):
+    """A role a user holds on one ad account (core/access/roles.py)."""
+
+    __tablename__ = "user_grants"
+    __table_args__ = (UniqueConstraint("user_id", "account_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class UserSession(Base):
+    """A signed-in session: the browser (or CLI) holds a random token, Rex only its
+    SHA-256. It ends on sign-out, at `expires_at`, or when the user is disabled."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    via: Mapped[str] = mapped_column(String(20))  # "password", "sso"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class AuditEntry(Base):
+    """Who did what, when, from which session, with the old and new values. Written in
+    the same transaction as the change it records; never edited."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )  # None: Rex itself (the scheduler) or an operator's bootstrap
+    actor: Mapped[str] = mapped_column(String(320))  # the e-mail (or "rex"), as it was
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_sessions.id", ondelete="SET NULL")
+    )
+    via: Mapped[str] = mapped_column(String(20))  # "ui", "cli", "scheduler"
+    action: Mapped[str] = mapped_column(String(60))  # "user.add", "approval.approve", …
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(80))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ad_accounts.id", ondelete="SET NULL")
+    )
+    old_value: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    new_value: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 # ------------------------------------------------------------------ accounts & entities

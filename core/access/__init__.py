@@ -1,0 +1,1 @@
+"""Who may do what: users, roles per ad account, sign-in, sessions, the audit log."""
