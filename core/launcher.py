@@ -66,6 +66,7 @@ class Launcher:
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             self.migrate()
+            self.first_admin()
             self.check_key()
             accounts = self.start_sandbox() if self.sandbox else []
             if self.first_sync and not self._stop.is_set():
@@ -84,6 +85,18 @@ class Launcher:
     def migrate(self) -> None:
         upgrade("head")
         print(f"✓ database migrated to {current_revision()}", flush=True)
+
+    def first_admin(self) -> None:
+        """With no user yet, the first admin (`REX_ADMIN_EMAIL`) and a generated password,
+        printed once: the app asks everyone to sign in, and there is no default password."""
+        from core.access.users import add_user, bootstrap_actor, has_users
+
+        if has_users():
+            return
+        email = get_settings().admin_email
+        added = add_user(email, name="Admin", admin=True, by=bootstrap_actor())
+        print(f"✓ first admin {email}, password {added.password} — shown once: sign in with "
+              "it, then add your team (Settings → Users)", flush=True)  # fmt: skip
 
     def check_key(self) -> None:
         """Stop before anything is written when the stored tokens cannot be decrypted."""

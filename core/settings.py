@@ -195,6 +195,11 @@ class Settings(BaseSettings):
         "separated, 1–28); 7, the headline, is always among them.",
     )
 
+    admin_email: str = Field(
+        default="admin@rex.local",
+        description="The first admin's e-mail, made (with a generated password printed "
+        "once) by `make run` / `python -m core up` when Rex has no user yet.",
+    )
     session_hours: int = Field(
         default=12,
         ge=1,

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import clock
+from core.access.roles import Permission
 from core.accounts import (
     advance_sandboxes,
     connect_account,
@@ -17,6 +18,7 @@ from core.errors import InputError, RexError
 from core.meta import GraphError
 from core.sync.runner import sync_accounts
 from pages._notices import act, notify, show_notices
+from pages._signin import signed_in
 
 FIELDS = {"account": "Ad account ID", "token": "Access token", "graph_url": "Graph API URL"}
 CONNECT_KEYS = ("connect_account", "connect_token", "connect_graph_url")
@@ -110,6 +112,7 @@ def advance_and_sync() -> None:
     )
 
 
+actor = signed_in(Permission.MANAGE_ACCOUNTS)
 st.title("Accounts")
 show_notices()
 

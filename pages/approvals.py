@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.access.roles import Permission
 from core.actions.approvals import (
     ApprovalView,
     approve_many,
@@ -13,6 +14,7 @@ from core.enums import ApprovalStatus
 from core.errors import RexError
 from core.rules.describe import LEVEL_NOUNS
 from pages._notices import notify, show_notices
+from pages._signin import signed_in
 
 CHOSEN = "approvals_chosen"
 
@@ -82,6 +84,7 @@ def _row(p: ApprovalView) -> None:
         reject_col.button("Reject", key=f"reject_{p.id}", on_click=_decide, args=([p.id], False))
 
 
+actor = signed_in(Permission.READ)
 st.title("Approvals")
 show_notices()
 

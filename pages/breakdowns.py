@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
+from core.access.roles import Permission
 from core.db.types import utcnow
 from core.errors import InputError
 from core.labels import DIMENSIONS, hour_name, hover_value, metric_title, number_format
@@ -24,7 +25,9 @@ from core.views.breakdowns import (
 )
 from core.views.suggestions import list_suggestions
 from pages._notices import connected_accounts, show_notices
+from pages._signin import signed_in
 
+actor = signed_in(Permission.READ)
 st.title("Breakdowns")
 show_notices()
 accounts = connected_accounts()

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import streamlit as st
 
+from core.access.roles import Permission
 from core.accounts import list_accounts
 from core.actions.rollback import rollback
 from core.actions.settle import settle_by_person
@@ -21,6 +22,7 @@ from core.views.activity import (
     why_not,
 )
 from pages._notices import act, show_notices
+from pages._signin import signed_in
 
 PAGE = "activity_page"
 
@@ -81,6 +83,7 @@ def _action(action: ActionRow, keys: str) -> None:
         )
 
 
+actor = signed_in(Permission.READ)
 st.title("Executions")
 show_notices()
 

@@ -2,11 +2,14 @@
 
 import streamlit as st
 
+from core.access.roles import Permission
 from core.labels import format_duration, format_share, format_time
 from core.outcomes.record import HEADLINE
 from core.views.health import IMPACT_DAYS, amounts, effects, system_health
 from pages._notices import show_notices
+from pages._signin import signed_in
 
+actor = signed_in(Permission.READ)
 st.title("Health")
 show_notices()
 health = system_health(days=7)

@@ -3,12 +3,15 @@
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.access.roles import Permission
 from core.outcomes.record import HEADLINE, SETTLE_DAYS
 from core.settings import get_settings
 from core.views.breakdowns import PLOTLY_OFFLINE_CONFIG
 from core.views.outcomes import MIN_RULE_OUTCOMES, effect_words, impact
 from pages._notices import connected_accounts, show_notices
+from pages._signin import signed_in
 
+actor = signed_in(Permission.READ)
 st.title("Impact")
 show_notices()
 accounts = connected_accounts()

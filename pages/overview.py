@@ -5,13 +5,16 @@ from datetime import datetime, time, timedelta
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.access.roles import Permission
 from core.enums import Level
 from core.money import decimals
 from core.views.activity import recent_actions
 from core.views.health import system_health
 from core.views.overview import account_overview, entity_table
 from pages._notices import connected_accounts, show_notices
+from pages._signin import signed_in
 
+actor = signed_in(Permission.READ)
 st.title("Overview")
 show_notices()
 

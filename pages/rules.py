@@ -7,6 +7,7 @@ import json
 
 import streamlit as st
 
+from core.access.roles import Permission
 from core.actions.kinds import ActionType
 from core.db.models import RuleStatus
 from core.engine.preview import preview_outcomes
@@ -67,6 +68,7 @@ from core.views.rules import (
     rules_with_activity,
 )
 from pages._notices import act, notify, show_notices
+from pages._signin import signed_in
 
 # the statuses a listed rule can have (deleted rules are not listed)
 LISTED_STATUSES = [s.value for s in (RuleStatus.ACTIVE, RuleStatus.PAUSED, RuleStatus.DRAFT)]
@@ -185,6 +187,7 @@ def optional_number(place, label: str, value: object, key: str, **options: objec
 
 # ---------------------------------------------------------------------- page
 
+actor = signed_in(Permission.READ)
 st.title("Rules")
 show_notices()
 if "builder_draft" not in state:

@@ -6,6 +6,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.access.roles import Permission
 from core.db.types import utcnow
 from core.enums import SuggestionStatus
 from core.errors import InputError, RexError
@@ -15,6 +16,7 @@ from core.suggestions.generate import generate
 from core.suggestions.records import dismiss
 from core.views.suggestions import KINDS, SuggestionView, get_suggestion, list_suggestions
 from pages._notices import connected_accounts, notify, show_notices
+from pages._signin import signed_in
 
 KIND_WORDS = {
     "demographic": "Age and gender",
@@ -291,6 +293,7 @@ def card(s: SuggestionView, first: bool) -> None:
         _record(s)
 
 
+actor = signed_in(Permission.READ)
 st.title("Suggestions")
 show_notices()
 accounts = connected_accounts()

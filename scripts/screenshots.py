@@ -58,6 +58,9 @@ DEMO_RULE = {
     "actions": [{"type": "change_budget", "by_percent": 20, "max": 500}],
     "safety": {"require_approval": True, "max_daily_actions": 5},
 }
+# the throwaway install's first admin, with a password set for the browser to sign in
+DEMO_EMAIL = "admin@rex.local"
+DEMO_PASSWORD = "throwaway demo password"
 
 
 def main() -> int:
@@ -67,6 +70,12 @@ def main() -> int:
         "--current-database",
         action="store_true",
         help="serve the database of the current settings instead of a throwaway sandbox",
+    )
+    parser.add_argument(
+        "--email",
+        default=DEMO_EMAIL,
+        help="with --current-database: who signs in (the password from the environment's "
+        "REX_SCREENSHOT_PASSWORD)",
     )
     parser.add_argument(
         "--only",
@@ -91,7 +100,8 @@ def main() -> int:
         server = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
         try:
             wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
-            return shoot(f"http://127.0.0.1:{port}", out, args.only)
+            password = os.environ.get("REX_SCREENSHOT_PASSWORD", "")
+            return shoot(f"http://127.0.0.1:{port}", out, args.only, (args.email, password))
         finally:
             server.terminate()
             server.wait(30)
@@ -108,6 +118,7 @@ def throwaway_app(sync_days: int = 60) -> Iterator[str]:
         env.pop("DATABASE_URL", None)
         env["REX_SANDBOX_PORT"] = str(free_port())
         env["REX_UI_PORT"] = port = str(free_port())
+        env["REX_ADMIN_EMAIL"] = DEMO_EMAIL
         env["REX_SYNC_DAYS"] = str(sync_days)  # 60: the KPIs show "vs previous 30 days"
         env.pop("REX_SECRET_KEY", None)  # its own key file in the temporary data dir
         server = subprocess.Popen([sys.executable, "-m", "core", "up"], cwd=ROOT, env=env)
@@ -120,13 +131,19 @@ def throwaway_app(sync_days: int = 60) -> Iterator[str]:
             server.wait(30)
 
 
-def shoot(base: str, out: Path, only: list[str] | None = None) -> int:
+def shoot(
+    base: str,
+    out: Path,
+    only: list[str] | None = None,
+    credentials: tuple[str, str] = (DEMO_EMAIL, DEMO_PASSWORD),
+) -> int:
     from playwright.sync_api import sync_playwright
 
     failures = 0
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1680, "height": 1700})
+        sign_in(page, base, *credentials)
         for name, (path, heading) in PAGES.items():
             if only and name not in only:
                 continue
@@ -149,6 +166,17 @@ def shoot(base: str, out: Path, only: list[str] | None = None) -> int:
             failures += shoot_builder(page, base, out)
         browser.close()
     return 1 if failures else 0
+
+
+def sign_in(page, base: str, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in through the app's form; the session's cookie then carries every page."""
+    page.goto(base + "/")
+    page.get_by_role("heading", name="Sign in to Rex").wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="E-mail").fill(email)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=60_000)
+    settle(page)
 
 
 def settle(page) -> None:  # type: ignore[no-untyped-def]
@@ -202,8 +230,9 @@ def shoot_builder(page, base: str, out: Path) -> int:  # type: ignore[no-untyped
 
 
 def seed_demo_rule(env: dict[str, str]) -> None:
-    """A rule that queues approvals, run once, and one of them approved: the Automation
-    pages have something to show; suggestions found from the synced breakdowns."""
+    """The first admin's password set (for the browser to sign in); a rule that queues
+    approvals, run once, and one of them approved: the Automation pages have something
+    to show; suggestions found from the synced breakdowns."""
     import json
 
     def rex(*args: str, stdin: str | None = None) -> str:
@@ -217,6 +246,8 @@ def seed_demo_rule(env: dict[str, str]) -> None:
             check=True,
         ).stdout
 
+    rex("users", "passwd", DEMO_EMAIL, "--password-stdin", "--as", DEMO_EMAIL,
+        stdin=DEMO_PASSWORD + "\n")  # fmt: skip
     rule_id = rex("rules", "import", "-", stdin=json.dumps(DEMO_RULE)).strip()
     rex("run", "--rule", rule_id)  # queues its proposals (ids 1, 2, …: a new database)
     rex("approvals", "approve", "1", "--by", "demo")  # one applied change, undoable

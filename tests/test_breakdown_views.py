@@ -21,6 +21,7 @@ from core.sync.runner import SyncOptions, sync_accounts
 from core.views import breakdowns
 from core.views.breakdowns import breakdown_view, segments_csv
 from tests.conftest import NOW
+from tests.signed import signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +74,7 @@ def test_bad_metric_or_range_names_the_field(synced: int) -> None:
 
 
 def test_the_page_draws_every_chart(synced: int) -> None:
-    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app = signed_page("pages/breakdowns.py", timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert len(app.get("plotly_chart")) == 4  # age×gender, placement, map, heatmap
@@ -111,7 +112,7 @@ def _chart_specs(app: AppTest) -> list[tuple[dict, dict]]:
 
 
 def test_the_country_map_carries_its_shapes_and_asks_no_cdn(synced: int) -> None:
-    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app = signed_page("pages/breakdowns.py", timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     maps = [
@@ -141,7 +142,7 @@ def test_the_country_map_carries_its_shapes_and_asks_no_cdn(synced: int) -> None
 
 
 def test_the_page_names_values_and_shows_percentages(synced: int) -> None:
-    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app = signed_page("pages/breakdowns.py", timeout=60)
     app.run()
     app.selectbox(key="breakdowns_metric").set_value("ctr").run()
     assert not app.exception, [e.value for e in app.exception]
@@ -204,7 +205,7 @@ def test_purchases_by_region_dma_and_hour_are_not_available_never_zero(synced: i
 
 
 def test_the_page_says_meta_reports_no_purchases_by_region_or_hour(synced: int) -> None:
-    app = AppTest.from_file(str(ROOT / "pages/breakdowns.py"), default_timeout=60)
+    app = signed_page("pages/breakdowns.py", timeout=60)
     app.run()
     assert app.selectbox(key="breakdowns_metric").value == "roas"
     assert app.selectbox(key="breakdowns_on_meta_metric").value == "cpc"

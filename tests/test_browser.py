@@ -15,10 +15,13 @@ from scripts.screenshots import (
     ACCOUNTS_BOX,
     CHROMIUM,
     CHROMIUM_ARGS,
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
     PAGES,
     pick_option,
     settle,
     shoot,
+    sign_in,
     throwaway_app,
 )
 
@@ -41,6 +44,14 @@ def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1680, "height": 1400})
         page.set_default_timeout(60_000)
+        # a deep link asks to sign in first; a wrong password is refused in words
+        page.goto(f"{app}/rules")
+        expect(page.get_by_role("heading", name="Sign in to Rex")).to_be_visible()
+        page.get_by_role("textbox", name="E-mail").fill(DEMO_EMAIL)
+        page.get_by_role("textbox", name="Password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("wrong e-mail or password")).to_be_visible()
+        sign_in(page, app, DEMO_EMAIL, DEMO_PASSWORD)
 
         def notice(text: str) -> None:  # a notice (st.success / st.info / …) saying `text`
             alerts = page.locator('[data-testid="stAlert"]').filter(has_text=text)
@@ -91,6 +102,14 @@ def test_the_marketer_s_flow_from_template_to_undo(app: str) -> None:
         page.locator('[class*="st-key-undo_"] button').first.click()
         notice("Rolled back")
         assert page.locator('[data-testid="stException"]').count() == 0
+
+        # a reload stays signed in (the session's cookie); signing out ends it for good
+        page.reload()
+        expect(page.locator('[data-testid="stSidebarNav"]')).to_be_visible()
+        click("sign_out")
+        expect(page.get_by_role("heading", name="Sign in to Rex")).to_be_visible()
+        page.reload()
+        expect(page.get_by_role("heading", name="Sign in to Rex")).to_be_visible()
         browser.close()
 
 

@@ -29,6 +29,7 @@ from core.meta import GraphClient, GraphError
 from core.meta.errors import TokenInvalidError, TransientError, UnexpectedResponseError
 from core.money import MoneyError, check_currency
 from core.rules.windows import Window, WindowError
+from tests.signed import signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_1010000001"
@@ -221,7 +222,7 @@ def test_a_graph_url_that_cannot_be_one_is_an_input_error(db: Engine, url: str, 
 
 
 def connect_on_the_page(account: str, token: str, graph_url: str) -> AppTest:
-    app = AppTest.from_file(str(ROOT / "pages/accounts.py"), default_timeout=60)
+    app = signed_page("pages/accounts.py", timeout=60)
     app.run()
     app.text_input(key="connect_account").set_value(account)
     app.text_input(key="connect_token").set_value(token)

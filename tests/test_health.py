@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
-from streamlit.testing.v1 import AppTest
 
 from core.db import read_session, write_session
 from core.db.models import (
@@ -26,6 +25,7 @@ from core.rules.store import save_rule
 from core.views.health import Counted, system_health
 from core.views.outcomes import effect_words, money
 from tests.conftest import NOW
+from tests.signed import signed_page
 from tests.test_engine import SCALE_WINNERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def test_figures_after_a_run(worked) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_page_says_when_no_scheduler_runs(db: Engine) -> None:
-    app = AppTest.from_file(str(ROOT / "pages/health.py"), default_timeout=60)
+    app = signed_page("pages/health.py", timeout=60)
     app.run()
     assert not app.exception
     assert "python -m core.scheduler" in app.warning[0].value
@@ -124,7 +124,7 @@ def test_a_pause_without_synced_days_before_it_is_not_enough_data(db: Engine) ->
     assert health.spend_saved == {}
     assert health.pauses == Counted(measured=0, waiting=0, without_estimate=1)
 
-    app = AppTest.from_file(str(ROOT / "pages/health.py"), default_timeout=60)
+    app = signed_page("pages/health.py", timeout=60)
     app.run()
     assert not app.exception
     metrics = {m.label: m.value for m in app.metric}
@@ -151,7 +151,7 @@ def test_the_page_shows_durations_and_times_as_people_read_them(db: Engine) -> N
             session.add(RuleExecution(rule_id=rule.id, started_at=now, duration_ms=ms,
                                       status="succeeded"))  # fmt: skip
 
-    app = AppTest.from_file(str(ROOT / "pages/health.py"), default_timeout=60)
+    app = signed_page("pages/health.py", timeout=60)
     app.run()
     assert not app.exception
     assert {m.label: m.value for m in app.metric}["Average execution"] == "1.5 s"
@@ -254,7 +254,7 @@ def test_the_impact_figures_are_the_outcomes_estimates_and_hold_the_truth(db: En
     with write_session() as session:
         for action in session.scalars(select(ActionHistory)):
             action.created_at = utcnow() - timedelta(days=12)
-    app = AppTest.from_file(str(ROOT / "pages/health.py"), default_timeout=60)
+    app = signed_page("pages/health.py", timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     metrics = {m.label: m.value for m in app.metric}

@@ -70,7 +70,8 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     # 0009 undone: the outcomes' checkpoints and columns are gone
     assert _tables(empty_url) == set(Base.metadata.tables) - {
-        "rex_outcome_checkpoints", *USERS_TABLES
+        "rex_outcome_checkpoints",
+        *USERS_TABLES,
     }
     columns = {
         c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestion_performance")

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import Engine, select
-from streamlit.testing.v1 import AppTest
 
 from core.accounts import connect_account
 from core.db import read_session
@@ -35,6 +34,7 @@ from core.suggestions.generate import generate
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import list_suggestions
 from tests.conftest import NOW
+from tests.signed import signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_4001"
@@ -169,7 +169,7 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
     said = get_suggestion(excluded.id).measured or ""
     assert said.startswith(f"14 days after: {measured[14].verdict}") and "learning phase" in said
     # the Impact page: the kind, its measured outcome, the charts
-    impact = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    impact = signed_page("app.py", timeout=60)
     impact.switch_page("pages/impact.py").run()
     assert not impact.exception, [e.value for e in impact.exception]
     kinds = impact.dataframe[0].value
@@ -329,7 +329,7 @@ def test_impact_keeps_currencies_apart_and_tells_waiting_from_no_estimate(db: En
     assert [(k.currency, k.measured, k.without_estimate, k.waiting) for k in view.kinds] == [
         ("JPY", 1, 1, 1), ("USD", 1, 1, 1),
     ]  # fmt: skip
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app = signed_page("app.py", timeout=60)
     app.switch_page("pages/impact.py").run()
     assert not app.exception, [e.value for e in app.exception]
     kinds = app.dataframe[0].value

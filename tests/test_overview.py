@@ -15,6 +15,7 @@ from core.db import write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun
 from core.db.types import utcnow
 from core.rules.windows import local_today
+from tests.signed import signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = "America/Los_Angeles"
@@ -49,7 +50,7 @@ def synced_30_days(db: Engine):  # type: ignore[no-untyped-def]
 
 
 def _page() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "pages/overview.py"), default_timeout=60)
+    app = signed_page("pages/overview.py", timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app

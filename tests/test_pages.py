@@ -19,6 +19,7 @@ from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.overview import account_overview, entity_table
 from tests.conftest import NOW
+from tests.signed import signed_page
 
 PAGES = ("app.py", "pages/overview.py", "pages/accounts.py")
 TIMEOUT = 60
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(page: str) -> AppTest:
-    app = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    app = signed_page(page, timeout=TIMEOUT)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app

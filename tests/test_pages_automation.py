@@ -15,6 +15,7 @@ from core.db import write_session
 from core.db.models import RuleExecution
 from core.engine.run import run_rule_now
 from core.rules.store import save_rule
+from tests.signed import signed_page
 from tests.test_activity import BOTH, TWIN, live_twins  # noqa: F401 (the fixture)
 from tests.test_engine import SCALE_WINNERS, budgets
 
@@ -23,7 +24,7 @@ APPROVAL = {**SCALE_WINNERS, "safety": {"require_approval": True}}
 
 
 def run(page: str) -> AppTest:
-    app = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    app = signed_page(page, timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
@@ -56,7 +57,7 @@ def test_the_approvals_empty_state_explains_what_to_do(db: Engine) -> None:
 
 
 def test_the_executions_empty_state_links_to_the_rules_page(db: Engine) -> None:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app = signed_page("app.py", timeout=60)
     app.switch_page("pages/executions.py").run()  # as `make run` serves it: page links work
     assert not app.exception, [e.value for e in app.exception]
     assert "rule" in app.info[0].value.lower() and "python -m core" not in app.info[0].value

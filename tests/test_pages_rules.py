@@ -13,13 +13,14 @@ from core.engine.run import run_rule_now
 from core.rules.builder import TEMPLATES, duplicate_rule, problems_by_section, template
 from core.rules.document import parse_rule
 from core.rules.store import get_rule, list_rules, save_rule
+from tests.signed import signed_page
 from tests.test_engine import SCALE_WINNERS, budgets
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "pages/rules.py"), default_timeout=60)
+    app = signed_page("pages/rules.py", timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app

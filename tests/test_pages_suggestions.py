@@ -27,6 +27,7 @@ from core.suggestions.records import Found, reconcile
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import SuggestionView, get_suggestion, list_suggestions
 from tests.conftest import NOW
+from tests.signed import signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_4001"
@@ -72,7 +73,7 @@ def suggested(shop):  # type: ignore[no-untyped-def]
 
 def page() -> AppTest:
     """The page as `make run` serves it (through app.py: its links to other pages work)."""
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app = signed_page("app.py", timeout=60)
     app.switch_page("pages/suggestions.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
@@ -243,7 +244,7 @@ def test_filters_narrow_the_list(suggested) -> None:  # type: ignore[no-untyped-
 
 
 def test_breakdowns_link_to_the_open_suggestions(suggested) -> None:  # type: ignore[no-untyped-def]
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app = signed_page("app.py", timeout=60)
     app.switch_page("pages/breakdowns.py").run()
     assert not app.exception, [e.value for e in app.exception]
     (link,) = app.get("page_link")

@@ -4,6 +4,8 @@ that refuse what they must, every change to users on the audit log, and the CLI.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import timedelta
 
@@ -11,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from core.access.actor import SYSTEM, AccessDenied, Actor
-from core.access.audit import audit_log
+from core.access.audit import as_csv, audit_log
 from core.access.roles import Permission, Role
 from core.access.signin import SignInError, SignInThrottled, resolve, sign_in, sign_out
 from core.access.users import (
@@ -176,6 +178,11 @@ def test_admins_manage_users_on_the_record_and_the_last_admin_stays(db: Engine) 
     ]
     assert entries[0].new == {"email": "sso@example.com", "name": "sso", "admin": False,
                               "password": "single sign-on only"}  # fmt: skip
+    exported = list(csv.DictReader(io.StringIO(as_csv(entries))))
+    assert [(r["Who"], r["Action"]) for r in exported] == [
+        ("ana@example.com", "user.add"), ("operator", "user.add"),
+    ]  # fmt: skip
+    assert json.loads(exported[0]["After"])["email"] == "sso@example.com"
     with pytest.raises(AccessDenied, match="may not read the audit log"):
         audit_log(Actor(user_id=None, email="x@example.com", name="x"))
 

@@ -11,7 +11,8 @@
 * **Sessions**: a random 256-bit token (the browser keeps it in a cookie); Rex stores
   only its SHA-256, so the database cannot be used to sign in. A session ends at
   `REX_SESSION_HOURS` after it began, on sign-out, when the password changes and when
-  the user is disabled.
+  the user is disabled. Sessions and lock-outs keep the wall clock's time, whatever
+  the sandbox did to Rex's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,7 +31,6 @@ from core.access.actor import Actor, load_actor
 from core.access.audit import record
 from core.db import read_session, rows_changed, write_session
 from core.db.models import User, UserSession
-from core.db.types import utcnow
 from core.errors import RexError
 from core.settings import get_settings
 
@@ -58,6 +58,12 @@ class SignedIn:
     expires_at: datetime
 
 
+def wall_now() -> datetime:
+    """Sessions and lock-outs run on the wall clock, not Rex's (which the sandbox may
+    move days ahead: that must not sign anyone out, nor lift a lock-out)."""
+    return datetime.now(UTC)
+
+
 def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
@@ -66,7 +72,7 @@ def sign_in(
     email: str, password: str, *, now: datetime | None = None, engine: Engine | None = None
 ) -> SignedIn:
     """A new session for the user with this e-mail and password, or SignInError."""
-    now = now or utcnow()
+    now = now or wall_now()
     address = email.strip().lower()
     wrong = SignInError("wrong e-mail or password")
     with write_session(engine) as session:
@@ -92,7 +98,7 @@ def sign_in_sso(
     email: str, *, now: datetime | None = None, engine: Engine | None = None
 ) -> SignedIn:
     """A new session for the Rex user whose e-mail the identity provider confirmed."""
-    now = now or utcnow()
+    now = now or wall_now()
     address = email.strip().lower()
     with write_session(engine) as session:
         user = session.scalars(select(User).where(User.email == address)).one_or_none()
@@ -113,7 +119,7 @@ def resolve(token: str | None, *, now: datetime | None = None,
     user disabled)."""
     if not token:
         return None
-    now = now or utcnow()
+    now = now or wall_now()
     with write_session(engine) as session:
         row = session.scalars(
             select(UserSession).where(UserSession.token_hash == _digest(token))
@@ -138,7 +144,7 @@ def sign_out(
     """End the session of this token (nothing when it has none)."""
     if not token:
         return
-    now = now or utcnow()
+    now = now or wall_now()
     with write_session(engine) as session:
         row = session.scalars(
             select(UserSession).where(UserSession.token_hash == _digest(token))

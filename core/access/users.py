@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 from core.access.actor import Actor, load_actor
 from core.access.audit import record
 from core.access.roles import Permission, Role
-from core.access.signin import end_sessions, hash_password
+from core.access.signin import end_sessions, hash_password, wall_now
 from core.db import read_session, write_session
 from core.db.models import AdAccount, User, UserGrant
-from core.db.types import utcnow
 from core.errors import InputError, NotFoundError
 
 MIN_PASSWORD = 12
@@ -47,6 +46,11 @@ class UserView:
 class Added:
     user: UserView
     password: str | None  # the generated password, shown once; None when one was given
+
+
+def has_users(engine: Engine | None = None) -> bool:
+    with read_session(engine) as session:
+        return session.scalar(select(User.id).limit(1)) is not None
 
 
 def bootstrap_actor(engine: Engine | None = None) -> Actor:
@@ -82,7 +86,7 @@ def add_user(
         password = generated = secrets.token_urlsafe(15)
     if password is not None:
         check_password(password)
-    now = now or utcnow()
+    now = now or wall_now()
     with write_session(engine) as session:
         if session.scalars(select(User).where(User.email == address)).first():
             raise InputError("email", f"{address} is a user already (`users list`)")
@@ -109,7 +113,7 @@ def set_password(
 ) -> str | None:
     """Set (or, without `password`, generate and return) a user's password: an admin for
     anyone, a user for themself. Their open sessions end; a lock-out is lifted."""
-    now = now or utcnow()
+    now = now or wall_now()
     if password is None:
         password = generated = secrets.token_urlsafe(15)
     else:
@@ -139,7 +143,7 @@ def set_disabled(
     """Disable a user (their sessions end; they cannot sign in) or enable them again.
     The last enabled admin cannot be disabled."""
     by.require(Permission.MANAGE_USERS)
-    now = now or utcnow()
+    now = now or wall_now()
     with write_session(engine) as session:
         user = _user(session, email)
         before = user.disabled_at is not None
@@ -170,7 +174,7 @@ def grant(
 ) -> UserView:
     """Give a user roles on an ad account (act_… or Rex's id); held roles stay."""
     by.require(Permission.MANAGE_USERS)
-    now = now or utcnow()
+    now = now or wall_now()
     with write_session(engine) as session:
         user = _user(session, email)
         target = _account(session, account)
@@ -195,7 +199,7 @@ def revoke(
 ) -> UserView:
     """Take roles (all, without `roles`) on an ad account from a user."""
     by.require(Permission.MANAGE_USERS)
-    now = now or utcnow()
+    now = now or wall_now()
     with write_session(engine) as session:
         user = _user(session, email)
         target = _account(session, account)

@@ -1,0 +1,34 @@
+"""`--as EMAIL`: the Rex user a command that decides something acts as.
+
+The shell account running a command is not an identity: a decision (an approval, a
+rollback, a suggestion applied, a user added) names a Rex user, whose roles are checked
+as the app checks them, and the record and the audit log carry their e-mail.
+`REX_AS` in the environment stands in for `--as` (a script acting as one user).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.access.actor import Actor
+
+
+def add_as(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as", dest="acting", metavar="EMAIL",
+        help="the Rex user acting (checked like the app; default: $REX_AS)",
+    )  # fmt: skip
+
+
+def acting(args: argparse.Namespace) -> Actor:
+    """The user named by `--as` (or `REX_AS`), or AccessDenied saying to name one."""
+    from core.access.actor import AccessDenied
+    from core.access.users import actor_for
+
+    email = getattr(args, "acting", None) or os.environ.get("REX_AS")
+    if not email:
+        raise AccessDenied("say who acts: --as EMAIL (a Rex user allowed to do this)")
+    return actor_for(email)
