@@ -50,6 +50,16 @@ def signed_in(permission: Permission | None = None) -> Actor:
     return actor
 
 
+def session_actor() -> Actor:
+    """In a callback: who acts, as their session says now (AccessDenied when it ended
+    meanwhile — signed out elsewhere, expired, disabled)."""
+    token = st.session_state.get(_TOKEN)
+    actor = resolve(token) if isinstance(token, str) else None
+    if actor is None:
+        raise AccessDenied("your session has ended: sign in again")
+    return actor
+
+
 def sign_out_button(actor: Actor) -> None:
     """The sidebar's "signed in as …" and its Sign out button."""
     with st.sidebar:

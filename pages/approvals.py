@@ -14,27 +14,18 @@ from core.enums import ApprovalStatus
 from core.errors import RexError
 from core.rules.describe import LEVEL_NOUNS
 from pages._notices import notify, show_notices
-from pages._signin import signed_in
+from pages._signin import session_actor, signed_in
 
 CHOSEN = "approvals_chosen"
-
-
-def _who() -> str | None:
-    who = (st.session_state.get("approvals_by") or "").strip()
-    if not who:
-        notify("error", "**Your name**: say who decides — it is kept with the decision.")
-    return who or None
 
 
 def _decide(ids: list[int], approve: bool) -> None:
     """A decision's callback: approve (re-read at Meta, then written) or reject, by id —
     the queue may have changed meanwhile. One notice per proposal, from core's result."""
-    who = _who()
-    if who is None:
-        return
     decide = approve_many if approve else reject_many
     try:
-        result = decide(ids, by=who, reason=st.session_state.get("approvals_reason") or None)
+        result = decide(ids, by=session_actor(),
+                        reason=st.session_state.get("approvals_reason") or None)  # fmt: skip
     except RexError as error:
         notify("error", str(error))
         return
@@ -89,7 +80,7 @@ st.title("Approvals")
 show_notices()
 
 expire_approvals()
-pending = list_approvals()
+pending = list_approvals(actor=actor)
 queue_tab, history_tab = st.tabs([f"Queue ({len(pending)})", "History"])
 with queue_tab:
     if not pending:
@@ -98,9 +89,8 @@ with queue_tab:
             "changes here instead of sending them to Meta."
         )
     else:
-        who_col, reason_col = st.columns(2)
-        who_col.text_input("Your name", key="approvals_by", help="Kept with each decision.")
-        reason_col.text_input("Reason (optional)", key="approvals_reason")
+        st.text_input("Reason (optional)", key="approvals_reason",
+                      help=f"Kept with each decision, with your name ({actor.email}).")  # fmt: skip
         for p in pending:
             _row(p)
 
@@ -139,7 +129,7 @@ with queue_tab:
             args=(False,),
         )
 with history_tab:
-    decided = [p for p in list_approvals(None) if p.status != ApprovalStatus.PENDING]
+    decided = [p for p in list_approvals(None, actor=actor) if p.status != ApprovalStatus.PENDING]
     if not decided:
         st.info("No decisions yet.")
     else:

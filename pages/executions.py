@@ -22,19 +22,19 @@ from core.views.activity import (
     why_not,
 )
 from pages._notices import act, show_notices
-from pages._signin import signed_in
+from pages._signin import session_actor, signed_in
 
 PAGE = "activity_page"
 
 
 def _settle(action_id: int, applied: bool) -> None:
     verdict = "applied" if applied else "not applied"
-    act(settle_by_person, action_id, applied=applied, by="ui",
+    act(lambda: settle_by_person(action_id, applied=applied, by=session_actor()),
         done=f"Action #{action_id}: {verdict}")  # fmt: skip
 
 
 def _undo(action: ActionRow) -> None:
-    act(rollback, action.id, by="ui",
+    act(lambda: rollback(action.id, by=session_actor()),
         done=lambda undo: f"Rolled back {action.entity_name} ({action.account}): "
         f"{undo.old_value} → {undo.new_value}")  # fmt: skip
 

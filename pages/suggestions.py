@@ -16,7 +16,7 @@ from core.suggestions.generate import generate
 from core.suggestions.records import dismiss
 from core.views.suggestions import KINDS, SuggestionView, get_suggestion, list_suggestions
 from pages._notices import connected_accounts, notify, show_notices
-from pages._signin import signed_in
+from pages._signin import session_actor, signed_in
 
 KIND_WORDS = {
     "demographic": "Age and gender",
@@ -28,13 +28,6 @@ KIND_WORDS = {
 STATUSES = ("open", "applied", "dismissed", "expired", "superseded", "all")
 CONFIDENCE = "chance it improves profit over the next 7 days, counting Meta's learning phase"
 PER_PAGE = 10  # each card draws a chart: more at once makes the browser slow
-
-
-def _who() -> str | None:
-    who = (st.session_state.get("suggestions_by") or "").strip()
-    if not who:
-        notify("error", "**Your name**: say who decides — it is kept with the decision.")
-    return who or None
 
 
 def _count(ids: list[int], words: str) -> str | None:
@@ -51,7 +44,7 @@ def _find(account: str | None) -> None:
     try:
         result = generate(
             account,
-            by=(st.session_state.get("suggestions_by") or "").strip() or "ui",
+            by=session_actor().label,
             progress=show,
         )
     except RexError as error:
@@ -73,11 +66,8 @@ def _find(account: str | None) -> None:
 
 
 def _apply(suggestion: SuggestionView) -> None:
-    who = _who()
-    if who is None:
-        return
     try:
-        done = apply_suggestion(suggestion.id, by=who)
+        done = apply_suggestion(suggestion.id, by=session_actor())
     except RexError as error:
         notify("error", f"#{suggestion.id} {suggestion.title}: {error}")
         return
@@ -94,12 +84,9 @@ def _apply(suggestion: SuggestionView) -> None:
 
 
 def _dismiss(suggestion: SuggestionView) -> None:
-    who = _who()
-    if who is None:
-        return
     reason = st.session_state.get(f"dismiss_reason_{suggestion.id}", "")
     try:
-        dismiss(suggestion.id, reason, by=who, now=utcnow())
+        dismiss(suggestion.id, reason, by=session_actor(), now=utcnow())
     except InputError as error:
         notify("error", f"**Reason** (#{suggestion.id}): {error.problem}")
         return
@@ -299,7 +286,7 @@ show_notices()
 accounts = connected_accounts()
 
 names = {a.external_id: f"{a.name} · {a.external_id} · {a.currency}" for a in accounts}
-top = st.columns([3, 2, 2, 2])
+top = st.columns([3, 2, 2])
 account = top[0].selectbox(
     "Ad account",
     [None, *names],
@@ -313,7 +300,6 @@ kind = top[1].selectbox(
     format_func=lambda k: "All kinds" if k is None else KIND_WORDS[k],
 )
 status = top[2].selectbox("Status", STATUSES, key="suggestions_status", format_func=str.capitalize)
-top[3].text_input("Your name", key="suggestions_by", help="Kept with each decision.")
 st.button(
     "Find suggestions now",
     key="suggestions_find",

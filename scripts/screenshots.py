@@ -250,7 +250,7 @@ def seed_demo_rule(env: dict[str, str]) -> None:
         stdin=DEMO_PASSWORD + "\n")  # fmt: skip
     rule_id = rex("rules", "import", "-", stdin=json.dumps(DEMO_RULE)).strip()
     rex("run", "--rule", rule_id)  # queues its proposals (ids 1, 2, …: a new database)
-    rex("approvals", "approve", "1", "--by", "demo")  # one applied change, undoable
+    rex("approvals", "approve", "1", "--as", DEMO_EMAIL)  # one applied change, undoable
     rex("suggestions", "generate")  # the Suggestions page: what the breakdowns say
 
 

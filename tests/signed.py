@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.access.actor import SYSTEM
+from core.access.actor import SYSTEM, Actor
 from core.access.roles import Role
 from core.access.signin import sign_in
 from core.access.users import add_user, grant
@@ -38,3 +38,12 @@ def signed_page(path: str, *, email: str = ADMIN, timeout: float = 60) -> AppTes
     app = AppTest.from_file(str(ROOT / path), default_timeout=timeout)
     app.session_state["rex_token"] = person(email)
     return app
+
+
+def _in_memory(name: str) -> Actor:
+    """A decider for tests about something else than access: an admin known only by
+    name (no user row; the record names them by e-mail)."""
+    return Actor(user_id=None, email=f"{name}@example.com", name=name.capitalize(), admin=True)
+
+
+ANA, BO, CY, BEN = (_in_memory(n) for n in ("ana", "bo", "cy", "ben"))

@@ -55,6 +55,7 @@ from core.sandbox.graph import GraphFailure, _refusing
 from core.sandbox.targeting import check_spec
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
+from tests.signed import ANA
 
 USD = "act_1010000001"
 SPEC: dict[str, Any] = {
@@ -259,7 +260,7 @@ def test_a_targeting_edit_replaces_the_spec_at_meta_and_rolls_back(connected) ->
     assert read(connected, entity.external_id, "targeting")["targeting"] == change.new
     assert change.shown_by(adset_info(entity.external_id), NOW)
 
-    undo = rollback(done)
+    undo = rollback(done, by=ANA)
     assert (undo.status, undo.action_type) == (ActionStatus.SUCCEEDED, "rollback_edit_targeting")
     assert read(connected, entity.external_id, "targeting")["targeting"] == before
     assert action(done).rolled_back_by_id == undo.id
@@ -276,7 +277,7 @@ def test_a_rollback_is_refused_when_someone_changed_the_targeting_since(connecte
     connected.edit_as_person(entity.external_id, targeting=json.dumps(by_hand))
 
     with pytest.raises(RollbackRefused, match="age_min differ from what Rex set"):
-        rollback(done)
+        rollback(done, by=ANA)
     assert read(connected, entity.external_id, "targeting")["targeting"] == by_hand  # kept
 
 
@@ -293,7 +294,7 @@ def test_an_hour_schedule_on_a_lifetime_budget_ad_set_and_its_rollback(connected
     assert now == {"id": entity.external_id, "adset_schedule": change.new,
                    "pacing_type": ["day_parting"]}  # fmt: skip
 
-    undo = rollback(done)
+    undo = rollback(done, by=ANA)
     assert undo.status == ActionStatus.SUCCEEDED
     after = read(connected, entity.external_id, "adset_schedule")["adset_schedule"]
     assert after == schedule_for_hours(range(24))  # every hour: delivers as with none

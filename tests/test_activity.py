@@ -23,6 +23,7 @@ from core.labels import ads_manager_url
 from core.rules.store import save_rule
 from core.views.activity import activity_feed, execution_detail, list_executions
 from tests.conftest import NOW, WORKED_EXAMPLE
+from tests.signed import ANA
 from tests.test_engine import SCALE_WINNERS
 
 TWIN = "act_2002"
@@ -110,7 +111,7 @@ def test_the_feed_pages_newest_first(twins) -> None:  # type: ignore[no-untyped-
     rule = save_rule(BOTH, now=NOW)
     run_rule_now(rule.id, NOW)
     first = activity_feed().rows
-    undo = rollback(first[-1].id, by="ana", now=NOW + timedelta(minutes=5))
+    undo = rollback(first[-1].id, by=ANA, now=NOW + timedelta(minutes=5))
 
     pages = [activity_feed(page=n, per_page=2) for n in (1, 2, 3)]
     assert [(p.page, p.pages, p.total) for p in pages] == [(1, 3, 5), (2, 3, 5), (3, 3, 5)]
@@ -145,7 +146,9 @@ def test_links_to_ads_manager_except_for_sandbox_accounts(twins) -> None:  # typ
     )
     approval = save_rule({**BOTH, "name": "Ask", "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(approval.id, NOW)
-    urls = {(p.account_external_id, p.entity_name): p.ads_manager_url for p in list_approvals()}
+    urls = {
+        (p.account_external_id, p.entity_name): p.ads_manager_url for p in list_approvals(actor=ANA)
+    }
     assert urls[("act_2001", "C")] is None
     assert urls[(TWIN, "C")].endswith("?act=2002&selected_campaign_ids=53003")
 
@@ -154,7 +157,7 @@ def test_approvals_name_their_account_and_numbers_in_words(twins) -> None:  # ty
     rule = save_rule({**BOTH, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
 
-    pending = list_approvals()
+    pending = list_approvals(actor=ANA)
     assert sorted((p.entity_name, p.account) for p in pending) == [
         ("A", "Twin (USD) (act_2002)"), ("A", "Worked example (USD) (act_2001)"),
         ("C", "Twin (USD) (act_2002)"), ("C", "Worked example (USD) (act_2001)"),

@@ -21,6 +21,7 @@ from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
 from tests.documents import scale_winners
+from tests.signed import ANA, BO
 
 # Other test modules import this one; a new test can call scale_winners() instead.
 SCALE_WINNERS = scale_winners(
@@ -133,7 +134,7 @@ def test_a_budget_under_a_campaign_budget_is_reported_not_sent(db: Engine, sandb
 def test_approve_reject_expire_and_double_approve(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
-    queued = list_approvals()
+    queued = list_approvals(actor=ANA)
     assert [(q.entity_name, q.old, q.new) for q in queued] == [
         ("A", "200.00 USD", "250.00 USD"),
         ("C", "320.00 USD", "400.00 USD"),
@@ -141,25 +142,25 @@ def test_approve_reject_expire_and_double_approve(worked) -> None:  # type: igno
     assert worked.state.write_log == []
     assert queued[0].justification["values"]["roas@last_7d"].startswith("4.19")
 
-    done = approve(queued[0].id, by="ana", now=NOW + timedelta(minutes=5))
+    done = approve(queued[0].id, by=ANA, now=NOW + timedelta(minutes=5))
     assert done.status == "approved" and budgets(worked)["A"] == 25_000
     with pytest.raises(ApprovalError, match="already approved by ana"):
-        approve(queued[0].id, by="bo", now=NOW + timedelta(minutes=6))
+        approve(queued[0].id, by=BO, now=NOW + timedelta(minutes=6))
     assert len(worked.state.write_log) == 1
 
-    rejected = reject(queued[1].id, by="bo", reason="not this week", now=NOW)
+    rejected = reject(queued[1].id, by=BO, reason="not this week", now=NOW)
     assert rejected.status == "rejected" and budgets(worked)["C"] == 32_000
 
 
 def test_an_expired_proposal_cannot_be_approved(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
-    a, _c = list_approvals()
+    a, _c = list_approvals(actor=ANA)
 
     with pytest.raises(ApprovalError, match="expired at"):
-        approve(a.id, by="ana", now=NOW + timedelta(hours=25))
+        approve(a.id, by=ANA, now=NOW + timedelta(hours=25))
     assert expire_approvals(NOW + timedelta(hours=25)) == 2
-    assert {q.status for q in list_approvals(None)} == {"expired"}
+    assert {q.status for q in list_approvals(None, actor=ANA)} == {"expired"}
     assert worked.state.write_log == []
 
 
@@ -175,41 +176,41 @@ def two_hour_approvals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_the_approval_window_is_a_setting(worked, two_hour_approvals) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
-    a, _c = list_approvals()
+    a, _c = list_approvals(actor=ANA)
 
     assert a.expires_at == NOW + timedelta(hours=2)
     with pytest.raises(ApprovalError, match="expired at"):
-        approve(a.id, by="ana", now=NOW + timedelta(hours=3))
+        approve(a.id, by=ANA, now=NOW + timedelta(hours=3))
     assert worked.state.write_log == []
 
 
 def test_a_stale_proposal_is_not_executed(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
-    c = next(q for q in list_approvals() if q.entity_name == "C")
+    c = next(q for q in list_approvals(actor=ANA) if q.entity_name == "C")
     with worked.state.lock:  # someone changes C's budget in Ads Manager meanwhile
         next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 35_000
 
     with pytest.raises(ApprovalError, match="stale"):
-        approve(c.id, by="ana", now=NOW + timedelta(minutes=1))
+        approve(c.id, by=ANA, now=NOW + timedelta(minutes=1))
     assert worked.state.write_log == []
-    assert next(q for q in list_approvals(None) if q.id == c.id).status == "stale"
+    assert next(q for q in list_approvals(None, actor=ANA) if q.id == c.id).status == "stale"
 
 
 def test_a_stale_proposal_says_the_budget_in_its_currency(worked) -> None:  # type: ignore[no-untyped-def]
     """Defect 7: the drift is said as money ("now 350.00 USD"), never in minor units."""
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
-    c = next(q for q in list_approvals() if q.entity_name == "C")
+    c = next(q for q in list_approvals(actor=ANA) if q.entity_name == "C")
     with worked.state.lock:  # 350.00 USD set in Ads Manager; the proposal saw 320.00 USD
         next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 35_000
 
     with pytest.raises(ApprovalError) as refused:
-        approve(c.id, by="ana", now=NOW + timedelta(minutes=1))
+        approve(c.id, by=ANA, now=NOW + timedelta(minutes=1))
     message = str(refused.value)
     assert "daily budget is now 350.00 USD, not the 320.00 USD" in message
     assert "minor" not in message and "35000" not in message
-    stale = next(q for q in list_approvals(None) if q.id == c.id)
+    stale = next(q for q in list_approvals(None, actor=ANA) if q.id == c.id)
     assert "350.00 USD" in stale.decision_reason
 
 
@@ -218,7 +219,7 @@ def test_rollback_restores_and_refuses_after_drift(worked) -> None:  # type: ign
     run_rule_now(rule.id, NOW)
     on_a, on_c = actions()
 
-    undo = rollback(on_a.id, by="ana", now=NOW)
+    undo = rollback(on_a.id, by=ANA, now=NOW)
     assert (undo.status, undo.old_value, undo.new_value) == (
         "succeeded",
         "250.00 USD",
@@ -226,12 +227,12 @@ def test_rollback_restores_and_refuses_after_drift(worked) -> None:  # type: ign
     )
     assert budgets(worked)["A"] == 20_000
     with pytest.raises(RollbackRefused, match="already rolled back"):
-        rollback(on_a.id, by="ana", now=NOW)
+        rollback(on_a.id, by=ANA, now=NOW)
 
     with worked.state.lock:  # C was changed by hand after Rex raised it
         next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 45_000
     with pytest.raises(RollbackRefused, match="someone changed it since"):
-        rollback(on_c.id, by="ana", now=NOW)
+        rollback(on_c.id, by=ANA, now=NOW)
     assert budgets(worked)["C"] == 45_000
 
 
@@ -266,7 +267,7 @@ def test_cooldown_and_the_next_run_time(worked) -> None:  # type: ignore[no-unty
     assert get_rule(rule.id).next_execution_at == NOW.replace(second=0) + timedelta(minutes=30)
 
     on_a = actions()[0]
-    undo = rollback(on_a.id, by="ana", now=NOW + timedelta(minutes=1))
+    undo = rollback(on_a.id, by=ANA, now=NOW + timedelta(minutes=1))
     assert (undo.old_value, undo.new_value) == ("PAUSED", "ACTIVE")
     assert next(e for e in worked.state.entities.values() if e.name == "A").status == "ACTIVE"
 
@@ -287,8 +288,8 @@ def test_duplicate_makes_a_paused_copy_and_rollback_archives_it(worked) -> None:
     on_a = actions()[0]
     assert on_a.new_value == copies["A (Rex)"].id
 
-    rollback(on_a.id, by="ana", now=NOW)
+    rollback(on_a.id, by=ANA, now=NOW)
     assert copies["A (Rex)"].status == "ARCHIVED"
     copies["C (Rex)"].status = "ACTIVE"  # someone launched the other copy meanwhile
     with pytest.raises(RollbackRefused, match="now ACTIVE"):
-        rollback(actions()[1].id, by="ana", now=NOW)
+        rollback(actions()[1].id, by=ANA, now=NOW)

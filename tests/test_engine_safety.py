@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
+from core.access.actor import Actor
 from core.accounts import connect_account, get_account
 from core.actions.approvals import ApprovalError, approve, approve_many, list_approvals
 from core.actions.changes import change_of
@@ -26,6 +27,7 @@ from core.scheduler.recovery import recover
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
 from tests.conftest import WORKED_EXAMPLE as SCENARIO
+from tests.signed import ANA, BO, CY, person
 from tests.test_engine import SCALE_WINNERS, actions, budgets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,18 +55,18 @@ def test_two_runners_at_once_write_once(worked, db: Engine) -> None:  # type: ig
 def test_two_people_approving_at_once_execute_once(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
     run_rule_now(rule.id, NOW)
-    target = list_approvals()[0]
+    target = list_approvals(actor=ANA)[0]
     outcomes: list[str] = []
     barrier = threading.Barrier(3)
 
-    def person(name: str) -> None:
+    def decide(who: Actor) -> None:
         barrier.wait()
         try:
-            outcomes.append(approve(target.id, by=name, now=NOW).status)
+            outcomes.append(approve(target.id, by=who, now=NOW).status)
         except ApprovalError as error:
             outcomes.append(f"refused: {error}")
 
-    threads = [threading.Thread(target=person, args=(n,)) for n in ("ana", "bo", "cy")]
+    threads = [threading.Thread(target=decide, args=(who,)) for who in (ANA, BO, CY)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -97,12 +99,12 @@ def test_approving_many_sends_n_writes_in_n_over_50_requests(db: Engine, tmp_pat
             now=NOW,
         )
         run_rule_now(rule.id, NOW)
-        queued = list_approvals()
+        queued = list_approvals(actor=ANA)
         assert len(queued) == n and server.state.write_log == []
         with server.state.lock:
             server.state.request_log.clear()
 
-        decisions = approve_many([q.id for q in queued], by="ana", now=NOW + timedelta(minutes=1))
+        decisions = approve_many([q.id for q in queued], by=ANA, now=NOW + timedelta(minutes=1))
 
         assert [d.view.status for d in decisions if d.view] == ["approved"] * n
         with server.state.lock:
@@ -276,12 +278,13 @@ def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-
 
     pending = rex("approvals", "list").stdout
     approval_id = pending.splitlines()[1].split()[0]
-    approved = rex("approvals", "approve", approval_id, "999", "--by", "ana")
+    person("ana@example.com", admin=True)
+    approved = rex("approvals", "approve", approval_id, "999", "--as", "ana@example.com")
     assert approved.returncode == 1  # one of the two could not be decided …
     assert "proposal 999: no pending action with id 999" in approved.stderr
     assert f"proposal {approval_id}: approved" in approved.stdout  # … the other was
     action_id = approved.stdout.split("(action ")[1].rstrip(")\n")
 
-    rolled = rex("actions", "rollback", action_id, "--by", "ana")
+    rolled = rex("actions", "rollback", action_id, "--as", "ana@example.com")
     assert rolled.returncode == 0, rolled.stderr
     assert budgets(live)["A"] == 20_000

@@ -34,7 +34,7 @@ from core.suggestions.generate import generate
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import list_suggestions
 from tests.conftest import NOW
-from tests.signed import signed_page
+from tests.signed import ANA, signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_4001"
@@ -80,7 +80,7 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
         generate(ACCOUNT, now=NOW)
         (excluded,) = [v for v in list_suggestions() if v.entity_id == "8000"
                        and v.segment == ("audience_network",) and v.action]  # fmt: skip
-        assert apply_suggestion(excluded.id, by="ana", now=NOW).action_id is not None
+        assert apply_suggestion(excluded.id, by=ANA, now=NOW).action_id is not None
         changed_on = local_today("America/Los_Angeles", NOW)
 
         # nothing to measure yet: no day after the change has passed

@@ -15,7 +15,7 @@ from core.db import write_session
 from core.db.models import RuleExecution
 from core.engine.run import run_rule_now
 from core.rules.store import save_rule
-from tests.signed import signed_page
+from tests.signed import ANA, signed_page
 from tests.test_activity import BOTH, TWIN, live_twins  # noqa: F401 (the fixture)
 from tests.test_engine import SCALE_WINNERS, budgets
 
@@ -68,20 +68,17 @@ def test_the_executions_empty_state_links_to_the_rules_page(db: Engine) -> None:
 def test_approve_by_id_from_the_queue(live) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}})
     run_rule_now(rule.id)
-    a, c = list_approvals()
+    a, c = list_approvals(actor=ANA)
 
     app = run("pages/approvals.py")
     # Streamlit's own "Select all" first entry in the picker is off (a button instead)
     assert app.multiselect(key="approvals_chosen").proto.select_all == 0
     app.multiselect(key="approvals_chosen").set_value([c.id]).run()
     app.button(key="approvals_approve").click().run()
-    assert "Your name" in app.error[0].value  # who decides is required
-    app.text_input(key="approvals_by").set_value("ana").run()
-    app.button(key="approvals_approve").click().run()
     assert not app.exception
     assert f"#{c.id} approved" in app.success[0].value
     assert budgets(live) == {"A": 20_000, "B": 15_000, "C": 40_000}  # C, by id; not A
-    assert [p.id for p in list_approvals()] == [a.id]
+    assert [p.id for p in list_approvals(actor=ANA)] == [a.id]
 
 
 def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[no-untyped-def]
@@ -107,18 +104,18 @@ def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[
 def test_reject_many_by_id_with_a_reason(live) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}})
     run_rule_now(rule.id)
-    ids = [p.id for p in list_approvals()]
+    ids = [p.id for p in list_approvals(actor=ANA)]
 
     app = run("pages/approvals.py")
     app.button(key="approvals_select_all").click().run()  # a control, not an option
     assert app.multiselect(key="approvals_chosen").value == ids
-    app.text_input(key="approvals_by").set_value("bo").run()
     app.text_input(key="approvals_reason").set_value("not this week").run()
     app.button(key="approvals_reject").click().run()
     assert [s.value.split(":")[0] for s in app.success] == [f"#{i} rejected" for i in ids]
-    assert list_approvals() == [] and live.state.write_log == []
+    assert list_approvals(actor=ANA) == [] and live.state.write_log == []
     history = app.dataframe[0].value
     assert set(history["Reason"]) == {"not this week"}
+    assert set(history["By"]) == {"admin@rex.local"}  # the signed-in user, by name
     assert set(history["Rule"]) == {"Scale winners"}
 
 
@@ -164,13 +161,12 @@ def test_choosing_another_proposal_after_a_decision_does_not_crash(live) -> None
     selection changed; the page must take that without a TypeError."""
     rule = save_rule(APPROVAL)
     run_rule_now(rule.id)
-    a, c = list_approvals()
+    a, c = list_approvals(actor=ANA)
 
     app = run("pages/approvals.py")
     picker = app.multiselect(key="approvals_chosen")
     label_of_c = picker.options[1]
     picker.set_value([c.id]).run()
-    app.text_input(key="approvals_by").set_value("ana").run()
     app.button(key="approvals_approve").click().run()
     assert not app.exception, [e.value for e in app.exception]
 
@@ -190,7 +186,7 @@ def test_choosing_another_proposal_after_a_decision_does_not_crash(live) -> None
 def test_approve_and_reject_on_each_row(live) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule(APPROVAL)
     run_rule_now(rule.id)
-    a, c = list_approvals()
+    a, c = list_approvals(actor=ANA)
 
     app = run("pages/approvals.py")
     shown = texts(app)
@@ -201,9 +197,6 @@ def test_approve_and_reject_on_each_row(live) -> None:  # type: ignore[no-untype
     assert "roas@last_7d" not in shown and "profit@" not in shown
 
     app.button(key=f"approve_{c.id}").click().run()
-    assert "Your name" in app.error[0].value and len(list_approvals()) == 2
-    app.text_input(key="approvals_by").set_value("ana").run()
-    app.button(key=f"approve_{c.id}").click().run()
     assert not app.exception
     assert app.success[0].value.startswith(f"#{c.id} approved")
     assert budgets(live) == {"A": 20_000, "B": 15_000, "C": 40_000}
@@ -212,12 +205,12 @@ def test_approve_and_reject_on_each_row(live) -> None:  # type: ignore[no-untype
 
     app.button(key=f"reject_{a.id}").click().run()
     assert app.success[0].value.startswith(f"#{a.id} rejected")
-    assert list_approvals() == [] and budgets(live)["A"] == 20_000
+    assert list_approvals(actor=ANA) == [] and budgets(live)["A"] == 20_000
     history = app.dataframe[0].value
     assert dict(zip(history["ID"], history["Status"], strict=True)) == {
         a.id: "rejected", c.id: "approved"
     }  # fmt: skip
-    assert set(history["By"]) == {"ana"}
+    assert set(history["By"]) == {"admin@rex.local"}  # who signed in
 
 
 @pytest.mark.usefixtures("live_twins")
@@ -238,9 +231,10 @@ def test_entities_of_two_accounts_are_told_apart() -> None:
     assert sum("(Twin (USD) (act_2002))" in label for label in labels) == 2
     assert sum("(Worked example (USD) (act_2001))" in label for label in labels) == 2
     twin_c = next(
-        p for p in list_approvals() if p.entity_name == "C" and p.account_external_id == TWIN
+        p
+        for p in list_approvals(actor=ANA)
+        if p.entity_name == "C" and p.account_external_id == TWIN
     )
-    app.text_input(key="approvals_by").set_value("ana").run()
     app.button(key=f"reject_{twin_c.id}").click().run()
     assert "Twin (USD) (act_2002)" in app.success[0].value
     history = app.dataframe[0].value

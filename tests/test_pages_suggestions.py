@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
+from core.access.roles import Role
 from core.accounts import connect_account
 from core.db import read_session
 from core.db.models import AdAccount, AdEntity
@@ -27,7 +28,7 @@ from core.suggestions.records import Found, reconcile
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import SuggestionView, get_suggestion, list_suggestions
 from tests.conftest import NOW
-from tests.signed import signed_page
+from tests.signed import ADMIN, person, signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_4001"
@@ -71,9 +72,10 @@ def suggested(shop):  # type: ignore[no-untyped-def]
     return shop
 
 
-def page() -> AppTest:
-    """The page as `make run` serves it (through app.py: its links to other pages work)."""
-    app = signed_page("app.py", timeout=60)
+def page(email: str = ADMIN) -> AppTest:
+    """The page as `make run` serves it (through app.py: its links to other pages work),
+    signed in as `email`."""
+    app = signed_page("app.py", email=email, timeout=60)
     app.switch_page("pages/suggestions.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
@@ -171,7 +173,6 @@ def test_a_suggestion_without_a_change_has_no_apply_but_says_why(suggested) -> N
 def test_dismiss_needs_a_reason_and_keeps_it(suggested) -> None:  # type: ignore[no-untyped-def]
     loser = planted_loser()
     app = page()
-    app.text_input(key="suggestions_by").set_value("ana")
     click(app, f"dismiss_{loser.id}")
     assert any("**Reason**" in e.value and f"#{loser.id}" in e.value for e in app.error)
     after = get_suggestion(loser.id)
@@ -182,18 +183,22 @@ def test_dismiss_needs_a_reason_and_keeps_it(suggested) -> None:  # type: ignore
     assert f"#{loser.id} dismissed: we sell in store" in [s.value for s in app.success]
     after = get_suggestion(loser.id)
     assert after.status == SuggestionStatus.DISMISSED and after.reason == "we sell in store"
-    assert (after.events[-1].by, after.events[-1].previous) == ("ana", SuggestionStatus.NEW)
+    assert (after.events[-1].by, after.events[-1].previous) == (ADMIN, SuggestionStatus.NEW)
     assert f"dismiss_{loser.id}" not in {b.key for b in app.button}  # no longer open
     app.selectbox(key="suggestions_status").set_value("dismissed").run()
     assert [e.label for e in app.expander] == [f"**{loser.title}** · {loser.weekly_words}"]
     assert "Dismissed: we sell in store" in [c.value for c in app.caption]
 
 
-def test_a_decision_asks_who_decides(suggested) -> None:  # type: ignore[no-untyped-def]
+def test_a_viewer_reads_the_suggestions_but_cannot_decide_them(suggested) -> None:  # type: ignore[no-untyped-def]
     loser = planted_loser()
-    app = page()
-    click(app, f"apply_{loser.id}")
-    assert "Your name" in app.error[0].value
+    person("vi@example.com", roles={loser.account_id: [Role.VIEWER]})
+    app = page("vi@example.com")
+    click(app, f"apply_{loser.id}")  # the page offers it; core refuses it
+    assert any("vi@example.com may not apply suggestions on" in e.value for e in app.error)
+    app.text_input(key=f"dismiss_reason_{loser.id}").set_value("not for us")
+    click(app, f"dismiss_{loser.id}")
+    assert any("vi@example.com may not apply suggestions" in e.value for e in app.error)
     assert get_suggestion(loser.id).status == SuggestionStatus.NEW
 
 
@@ -202,7 +207,6 @@ def test_apply_writes_the_new_targeting_and_points_to_the_record(suggested) -> N
     before = read_targeting(suggested, loser.entity_id)
     assert before == loser.action["change"]["old"]  # what the suggestion was computed on
     app = page()
-    app.text_input(key="suggestions_by").set_value("bo")
     click(app, f"apply_{loser.id}")
     after = get_suggestion(loser.id)
     assert after.status == SuggestionStatus.APPLIED and after.action_id is not None
@@ -216,7 +220,7 @@ def test_apply_writes_the_new_targeting_and_points_to_the_record(suggested) -> N
     links = app.get("page_link")
     assert any(link.proto.page == "executions" for link in links)
     events = app.dataframe[0].value
-    assert list(events["To"]) == ["new", "applied"] and events["By"].iloc[-1] == "bo"
+    assert list(events["To"]) == ["new", "applied"] and events["By"].iloc[-1] == ADMIN
 
 
 def test_find_now_says_what_it_did(shop) -> None:  # type: ignore[no-untyped-def]
@@ -260,7 +264,6 @@ def test_a_queued_suggestion_points_to_the_approvals(suggested, monkeypatch) -> 
     reload_settings()
     loser = planted_loser()
     app = page()
-    app.text_input(key="suggestions_by").set_value("ana")
     click(app, f"apply_{loser.id}")
     after = get_suggestion(loser.id)
     assert after.status == SuggestionStatus.QUEUED and after.approval_id is not None
@@ -318,7 +321,6 @@ def test_an_hours_window_is_applied_as_rules_in_test_first_mode(suggested) -> No
     (hours,) = list_suggestions(kind="dayparting")
     assert hours.action["type"] == "create_rules"
     app = page()
-    app.text_input(key="suggestions_by").set_value("ana")
     click(app, f"apply_{hours.id}")
     after = get_suggestion(hours.id)
     assert after.status == SuggestionStatus.APPLIED

@@ -33,6 +33,7 @@ from core.sandbox import SandboxServer
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW, WORKED_EXAMPLE
 from tests.documents import rules_md_example
+from tests.signed import ANA
 from tests.test_engine import SCALE_WINNERS, actions, budgets
 
 # ------------------------------------------------------------ dry run, then live
@@ -262,7 +263,7 @@ def test_a_refused_rollback_shows_money_in_the_currency(worked) -> None:  # type
     with worked.state.lock:  # someone sets A to $262.50 in Ads Manager
         next(e for e in worked.state.entities.values() if e.name == "A").daily_budget = 26_250
     with pytest.raises(RollbackRefused) as refused:
-        rollback(on_a.id, by="ana", now=NOW)
+        rollback(on_a.id, by=ANA, now=NOW)
     assert str(refused.value) == (
         "the daily budget is now 262.50 USD, not the 250.00 USD Rex set: someone changed it "
         "since; not rolled back"

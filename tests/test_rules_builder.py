@@ -32,6 +32,7 @@ from core.rules.draft import ACTIVE_ONLY
 from core.rules.store import get_rule, list_rules, save_rule
 from core.views.rules import money_moved_text, page_of_rules, rules_with_activity
 from tests.conftest import NOW
+from tests.signed import ANA
 from tests.test_engine import SCALE_WINNERS, actions, budgets
 
 
@@ -152,7 +153,7 @@ def test_the_list_reads_last_run_actions_money_moved_and_errors(worked) -> None:
     assert money_moved_text({}) == "—"
 
     on_a = next(a for a in actions() if a.entity_name == "A")
-    rollback(on_a.id, by="ana", now=NOW)  # a change undone moved no money
+    rollback(on_a.id, by=ANA, now=NOW)  # a change undone moved no money
     row = {r.rule.id: r for r in rules_with_activity(now=NOW)}[rule.id]
     assert row.money_moved == {"USD": Decimal(after["C"] - before["C"]) / 100}
     assert row.actions_7d == 2  # the rollback is a person's action, not the rule's

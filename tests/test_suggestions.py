@@ -50,6 +50,7 @@ from core.suggestions.records import EXPIRED_REASON, SuggestionStateError, dismi
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import SuggestionView, get_suggestion, list_suggestions
 from tests.conftest import NOW, _migrated_url, use_database
+from tests.signed import ANA, BEN, person
 
 ACCOUNT = "act_4001"
 SPEC: dict[str, Any] = {
@@ -374,7 +375,7 @@ def test_a_budget_moves_from_a_saturated_campaign_budget_to_a_budget_limited_ad_
         assert moved > 0
         assert steps[1]["change"]["new_minor"] - steps[1]["change"]["old_minor"] == moved
 
-        done = apply_suggestion(shift.id, by="ana", now=NOW)
+        done = apply_suggestion(shift.id, by=ANA, now=NOW)
         assert done.status == SuggestionStatus.APPLIED, done.message
         assert int(graph(server, "4201", "daily_budget")["daily_budget"]) == 286000 - moved
         assert int(graph(server, "5301", "daily_budget")["daily_budget"]) == 48800 + moved
@@ -415,7 +416,7 @@ def shop(db: Engine) -> Iterator[Shop]:
 def test_applying_writes_the_full_spec_and_the_segment_stops_delivering(shop: Shop) -> None:
     server, sid = shop.server, shop.id_of("7001", "publisher_platform", "audience_network")
     planned = suggestion(sid).action or {}
-    done = apply_suggestion(sid, by="ana", now=NOW)
+    done = apply_suggestion(sid, by=ANA, now=NOW)
     assert done.status == SuggestionStatus.APPLIED and done.action_id is not None
     assert "applied" in done.message
     assert graph(server, "7001", "targeting")["targeting"] == planned["change"]["new"]
@@ -459,7 +460,7 @@ def test_applying_writes_the_full_spec_and_the_segment_stops_delivering(shop: Sh
     }
 
     # the rollback restores the spec the suggestion was computed on
-    undo = rollback(done.action_id, by="ana", now=later)
+    undo = rollback(done.action_id, by=ANA, now=later)
     assert undo.status == ActionStatus.SUCCEEDED
     assert graph(server, "7001", "targeting")["targeting"] == planned["change"]["old"] == SPEC
 
@@ -469,7 +470,7 @@ def test_meta_s_refusals_and_changes_made_at_meta_read_as_words(shop: Shop) -> N
     server, sid = shop.server, shop.id_of("7002", "age", "65+")
     before = graph(server, "7002", "targeting")["targeting"]
     assert (suggestion(sid).action or {})["change"]["new"]["age_max"] == 64
-    done = apply_suggestion(sid, by="ana", now=NOW)
+    done = apply_suggestion(sid, by=ANA, now=NOW)
     assert done.status == SuggestionStatus.NEW
     words = "This ad set uses Advantage+ audience: ages are only a suggestion"
     assert words in done.message and "turn Advantage+ audience off" in done.message
@@ -482,7 +483,7 @@ def test_meta_s_refusals_and_changes_made_at_meta_read_as_words(shop: Shop) -> N
     sid = shop.id_of("7001", "publisher_platform", "audience_network")
     server.set_faults(FaultConfig(fail_next=[("5xx", 20)]))
     with pytest.raises(SuggestionStateError, match="Meta cannot read Shop · 7001"):
-        apply_suggestion(sid, by="ana", now=NOW)
+        apply_suggestion(sid, by=ANA, now=NOW)
     server.set_faults(FaultConfig())
     assert suggestion(sid).status == SuggestionStatus.NEW  # still to decide
 
@@ -490,7 +491,7 @@ def test_meta_s_refusals_and_changes_made_at_meta_read_as_words(shop: Shop) -> N
     by_hand = {**SPEC, "age_min": 21}
     write(server, "7001", targeting=json.dumps(by_hand))
     with pytest.raises(SuggestionStateError, match="targeting changed at Meta since"):
-        apply_suggestion(sid, by="ana", now=NOW)
+        apply_suggestion(sid, by=ANA, now=NOW)
     row = suggestion(sid)
     assert row.status == SuggestionStatus.EXPIRED and row.action_id is None
     assert "targeting changed at Meta" in (row.reason or "")
@@ -502,7 +503,7 @@ def test_meta_s_refusals_and_changes_made_at_meta_read_as_words(shop: Shop) -> N
 
 def test_a_dismissed_suggestion_stays_dismissed_unless_the_evidence_changed(shop: Shop) -> None:
     sid = shop.id_of("7001", "age", "65+")
-    dismiss(sid, "we sell to 65+ in store", by="ana", now=NOW)
+    dismiss(sid, "we sell to 65+ in store", by=ANA, now=NOW)
     again = generate(ACCOUNT, now=NOW + timedelta(minutes=5)).accounts[ACCOUNT]
     assert sid in again.still_dismissed and again.new == []
     assert suggestion(sid).status == SuggestionStatus.DISMISSED
@@ -562,7 +563,7 @@ def test_the_record_expires_supersedes_and_never_holds_two_open_for_a_change(
               if c.key != "id"}  # fmt: skip
     with pytest.raises(IntegrityError), write_session() as session:
         session.add(RexSuggestion(**copied))  # the database refuses it too
-    dismiss(sid, "not now", by="ana", now=NOW)
+    dismiss(sid, "not now", by=ANA, now=NOW)
     with write_session() as session:  # a closed one does not count
         session.add(RexSuggestion(**copied))
 
@@ -584,8 +585,8 @@ def test_with_an_approval_required_applying_queues_and_the_queue_decides(
     oldest = approval_for_all.id_of("7001", "age", "65+")
     planned = suggestion(network).action or {}
 
-    queued = apply_suggestion(network, by="ana", now=NOW)
-    other = apply_suggestion(oldest, by="ana", now=NOW)
+    queued = apply_suggestion(network, by=ANA, now=NOW)
+    other = apply_suggestion(oldest, by=ANA, now=NOW)
     assert queued.status == other.status == SuggestionStatus.QUEUED
     assert queued.approval_id is not None and other.approval_id is not None
     with read_session() as session:
@@ -596,8 +597,8 @@ def test_with_an_approval_required_applying_queues_and_the_queue_decides(
     assert graph(server, "7001", "targeting")["targeting"] == SPEC
     assert settle_suggestions(now=NOW) == 0  # still waiting
 
-    approve(queued.approval_id, by="ben", now=NOW)
-    reject(other.approval_id, by="ben", reason="65+ buy in store", now=NOW)
+    approve(queued.approval_id, by=BEN, now=NOW)
+    reject(other.approval_id, by=BEN, reason="65+ buy in store", now=NOW)
     assert settle_suggestions(now=NOW) == 2
     applied, rejected = suggestion(network), suggestion(oldest)
     assert applied.status == SuggestionStatus.APPLIED and applied.action_id is not None
@@ -622,15 +623,18 @@ def test_the_cli_lists_shows_applies_and_dismisses(shop: Shop) -> None:
     assert shown.returncode == 0 and suggestion(oldest).title in shown.stdout
     assert "new  by rex" in shown.stdout  # its history
 
-    refused = rex("suggestions", "dismiss", str(oldest), "--reason", "  ")
+    person("ana@example.com", admin=True)
+    refused = rex(
+        "suggestions", "dismiss", str(oldest), "--reason", "  ", "--as", "ana@example.com"
+    )
     assert refused.returncode == 1 and "reason" in refused.stderr
     assert suggestion(oldest).status == SuggestionStatus.NEW  # nothing changed
-    reason = ("--reason", "sold in store", "--by", "ana")
+    reason = ("--reason", "sold in store", "--as", "ana@example.com")
     dismissed = rex("suggestions", "dismiss", str(oldest), *reason)
     assert dismissed.returncode == 0, dismissed.stderr
     assert (suggestion(oldest).status, suggestion(oldest).reason) == ("dismissed", "sold in store")
 
-    missing = rex("suggestions", "apply", "999999")
+    missing = rex("suggestions", "apply", "999999", "--as", "ana@example.com")
     assert missing.returncode == 1 and "no suggestion with id 999999" in missing.stderr
     bad = rex("suggestions", "list", "--status", "maybe")
     assert bad.returncode == 1 and "status" in bad.stderr

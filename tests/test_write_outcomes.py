@@ -39,6 +39,7 @@ from core.scheduler.recovery import recover
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW, WORKED_EXAMPLE
 from tests.hostile import Behaviour, Hostile, drop, edge, lose, rewrite, rewrite_items, writes
+from tests.signed import ANA, person
 
 LEASE = timedelta(minutes=10)
 LATER = timedelta(minutes=11)  # past the lease, the call time, the clock allowance, the delay
@@ -139,7 +140,7 @@ def test_before_settling_an_unknown_write_holds_the_entity_for_every_writer(lyin
     asks = save_rule({**raise_a, "name": "Ask first", "safety": {"require_approval": True}},
                      now=NOW)  # fmt: skip
     run_rule_now(asks.id, NOW)  # a proposal for A waits for a person
-    (proposal,) = list_approvals()
+    (proposal,) = list_approvals(actor=ANA)
 
     proxy.add(Behaviour(writes, lose(502), times=1))
     first = save_rule(raise_a, now=NOW)
@@ -155,10 +156,10 @@ def test_before_settling_an_unknown_write_holds_the_entity_for_every_writer(lyin
 
     # the waiting proposal is not executed now (it stays pending); a rollback is refused
     with pytest.raises(ApprovalError, match="not been settled"):
-        approve(proposal.id, by="ana", now=NOW + timedelta(minutes=3))
-    assert list_approvals()[0].status == "pending"
+        approve(proposal.id, by=ANA, now=NOW + timedelta(minutes=3))
+    assert list_approvals(actor=ANA)[0].status == "pending"
     with pytest.raises(RollbackRefused):
-        rollback(unknown.id, by="ana")
+        rollback(unknown.id, by=ANA)
     assert len(budget_writes(server)) == 1  # only the first, lost-answer write
 
 
@@ -184,8 +185,8 @@ def test_a_person_settles_what_the_evidence_cannot(lying) -> None:  # type: igno
     settle_unknown(now=utcnow() + 2 * LATER)  # a person's case is not re-judged
     assert rows()[0].details["settle"]["needs_person"]
 
-    settled = settle_by_person(flagged.id, applied=True, by="ana", note="seen in Ads Manager")
-    assert settled.status == "succeeded" and settled.details["settle"]["by"] == "ana"
+    settled = settle_by_person(flagged.id, applied=True, by=ANA, note="seen in Ads Manager")
+    assert settled.status == "succeeded" and settled.details["settle"]["by"] == "ana@example.com"
     assert len(budget_writes(server)) == 1
 
 
@@ -359,7 +360,7 @@ def test_approvals_and_rollback_of_settled_writes_work_again(lying) -> None:  # 
     settle_unknown(now=utcnow())
     (done,) = rows()
     assert done.status == "succeeded"
-    undo = rollback(done.id, by="ana", now=NOW + timedelta(minutes=5))
+    undo = rollback(done.id, by=ANA, now=NOW + timedelta(minutes=5))
     assert undo.status == "succeeded"
     first, second = rows()
     assert (first.status, second.status) == ("succeeded", "succeeded")
@@ -401,10 +402,11 @@ def test_the_cli_lists_unknown_outcomes_and_a_person_settles_one(worked) -> None
 
     refused = rex("actions", "settle", str(waiting))  # applied or not: one must be said
     assert refused.returncode == 2 and "--applied" in refused.stderr
-    settled = rex("actions", "settle", str(waiting), "--not-applied", "--by", "ana")
+    person("ana@example.com", admin=True)
+    settled = rex("actions", "settle", str(waiting), "--not-applied", "--as", "ana@example.com")
     assert settled.returncode == 0, settled.stderr
     assert f"action {waiting}: failed" in settled.stdout
-    assert rows()[0].error_message == "not applied (settled by ana)"
-    again = rex("actions", "settle", str(waiting), "--applied")
+    assert rows()[0].error_message == "not applied (settled by ana@example.com)"
+    again = rex("actions", "settle", str(waiting), "--applied", "--as", "ana@example.com")
     assert again.returncode != 0 and "not unknown" in again.stderr
     assert "Traceback" not in again.stderr

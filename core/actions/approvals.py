@@ -24,6 +24,9 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from core.access.actor import Actor
+from core.access.audit import record
+from core.access.roles import Permission
 from core.accounts import client_for
 from core.actions.changes import BudgetChange, StoredChangeError, TargetingChange, read_change
 from core.actions.execute import execute_intents
@@ -41,7 +44,7 @@ from core.db.models import (
 )
 from core.db.types import utcnow
 from core.enums import Level
-from core.errors import InputError, NotFoundError, RexError
+from core.errors import NotFoundError, RexError
 from core.labels import (
     account_label,
     action_words,
@@ -95,8 +98,9 @@ class ApprovalView:
 
 
 def list_approvals(
-    status: str | None = ApprovalStatus.PENDING, *, engine: Engine | None = None
+    status: str | None = ApprovalStatus.PENDING, *, actor: Actor, engine: Engine | None = None
 ) -> list[ApprovalView]:
+    """The proposals (of `status`; None: all) on the accounts `actor` may read."""
     with read_session(engine) as session:
         query = (
             select(PendingAction, AdAccount)
@@ -105,6 +109,9 @@ def list_approvals(
         )
         if status:
             query = query.where(PendingAction.status == status)
+        readable = actor.account_ids(Permission.READ)
+        if readable is not None:
+            query = query.where(PendingAction.account_id.in_(readable))
         return [_view(row, account) for row, account in session.execute(query)]
 
 
@@ -137,6 +144,11 @@ class DecisionOutcome(StrEnum):
     NOT_FOUND = "not found"
     UNREACHABLE = "unreachable"  # Meta could not be read: it stays pending, try again
     HELD = "held"  # an earlier write to the entity is unsettled: it stays pending
+    NOT_ALLOWED = "not allowed"  # the decider holds no approver role on the account
+
+
+_VERBS = {ApprovalStatus.APPROVED: "approve", ApprovalStatus.REJECTED: "reject",
+          ApprovalStatus.STALE: "stale"}  # the audit log's words  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -181,7 +193,7 @@ class DecisionResult:
 def reject(
     approval_id: int,
     *,
-    by: str,
+    by: Actor,
     reason: str | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
@@ -193,7 +205,7 @@ def reject(
 def approve(
     approval_id: int,
     *,
-    by: str,
+    by: Actor,
     reason: str | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
@@ -206,7 +218,7 @@ def approve(
 def reject_many(
     approval_ids: list[int],
     *,
-    by: str,
+    by: Actor,
     reason: str | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
@@ -214,12 +226,11 @@ def reject_many(
     """Reject several proposals, each if it is still pending and unexpired, one outcome
     per id in the order given: one read and one transaction, nothing asked of Meta."""
     now = now or utcnow()
-    _check_who(by, "rejects")
-    open_ids, refused = _open(approval_ids, now, engine)
+    open_ids, refused = _open(approval_ids, by, now, engine)
     wanted = {i: (ApprovalStatus.REJECTED, reason) for i in open_ids}
     claimed, raced = _claim(wanted, by, engine, now)
     refused |= raced
-    said = f"rejected by {by}" + (f": {reason}" if reason else "")
+    said = f"rejected by {by.label}" + (f": {reason}" if reason else "")
     done = {i: Decision(i, DecisionOutcome.REJECTED, said) for i in claimed}
     return _result(approval_ids, done, refused, engine)
 
@@ -227,7 +238,7 @@ def reject_many(
 def approve_many(
     approval_ids: list[int],
     *,
-    by: str,
+    by: Actor,
     reason: str | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
@@ -240,8 +251,7 @@ def approve_many(
     one transaction, committed before any write goes out.
     """
     now = now or utcnow()
-    _check_who(by, "approves")
-    open_ids, refused = _open(approval_ids, now, engine)
+    open_ids, refused = _open(approval_ids, by, now, engine)
     for approval_id, why in _held(open_ids, engine).items():
         refused[approval_id] = Decision(approval_id, DecisionOutcome.HELD,
             f"proposal {approval_id} was not executed now: {why}; it stays pending — "
@@ -266,17 +276,12 @@ def approve_many(
     for approval_id, action_id in intents.items():
         status = statuses.get(action_id, ActionStatus.PENDING)
         done[approval_id] = Decision(approval_id, DecisionOutcome.APPROVED,
-            f"approved by {by} and sent to Meta as action {action_id} ({status})",
+            f"approved by {by.label} and sent to Meta as action {action_id} ({status})",
             action_id=action_id, action_status=status)  # fmt: skip
     return _result(approval_ids, done, refused, engine)
 
 
 # ------------------------------------------------------------------------ internals
-
-
-def _check_who(by: str, verb: str) -> None:
-    if not (by or "").strip():
-        raise InputError("by", f"say who {verb} (a name or e-mail)")
 
 
 def _refusal(approval_id: int, row: PendingAction | None, now: datetime) -> Decision | None:
@@ -297,22 +302,33 @@ def _refusal(approval_id: int, row: PendingAction | None, now: datetime) -> Deci
 
 
 def _open(
-    approval_ids: list[int], now: datetime, engine: Engine | None
+    approval_ids: list[int], by: Actor, now: datetime, engine: Engine | None
 ) -> tuple[list[int], dict[int, Decision]]:
-    """(the distinct ids still open to a decision, the refusals of the others), from one
-    read."""
+    """(the distinct ids still open to a decision by `by`, the refusals of the others),
+    from one read. A proposal on an account `by` may not decide is refused as if it did
+    not exist when they cannot even read the account."""
     ids = list(dict.fromkeys(approval_ids))
     with read_session(engine) as session:
         rows = {
             r.id: r for r in session.scalars(select(PendingAction).where(PendingAction.id.in_(ids)))
         }
-    refused = {i: refusal for i in ids if (refusal := _refusal(i, rows.get(i), now))}
+    refused: dict[int, Decision] = {}
+    for i in ids:
+        row = rows.get(i)
+        if row is not None and not by.can(Permission.READ, row.account_id):
+            row = None  # another team's proposal: not found, as far as they can tell
+        if row is not None and not by.can(Permission.DECIDE_APPROVALS, row.account_id):
+            refused[i] = Decision(i, DecisionOutcome.NOT_ALLOWED,
+                                  f"{by.label} may not decide approvals on this account; an "
+                                  "approver of it can")  # fmt: skip
+        elif refusal := _refusal(i, row, now):
+            refused[i] = refusal
     return [i for i in ids if i not in refused], refused
 
 
 def _claim(
     wanted: dict[int, tuple[ApprovalStatus, str | None]],
-    by: str,
+    by: Actor,
     engine: Engine | None,
     now: datetime,
 ) -> tuple[dict[int, int | None], dict[int, Decision]]:
@@ -347,7 +363,7 @@ def _claim(
                 )
                 .values(
                     status=status,
-                    decided_by=by,
+                    decided_by=by.label,
                     decided_at=now,
                     decision_reason=reason,
                     version=row.version + 1,
@@ -361,10 +377,14 @@ def _claim(
             claimed[approval_id] = (
                 _intent(session, row, by, now) if status == ApprovalStatus.APPROVED else None
             )
+            record(session, by, f"approval.{_VERBS[status]}", "approval", approval_id,
+                   account_id=row.account_id, old={"status": ApprovalStatus.PENDING.value},
+                   new={"status": status.value, "reason": reason, "action_id":
+                        claimed[approval_id]}, at=now)  # fmt: skip
     return claimed, refused
 
 
-def _intent(session: Session, row: PendingAction, by: str, now: datetime) -> int:
+def _intent(session: Session, row: PendingAction, by: Actor, now: datetime) -> int:
     """The approved proposal's write, as an intent row `execute_intents` sends; its id."""
     proposal = row.proposal
     intent = ActionHistory(
@@ -378,7 +398,12 @@ def _intent(session: Session, row: PendingAction, by: str, now: datetime) -> int
         new_value=proposal.get("new"),
         status=ActionStatus.PENDING,
         idempotency_key=f"approval:{row.id}",
-        details={**proposal, "approved_by": by, "approval_id": row.id},
+        details={
+            **proposal,
+            "approved_by": by.label,
+            "approved_by_user_id": by.user_id,
+            "approval_id": row.id,
+        },
         created_at=now,
     )
     session.add(intent)

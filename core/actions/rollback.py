@@ -16,6 +16,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from core.access.actor import Actor
+from core.access.audit import record
+from core.access.roles import Permission
 from core.accounts import client_for
 from core.actions.changes import StoredChangeError, change_of, stored
 from core.actions.execute import execute_intents
@@ -31,14 +34,17 @@ __all__ = ["RollbackRefused", "rollback"]
 
 
 def rollback(
-    action_id: int, *, by: str = "rex", engine: Engine | None = None, now: datetime | None = None
+    action_id: int, *, by: Actor, engine: Engine | None = None, now: datetime | None = None
 ) -> ActionHistory:
+    """Undo a succeeded change, as `by` (who needs to be allowed to roll back on its
+    account)."""
     now = now or utcnow()
     with read_session(engine) as session:
         original = session.get(ActionHistory, action_id)
-        if original is None:
+        if original is None or not by.can(Permission.READ, original.account_id):
             raise NotFoundError(f"no action with id {action_id}")
         account = session.get_one(AdAccount, original.account_id)
+        by.require(Permission.ROLL_BACK, account.id, account.external_id)
         entity = session.get(AdEntity, original.entity_id) if original.entity_id else None
     _check(original, entity)
     assert entity is not None
@@ -72,7 +78,12 @@ def rollback(
                 new_value=undo.new_text,
                 status=ActionStatus.PENDING,
                 idempotency_key=f"rollback:{original.id}",
-                details={"change": stored(undo.change), "rollback_of": original.id, "by": by},
+                details={
+                    "change": stored(undo.change),
+                    "rollback_of": original.id,
+                    "by": by.label,
+                    "by_user_id": by.user_id,
+                },
                 rollback_of_id=original.id,
                 created_at=now,
             )
@@ -80,6 +91,9 @@ def rollback(
             session.flush()
             session.get_one(ActionHistory, original.id).rolled_back_by_id = row.id
             undo_id = row.id
+            record(session, by, "action.rollback", "action", original.id,
+                   account_id=original.account_id, old={"value": undo.old_text},
+                   new={"value": undo.new_text, "rollback_action_id": row.id}, at=now)  # fmt: skip
     except IntegrityError:
         raise RollbackRefused(f"action {action_id} has already been rolled back") from None
     execute_intents([undo_id], engine=engine, now=now)

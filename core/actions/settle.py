@@ -34,6 +34,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from core.access.actor import Actor
+from core.access.audit import record
+from core.access.roles import Permission
 from core.accounts import client_for
 from core.actions.changes import Change, CopyChange, StoredChangeError, change_of
 from core.actions.execute import apply_locally
@@ -152,33 +155,36 @@ def settle_by_person(
     action_id: int,
     *,
     applied: bool,
-    by: str,
+    by: Actor,
     note: str | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
 ) -> ActionHistory:
     """A person who checked the entity in Ads Manager says whether an unknown write was
-    applied. Only `unknown` actions can be settled so."""
+    applied (one who may roll back on its account). Only `unknown` actions can be
+    settled so."""
     now = now or utcnow()
-    if not (by or "").strip():
-        raise InputError("by", "say who checked it (a name or e-mail)")
     with write_session(engine) as session:
         row = session.get(ActionHistory, action_id)
-        if row is None:
+        if row is None or not by.can(Permission.READ, row.account_id):
             raise NotFoundError(f"no action with id {action_id}")
+        by.require(Permission.ROLL_BACK, row.account_id)
         if row.status != ActionStatus.UNKNOWN:
             raise InputError(
                 "action", f"action {action_id} is {row.status}, not unknown: nothing to settle"
             )
         word = "applied" if applied else "not applied"
         row.status = ActionStatus.SUCCEEDED if applied else ActionStatus.FAILED
-        row.error_message = None if applied else f"not applied (settled by {by})"
+        row.error_message = None if applied else f"not applied (settled by {by.label})"
         row.can_rollback = applied
         row.finished_at = row.finished_at or now
         row.details = {
             **(row.details or {}),
-            "settle": {"by": by, "verdict": word, "note": note, "at": now.isoformat()},
+            "settle": {"by": by.label, "verdict": word, "note": note, "at": now.isoformat()},
         }
+        record(session, by, "action.settle", "action", row.id, account_id=row.account_id,
+               old={"status": ActionStatus.UNKNOWN.value},
+               new={"status": row.status.value, "note": note}, at=now)  # fmt: skip
         session.flush()
         session.expunge(row)
     if applied:

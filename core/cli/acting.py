@@ -23,6 +23,16 @@ def add_as(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def reader(args: argparse.Namespace) -> Actor:
+    """Who reads: the user named by `--as` (or `REX_AS`) — seeing their accounts only —
+    or, without one, the operator, who sees everything (the server's shell can read its
+    database anyway)."""
+    from core.access.actor import SYSTEM
+
+    named = getattr(args, "acting", None) or os.environ.get("REX_AS")
+    return acting(args) if named else SYSTEM
+
+
 def acting(args: argparse.Namespace) -> Actor:
     """The user named by `--as` (or `REX_AS`), or AccessDenied saying to name one."""
     from core.access.actor import AccessDenied

@@ -4,10 +4,10 @@ the writes Rex made — undoing one, and those whose outcome is still being sett
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from core.actions.rollback import rollback
 from core.actions.settle import list_unknown, settle_by_person
+from core.cli.acting import acting, add_as
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
 from core.enums import ActionStatus
@@ -17,7 +17,7 @@ def register(parser: Parser) -> None:
     actions = parser.add_subparsers(metavar="ACTION")
     undo = actions.add_parser("rollback", help="undo an action (refused if it drifted)")
     undo.add_argument("action_id", type=row_id("action"))
-    undo.add_argument("--by", default=getpass.getuser())
+    add_as(undo)
     undo.set_defaults(handler=roll_back, needs_key=True)
     unknown = actions.add_parser(
         "unknown", help="writes whose outcome Rex is still settling, or needs a person for"
@@ -30,13 +30,13 @@ def register(parser: Parser) -> None:
     verdict = settle.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--applied", action="store_true", help="Ads Manager shows the change")
     verdict.add_argument("--not-applied", action="store_true", help="it does not")
-    settle.add_argument("--by", default=getpass.getuser())
+    add_as(settle)
     settle.add_argument("--note", default=None, help="what you checked")
     settle.set_defaults(handler=settle_one)
 
 
 def roll_back(args: argparse.Namespace) -> int:
-    undo = rollback(args.action_id, by=args.by)
+    undo = rollback(args.action_id, by=acting(args))
     print(
         f"rollback action {undo.id}: {undo.status} ({undo.old_value} → {undo.new_value})"
         + (f" — {undo.error_message}" if undo.error_message else "")
@@ -60,6 +60,7 @@ def show_unknown(args: argparse.Namespace) -> int:
 
 
 def settle_one(args: argparse.Namespace) -> int:
-    row = settle_by_person(args.action_id, applied=args.applied, by=args.by, note=args.note)
-    print(f"action {row.id}: {row.status} (settled by {args.by})")
+    by = acting(args)
+    row = settle_by_person(args.action_id, applied=args.applied, by=by, note=args.note)
+    print(f"action {row.id}: {row.status} (settled by {by.label})")
     return 0

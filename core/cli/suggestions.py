@@ -14,10 +14,10 @@ created_at, action_id, approval_id.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 
+from core.cli.acting import acting, add_as
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
 
@@ -41,12 +41,12 @@ def register(parser: Parser) -> None:
     show.set_defaults(handler=show_suggestion)
     apply = actions.add_parser("apply", help="apply a suggestion (through the rails)")
     apply.add_argument("suggestion_id", type=row_id("suggestion"), metavar="ID")
-    apply.add_argument("--by", default=getpass.getuser(), help="who decides")
+    add_as(apply)
     apply.set_defaults(handler=apply_suggestion, needs_key=True)
     dismiss = actions.add_parser("dismiss", help="dismiss a suggestion, with a reason")
     dismiss.add_argument("suggestion_id", type=row_id("suggestion"), metavar="ID")
     dismiss.add_argument("--reason", required=True, help="why (kept on the record)")
-    dismiss.add_argument("--by", default=getpass.getuser(), help="who decides")
+    add_as(dismiss)
     dismiss.set_defaults(handler=dismiss_suggestion)
 
 
@@ -125,7 +125,7 @@ def show_suggestion(args: argparse.Namespace) -> int:
 def apply_suggestion(args: argparse.Namespace) -> int:
     from core.suggestions.apply import apply_suggestion as apply
 
-    result = apply(args.suggestion_id, by=args.by)
+    result = apply(args.suggestion_id, by=acting(args))
     print(f"suggestion {result.suggestion_id}: {result.message}")
     return 0 if result.status in ("applied", "queued") else 1
 
@@ -134,6 +134,6 @@ def dismiss_suggestion(args: argparse.Namespace) -> int:
     from core.db.types import utcnow
     from core.suggestions.records import dismiss
 
-    row = dismiss(args.suggestion_id, args.reason, by=args.by, now=utcnow())
+    row = dismiss(args.suggestion_id, args.reason, by=acting(args), now=utcnow())
     print(f"suggestion {row.id}: dismissed ({row.reason})")
     return 0

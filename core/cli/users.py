@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
+from core.cli.acting import acting, add_as
 from core.cli.args import Parser
 from core.cli.console import print_table
 
@@ -33,7 +35,7 @@ def register(parser: Parser) -> None:
 
     def command(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help_text)
-        sub.add_argument("--as", dest="acting", metavar="EMAIL", help="the admin acting")
+        add_as(sub)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -64,14 +66,12 @@ def register(parser: Parser) -> None:
 
 
 def _acting(args: argparse.Namespace, *, bootstrap: bool = False) -> Actor:
-    from core.access.actor import AccessDenied
-    from core.access.users import actor_for, bootstrap_actor
+    """The admin acting; while no admin exists, the operator making the first one."""
+    from core.access.users import bootstrap_actor
 
-    if args.acting:
-        return actor_for(args.acting)
-    if bootstrap:
+    if bootstrap and not (args.acting or os.environ.get("REX_AS")):
         return bootstrap_actor()
-    raise AccessDenied("say who acts: --as ADMIN_EMAIL (an admin of this Rex)")
+    return acting(args)
 
 
 def _password(args: argparse.Namespace) -> str | None:

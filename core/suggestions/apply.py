@@ -32,6 +32,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.access.actor import Actor
+from core.access.audit import record
+from core.access.roles import Permission
 from core.accounts import client_for
 from core.actions.changes import StoredChangeError, read_change, stored
 from core.actions.execute import execute_intents
@@ -81,12 +84,27 @@ class _Step:
 
 
 def apply_suggestion(
-    suggestion_id: int, *, by: str, engine: Engine | None = None, now: datetime | None = None
+    suggestion_id: int, *, by: Actor, engine: Engine | None = None, now: datetime | None = None
 ) -> Applied:
+    """Apply a suggestion as `by` (who may apply suggestions on its account); the audit
+    log records what it came to."""
     now = now or utcnow()
+    applied = _apply(suggestion_id, by, engine=engine, now=now)
+    with write_session(engine) as session:
+        account_id = records.get_row(session, suggestion_id).account_id
+        record(session, by, "suggestion.apply", "suggestion", suggestion_id,
+               account_id=account_id, at=now,
+               new={"status": applied.status.value, "action_id": applied.action_id,
+                    "approval_id": applied.approval_id})  # fmt: skip
+    return applied
+
+
+def _apply(suggestion_id: int, actor: Actor, *, engine: Engine | None, now: datetime) -> Applied:
+    by = actor.label
     with read_session(engine) as session:
-        row = records.get_row(session, suggestion_id)
+        row = records.get_row(session, suggestion_id, actor)  # another team's: not found
         account = session.get_one(AdAccount, row.account_id)
+        actor.require(Permission.APPLY_SUGGESTIONS, account.id, account.external_id)
         _check(row, account)
         if (row.action or {}).get("type") == RULES:
             return _make_rules(row, by=by, engine=engine, now=now)

@@ -34,6 +34,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from core.access.actor import Actor
+from core.access.audit import record
+from core.access.roles import Permission
 from core.db import write_session
 from core.db.models import AdAccount, RexSuggestion, RexSuggestionEvent
 from core.enums import OPEN_SUGGESTIONS, SuggestionStatus
@@ -147,31 +150,37 @@ def dismiss(
     suggestion_id: int,
     reason: str,
     *,
-    by: str,
+    by: Actor,
     now: datetime,
     engine: Engine | None = None,
 ) -> RexSuggestion:
-    """Dismiss a new suggestion with a reason (kept on the record)."""
+    """Dismiss a new suggestion with a reason (kept on the record), as `by` (who may
+    apply suggestions on its account)."""
     reason = (reason or "").strip()
     if not reason:
         raise InputError("reason", "say why it is dismissed (e.g. 'we sell to 55+ in store')")
     with write_session(engine) as session:
-        row = get_row(session, suggestion_id)
+        row = get_row(session, suggestion_id, by)
+        by.require(Permission.APPLY_SUGGESTIONS, row.account_id)
         if row.status != NEW:
             raise SuggestionStateError(
                 f"suggestion {suggestion_id} is {row.status}: only a new suggestion can be "
                 "dismissed" + (" (reject it in Approvals instead)" if row.status == QUEUED else "")
             )
-        row.decided_by = by
-        move(session, row, DISMISSED, by=by, reason=reason, now=now)
+        row.decided_by = by.label
+        move(session, row, DISMISSED, by=by.label, reason=reason, now=now)
+        record(session, by, "suggestion.dismiss", "suggestion", row.id,
+               account_id=row.account_id, new={"reason": reason}, at=now)  # fmt: skip
         session.flush()
         session.expunge(row)
         return row
 
 
-def get_row(session: Session, suggestion_id: int) -> RexSuggestion:
+def get_row(session: Session, suggestion_id: int, actor: Actor | None = None) -> RexSuggestion:
+    """The suggestion; NotFoundError when there is none — or, with `actor`, when it is on
+    an account they may not read."""
     row = session.get(RexSuggestion, suggestion_id)
-    if row is None:
+    if row is None or (actor is not None and not actor.can(Permission.READ, row.account_id)):
         raise NotFoundError(f"no suggestion with id {suggestion_id}")
     return row
 
