@@ -96,29 +96,33 @@ impact[0].caption(
     if health.entities_under_automation
     else "No active rule can change a delivering entity's budget or status."
 )
-impact[1].metric(
-    f"Spend saved by pauses ({IMPACT_DAYS} days)",
-    effects(health.spend_saved) or health.pauses.empty_words("no pauses"),
+
+
+def measured(column, label: str, effect, profit, counted, nothing: str, what: str, help: str):  # type: ignore[no-untyped-def]
+    """A measured impact figure: the summed effect, its interval, the profit effect, and
+    what it counts."""
+    column.metric(label, effects(effect) or counted.empty_words(nothing), help=help)
+    if effect:
+        column.caption(f"90 %: {effects(effect, interval=True)}")
+        column.caption(f"Profit effect: {effects(profit, interval=True)}")
+    if counted.words(what):
+        column.caption(counted.words(what))
+
+
+measured(
+    impact[1], f"Spend saved by pauses ({IMPACT_DAYS} days)", health.spend_saved,
+    health.profit_after_pauses, health.pauses, "no pauses", "pause(s)",
     help=f"For each pause Rex made in the last {IMPACT_DAYS} days: its estimated effect on "
     f"the entity's spend over the {HEADLINE} days after it, against what it would have "
     "spent anyway (from the account's entities Rex did not change), summed; 90 % interval "
     "below, with the effect on profit (a pause also loses the revenue it bought).",
-)
-if health.spend_saved:
-    impact[1].caption(f"90 %: {effects(health.spend_saved, interval=True)}")
-    impact[1].caption(f"Profit effect: {effects(health.profit_after_pauses, interval=True)}")
-if health.pauses.words("pause(s)"):
-    impact[1].caption(health.pauses.words("pause(s)"))
-impact[2].metric(
-    f"Revenue change after budget raises ({IMPACT_DAYS} days)",
-    effects(health.revenue_change_after_scaling) or health.raises.empty_words("no budget raises"),
+)  # fmt: skip
+measured(
+    impact[2], f"Revenue change after budget raises ({IMPACT_DAYS} days)",
+    health.revenue_change_after_scaling, health.profit_after_scaling, health.raises,
+    "no budget raises", "raise(s)",
     help=f"For each budget raise Rex made in the last {IMPACT_DAYS} days: its estimated "
     f"effect on the entity's revenue over the {HEADLINE} days after it, against what it "
     "would have done anyway (from the account's entities Rex did not change), summed; 90 % "
     "interval below, with the effect on profit.",
-)
-if health.revenue_change_after_scaling:
-    impact[2].caption(f"90 %: {effects(health.revenue_change_after_scaling, interval=True)}")
-    impact[2].caption(f"Profit effect: {effects(health.profit_after_scaling, interval=True)}")
-if health.raises.words("raise(s)"):
-    impact[2].caption(health.raises.words("raise(s)"))
+)  # fmt: skip

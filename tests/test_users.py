@@ -195,7 +195,7 @@ def test_the_cli_manages_users_as_an_admin(db: Engine) -> None:
     assert sign_in("ana@example.com", generated).actor.admin
 
     nobody = rex("users", "add", "bo@example.com")
-    assert nobody.returncode == 1 and "--as ADMIN_EMAIL" in nobody.stderr
+    assert nobody.returncode == 1 and "say who acts: --as EMAIL" in nobody.stderr
     typed = rex("users", "add", "bo@example.com", "--password-stdin", "--as", "ana@example.com",
                 stdin=PASSWORD + "\n")  # fmt: skip
     assert typed.returncode == 0 and PASSWORD not in typed.stdout and "password" not in typed.stdout

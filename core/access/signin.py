@@ -121,10 +121,8 @@ def resolve(token: str | None, *, now: datetime | None = None,
         return None
     now = now or wall_now()
     with write_session(engine) as session:
-        row = session.scalars(
-            select(UserSession).where(UserSession.token_hash == _digest(token))
-        ).one_or_none()
-        if row is None or row.ended_at is not None:
+        row = _open_session(session, token)
+        if row is None:
             return None
         if row.expires_at <= now:
             row.ended_at, row.ended_reason = now, "expired"
@@ -146,10 +144,8 @@ def sign_out(
         return
     now = now or wall_now()
     with write_session(engine) as session:
-        row = session.scalars(
-            select(UserSession).where(UserSession.token_hash == _digest(token))
-        ).one_or_none()
-        if row is None or row.ended_at is not None:
+        row = _open_session(session, token)
+        if row is None:
             return
         row.ended_at, row.ended_reason = now, "signed out"
         record(session, load_actor(session, row.user_id, session_id=row.id), "session.sign_out",
@@ -176,6 +172,14 @@ def _start(session: Session, user: User, via: str, now: datetime) -> SignedIn:
     actor = load_actor(session, user.id, session_id=row.id)
     record(session, actor, "session.sign_in", "session", row.id, new={"via": via}, at=now)
     return SignedIn(token, actor, expires)
+
+
+def _open_session(session: Session, token: str) -> UserSession | None:
+    """The session of this token, unless there is none or it has ended."""
+    row = session.scalars(
+        select(UserSession).where(UserSession.token_hash == _digest(token))
+    ).one_or_none()
+    return row if row is not None and row.ended_at is None else None
 
 
 def _failed(session: Session, user: User, now: datetime) -> None:

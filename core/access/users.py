@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -173,19 +174,8 @@ def grant(
     engine: Engine | None = None,
 ) -> UserView:
     """Give a user roles on an ad account (act_… or Rex's id); held roles stay."""
-    by.require(Permission.MANAGE_USERS)
-    now = now or wall_now()
-    with write_session(engine) as session:
-        user = _user(session, email)
-        target = _account(session, account)
-        held = _roles(session, user.id, target.id)
-        for role in sorted(set(roles) - held):
-            session.add(UserGrant(user_id=user.id, account_id=target.id, role=role.value,
-                                  granted_at=now, granted_by_id=by.user_id))  # fmt: skip
-        record(session, by, "user.grant", "user", user.id, account_id=target.id, at=now,
-               old={"roles": sorted(held)}, new={"roles": sorted(held | set(roles))})  # fmt: skip
-        session.flush()
-        return _view(session, user)
+    return _change_roles(email, account, lambda held: held | set(roles), "user.grant", by,
+                         now, engine)  # fmt: skip
 
 
 def revoke(
@@ -198,21 +188,39 @@ def revoke(
     engine: Engine | None = None,
 ) -> UserView:
     """Take roles (all, without `roles`) on an ad account from a user."""
+    return _change_roles(email, account,
+                         lambda held: set() if roles is None else held - set(roles),
+                         "user.revoke", by, now, engine)  # fmt: skip
+
+
+def _change_roles(
+    email: str,
+    account: str,
+    change: Callable[[set[Role]], set[Role]],
+    action: str,
+    by: Actor,
+    now: datetime | None,
+    engine: Engine | None,
+) -> UserView:
+    """Set a user's roles on an account to `change(held)`, on the audit log."""
     by.require(Permission.MANAGE_USERS)
     now = now or wall_now()
     with write_session(engine) as session:
         user = _user(session, email)
         target = _account(session, account)
         held = _roles(session, user.id, target.id)
-        taken = held if roles is None else held & set(roles)
+        wanted = change(held)
+        for role in sorted(wanted - held):
+            session.add(UserGrant(user_id=user.id, account_id=target.id, role=role.value,
+                                  granted_at=now, granted_by_id=by.user_id))  # fmt: skip
         for row in session.scalars(
             select(UserGrant).where(UserGrant.user_id == user.id,
                                     UserGrant.account_id == target.id,
-                                    UserGrant.role.in_([r.value for r in taken]))
+                                    UserGrant.role.in_([r.value for r in held - wanted]))
         ):  # fmt: skip
             session.delete(row)
-        record(session, by, "user.revoke", "user", user.id, account_id=target.id, at=now,
-               old={"roles": sorted(held)}, new={"roles": sorted(held - taken)})  # fmt: skip
+        record(session, by, action, "user", user.id, account_id=target.id, at=now,
+               old={"roles": sorted(held)}, new={"roles": sorted(wanted)})  # fmt: skip
         session.flush()
         return _view(session, user)
 

@@ -40,5 +40,7 @@ def acting(args: argparse.Namespace) -> Actor:
 
     email = getattr(args, "acting", None) or os.environ.get("REX_AS")
     if not email:
-        raise AccessDenied("say who acts: --as EMAIL (a Rex user allowed to do this)")
+        error = AccessDenied("say who acts: --as EMAIL (a Rex user allowed to do this)")
+        error.hint = "`python -m core users list --as ADMIN_EMAIL` shows the users"
+        raise error
     return actor_for(email)
