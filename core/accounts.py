@@ -23,6 +23,8 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session, write_session
 from core.db.models import (
@@ -243,6 +245,12 @@ def _connect_hint(error: GraphError, external_id: str, url: str, reconnecting: b
 def _who(url: str) -> str:
     """Meta, or the other Graph endpoint that answered (a sandbox, a proxy)."""
     return "Meta" if urlsplit(url).hostname == "graph.facebook.com" else f"The Graph API at {url}"
+
+
+def readable_accounts(actor: Actor, engine: Engine | None = None) -> list[AccountView]:
+    """The connected accounts `actor` may read, by name."""
+    readable = actor.account_ids(Permission.READ)
+    return [a for a in list_accounts(engine) if readable is None or a.id in readable]
 
 
 def list_accounts(

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 import streamlit as st
 
-from core.accounts import AccountView, list_accounts
+from core.access.actor import Actor
+from core.accounts import AccountView, readable_accounts
 from core.errors import RexError
 
 Kind = Literal["success", "info", "warning", "error"]
@@ -49,9 +50,10 @@ def act(
     return result
 
 
-def connected_accounts() -> list[AccountView]:
-    """The connected accounts; with none, the page says how to connect one and stops."""
-    accounts = list_accounts()
+def connected_accounts(actor: Actor) -> list[AccountView]:
+    """The connected accounts `actor` may read; with none, the page says how to connect
+    one and stops."""
+    accounts = readable_accounts(actor)
     if not accounts:
         st.info(
             "No ad account is connected yet. Connect one on the **Accounts** page — or run "

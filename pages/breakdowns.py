@@ -30,7 +30,7 @@ from pages._signin import signed_in
 actor = signed_in(Permission.READ)
 st.title("Breakdowns")
 show_notices()
-accounts = connected_accounts()
+accounts = connected_accounts(actor)
 
 labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_name}" for a in accounts}
 top = st.columns([3, 2, 2, 2])

@@ -117,6 +117,7 @@ feed_tab, runs_tab, failures_tab, why_tab = st.tabs(
 with feed_tab:
     recent = st.toggle("Last 24 hours only", key="activity_24h", on_change=_first_page)
     feed = activity_feed(
+        actor=actor,
         account=account,
         rule_id=rule_id,
         since=utcnow() - timedelta(hours=24) if recent else None,
@@ -210,7 +211,7 @@ with runs_tab:
             _action(action, "run")
 
 with failures_tab:
-    failures = recent_actions(hours=24 * 7, status=ActionStatus.FAILED)
+    failures = recent_actions(actor=actor, hours=24 * 7, status=ActionStatus.FAILED)
     if not failures:
         st.success("No failed actions in the last 7 days.")
     for a in failures:

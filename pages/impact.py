@@ -14,10 +14,10 @@ from pages._signin import signed_in
 actor = signed_in(Permission.READ)
 st.title("Impact")
 show_notices()
-accounts = connected_accounts()
+accounts = connected_accounts(actor)
 labels = {"": "All accounts", **{a.external_id: f"{a.name} · {a.external_id}" for a in accounts}}
 account = st.selectbox("Ad account", list(labels), format_func=labels.get, key="impact_account")
-view = impact(account=account or None)
+view = impact(actor=actor, account=account or None)
 
 st.caption(
     f"Every applied suggestion and every rule action that changed delivery is measured "

@@ -18,7 +18,7 @@ actor = signed_in(Permission.READ)
 st.title("Overview")
 show_notices()
 
-accounts = connected_accounts()
+accounts = connected_accounts(actor)
 
 labels = {a.id: f"{a.name} · {a.external_id} · {a.currency} · {a.timezone_name}" for a in accounts}
 account_id = st.selectbox(
@@ -206,7 +206,7 @@ else:
     )
 
 st.subheader("Recent activity")
-activity = recent_actions(hours=24 * 7)[:10]
+activity = recent_actions(actor=actor, hours=24 * 7)[:10]
 if not activity:
     st.caption("No automated actions in the last 7 days.")
 for action in activity:

@@ -283,7 +283,7 @@ def card(s: SuggestionView, first: bool) -> None:
 actor = signed_in(Permission.READ)
 st.title("Suggestions")
 show_notices()
-accounts = connected_accounts()
+accounts = connected_accounts(actor)
 
 names = {a.external_id: f"{a.name} · {a.external_id} · {a.currency}" for a in accounts}
 top = st.columns([3, 2, 2])

@@ -89,7 +89,7 @@ def test_the_feed_names_each_action_s_account(twins) -> None:  # type: ignore[no
     rule = save_rule(BOTH, now=NOW)
     run_rule_now(rule.id, NOW)
 
-    feed = activity_feed()
+    feed = activity_feed(actor=ANA)
     assert feed.total == 4 and feed.pages == 1
     assert sorted((a.entity_name, a.account_external_id) for a in feed.rows) == [
         ("A", "act_2001"), ("A", TWIN), ("C", "act_2001"), ("C", TWIN),
@@ -97,12 +97,12 @@ def test_the_feed_names_each_action_s_account(twins) -> None:  # type: ignore[no
     twin_row = next(a for a in feed.rows if a.account_external_id == TWIN)
     assert twin_row.account == f"Twin (USD) ({TWIN})"
     assert twin_row.rule_name == "Scale winners" and twin_row.outcome == "applied"
-    assert [a.id for a in activity_feed(account=TWIN).rows] == [
+    assert [a.id for a in activity_feed(actor=ANA, account=TWIN).rows] == [
         a.id for a in feed.rows if a.account_external_id == TWIN
     ]
-    assert activity_feed(rule_id=rule.id + 1).total == 0
-    assert activity_feed(since=NOW - timedelta(minutes=1)).total == 4
-    assert activity_feed(since=NOW + timedelta(minutes=1)).total == 0
+    assert activity_feed(actor=ANA, rule_id=rule.id + 1).total == 0
+    assert activity_feed(actor=ANA, since=NOW - timedelta(minutes=1)).total == 4
+    assert activity_feed(actor=ANA, since=NOW + timedelta(minutes=1)).total == 0
 
 
 def test_the_feed_pages_newest_first(twins) -> None:  # type: ignore[no-untyped-def]
@@ -110,15 +110,15 @@ def test_the_feed_pages_newest_first(twins) -> None:  # type: ignore[no-untyped-
 
     rule = save_rule(BOTH, now=NOW)
     run_rule_now(rule.id, NOW)
-    first = activity_feed().rows
+    first = activity_feed(actor=ANA).rows
     undo = rollback(first[-1].id, by=ANA, now=NOW + timedelta(minutes=5))
 
-    pages = [activity_feed(page=n, per_page=2) for n in (1, 2, 3)]
+    pages = [activity_feed(actor=ANA, page=n, per_page=2) for n in (1, 2, 3)]
     assert [(p.page, p.pages, p.total) for p in pages] == [(1, 3, 5), (2, 3, 5), (3, 3, 5)]
     ids = [a.id for p in pages for a in p.rows]
     assert ids[0] == undo.id  # the newest first: the undo
     assert sorted(ids) == sorted({*ids}) and len(ids) == 5
-    assert activity_feed(page=9, per_page=2).page == 3  # past the end: the last page
+    assert activity_feed(actor=ANA, page=9, per_page=2).page == 3  # past the end: the last page
     undone = next(a for a in pages[2].rows + pages[1].rows if a.id == first[-1].id)
     assert undone.outcome == f"applied, then undone (action #{undo.id})"
     assert not undone.can_rollback
@@ -131,7 +131,8 @@ def test_links_to_ads_manager_except_for_sandbox_accounts(twins) -> None:  # typ
     as_if_on_meta(TWIN)
 
     links = {
-        (a.account_external_id, a.entity_name): a.ads_manager_url for a in activity_feed().rows
+        (a.account_external_id, a.entity_name): a.ads_manager_url
+        for a in activity_feed(actor=ANA).rows
     }
     assert links[("act_2001", "A")] is None  # its Graph URL is the loopback sandbox
     assert links[(TWIN, "A")] == (

@@ -244,14 +244,14 @@ def test_a_rule_action_gets_an_outcome_and_the_cli_lists_it(db: Engine) -> None:
     # the record's row says what it did (Executions)
     from core.views.activity import activity_feed
 
-    (row,) = [r for r in activity_feed().rows if r.id == action_id]
+    (row,) = [r for r in activity_feed(actor=ANA).rows if r.id == action_id]
     assert row.measured and row.measured.startswith(f"7 days after: {week.verdict}")
     assert "USD" in row.measured
 
     # the Impact view groups it by its rule (too few outcomes to learn a rate from yet)
     from core.views.outcomes import impact
 
-    (by_rule,) = impact().rules
+    (by_rule,) = impact(actor=ANA).rules
     assert (by_rule.rule_name, by_rule.measured, by_rule.learned) == (
         "Scale the retargeting", 1, None,
     )  # fmt: skip
@@ -325,7 +325,7 @@ def test_impact_keeps_currencies_apart_and_tells_waiting_from_no_estimate(db: En
                         reason="3 days with delivery in the baseline", measured_at=NOW,
                     ))  # fmt: skip
 
-    view = impact()
+    view = impact(actor=ANA)
     assert [(k.currency, k.measured, k.without_estimate, k.waiting) for k in view.kinds] == [
         ("JPY", 1, 1, 1), ("USD", 1, 1, 1),
     ]  # fmt: skip

@@ -216,3 +216,60 @@ def test_the_cli_manages_users_as_an_admin(db: Engine) -> None:
     assert rex("users", "disable", "bo@example.com", "--as", "ana@example.com").returncode == 0
     with pytest.raises(SignInError, match="disabled"):
         sign_in("bo@example.com", PASSWORD)
+
+
+def test_a_user_reads_only_the_accounts_granted_to_them(worked) -> None:  # type: ignore[no-untyped-def]
+    from core.accounts import readable_accounts
+    from core.db.models import ActionHistory, PendingAction
+    from core.views.activity import activity_feed, recent_actions
+    from core.views.outcomes import list_outcomes
+
+    by = admin()
+    with write_session() as session:  # another team's account, with an action and a proposal
+        other = AdAccount(
+            external_id="act_77",
+            name="Another shop",
+            currency="EUR",
+            timezone_name="Europe/Berlin",
+            account_status=1,
+            token_encrypted="x",
+        )
+        session.add(other)
+        session.flush()
+        mine = session.scalars(select(AdAccount).where(AdAccount.external_id == "act_2001")).one()
+        for account in (mine, other):
+            session.add(
+                ActionHistory(
+                    account_id=account.id,
+                    entity_name=f"{account.name} ad set",
+                    action_type="pause",
+                    status="succeeded",
+                    created_at=NOW,
+                )
+            )
+            session.add(
+                PendingAction(
+                    account_id=account.id,
+                    action_type="pause",
+                    proposal={},
+                    status="pending",
+                    created_at=NOW,
+                    expires_at=NOW + timedelta(days=1),
+                )
+            )
+    add_user("vi@example.com", password=PASSWORD, by=by, now=NOW)
+    grant("vi@example.com", "act_2001", [Role.VIEWER], by=by, now=NOW)
+    viewer = actor_for("vi@example.com")
+
+    from core.actions.approvals import list_approvals
+
+    assert [a.external_id for a in readable_accounts(viewer)] == ["act_2001"]
+    assert {a.external_id for a in readable_accounts(by)} == {"act_2001", "act_77"}
+    assert {r.account_external_id for r in activity_feed(actor=viewer).rows} == {"act_2001"}
+    assert {r.account_external_id for r in activity_feed(actor=by).rows} == {"act_2001", "act_77"}
+    assert {r.account_external_id for r in recent_actions(actor=viewer, hours=10**6,
+                                                          now=NOW)} == {"act_2001"}  # fmt: skip
+    assert {p.account_external_id for p in list_approvals(actor=viewer)} == {"act_2001"}
+    assert list_outcomes(actor=viewer, account="act_77") == []
+    nobody = Actor(user_id=None, email="new@example.com", name="New")  # no grant at all
+    assert readable_accounts(nobody) == [] and activity_feed(actor=nobody).rows == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli.acting import add_as, reader
 from core.cli.args import Parser
 from core.cli.console import print_table
 
@@ -29,6 +30,7 @@ def register(parser: Parser) -> None:
     listing = actions.add_parser("list", help="every applied change and what it did")
     listing.add_argument("--account", help="act_… or Rex's id")
     listing.add_argument("--json", action="store_true")
+    add_as(listing)
     listing.set_defaults(handler=list_outcomes)
 
 
@@ -50,7 +52,7 @@ def list_outcomes(args: argparse.Namespace) -> int:
     from core.views.outcomes import effect_words
     from core.views.outcomes import list_outcomes as listed
 
-    views = listed(account=args.account)
+    views = listed(actor=reader(args), account=args.account)
     if args.json:
         print(json.dumps([v.to_json() for v in views], indent=2, ensure_ascii=False))
         return 0

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.db import read_session
 from core.db.models import (
     ActionHistory,
@@ -279,14 +281,16 @@ def trace_rows(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def recent_actions(
     *,
+    actor: Actor,
     hours: int = 24,
     status: ActionStatus | None = None,
     now: datetime | None = None,
     engine: Engine | None = None,
 ) -> list[ActionRow]:
-    """The seed's monitoring views: actions of the last `hours` (failures: `status`)."""
+    """The seed's monitoring views: actions of the last `hours` (failures: `status`), on
+    the accounts `actor` may read."""
     since = (now or utcnow()) - timedelta(hours=hours)
-    query = _actions_query().where(ActionHistory.created_at > since)
+    query = _readable(_actions_query(), actor).where(ActionHistory.created_at > since)
     if status:
         query = query.where(ActionHistory.status == status)
     with read_session(engine) as session:
@@ -295,6 +299,7 @@ def recent_actions(
 
 def activity_feed(
     *,
+    actor: Actor,
     account: str | None = None,
     rule_id: int | None = None,
     since: datetime | None = None,
@@ -303,9 +308,9 @@ def activity_feed(
     engine: Engine | None = None,
 ) -> ActivityPage:
     """Every action across rules (rollbacks and dry runs too), newest first, one page of
-    `per_page`; `account` (act_…), `rule_id` and `since` narrow it. A page past the end
-    is the last page."""
-    query = _actions_query()
+    `per_page`, on the accounts `actor` may read; `account` (act_…), `rule_id` and `since`
+    narrow it. A page past the end is the last page."""
+    query = _readable(_actions_query(), actor)
     if since is not None:
         query = query.where(ActionHistory.created_at > since)
     if account:
@@ -407,6 +412,12 @@ def _execution_row(e: RuleExecution, name: str) -> ExecutionRow:
 # An action, its rule's name, its account's act_ id, name and Graph URL, its entity's level
 # and id: the outer-joined columns are None where nothing joins (no rule, entity gone).
 ActionsQuery = Select[ActionHistory, str, str, str, str | None, Level, str]
+
+
+def _readable(query: ActionsQuery, actor: Actor) -> ActionsQuery:
+    """Only the actions on accounts `actor` may read."""
+    readable = actor.account_ids(Permission.READ)
+    return query if readable is None else query.where(ActionHistory.account_id.in_(readable))
 
 
 def _actions_query() -> ActionsQuery:

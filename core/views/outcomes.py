@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.db import read_session
 from core.db.models import (
     ActionHistory,
@@ -77,8 +79,11 @@ class OutcomeView:
         }  # fmt: skip
 
 
-def list_outcomes(*, account: str | None = None, engine: Engine | None = None) -> list[OutcomeView]:
-    """Every outcome, newest change first; `account`: act_… or Rex's id."""
+def list_outcomes(
+    *, actor: Actor, account: str | None = None, engine: Engine | None = None
+) -> list[OutcomeView]:
+    """Every outcome on the accounts `actor` may read, newest change first; `account`:
+    act_… or Rex's id."""
     with read_session(engine) as session:
         query = (
             select(RexSuggestionPerformance, AdAccount, AdEntity, AutomationRule)
@@ -89,6 +94,9 @@ def list_outcomes(*, account: str | None = None, engine: Engine | None = None) -
             .order_by(RexSuggestionPerformance.changed_on.desc(),
                       RexSuggestionPerformance.id.desc())
         )  # fmt: skip
+        readable = actor.account_ids(Permission.READ)
+        if readable is not None:
+            query = query.where(RexSuggestionPerformance.account_id.in_(readable))
         if account is not None:
             number = int(account) if account.isdigit() else None
             query = query.where((AdAccount.external_id == account) | (AdAccount.id == number))
@@ -175,14 +183,14 @@ class ImpactView:
     currencies: list[str]
 
 
-def impact(*, account: str | None = None, engine: Engine | None = None) -> ImpactView:
+def impact(*, actor: Actor, account: str | None = None, engine: Engine | None = None) -> ImpactView:
     """What the applied changes did, per kind — from the outcomes' 7-day checkpoints —
     with the confidence learned per suggestion kind and its calibration: the confidence
     the suggestions stated against the measured probability that they improved profit."""
     from core.outcomes.learn import calibration
     from core.outcomes.record import kind_confidence
 
-    outcomes = list_outcomes(account=account, engine=engine)
+    outcomes = list_outcomes(actor=actor, account=account, engine=engine)
     learned = kind_confidence(engine)
     with read_session(engine) as session:
         suggested = [o.suggestion_id for o in outcomes if o.suggestion_id]
