@@ -86,7 +86,7 @@ st.caption(
     + (f", money in {currency}" if METRICS[metric].unit == "money" else "")
     + " · undefined values (nothing spent, no clicks …) are left out"
 )
-open_suggestions = len(list_suggestions(account=account.external_id))
+open_suggestions = len(list_suggestions(actor=actor, account=account.external_id))
 try:  # a link needs the app's navigation (app.py); the page run on its own has none
     st.page_link(
         "pages/suggestions.py",

@@ -216,7 +216,7 @@ def _record(s: SuggestionView) -> None:
         st.page_link("pages/approvals.py", label="Open Approvals", icon=":material/fact_check:")
     elif s.reason and s.status != SuggestionStatus.NEW:
         st.caption(f"{s.status.value.capitalize()}: {s.reason}")
-    events = get_suggestion(s.id).events
+    events = get_suggestion(s.id, actor=actor).events
     if events:
         st.dataframe(
             [
@@ -309,7 +309,7 @@ st.button(
     "one chosen) and brings the list up to date.",
 )
 
-found = list_suggestions(status=status, account=account, kind=kind)
+found = list_suggestions(actor=actor, status=status, account=account, kind=kind)
 if not found:
     st.info(
         f"No {'' if status == 'all' else status + ' '}suggestions here. Rex looks at the "

@@ -28,7 +28,7 @@ from core.suggestions.records import Found, reconcile
 from core.sync.runner import SyncOptions, sync_accounts
 from core.views.suggestions import SuggestionView, get_suggestion, list_suggestions
 from tests.conftest import NOW
-from tests.signed import ADMIN, person, signed_page
+from tests.signed import ADMIN, ANA, person, signed_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "act_4001"
@@ -90,7 +90,7 @@ def click(app: AppTest, key: str) -> AppTest:
 def one(kind: str, *, action: bool, segment: str | None = None) -> SuggestionView:
     """The open suggestion of `kind` with (or without) a change, about `segment`."""
     (found,) = [
-        s for s in list_suggestions()
+        s for s in list_suggestions(actor=ANA)
         if s.kind == kind and (s.action is not None) == action
         and (segment is None or s.segment[:1] == (segment,))
     ]  # fmt: skip
@@ -119,7 +119,7 @@ def test_an_empty_database_says_what_to_do(db: Engine) -> None:
 
 
 def test_each_suggestion_by_its_weekly_profit_with_its_numbers_and_chart(suggested) -> None:  # type: ignore[no-untyped-def]
-    shown = list_suggestions()
+    shown = list_suggestions(actor=ANA)
     assert {s.kind for s in shown} >= {"placement", "demographic", "dayparting"}
     app = page()
     labels = [e.label for e in app.expander]
@@ -175,13 +175,13 @@ def test_dismiss_needs_a_reason_and_keeps_it(suggested) -> None:  # type: ignore
     app = page()
     click(app, f"dismiss_{loser.id}")
     assert any("**Reason**" in e.value and f"#{loser.id}" in e.value for e in app.error)
-    after = get_suggestion(loser.id)
+    after = get_suggestion(loser.id, actor=ANA)
     assert after.status == SuggestionStatus.NEW and len(after.events) == 1  # nothing changed
 
     app.text_input(key=f"dismiss_reason_{loser.id}").set_value("  we sell in store  ")
     click(app, f"dismiss_{loser.id}")
     assert f"#{loser.id} dismissed: we sell in store" in [s.value for s in app.success]
-    after = get_suggestion(loser.id)
+    after = get_suggestion(loser.id, actor=ANA)
     assert after.status == SuggestionStatus.DISMISSED and after.reason == "we sell in store"
     assert (after.events[-1].by, after.events[-1].previous) == (ADMIN, SuggestionStatus.NEW)
     assert f"dismiss_{loser.id}" not in {b.key for b in app.button}  # no longer open
@@ -199,7 +199,7 @@ def test_a_viewer_reads_the_suggestions_but_cannot_decide_them(suggested) -> Non
     app.text_input(key=f"dismiss_reason_{loser.id}").set_value("not for us")
     click(app, f"dismiss_{loser.id}")
     assert any("vi@example.com may not apply suggestions" in e.value for e in app.error)
-    assert get_suggestion(loser.id).status == SuggestionStatus.NEW
+    assert get_suggestion(loser.id, actor=ANA).status == SuggestionStatus.NEW
 
 
 def test_apply_writes_the_new_targeting_and_points_to_the_record(suggested) -> None:  # type: ignore[no-untyped-def]
@@ -208,7 +208,7 @@ def test_apply_writes_the_new_targeting_and_points_to_the_record(suggested) -> N
     assert before == loser.action["change"]["old"]  # what the suggestion was computed on
     app = page()
     click(app, f"apply_{loser.id}")
-    after = get_suggestion(loser.id)
+    after = get_suggestion(loser.id, actor=ANA)
     assert after.status == SuggestionStatus.APPLIED and after.action_id is not None
     assert [s.value for s in app.success][0].startswith(f"#{loser.id} applied: ")
     targeting = read_targeting(suggested, loser.entity_id)
@@ -227,12 +227,12 @@ def test_find_now_says_what_it_did(shop) -> None:  # type: ignore[no-untyped-def
     app = page()
     assert "Find suggestions now" in app.info[0].value  # nothing found yet: the way to it
     click(app, "suggestions_find")
-    made = list_suggestions(status="all")  # a first generation: every one is new
+    made = list_suggestions(actor=ANA, status="all")  # a first generation: every one is new
     said = f"{len(made)} new" if made else "nothing found"
     assert app.success[0].value == f"Looked at 1 account(s): {said}."
     assert app.get("progress")  # the bar, at the top
     click(app, "suggestions_find")  # the same data again: the open ones refreshed
-    still = list_suggestions()
+    still = list_suggestions(actor=ANA)
     said = f"{len(still)} refreshed" if still else "nothing found"
     assert app.success[0].value == f"Looked at 1 account(s): {said}."
 
@@ -240,7 +240,7 @@ def test_find_now_says_what_it_did(shop) -> None:  # type: ignore[no-untyped-def
 def test_filters_narrow_the_list(suggested) -> None:  # type: ignore[no-untyped-def]
     app = page()
     app.selectbox(key="suggestions_kind").set_value("placement").run()
-    expected = list_suggestions(kind="placement")
+    expected = list_suggestions(actor=ANA, kind="placement")
     assert [e.label for e in app.expander] == [f"**{s.title}** · {s.weekly_words}"
                                                for s in expected]  # fmt: skip
     app.selectbox(key="suggestions_account").set_value(ACCOUNT).run()
@@ -252,7 +252,7 @@ def test_breakdowns_link_to_the_open_suggestions(suggested) -> None:  # type: ig
     app.switch_page("pages/breakdowns.py").run()
     assert not app.exception, [e.value for e in app.exception]
     (link,) = app.get("page_link")
-    count = len(list_suggestions(account=ACCOUNT))
+    count = len(list_suggestions(actor=ANA, account=ACCOUNT))
     assert link.proto.page == "suggestions"
     assert (
         link.proto.label == f"Suggestions: {count} open for this account come from these breakdowns"
@@ -265,7 +265,7 @@ def test_a_queued_suggestion_points_to_the_approvals(suggested, monkeypatch) -> 
     loser = planted_loser()
     app = page()
     click(app, f"apply_{loser.id}")
-    after = get_suggestion(loser.id)
+    after = get_suggestion(loser.id, actor=ANA)
     assert after.status == SuggestionStatus.QUEUED and after.approval_id is not None
     assert f"#{loser.id} queued for approval (proposal {after.approval_id})" in app.info[0].value
     assert read_targeting(suggested, loser.entity_id) == loser.action["change"]["old"]  # not yet
@@ -304,7 +304,7 @@ def test_a_budget_shift_charts_both_ad_sets_marginal_returns(shop) -> None:  # t
         "detail": {"subject": "shift", "why": "returns differ", "payback_days": None},
     }  # fmt: skip
     reconcile(account, [Found("shift", "shift|16000", values)], now=NOW)
-    (shift,) = list_suggestions(kind="budget")
+    (shift,) = list_suggestions(actor=ANA, kind="budget")
     app = page()
     spec = next(c for c in app.get("plotly_chart") if f"evidence_{shift.id}" in c.proto.id)
     figure = json.loads(spec.proto.spec)
@@ -318,11 +318,11 @@ def test_a_budget_shift_charts_both_ad_sets_marginal_returns(shop) -> None:  # t
 
 
 def test_an_hours_window_is_applied_as_rules_in_test_first_mode(suggested) -> None:  # type: ignore[no-untyped-def]
-    (hours,) = list_suggestions(kind="dayparting")
+    (hours,) = list_suggestions(actor=ANA, kind="dayparting")
     assert hours.action["type"] == "create_rules"
     app = page()
     click(app, f"apply_{hours.id}")
-    after = get_suggestion(hours.id)
+    after = get_suggestion(hours.id, actor=ANA)
     assert after.status == SuggestionStatus.APPLIED
     made = {r.name: r for r in list_rules()}
     assert set(made) == {r["name"] for r in hours.action["rules"]}

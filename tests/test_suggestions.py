@@ -145,7 +145,9 @@ def suggestion(suggestion_id: int) -> RexSuggestion:
 
 
 def history(suggestion_id: int) -> list[tuple[str | None, str, str | None]]:
-    return [(e.previous, e.status, e.reason) for e in get_suggestion(suggestion_id).events]
+    return [
+        (e.previous, e.status, e.reason) for e in get_suggestion(suggestion_id, actor=ANA).events
+    ]
 
 
 # ------------------------------------------------------------- what is found
@@ -179,7 +181,10 @@ def patterns(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> P
             account = account_row()
             evidence = account_evidence(account, Period.ending_yesterday(account, NOW))
             result = Patterns(
-                views=[get_suggestion(v.id) for v in list_suggestions(status="all")],
+                views=[
+                    get_suggestion(v.id, actor=ANA)
+                    for v in list_suggestions(actor=ANA, status="all")
+                ],
                 new=done.accounts[ACCOUNT].new,
                 tested={e.entity.external_id: set(e.tables) for e in evidence},
             )
@@ -289,7 +294,7 @@ def test_no_pattern_and_thin_data_suggest_nothing(db: Engine) -> None:
     assert {e.entity.external_id for e in evidence} == {"6001", "6002"}  # there was data …
     assert all(len(e.tables["age_gender"]) > 10 for e in evidence)
     assert done.skipped == {} and done.accounts[ACCOUNT].new == []  # … and nothing in it
-    assert list_suggestions(status="all") == []
+    assert list_suggestions(actor=ANA, status="all") == []
 
 
 def test_in_a_special_ad_category_no_age_edit_is_proposed_but_placements_still_are(
@@ -303,11 +308,13 @@ def test_in_a_special_ad_category_no_age_edit_is_proposed_but_placements_still_a
         connect_account(ACCOUNT, server.token, graph_url=server.url)
         connect_and_sync(server)
         generate(ACCOUNT, now=NOW)
-        views = by_subject(list_suggestions())
-        oldest = get_suggestion(views[("7101", "age", "65+")].id)
+        views = by_subject(list_suggestions(actor=ANA))
+        oldest = get_suggestion(views[("7101", "age", "65+")].id, actor=ANA)
         assert not oldest.can_apply and suggestion(oldest.id).action is None
         assert "special ad category (housing, employment or credit)" in oldest.why
-        placement = get_suggestion(views[("7101", "publisher_platform", "audience_network")].id)
+        placement = get_suggestion(
+            views[("7101", "publisher_platform", "audience_network")].id, actor=ANA
+        )
         assert placement.can_apply
         # and Meta itself (the sandbox, over HTTP) refuses the age edit in those words
         answer = requests.post(
@@ -368,7 +375,7 @@ def test_a_budget_moves_from_a_saturated_campaign_budget_to_a_budget_limited_ad_
         connect_account(ACCOUNT, server.token, graph_url=server.url)
         connect_and_sync(server)
         generate(ACCOUNT, now=NOW)
-        (shift,) = list_suggestions(kind="budget")
+        (shift,) = list_suggestions(actor=ANA, kind="budget")
         steps = (suggestion(shift.id).action or {})["steps"]
         assert [s["change"]["level"] for s in steps] == ["campaign", "adset"]
         moved = steps[0]["change"]["old_minor"] - steps[0]["change"]["new_minor"]
@@ -407,7 +414,7 @@ def shop(db: Engine) -> Iterator[Shop]:
         connect_account(ACCOUNT, server.token, graph_url=server.url)
         connect_and_sync(server)
         generate(ACCOUNT, now=NOW)
-        views = by_subject(list_suggestions())
+        views = by_subject(list_suggestions(actor=ANA))
         assert {("7001", "publisher_platform", "audience_network"), ("7001", "age", "65+"),
                 ("7002", "age", "65+")} <= set(views)  # fmt: skip
         yield Shop(server, views)
@@ -477,7 +484,7 @@ def test_meta_s_refusals_and_changes_made_at_meta_read_as_words(shop: Shop) -> N
     row = suggestion(sid)
     assert row.status == SuggestionStatus.NEW and words in (row.reason or "")
     assert graph(server, "7002", "targeting")["targeting"] == before  # nothing changed
-    assert get_suggestion(sid).can_apply  # it can be dismissed, or tried again
+    assert get_suggestion(sid, actor=ANA).can_apply  # it can be dismissed, or tried again
 
     # Meta cannot read the ad set now: nothing is known to have changed, nothing is sent
     sid = shop.id_of("7001", "publisher_platform", "audience_network")
@@ -508,7 +515,7 @@ def test_a_dismissed_suggestion_stays_dismissed_unless_the_evidence_changed(shop
     assert sid in again.still_dismissed and again.new == []
     assert suggestion(sid).status == SuggestionStatus.DISMISSED
     assert history(sid) == [(None, "new", None), ("new", "dismissed", "we sell to 65+ in store")]
-    assert sid not in {v.id for v in list_suggestions()}  # the open ones
+    assert sid not in {v.id for v in list_suggestions(actor=ANA)}  # the open ones
 
     dismissed = suggestion(sid)
     account = account_row()
@@ -615,7 +622,7 @@ def test_the_cli_lists_shows_applies_and_dismisses(shop: Shop) -> None:
     listed = rex("suggestions", "list", "--json", "--kind", "placement")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    assert [r["id"] for r in rows] == [v.id for v in list_suggestions(kind="placement")]
+    assert [r["id"] for r in rows] == [v.id for v in list_suggestions(actor=ANA, kind="placement")]
     assert all(r["kind"] == "placement" for r in rows) and rows
 
     oldest = shop.id_of("7001", "age", "65+")

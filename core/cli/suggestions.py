@@ -17,7 +17,8 @@ import argparse
 import json
 import sys
 
-from core.cli.acting import acting, add_as
+from core.access.actor import SYSTEM
+from core.cli.acting import acting, add_as, reader
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
 
@@ -35,9 +36,11 @@ def register(parser: Parser) -> None:
     listing.add_argument("--account", help="act_… or Rex's id")
     listing.add_argument("--kind", help="demographic, placement, geography, dayparting, budget")
     listing.add_argument("--json", action="store_true")
+    add_as(listing)
     listing.set_defaults(handler=list_suggestions)
     show = actions.add_parser("show", help="one suggestion: its why, evidence and history")
     show.add_argument("suggestion_id", type=row_id("suggestion"), metavar="ID")
+    add_as(show)
     show.set_defaults(handler=show_suggestion)
     apply = actions.add_parser("apply", help="apply a suggestion (through the rails)")
     apply.add_argument("suggestion_id", type=row_id("suggestion"), metavar="ID")
@@ -60,7 +63,7 @@ def generate_suggestions(args: argparse.Namespace) -> int:
 
     result = generate(args.account, progress=progress)
     if args.json:
-        views = listed(account=args.account)
+        views = listed(actor=SYSTEM, account=args.account)  # what the operator generated
         print(json.dumps([v.to_json() for v in views], indent=2, ensure_ascii=False))
     else:
         for account, done in result.accounts.items():
@@ -77,7 +80,7 @@ def generate_suggestions(args: argparse.Namespace) -> int:
 def list_suggestions(args: argparse.Namespace) -> int:
     from core.views.suggestions import list_suggestions as listed
 
-    views = listed(status=args.status, account=args.account, kind=args.kind)
+    views = listed(actor=reader(args), status=args.status, account=args.account, kind=args.kind)
     if args.json:
         print(json.dumps([v.to_json() for v in views], indent=2, ensure_ascii=False))
         return 0
@@ -103,7 +106,7 @@ def list_suggestions(args: argparse.Namespace) -> int:
 def show_suggestion(args: argparse.Namespace) -> int:
     from core.views.suggestions import get_suggestion
 
-    v = get_suggestion(args.suggestion_id)
+    v = get_suggestion(args.suggestion_id, actor=reader(args))
     print(f"{v.title}\n{v.kind} · {v.account} · {v.entity_name} · {v.status}")
     print(f"\n{v.why}\n")
     print(f"expected: {v.weekly_words}; confidence {v.confidence or 0:.0%} over 7 days"

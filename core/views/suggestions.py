@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.db import read_session
 from core.db.models import AdAccount, RexSuggestion, RexSuggestionEvent
 from core.enums import SuggestionStatus
@@ -124,6 +126,7 @@ class SuggestionView:
 
 def list_suggestions(
     *,
+    actor: Actor,
     status: str | None = None,
     account: str | None = None,
     kind: str | None = None,
@@ -131,7 +134,8 @@ def list_suggestions(
 ) -> list[SuggestionView]:
     """Suggestions by expected weekly profit, highest first within each currency (amounts in
     two currencies are not compared: Rex keeps no exchange rates); `status` (default: the open
-    ones, new and queued; "all" for every one), `account` (act_… or id), `kind`."""
+    ones, new and queued; "all" for every one), `account` (act_… or id), `kind` — on the
+    accounts `actor` may read."""
     statuses = _statuses(status)
     if kind is not None and kind not in KINDS:
         raise InputError("kind", f"{kind!r} is not a kind; use one of {', '.join(KINDS)}")
@@ -143,6 +147,9 @@ def list_suggestions(
         )
         if kind is not None:
             query = query.where(RexSuggestion.kind == kind)
+        readable = actor.account_ids(Permission.READ)
+        if readable is not None:
+            query = query.where(RexSuggestion.account_id.in_(readable))
         if account is not None:
             query = query.where(
                 (AdAccount.external_id == account) | (AdAccount.id == _int(account))
@@ -153,12 +160,15 @@ def list_suggestions(
     return sorted(views, key=lambda v: (v.currency, -(v.weekly_profit_minor or (0,))[0], v.id))
 
 
-def get_suggestion(suggestion_id: int, *, engine: Engine | None = None) -> SuggestionView:
-    """One suggestion with its history of states."""
+def get_suggestion(
+    suggestion_id: int, *, actor: Actor, engine: Engine | None = None
+) -> SuggestionView:
+    """One suggestion with its history of states (NotFoundError on an account `actor`
+    may not read)."""
     from core.suggestions.records import get_row
 
     with read_session(engine) as session:
-        row = get_row(session, suggestion_id)
+        row = get_row(session, suggestion_id, actor)
         account = session.get_one(AdAccount, row.account_id)
         events = session.scalars(
             select(RexSuggestionEvent)
