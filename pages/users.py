@@ -13,6 +13,7 @@ from core.access.users import (
     set_password,
 )
 from core.accounts import list_accounts
+from core.labels import format_time
 from pages._notices import act, notify, show_notices
 from pages._signin import signed_in
 
@@ -29,7 +30,8 @@ st.dataframe(
         "State": "disabled" if u.disabled else "active",
         "Signs in with": "password" if u.password else "single sign-on",
         "Roles": "; ".join(f"{a}: {', '.join(r)}" for a, r in u.grants.items()) or "—",
-        "Last sign-in": u.last_sign_in_at, "Locked until": u.locked_until,
+        "Last sign-in": format_time(u.last_sign_in_at),
+        "Locked until": format_time(u.locked_until) if u.locked_until else "",
     } for u in users],
     hide_index=True, width="stretch",
 )  # fmt: skip

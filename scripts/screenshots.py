@@ -49,6 +49,8 @@ PAGES = {
     "impact": ("/impact", "Impact"),
     "accounts": ("/accounts", "Accounts"),
     "health": ("/health", "Health"),
+    "users": ("/users", "Users"),
+    "audit": ("/audit", "Audit log"),
 }
 ACCOUNTS_BOX = '[class*="st-key-b"][class*="_accounts"] input'  # the builder's accounts
 DEMO_RULE = {
