@@ -8,7 +8,7 @@
    removed;
 3. a first sync with progress;
 4. start the scheduler sidecar and serve the Streamlit app, as child processes (the UI
-   on REX_UI_ADDRESS, 127.0.0.1 by default: there is no sign-in yet);
+   on REX_UI_ADDRESS, 127.0.0.1 by default);
 5. wait; Ctrl-C or SIGTERM stops every child (terminate, then kill after a grace period).
 """
 
@@ -257,14 +257,13 @@ def ui_notice(settings: Settings) -> str:
     if is_loopback(address):
         return (
             f"UI on http://{address}:{port} (this machine only; set REX_UI_ADDRESS=0.0.0.0 "
-            "to expose it — there is no sign-in yet, so anyone who reaches the port could "
-            "approve budget changes)"
+            "to expose it, behind TLS)"
         )
     shown = "localhost" if address in ("0.0.0.0", "::") else address
     return (
         f"UI on http://{shown}:{port}, listening on {address}: anyone who reaches this port "
-        "can approve budget changes (there is no sign-in yet); set REX_UI_ADDRESS=127.0.0.1 "
-        "to keep it to this machine"
+        "can try to sign in, and the session cookie is only as private as the connection — "
+        "serve it behind TLS; set REX_UI_ADDRESS=127.0.0.1 to keep it to this machine"
     )
 
 

@@ -121,8 +121,7 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         min_length=1,
         description="Address the Streamlit UI listens on: 127.0.0.1 is this machine only; "
-        "0.0.0.0 exposes it to the network (there is no sign-in yet: anyone who reaches the "
-        "port could approve budget changes).",
+        "0.0.0.0 exposes it to the network (everyone signs in; serve it behind TLS).",
     )
 
     scheduler_tick_seconds: int = Field(

@@ -49,7 +49,7 @@ def test_the_ui_command_binds_the_configured_address(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REX_UI_ADDRESS", "0.0.0.0")
     exposed = reload_settings()
     assert ui_command(exposed)[ui_command(exposed).index("--server.address") + 1] == "0.0.0.0"
-    assert "anyone who reaches this port can approve" in ui_notice(exposed)
+    assert "anyone who reaches this port can try to sign in" in ui_notice(exposed)
     monkeypatch.undo()
     reload_settings()
 
@@ -77,7 +77,7 @@ def test_make_run_serves_the_ui_on_loopback_only(sqlite_db: Engine) -> None:
         assert addresses == {"0100007F"}, f"the UI listens on {addresses} (want 127.0.0.1 only)"
         notice = next(line for line in lines if "UI on" in line)
         assert f"http://127.0.0.1:{port}" in notice and "REX_UI_ADDRESS=0.0.0.0" in notice
-        assert "no sign-in" in notice
+        assert "behind TLS" in notice
     finally:
         launcher.send_signal(signal.SIGTERM)
         code = launcher.wait(timeout=30)
