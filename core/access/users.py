@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from core.access.actor import Actor, load_actor
+from core.access.actor import AccessDenied, Actor, load_actor
 from core.access.audit import record
 from core.access.roles import Permission, Role
 from core.access.signin import end_sessions, hash_password, wall_now
@@ -56,8 +56,6 @@ def has_users(engine: Engine | None = None) -> bool:
 
 def bootstrap_actor(engine: Engine | None = None) -> Actor:
     """The operator making the first admin: allowed only while no admin exists."""
-    from core.access.actor import AccessDenied
-
     with read_session(engine) as session:
         admins = session.scalar(select(func.count()).select_from(User).where(User.is_admin))
     if admins:
@@ -234,8 +232,6 @@ def list_users(*, by: Actor, engine: Engine | None = None) -> list[UserView]:
 def actor_for(email: str, *, via: str = "cli", engine: Engine | None = None) -> Actor:
     """The actor a CLI command runs as (`--as EMAIL`): an enabled user, with their grants
     checked like the app's."""
-    from core.access.actor import AccessDenied
-
     with read_session(engine) as session:
         user = _user(session, email)
         if user.disabled_at is not None:
