@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.access.actor import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -182,8 +184,7 @@ def populate(engine, accounts: int, adsets: int, days: int, rules: int) -> int: 
         save_rule(
             {"name": f"Bench rule {r}", "scope": {"level": "adset", "account_ids": [account]},
              **body},
-            engine=engine, now=NOW,
-        )  # fmt: skip
+            engine=engine, now=NOW, by=SYSTEM)  # fmt: skip
     return rows
 
 
@@ -235,11 +236,11 @@ def measure(engine, sample: int) -> dict[str, object]:  # type: ignore[no-untype
 
     # (a) every rule in one pass, as `rules preview` runs it: the rules read and parsed,
     # each rule's verdict for each candidate
-    preview_rules(NOW, engine=engine)  # warm-up: imports, compiled statement caches
+    preview_rules(NOW, engine=engine, actor=SYSTEM)  # warm-up: imports, compiled statement caches
     times = []
     for _ in range(REPEAT):
         started = time.perf_counter()
-        results = preview_rules(NOW, engine=engine)
+        results = preview_rules(NOW, engine=engine, actor=SYSTEM)
         times.append(time.perf_counter() - started)
     full = statistics.median(times)
     documents = [view.rule for view, _ in results]

@@ -27,6 +27,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.access.actor import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -54,7 +56,7 @@ def one_run(seed: int) -> float:
         migrate.upgrade("head")
         with SandboxServer(seed=seed) as sandbox:
             account = sandbox.account_ids[0]
-            connect_account(account, sandbox.token, graph_url=sandbox.url)
+            connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
             sync_accounts(options=SyncOptions(days=3, breakdowns=False))
             ad = next(
                 e
@@ -79,7 +81,8 @@ def one_run(seed: int) -> float:
                     },
                     "actions": [{"type": "pause"}],
                     "schedule": {"every_minutes": 1},
-                }
+                },
+                by=SYSTEM,
             )
             scheduler = subprocess.Popen(
                 [sys.executable, "-m", "core.scheduler"],

@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.access.actor import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -150,7 +152,7 @@ def _timed_sync(sandbox: dict[str, Any], concurrency: int, now: datetime) -> dic
         dispose_engines()
         migrate.upgrade("head")
         for account in sandbox["accounts"]:
-            connect_account(account, sandbox["token"], graph_url=sandbox["url"])
+            connect_account(account, sandbox["token"], graph_url=sandbox["url"], by=SYSTEM)
         started = time.monotonic()
         results = sync_accounts(options=SyncOptions(breakdowns=True, now=now))
         seconds = time.monotonic() - started

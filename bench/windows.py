@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from core.access.actor import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -882,10 +884,10 @@ def main() -> int:
         from core.rules import frame as frame_module
         from core.rules.preview import preview_rules
 
-        full, results = timed(lambda: preview_rules(NOW, engine=engine))
+        full, results = timed(lambda: preview_rules(NOW, engine=engine, actor=SYSTEM))
         original, frame_module._load_sums = frame_module._load_sums, load_sums_a3
         try:
-            full_a3, results_a3 = timed(lambda: preview_rules(NOW, engine=engine))
+            full_a3, results_a3 = timed(lambda: preview_rules(NOW, engine=engine, actor=SYSTEM))
         finally:
             frame_module._load_sums = original
         for (_, now_), (_, a3) in zip(results, results_a3, strict=True):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.access.actor import Actor
+from core.access.audit import record
 from core.access.roles import Permission
 from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session, write_session
@@ -91,6 +92,7 @@ class AccountView:
     adsets: int
     ads: int
     removed_at: datetime | None = None
+    four_eyes: bool = False  # whoever last changed a rule cannot approve its proposals
 
     @property
     def needs_reconnect(self) -> bool:
@@ -127,9 +129,15 @@ def check_graph_url(url: str | None) -> str | None:
 
 
 def connect_account(
-    account: str, token: str, *, graph_url: str | None = None, engine: Engine | None = None
+    account: str,
+    token: str,
+    *,
+    by: Actor,
+    graph_url: str | None = None,
+    engine: Engine | None = None,
 ) -> AccountView:
-    """Check `token` with a live read of the account, then store it encrypted.
+    """Check `token` with a live read of the account, then store it encrypted, as `by`
+    (an admin: connecting accounts is theirs; the audit log records it, never the token).
 
     Reconnecting an existing account replaces its token and clears its error state;
     connecting a removed one brings it back. Raises InputError for bad input (a token
@@ -137,6 +145,7 @@ def connect_account(
     then says, for this connection, what happened and what to do (see `_connect_hint`) —
     and SecretKeyError when the token cannot be encrypted (no usable key).
     """
+    by.require(Permission.MANAGE_ACCOUNTS)
     external_id = normalise_account_id(account)
     token = (token or "").strip()
     if not token:
@@ -175,6 +184,7 @@ def connect_account(
                 AdAccount.platform == "meta", AdAccount.external_id == info.external_id
             )
         )
+        action = "account.reconnect" if row is not None and row.connected else "account.connect"
         if row is None:
             row = AdAccount(platform="meta", external_id=info.external_id)
             session.add(row)
@@ -192,6 +202,9 @@ def connect_account(
         row.removed_at = None
         session.flush()
         account_id = row.id
+        record(session, by, action, "account", info.external_id, account_id=row.id, at=now,
+               new={"name": info.name, "currency": info.currency,
+                    "graph_url": graph_url})  # fmt: skip
     return get_account(account_id, engine=engine)
 
 
@@ -274,8 +287,25 @@ def get_account(account_id: int | str, engine: Engine | None = None) -> AccountV
         return _view(row, _entity_counts(session, row.id).get(row.id, {}), _current_box())
 
 
+def read_account(
+    account_id: int | str, *, actor: Actor, engine: Engine | None = None
+) -> AccountView:
+    """`get_account`, for someone who may read it: another team's account is not found,
+    as far as they can tell."""
+    account = get_account(account_id, engine)
+    if not actor.can(Permission.READ, account.id):
+        raise NotFoundError(
+            f"no connected ad account {account_id}; `python -m core accounts list` shows them"
+        )
+    return account
+
+
 def remove_account(
-    account_id: int | str, engine: Engine | None = None, *, now: datetime | None = None
+    account_id: int | str,
+    engine: Engine | None = None,
+    *,
+    by: Actor,
+    now: datetime | None = None,
 ) -> AccountView:
     """Take an account out of Rex, keeping the record of what Rex did on it.
 
@@ -283,10 +313,14 @@ def remove_account(
     deleted; its actions (with their entity names), approvals, executions and
     notifications stay. Proposals still waiting for a person are closed as expired.
     Refused while a write to it is still being settled (its outcome is not known yet).
+    `by`: an admin; the audit log records it.
     """
+    by.require(Permission.MANAGE_ACCOUNTS)
     now = now or utcnow()
     with write_session(engine) as session:
         row = _find(session, account_id)
+        record(session, by, "account.remove", "account", row.external_id, account_id=row.id,
+               at=now, old={"name": row.name})  # fmt: skip
         unsettled = session.scalar(
             select(func.count(ActionHistory.id)).where(
                 ActionHistory.account_id == row.id, ActionHistory.status.in_(UNSETTLED)
@@ -332,6 +366,23 @@ def remove_account(
         row.token_error = None
         row.rate_limited_until = None
     return view
+
+
+def set_four_eyes(
+    account_id: int | str, on: bool, *, by: Actor, engine: Engine | None = None
+) -> AccountView:
+    """Turn four-eyes on or off for an account (an admin's): while on, whoever last
+    changed a rule cannot approve its proposals there (core/actions/approvals.py)."""
+    by.require(Permission.MANAGE_ACCOUNTS)
+    with write_session(engine) as session:
+        row = _find(session, account_id)
+        if row.four_eyes != on:
+            record(session, by, "account.four_eyes", "account", row.external_id,
+                   account_id=row.id, old={"four_eyes": row.four_eyes},
+                   new={"four_eyes": on})  # fmt: skip
+            row.four_eyes = on
+        session.flush()
+        return _view(row, _entity_counts(session, row.id).get(row.id, {}), None)
 
 
 def client_for(account: AdAccount, **options: Any) -> GraphClient:
@@ -414,6 +465,7 @@ def _view(row: AdAccount, counts: dict[Level, int], box: SecretBox | None) -> Ac
         adsets=counts.get(Level.ADSET, 0),
         ads=counts.get(Level.AD, 0),
         removed_at=row.removed_at,
+        four_eyes=row.four_eyes,
     )
 
 
@@ -445,13 +497,14 @@ class SandboxClock:
     accounts: list[str]  # the accounts that live on the moved sandboxes (to sync next)
 
 
-def advance_sandboxes(days: int, *, engine: Engine | None = None) -> SandboxClock:
+def advance_sandboxes(days: int, *, by: Actor, engine: Engine | None = None) -> SandboxClock:
     """Move every connected sandbox's clock `days` forward and Rex's own with it, so the
     days that pass are generated, synced and judged as days. Refused while an account
     that is not on a sandbox is connected (a real account is never acted on at a
     simulated time). Raises InputError for a bad `days` or no sandbox."""
     import requests
 
+    by.require(Permission.MANAGE_ACCOUNTS)
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
         raise InputError("days", f"{days!r}: move the sandbox 1 to 366 days forward")
     accounts = list_accounts(engine)
@@ -484,6 +537,9 @@ def advance_sandboxes(days: int, *, engine: Engine | None = None) -> SandboxCloc
         answers.append(answer.json())
     ahead = max(int(a["advanced_days"]) for a in answers)
     clock.set_ahead_days(ahead)
+    with write_session(engine) as session:
+        record(session, by, "sandbox.advance", "sandbox", None,
+               new={"days": days, "ahead_days": ahead})  # fmt: skip
     today = {k: v for a in answers for k, v in a["today"].items()}
     return SandboxClock(ahead, today, [a.external_id for a in accounts if a.graph_url in urls])
 
@@ -492,17 +548,20 @@ class SandboxResetError(RexError):
     """A connected sandbox did not take the reset (or the move of its clock)."""
 
 
-def reset_sandboxes(engine: Engine | None = None) -> list[str]:
+def reset_sandboxes(engine: Engine | None = None, *, by: Actor) -> list[str]:
     """Put every connected sandbox back to its generated world (its writes undone, its
     state file rewritten). Returns the external ids of the accounts that live on them
     (to sync next). Raises InputError when no sandbox is connected."""
     import requests
 
+    by.require(Permission.MANAGE_ACCOUNTS)
     urls = sandbox_urls(engine)
     if not urls:
         raise InputError(
             "sandbox", "no connected account lives on a sandbox; `make run` starts one"
         )
+    with write_session(engine) as session:
+        record(session, by, "sandbox.reset", "sandbox", None, new={"sandboxes": urls})
     for url in urls:
         try:
             requests.post(f"{url}/__sandbox/reset", timeout=10).raise_for_status()

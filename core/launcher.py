@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account, list_accounts
 from core.cli.console import print_progress
 from core.crypto import verify_key
@@ -117,7 +118,7 @@ class Launcher:
                     flush=True,
                 )
                 continue
-            view = connect_account(account, token, graph_url=graph_url)
+            view = connect_account(account, token, by=SYSTEM, graph_url=graph_url)
             accounts.append(account)
             print(f"✓ sandbox account {view.external_id} “{view.name}” connected", flush=True)
         # Keep draining the sandbox's stdout so it never blocks on a full pipe.

@@ -12,13 +12,14 @@ from core.accounts import (
     remove_account,
     reset_sandboxes,
     sandbox_urls,
+    set_four_eyes,
 )
 from core.enums import SyncStatus
 from core.errors import InputError, RexError
 from core.meta import GraphError
 from core.sync.runner import sync_accounts
 from pages._notices import act, notify, show_notices
-from pages._signin import signed_in
+from pages._signin import session_actor, signed_in
 
 FIELDS = {"account": "Ad account ID", "token": "Access token", "graph_url": "Graph API URL"}
 CONNECT_KEYS = ("connect_account", "connect_token", "connect_graph_url")
@@ -52,12 +53,23 @@ def sync_now(external_id: str, name: str, timezone_name: str) -> None:
         notify("error", f"Sync of {name} failed: {result.error}")
 
 
+def _remove(account_id: int, done: str) -> None:
+    act(lambda: remove_account(account_id, by=session_actor()), done=done)
+
+
+def _four_eyes(account_id: int) -> None:
+    on = bool(st.session_state[f"four_eyes_{account_id}"])
+    act(lambda: set_four_eyes(account_id, on, by=session_actor()),
+        done=lambda v: f"Four eyes is {'on' if v.four_eyes else 'off'} for {v.name}")  # fmt: skip
+
+
 def connect() -> None:
     state = st.session_state
     try:
         view = connect_account(
             state.get("connect_account", ""),
             state.get("connect_token", ""),
+            by=session_actor(),
             graph_url=state.get("connect_graph_url") or None,
         )
     except InputError as error:
@@ -90,7 +102,7 @@ def sync_and_report(accounts: list[str], text: str, done: str) -> None:
 
 def reset_and_sync() -> None:
     try:
-        accounts = reset_sandboxes()
+        accounts = reset_sandboxes(by=session_actor())
     except RexError as error:
         notify("error", str(error))
         return
@@ -99,7 +111,7 @@ def reset_and_sync() -> None:
 
 def advance_and_sync() -> None:
     try:
-        moved = advance_sandboxes(int(st.session_state["advance_days"]))
+        moved = advance_sandboxes(int(st.session_state["advance_days"]), by=session_actor())
     except RexError as error:
         notify("error", str(error))
         return
@@ -179,12 +191,18 @@ for account in accounts:
             "Remove",
             key=f"remove_{account.id}",
             disabled=not confirm,
-            on_click=act,
-            args=(remove_account, account.id),
-            kwargs={
-                "done": f"Removed {account.name} ({account.external_id}) and its synced data; "
-                "what Rex did on it stays on the record."
-            },
+            on_click=_remove,
+            args=(account.id, f"Removed {account.name} ({account.external_id}) and its synced "
+                  "data; what Rex did on it stays on the record."),
+        )  # fmt: skip
+        right.toggle(
+            "Four eyes",
+            value=account.four_eyes,
+            key=f"four_eyes_{account.id}",
+            on_change=_four_eyes,
+            args=(account.id,),
+            help="While on, whoever last changed a rule cannot approve its proposals on this "
+            "account: another approver must.",
         )
 
 removed = [a for a in list_accounts(include_removed=True) if a.removed]

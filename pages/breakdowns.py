@@ -67,6 +67,7 @@ if METRICS[metric].off_meta:  # Meta gives no purchases or revenue by region, DM
 try:
     view = breakdown_view(
         account_id,
+        actor=actor,
         metric=metric,
         since=period[0],
         until=period[1],

@@ -6,7 +6,7 @@ from datetime import timedelta
 import streamlit as st
 
 from core.access.roles import Permission
-from core.accounts import list_accounts
+from core.accounts import readable_accounts
 from core.actions.rollback import rollback
 from core.actions.settle import settle_by_person
 from core.db.types import utcnow
@@ -87,7 +87,7 @@ actor = signed_in(Permission.READ)
 st.title("Executions")
 show_notices()
 
-rules = {rule.id: rule.name for rule in list_rules(include_deleted=True)}
+rules = {rule.id: rule.name for rule in list_rules(actor=actor, include_deleted=True)}
 if not rules:
     st.info("No rule has been saved yet, so nothing has run.")
     st.page_link("pages/rules.py", label="Build one in the Rules page's Builder",
@@ -95,7 +95,7 @@ if not rules:
     st.stop()
 
 rule_col, account_col = st.columns(2)
-accounts = {a.external_id: f"{a.name} ({a.external_id})" for a in list_accounts()}
+accounts = {a.external_id: f"{a.name} ({a.external_id})" for a in readable_accounts(actor)}
 rule_id = rule_col.selectbox(
     "Rule",
     [None, *rules],
@@ -148,7 +148,11 @@ with runs_tab:
         "Days back", min_value=1, max_value=90, value=7, key="executions_days"
     )
     runs = list_executions(
-        rule_id=rule_id, account=account, status=status, since=utcnow() - timedelta(days=days)
+        actor=actor,
+        rule_id=rule_id,
+        account=account,
+        status=status,
+        since=utcnow() - timedelta(days=days),
     )
     if not runs:
         st.info("No runs match these filters.")
@@ -182,7 +186,7 @@ with runs_tab:
         chosen = st.selectbox(
             "Open run", list(labels), format_func=labels.get, key="executions_open"
         )
-        detail = execution_detail(chosen)
+        detail = execution_detail(chosen, actor=actor)
         for reason in detail.stale.values():
             st.warning(reason)
         st.subheader("Trace")
@@ -222,5 +226,5 @@ with failures_tab:
 
 with why_tab:
     asked = st.selectbox("Rule", list(rules), format_func=rules.get, key="executions_why")
-    for reason in why_not(asked):
+    for reason in why_not(asked, actor=actor):
         st.markdown(f"- {reason}")

@@ -12,7 +12,7 @@ from pages._signin import signed_in
 actor = signed_in(Permission.READ)
 st.title("Health")
 show_notices()
-health = system_health(days=7)
+health = system_health(actor=actor, days=7)
 
 st.subheader("Last 7 days")
 cols = st.columns(4)

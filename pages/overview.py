@@ -34,7 +34,7 @@ days = (
     )
     or 30
 )
-overview = account_overview(account_id, days=days)
+overview = account_overview(account_id, actor=actor, days=days)
 account = overview.account
 currency = account.currency
 span = f"{overview.first_day:%b %d} – {overview.today:%b %d, %Y}"
@@ -91,7 +91,7 @@ columns[3].metric(
     help=f"Revenue ÷ spend over {span} (— when nothing was spent).",
 )
 
-glance = system_health(days=1, impact=False)
+glance = system_health(actor=actor, days=1, impact=False)
 st.subheader("Automation")
 automation = st.columns(5)
 automation[0].metric("Active rules", glance.active_rules, help="Rules switched on, now.")
@@ -168,7 +168,7 @@ level = st.segmented_control(
     key="overview_level",
     format_func={Level.CAMPAIGN: "Campaigns", Level.ADSET: "Ad sets", Level.AD: "Ads"}.get,
 )
-rows = entity_table(account_id, level=level, days=days, today=overview.today)
+rows = entity_table(account_id, actor=actor, level=level, days=days, today=overview.today)
 if not rows:
     st.info("Nothing synced at this level yet.")
 else:

@@ -68,7 +68,7 @@ from core.views.rules import (
     rules_with_activity,
 )
 from pages._notices import act, notify, show_notices
-from pages._signin import signed_in
+from pages._signin import session_actor, signed_in
 
 # the statuses a listed rule can have (deleted rules are not listed)
 LISTED_STATUSES = [s.value for s in (RuleStatus.ACTIVE, RuleStatus.PAUSED, RuleStatus.DRAFT)]
@@ -104,7 +104,7 @@ def import_document() -> None:
 
 def edit(rule_id: int) -> None:
     try:
-        view = get_rule(rule_id)
+        view = get_rule(rule_id, actor=session_actor())
     except RexError as error:  # deleted meanwhile, in another tab
         notify("error", str(error))
         return
@@ -113,7 +113,8 @@ def edit(rule_id: int) -> None:
 
 
 def duplicate(rule_id: int) -> None:
-    copy = act(duplicate_rule, rule_id, done=lambda c: f"Duplicated as “{c.name}” (a draft)")
+    copy = act(lambda: duplicate_rule(rule_id, by=session_actor()),
+               done=lambda c: f"Duplicated as “{c.name}” (a draft)")  # fmt: skip
     if copy is not None:
         load(copy.document, copy.id)
         state["rules_view"] = "Builder"
@@ -121,7 +122,8 @@ def duplicate(rule_id: int) -> None:
 
 def switch(rule_id: int) -> None:
     status = RuleStatus.ACTIVE if state[f"on_{rule_id}"] else RuleStatus.PAUSED
-    act(set_status, rule_id, status, done=lambda v: f"{v.name} is {v.status}")
+    act(lambda: set_status(rule_id, status, by=session_actor()),
+        done=lambda v: f"{v.name} is {v.status}")  # fmt: skip
 
 
 def bulk(status: RuleStatus) -> None:
@@ -129,29 +131,33 @@ def bulk(status: RuleStatus) -> None:
     if not picked:
         notify("info", "Tick the rules to change in the first column first.")
         return
-    act(set_statuses, picked, status, done=str)
+    act(lambda: set_statuses(picked, status, by=session_actor()), done=str)
     for rule_id in picked:
         state[f"pick_{rule_id}"] = False
 
 
 def run_now(rule_id: int) -> None:
-    act(run_rule_now, rule_id, done=run_summary)
+    act(lambda: run_rule_now(rule_id, by=session_actor()),
+        done=lambda result: run_summary(result, actor=session_actor()))  # fmt: skip
 
 
 def make_live(rule_id: int) -> None:
-    view = act(go_live, rule_id, done=lambda v: f"“{v.name}” is live (version {v.version})")
+    view = act(lambda: go_live(rule_id, by=session_actor()),
+               done=lambda v: f"“{v.name}” is live (version {v.version})")  # fmt: skip
     if view is not None and state.get("builder_rule_id") == rule_id:
         load(view.document, rule_id)
 
 
 def delete(rule_id: int, name: str) -> None:
-    act(delete_rule, rule_id, done=f"Deleted {name}; its executions and actions stay on the record")
+    act(lambda: delete_rule(rule_id, by=session_actor()),
+        done=f"Deleted {name}; its executions and actions stay on the record")  # fmt: skip
     if state.get("builder_rule_id") == rule_id:
         state["builder_rule_id"] = None
 
 
 def save() -> None:
-    view = act(save_draft, state["builder_draft"], state["builder_rule_id"],
+    view = act(lambda: save_draft(state["builder_draft"], state["builder_rule_id"],
+                                  by=session_actor()),
                done=lambda v: f"Saved “{v.name}” (rule {v.id}, version {v.version})")  # fmt: skip
     if view is not None:
         state["builder_rule_id"] = view.id
@@ -190,6 +196,11 @@ def optional_number(place, label: str, value: object, key: str, **options: objec
 actor = signed_in(Permission.READ)
 st.title("Rules")
 show_notices()
+# the buttons that change rules: off for a viewer (core checks each rule's accounts too)
+can_edit, can_run = actor.can(Permission.EDIT_RULES), actor.can(Permission.RUN_RULES)
+if not can_edit:
+    st.caption("You can read these rules; changing them takes the marketer role on their "
+               "accounts (an admin grants it).")  # fmt: skip
 if "builder_draft" not in state:
     load(template("Scale winners"), origin="Started from the template “Scale winners”")
 state.setdefault("rules_view", "Rules")
@@ -199,7 +210,7 @@ view = st.segmented_control(
 
 # ------------------------------------------------------------------ the list
 if view == "Rules":
-    rows = rules_with_activity()
+    rows = rules_with_activity(actor=actor)
     if not rows:
         st.info(
             "No rules yet. Open the **Builder**, start from a template, preview it and save it."
@@ -219,10 +230,11 @@ if view == "Rules":
         )
         bulk_cols = st.columns([1, 1, 4])
         bulk_cols[0].button(
-            "Enable selected", key="rules_enable", on_click=bulk, args=(RuleStatus.ACTIVE,)
-        )
+            "Enable selected", key="rules_enable", on_click=bulk, args=(RuleStatus.ACTIVE,),
+            disabled=not can_edit,
+        )  # fmt: skip
         bulk_cols[1].button("Disable selected", key="rules_disable", on_click=bulk,
-                            args=(RuleStatus.PAUSED,))  # fmt: skip
+                            args=(RuleStatus.PAUSED,), disabled=not can_edit)  # fmt: skip
         widths = [0.3, 0.5, 4, 1.4, 2.6, 0.8, 1.6, 0.8, 0.9]
         titles = ["", "On", "Rule", "Status", "Last run", "Actions 7 d", "Money moved 7 d",
                   "Errors 7 d", ""]  # fmt: skip
@@ -234,12 +246,12 @@ if view == "Rules":
         cols[0].checkbox("Select", key=f"pick_{rule.id}", label_visibility="collapsed")
         state[f"on_{rule.id}"] = rule.status == RuleStatus.ACTIVE  # the stored status, always
         cols[1].toggle("On", key=f"on_{rule.id}", on_change=switch, args=(rule.id,),
-                       label_visibility="collapsed")  # fmt: skip
+                       label_visibility="collapsed", disabled=not can_edit)  # fmt: skip
         cols[2].button(f"**{rule.name}**", key=f"open_{rule.id}", type="tertiary", on_click=edit,
                        args=(rule.id,), help="Open in the builder")  # fmt: skip
         cols[2].caption(describe_rule(rule.rule, row.currency))
         cols[3].markdown(f"{rule.status} · {rule.level} · v{rule.version}")
-        if row.can_go_live:
+        if row.can_go_live and can_edit:
             cols[3].button("Go live", key=f"golive_{rule.id}", on_click=make_live,
                            args=(rule.id,), help="Save it with dry run off, active")  # fmt: skip
         cols[4].markdown(last_run_text(row.last_run))
@@ -251,14 +263,16 @@ if view == "Rules":
         with cols[8].popover("More", key=f"more_{rule.id}"):
             st.button("Edit", key=f"edit_{rule.id}", on_click=edit, args=(rule.id,))
             st.button("Duplicate", key=f"duplicate_{rule.id}", on_click=duplicate,
-                      args=(rule.id,))  # fmt: skip
-            st.button("Run now", key=f"run_{rule.id}", on_click=run_now, args=(rule.id,))
+                      args=(rule.id,), disabled=not can_edit)  # fmt: skip
+            st.button("Run now", key=f"run_{rule.id}", on_click=run_now, args=(rule.id,),
+                      disabled=not can_run)  # fmt: skip
             st.download_button("Export", json.dumps(rule.document, indent=2),
                                f"rule-{rule.id}.json", key=f"export_{rule.id}",
                                on_click="ignore")  # fmt: skip
             sure = st.checkbox("I understand: the rule stops and leaves the list",
                                key=f"confirm_delete_{rule.id}")  # fmt: skip
-            st.button("Delete", key=f"delete_{rule.id}", disabled=not sure, on_click=delete,
+            st.button("Delete", key=f"delete_{rule.id}", disabled=not (sure and can_edit),
+                      on_click=delete,
                       args=(rule.id, rule.name))  # fmt: skip
 
 # --------------------------------------------------------------- the builder
@@ -272,8 +286,8 @@ else:
 
     v = state["builder_version"]
     draft: RuleDraft = state["builder_draft"]
-    editing = saved_rule(state["builder_rule_id"])
-    accounts = account_choices()
+    editing = saved_rule(state["builder_rule_id"], actor=actor)
+    accounts = account_choices(actor=actor)
     if editing is None and state["builder_rule_id"] is not None:
         st.warning(f"Rule {state['builder_rule_id']} was deleted: saving makes a new rule.")
         state["builder_rule_id"] = None
@@ -326,7 +340,8 @@ else:
         scope.active_only, key=f"b{v}_active_only",
         help="Off: paused ones are judged too (archived and deleted ones never are).",
     )  # fmt: skip
-    choices = scope_choices(scope.account_ids, scope.level, active_only=scope.active_only)
+    choices = scope_choices(scope.account_ids, scope.level, active_only=scope.active_only,
+                            actor=actor)  # fmt: skip
     labels = {c.external_id: c.label for c in choices}
     missing = [i for i in scope.picked if i not in labels]
     scope.picked = st.multiselect(
@@ -557,7 +572,7 @@ else:
         words.markdown(
             f"**In plain language:** {describe_rule(rule, rule_currency(draft, accounts))}"
         )
-        preview = preview_outcomes(rule, rule_id=editing.id if editing else None)
+        preview = preview_outcomes(rule, actor=actor, rule_id=editing.id if editing else None)
         evaluation = preview.evaluation
         st.subheader("Preview: what it would do now")
         st.caption(
@@ -597,11 +612,12 @@ else:
     buttons = st.columns(4)
     buttons[0].button(
         "Save as new rule" if editing is None else "Save new version", key="builder_save",
-        disabled=bool(problems), type="primary", on_click=save,
+        disabled=bool(problems) or not can_edit, type="primary", on_click=save,
     )  # fmt: skip
     if editing is not None:
-        buttons[1].button("Run now", key="builder_run", on_click=run_now, args=(editing.id,))
-        if offers_go_live(editing):
+        buttons[1].button("Run now", key="builder_run", on_click=run_now, args=(editing.id,),
+                          disabled=not can_run)  # fmt: skip
+        if offers_go_live(editing) and can_edit:
             buttons[2].button("Go live", key="builder_go_live", on_click=make_live,
                               args=(editing.id,), type="primary")  # fmt: skip
     buttons[3].download_button(

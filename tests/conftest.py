@@ -20,6 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, create_engine, text
 
+from core.access.actor import SYSTEM
 from core.db import migrate
 from core.db.engine import dispose_engines, get_engine
 from core.db.models import Base
@@ -172,6 +173,16 @@ def db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Iterato
 
 
 @pytest.fixture
+def cli_admin(db: Engine, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An admin the CLI commands of a test act as (`REX_AS`, as a script would set it)."""
+    from tests.signed import ADMIN, person
+
+    person(ADMIN)
+    monkeypatch.setenv("REX_AS", ADMIN)
+    return ADMIN
+
+
+@pytest.fixture
 def sqlite_db(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> Iterator[Engine]:
     """Like `db`, SQLite only (for tests about the SQLite file itself)."""
     yield from use_database(_migrated_url("sqlite", request, migrated_urls))
@@ -214,7 +225,7 @@ def worked(db: Engine):  # type: ignore[no-untyped-def]
     from core.sync.runner import SyncOptions, sync_accounts
 
     with SandboxServer(scenario=WORKED_EXAMPLE, now=NOW) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
+        connect_account("act_2001", server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
         yield server
 
@@ -228,6 +239,6 @@ def live(db: Engine):  # type: ignore[no-untyped-def]
     from core.sync.runner import SyncOptions, sync_accounts
 
     with SandboxServer(scenario=WORKED_EXAMPLE) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
+        connect_account("act_2001", server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False))
         yield server

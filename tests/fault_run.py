@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.actions.changes import change_of
 from core.db import read_session
@@ -189,9 +190,9 @@ def run_faults(
     clock = _Clock(start)
     report = FaultRunReport(slots=slots)
     with SandboxServer(seed=seed, now=clock) as server, Hostile(server.url, seed=seed) as proxy:
-        connect_account(ACCOUNT, server.token, graph_url=proxy.url)
+        connect_account(ACCOUNT, server.token, graph_url=proxy.url, by=SYSTEM)
         sync_accounts([ACCOUNT], options=SyncOptions(days=8, breakdowns=False, now=clock.now))
-        rule_ids = [save_rule(rule, now=clock.now).id for rule in RULES]
+        rule_ids = [save_rule(rule, now=clock.now, by=SYSTEM).id for rule in RULES]
         proxy.add(Behaviour(edge("activities"), _lagging_history(clock)))
         lies = [
             proxy.add(Behaviour(writes, drop, rate=0.04)),

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, select, text
 
+from core.access.actor import SYSTEM
 from core.db import read_session, write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, RuleExecution
 from core.engine.run import run_rule_now
@@ -103,13 +104,14 @@ def test_a_run_over_a_bad_and_a_good_account_acts_on_the_good_one(worked) -> Non
         "actions": [{"type": "change_budget", "by_percent": 25, "max": 500}],
         "safety": {"max_daily_actions": 10, "cooldown_minutes": 0},
     }
-    rule = save_rule(scale, now=SANDBOX_NOW)
+    rule = save_rule(scale, now=SANDBOX_NOW, by=SYSTEM)
     alone = save_rule(
         {**scale, "name": "Alone", "scope": {"level": "campaign", "account_ids": ["act_2001"]}},
         now=SANDBOX_NOW,
+        by=SYSTEM,
     )
 
-    result = run_rule_now(rule.id, SANDBOX_NOW)
+    result = run_rule_now(rule.id, SANDBOX_NOW, by=SYSTEM)
 
     assert (result.status, result.entities_matched, result.actions_taken) == ("succeeded", 2, 2)
     with read_session() as session:
@@ -118,7 +120,7 @@ def test_a_run_over_a_bad_and_a_good_account_acts_on_the_good_one(worked) -> Non
     assert {c["name"] for c in trace["candidates"]} == names - {"act_666 campaign"}
     assert list(trace["skipped_accounts"]) == ["act_666"]
     assert "'Not/AZone'" in trace["skipped_accounts"]["act_666"]
-    assert run_rule_now(alone.id, SANDBOX_NOW).status == "succeeded"
+    assert run_rule_now(alone.id, SANDBOX_NOW, by=SYSTEM).status == "succeeded"
 
 
 def test_a_rule_whose_only_account_is_unusable_is_skipped_with_the_reason(worked) -> None:  # type: ignore[no-untyped-def]
@@ -131,6 +133,7 @@ def test_a_rule_whose_only_account_is_unusable_is_skipped_with_the_reason(worked
             "actions": [{"type": "pause"}],
         },
         now=SANDBOX_NOW,
+        by=SYSTEM,
     )
-    result = run_rule_now(rule.id, SANDBOX_NOW)
+    result = run_rule_now(rule.id, SANDBOX_NOW, by=SYSTEM)
     assert result.status == "skipped" and "Not/AZone" in result.error

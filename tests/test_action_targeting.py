@@ -13,6 +13,7 @@ import requests
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.accounts import client_for, connect_account
 from core.actions.changes import ScheduleChange, TargetingChange, stored
 from core.actions.execute import execute_intents
@@ -183,7 +184,7 @@ def test_suggestion_kinds_are_in_the_catalogue_but_never_offered_to_rules() -> N
 
 @pytest.fixture
 def connected(db: Engine, sandbox) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    connect_account(USD, sandbox.token, graph_url=sandbox.url)
+    connect_account(USD, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts([USD], options=SyncOptions(days=1, breakdowns=False, now=NOW))
     yield sandbox
 

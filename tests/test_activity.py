@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, update
 
+from core.access.actor import SYSTEM
 from core.actions.approvals import list_approvals
 from core.db import write_session
 from core.db.models import AdAccount, RuleExecution
@@ -55,8 +56,8 @@ def _twin_accounts(now: datetime | None) -> Iterator[Any]:
     twin.update(id=TWIN, name="Twin (USD)")
     scenario["accounts"].append(twin)
     with SandboxServer(scenario=scenario, now=now) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
-        connect_account(TWIN, server.token, graph_url=server.url)
+        connect_account("act_2001", server.token, graph_url=server.url, by=SYSTEM)
+        connect_account(TWIN, server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=now))
         yield server
 
@@ -86,8 +87,8 @@ def as_if_on_meta(external_id: str) -> None:
 
 
 def test_the_feed_names_each_action_s_account(twins) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(BOTH, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(BOTH, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
 
     feed = activity_feed(actor=ANA)
     assert feed.total == 4 and feed.pages == 1
@@ -108,8 +109,8 @@ def test_the_feed_names_each_action_s_account(twins) -> None:  # type: ignore[no
 def test_the_feed_pages_newest_first(twins) -> None:  # type: ignore[no-untyped-def]
     from core.actions.rollback import rollback
 
-    rule = save_rule(BOTH, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(BOTH, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     first = activity_feed(actor=ANA).rows
     undo = rollback(first[-1].id, by=ANA, now=NOW + timedelta(minutes=5))
 
@@ -126,8 +127,8 @@ def test_the_feed_pages_newest_first(twins) -> None:  # type: ignore[no-untyped-
 
 
 def test_links_to_ads_manager_except_for_sandbox_accounts(twins) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(BOTH, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(BOTH, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     as_if_on_meta(TWIN)
 
     links = {
@@ -145,8 +146,10 @@ def test_links_to_ads_manager_except_for_sandbox_accounts(twins) -> None:  # typ
     assert ads_manager_url("ad", "act_2002", "55001") == (
         "https://adsmanager.facebook.com/adsmanager/manage/ads?act=2002&selected_ad_ids=55001"
     )
-    approval = save_rule({**BOTH, "name": "Ask", "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(approval.id, NOW)
+    approval = save_rule(
+        {**BOTH, "name": "Ask", "safety": {"require_approval": True}}, now=NOW, by=SYSTEM
+    )
+    run_rule_now(approval.id, NOW, by=SYSTEM)
     urls = {
         (p.account_external_id, p.entity_name): p.ads_manager_url for p in list_approvals(actor=ANA)
     }
@@ -155,8 +158,8 @@ def test_links_to_ads_manager_except_for_sandbox_accounts(twins) -> None:  # typ
 
 
 def test_approvals_name_their_account_and_numbers_in_words(twins) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**BOTH, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**BOTH, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
 
     pending = list_approvals(actor=ANA)
     assert sorted((p.entity_name, p.account) for p in pending) == [
@@ -173,11 +176,11 @@ def test_approvals_name_their_account_and_numbers_in_words(twins) -> None:  # ty
 
 
 def test_a_run_s_skipped_actions_name_their_account(twins) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**BOTH, "safety": {"cooldown_minutes": 600}}, now=NOW)
-    run_rule_now(rule.id, NOW)
-    again = run_rule_now(rule.id, NOW + timedelta(hours=1))  # every match cooling down
+    rule = save_rule({**BOTH, "safety": {"cooldown_minutes": 600}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
+    again = run_rule_now(rule.id, NOW + timedelta(hours=1), by=SYSTEM)  # every match cooling down
 
-    skipped = execution_detail(again.execution_id).skipped
+    skipped = execution_detail(again.execution_id, actor=SYSTEM).skipped
     assert sorted((s.entity_name, s.account) for s in skipped) == [
         ("A", "Twin (USD) (act_2002)"), ("A", "Worked example (USD) (act_2001)"),
         ("C", "Twin (USD) (act_2002)"), ("C", "Worked example (USD) (act_2001)"),
@@ -187,15 +190,15 @@ def test_a_run_s_skipped_actions_name_their_account(twins) -> None:  # type: ign
 
 
 def test_execution_counts_say_what_happened(twins) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(BOTH, now=NOW)
-    result = run_rule_now(rule.id, NOW)
+    rule = save_rule(BOTH, now=NOW, by=SYSTEM)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     with write_session() as session:  # as core/engine/run.py records them (issue 11)
         session.execute(
             update(RuleExecution)
             .where(RuleExecution.id == result.execution_id)
             .values(actions_taken=0, actions_queued=3, actions_would=0, actions_skipped=1)
         )
-    (row,) = list_executions(rule_id=rule.id)
+    (row,) = list_executions(rule_id=rule.id, actor=SYSTEM)
     assert (row.actions_queued, row.actions_would) == (3, 0)
     assert row.outcome == "3 queued for approval, 1 skipped"
     with write_session() as session:
@@ -204,19 +207,21 @@ def test_execution_counts_say_what_happened(twins) -> None:  # type: ignore[no-u
             .where(RuleExecution.id == result.execution_id)
             .values(actions_queued=0, actions_would=2, actions_skipped=0)
         )
-    assert list_executions(rule_id=rule.id)[0].outcome == "2 would act (dry run)"
+    assert list_executions(rule_id=rule.id, actor=SYSTEM)[0].outcome == "2 would act (dry run)"
 
 
 def test_runs_count_queued_and_would_be_actions(twins) -> None:  # type: ignore[no-untyped-def]
     """The counts as a real run records them (core/engine/run.py), said in words."""
-    ask = save_rule({**BOTH, "name": "Ask", "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(ask.id, NOW)
-    trial = save_rule({**BOTH, "name": "Try", "safety": {"dry_run": True}}, now=NOW)
-    run_rule_now(trial.id, NOW)
+    ask = save_rule(
+        {**BOTH, "name": "Ask", "safety": {"require_approval": True}}, now=NOW, by=SYSTEM
+    )
+    run_rule_now(ask.id, NOW, by=SYSTEM)
+    trial = save_rule({**BOTH, "name": "Try", "safety": {"dry_run": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(trial.id, NOW, by=SYSTEM)
 
-    (asked,) = list_executions(rule_id=ask.id)
+    (asked,) = list_executions(rule_id=ask.id, actor=SYSTEM)
     assert (asked.actions_taken, asked.actions_queued, asked.actions_would) == (0, 4, 0)
     assert asked.outcome == "4 queued for approval"
-    (tried,) = list_executions(rule_id=trial.id)
+    (tried,) = list_executions(rule_id=trial.id, actor=SYSTEM)
     assert (tried.actions_taken, tried.actions_queued, tried.actions_would) == (0, 0, 4)
     assert tried.outcome == "4 would act (dry run)"

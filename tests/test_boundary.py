@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account, get_account
 from core.db import read_session
 from core.db.models import AdAccount, AdEntity, AdHourlyInsight, AdMetric, SyncRun
@@ -163,13 +164,15 @@ def test_connect_refuses_an_answer_rex_cannot_use_and_stores_nothing(
     with Hostile(sandbox.url) as hostile:
         hostile.add(Behaviour(account_read, lie(field, value)))
         with pytest.raises(InvalidAnswerError) as raised:
-            connect_account(USD, sandbox.token, graph_url=hostile.url)
+            connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
 
     assert raised.value.field == field
     assert count(AdAccount) == 0
 
 
-def test_accounts_add_names_the_field_of_an_overflowing_answer(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_accounts_add_names_the_field_of_an_overflowing_answer(
+    db: Engine, cli_admin: str, sandbox
+) -> None:  # type: ignore[no-untyped-def]
     with Hostile(sandbox.url) as hostile:
         hostile.add(Behaviour(account_read, lie("min_daily_budget", 10**30)))
         added = rex(
@@ -194,7 +197,7 @@ def test_a_sync_refuses_an_account_answer_rex_cannot_use_and_keeps_what_is_store
     db: Engine, sandbox, field: str, value: str
 ) -> None:  # type: ignore[no-untyped-def]
     with Hostile(sandbox.url) as hostile:
-        connect_account(USD, sandbox.token, graph_url=hostile.url)
+        connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
         before = get_account(USD)
         hostile.add(Behaviour(account_read, lie(field, value)))
         result = sync(USD, breakdowns=False)[0]
@@ -230,7 +233,7 @@ def test_garbage_entities_are_refused_one_by_one_and_the_rest_is_stored(
         }
 
     with Hostile(sandbox.url) as hostile:
-        connect_account(USD, sandbox.token, graph_url=hostile.url)
+        connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
         hostile.add(Behaviour(edge("adsets"), rewrite(spoil)))
         result = sync(USD, breakdowns=False)[0]
 
@@ -265,7 +268,7 @@ def test_garbage_entities_are_refused_one_by_one_and_the_rest_is_stored(
 
 def test_a_refused_entity_keeps_the_row_already_stored(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
     with Hostile(sandbox.url) as hostile:
-        connect_account(USD, sandbox.token, graph_url=hostile.url)
+        connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
         assert sync(USD, breakdowns=False)[0].ok
         with read_session() as session:
             adset = session.scalars(
@@ -316,7 +319,7 @@ def test_garbage_insights_rows_are_refused_and_every_later_sync_still_works(
 
     campaigns = select(AdEntity.id).where(AdEntity.level == "campaign")
     with Hostile(sandbox.url) as hostile:
-        connect_account(USD, sandbox.token, graph_url=hostile.url)
+        connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
         hostile.add(garbage_once())
         first = sync(USD, breakdowns=False)[0]
 
@@ -367,7 +370,7 @@ def test_a_breakdown_value_that_is_no_hour_is_refused(db: Engine, sandbox) -> No
         return edge("insights")(request) and hourly in request.query.get("breakdowns", "")
 
     with Hostile(sandbox.url) as hostile:
-        connect_account(USD, sandbox.token, graph_url=hostile.url)
+        connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
         hostile.add(Behaviour(hourly_read, rewrite(spoil), times=1))
         result = sync(USD, days=1)[0]
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.errors import InputError
 from core.sync.runner import SyncOptions, sync_accounts
@@ -28,14 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def synced(db: Engine, sandbox) -> int:  # type: ignore[no-untyped-def]
-    view = connect_account(sandbox.account_ids[0], sandbox.token, graph_url=sandbox.url)
+    view = connect_account(sandbox.account_ids[0], sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(options=SyncOptions(days=7, now=NOW, client_options={"poll_seconds": 0.01}))
     return view.id
 
 
 def test_each_breakdown_adds_up_to_the_same_spend(synced: int) -> None:
     view = breakdown_view(
-        synced, metric="spend", since=date(2026, 11, 14), until=date(2026, 11, 20)
+        synced, metric="spend", since=date(2026, 11, 14), until=date(2026, 11, 20), actor=SYSTEM
     )
     totals = {
         name: sum(s.sums["spend_micros"] for s in segments)
@@ -52,7 +53,9 @@ def test_each_breakdown_adds_up_to_the_same_spend(synced: int) -> None:
 
 
 def test_ratio_metrics_come_from_the_sums_and_undefined_is_none(synced: int) -> None:
-    view = breakdown_view(synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20))
+    view = breakdown_view(
+        synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20), actor=SYSTEM
+    )
     for s in view.demographics:
         expected = (
             Decimal(s.sums["revenue_micros"]) / s.sums["spend_micros"]
@@ -66,10 +69,14 @@ def test_ratio_metrics_come_from_the_sums_and_undefined_is_none(synced: int) -> 
 
 def test_bad_metric_or_range_names_the_field(synced: int) -> None:
     with pytest.raises(InputError) as caught:
-        breakdown_view(synced, metric="vibes", since=date(2026, 11, 1), until=date(2026, 11, 2))
+        breakdown_view(
+            synced, metric="vibes", since=date(2026, 11, 1), until=date(2026, 11, 2), actor=SYSTEM
+        )
     assert caught.value.field == "metric"
     with pytest.raises(InputError) as caught:
-        breakdown_view(synced, metric="roas", since=date(2026, 11, 3), until=date(2026, 11, 2))
+        breakdown_view(
+            synced, metric="roas", since=date(2026, 11, 3), until=date(2026, 11, 2), actor=SYSTEM
+        )
     assert caught.value.field == "date range"
 
 
@@ -84,7 +91,9 @@ def test_the_page_draws_every_chart(synced: int) -> None:
 
 
 def test_segments_have_display_names_and_csv_keeps_the_codes(synced: int) -> None:
-    view = breakdown_view(synced, metric="ctr", since=date(2026, 11, 14), until=date(2026, 11, 20))
+    view = breakdown_view(
+        synced, metric="ctr", since=date(2026, 11, 14), until=date(2026, 11, 20), actor=SYSTEM
+    )
     names = {(s.name("platform"), s.name("device")) for s in view.placements}
     assert ("Audience Network", "Android phone") in names and ("Facebook", "iPhone") in names
     assert {s.name("gender") for s in view.demographics} == {"Female", "Male", "Unknown"}
@@ -183,7 +192,9 @@ def test_purchases_by_region_dma_and_hour_are_not_available_never_zero(synced: i
     assert sum(r[1] for r in by_type["country"]) > 0  # countries do carry purchases
     assert sum(r[2] for r in hours) > 0  # and spend by hour is there
 
-    view = breakdown_view(synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20))
+    view = breakdown_view(
+        synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20), actor=SYSTEM
+    )
     assert view.substituted and view.on_meta_metric == "cpc"
     assert all(s.sums["conversions"] is None for s in view.regions + view.dmas + view.hours)
     for s in view.hours + view.regions:
@@ -195,11 +206,11 @@ def test_purchases_by_region_dma_and_hour_are_not_available_never_zero(synced: i
     assert regions and all(r["Purchases"] == "" and r["Revenue (USD)"] == "" for r in regions)
 
     ctr = breakdown_view(synced, metric="ctr", since=date(2026, 11, 14), until=date(2026, 11, 20),
-                         on_meta_metric="cpm")  # fmt: skip
+                         on_meta_metric="cpm", actor=SYSTEM)  # fmt: skip
     assert not ctr.substituted and ctr.on_meta_metric == "ctr"  # an on-Meta metric shows as is
     with pytest.raises(InputError) as caught:
         breakdown_view(synced, metric="roas", since=date(2026, 11, 14), until=date(2026, 11, 20),
-                       on_meta_metric="cpa")  # fmt: skip
+                       on_meta_metric="cpa", actor=SYSTEM)  # fmt: skip
     assert caught.value.field == "metric for regions, DMAs and hours"
     assert "ctr" in caught.value.problem
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from core.access.actor import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +48,7 @@ def test_help_lists_the_operations_commands() -> None:
         assert command in result.stdout
 
 
-def test_add_sync_list_remove_an_account(db: Engine, sandbox) -> None:
+def test_add_sync_list_remove_an_account(db: Engine, cli_admin: str, sandbox) -> None:
     account = sandbox.account_ids[1]
 
     added = rex(
@@ -79,7 +81,7 @@ def test_add_sync_list_remove_an_account(db: Engine, sandbox) -> None:
     assert json.loads(rex("accounts", "list", "--json").stdout) == []
 
 
-def test_errors_name_the_field_and_exit_1(db: Engine, sandbox) -> None:
+def test_errors_name_the_field_and_exit_1(db: Engine, cli_admin: str, sandbox) -> None:
     bad_id = rex("accounts", "add", "--account", "12-34", "--token", "x" * 20)
     assert bad_id.returncode == 1
     assert "account:" in bad_id.stderr and "act_" in bad_id.stderr
@@ -159,10 +161,12 @@ def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_rules_list_and_preview_speak_plainly(live) -> None:  # type: ignore[no-untyped-def]
+    from tests.signed import ADMIN, person
     from tests.test_engine import SCALE_WINNERS
 
     document = {**SCALE_WINNERS, "currency": "USD", "safety": {"max_daily_actions": 1}}
-    rule_id = rex("rules", "import", "-", stdin=json.dumps(document)).stdout.strip()
+    person(ADMIN)
+    rule_id = rex("rules", "import", "-", "--as", ADMIN, stdin=json.dumps(document)).stdout.strip()
 
     listed = rex("rules", "list")
     assert listed.returncode == 0, listed.stderr
@@ -245,7 +249,7 @@ def test_a_restarted_make_run_keeps_the_sandbox_and_what_rex_did_there(
             ).first()
             token_before = account.token_encrypted
         client_for(account).set_status(adset.external_id, "PAUSED")  # as Rex acts
-    remove_account(jpy)
+    remove_account(jpy, by=SYSTEM)
 
     with up() as second:
         assert any(f"{jpy} was removed; not connected again" in line for line in second), second

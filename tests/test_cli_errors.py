@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from core.db import read_session
 from core.db.models import AutomationRule
+from tests.signed import ADMIN, person
 from tests.test_cli import rex
 from tests.test_engine import SCALE_WINNERS
 
@@ -75,7 +76,9 @@ def test_a_wrong_command_line_exits_2_with_the_fix(
 
 
 def test_running_a_rule_that_does_not_exist_says_so(db: Engine) -> None:
-    line = refused(rex("run", "--rule", "999999"), 1, "no rule with id 999999", "rules list")
+    person(ADMIN)
+    ran = rex("run", "--rule", "999999", "--as", ADMIN)
+    line = refused(ran, 1, "no rule with id 999999", "rules list")
     assert "elsewhere" not in line  # not "running elsewhere": there is no such rule
 
 
@@ -105,7 +108,8 @@ def test_a_rule_file_that_is_not_utf8_is_refused(db: Engine, tmp_path: Path) -> 
 
     bom = tmp_path / "bom.json"  # a UTF-8 byte-order mark is still UTF-8
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(RULE).encode())
-    assert rex("rules", "import", str(bom)).returncode == 0
+    person(ADMIN)
+    assert rex("rules", "import", str(bom), "--as", ADMIN).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -251,13 +255,14 @@ def migrated_copy(sqlite_db: Engine, folder: Path) -> Path:
 
 
 def test_a_read_only_sqlite_file_is_named(sqlite_db: Engine, tmp_path: Path) -> None:
+    person(ADMIN)  # an admin to act as, in the copy
     database = migrated_copy(sqlite_db, tmp_path)
     database.chmod(0o444)
     url = f"sqlite:///{database}"
     if os.geteuid() == 0:  # root writes whatever the mode: have SQLite open it read-only
         url = f"sqlite:///file:{database}?mode=ro&uri=true"
     assert with_database(url, "rules", "list").returncode == 0  # reading is fine
-    result = with_database(url, "rules", "import", "-", stdin=json.dumps(RULE))
+    result = with_database(url, "rules", "import", "-", "--as", ADMIN, stdin=json.dumps(RULE))
     refused(result, 1, "DATABASE_URL", str(database), "read-only", "write access")
 
 
@@ -280,8 +285,10 @@ def test_a_full_disk_is_named(tmp_path: Path) -> None:
     refused(run, 1, "DATABASE_URL", str(database), "could not be written", "free space")
 
     assert with_database(f"sqlite:///{database}", "db", "upgrade").returncode == 0
+    made = with_database(f"sqlite:///{database}", "users", "add", ADMIN, "--admin")
+    assert made.returncode == 0, made.stderr  # the first admin, who then acts
     # a write on a disk with no room for it
-    rule = rex("rules", "import", "-", stdin=json.dumps(RULE), env=env,
+    rule = rex("rules", "import", "-", "--as", ADMIN, stdin=json.dumps(RULE), env=env,
                preexec_fn=limited_file_size(4096))  # fmt: skip
     refused(rule, 1, "could not be written", "free space")
     listed = with_database(f"sqlite:///{database}", "rules", "list")

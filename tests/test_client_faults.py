@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.db import read_session
 from core.db.models import SyncRun
@@ -81,7 +82,7 @@ def test_a_sync_against_endless_pages_records_why_it_stopped(
 
     reload_settings()
     with Hostile(sandbox.url) as hostile:
-        connect_account(USD, sandbox.token, graph_url=hostile.url)
+        connect_account(USD, sandbox.token, graph_url=hostile.url, by=SYSTEM)
         hostile.add(Behaviour(edge("adsets"), endless_pages))
         options = SyncOptions(days=3, breakdowns=False, now=NOW, client_options={"max_pages": 30})
         (result,) = sync_accounts(options=options)

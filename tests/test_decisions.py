@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from core.access.actor import Actor
+from core.access.actor import SYSTEM, Actor
 from core.access.audit import audit_log
 from core.access.roles import Role
 from core.accounts import connect_account
@@ -54,11 +54,11 @@ def queued(db: Engine, sandbox) -> dict[str, list[ApprovalView]]:  # type: ignor
     """Both sandbox accounts (USD, JPY) synced, with budget proposals waiting on each:
     account → its pending proposals."""
     for account in sandbox.account_ids:
-        connect_account(account, sandbox.token, graph_url=sandbox.url)
+        connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
                                       client_options={"poll_seconds": 0.01}))  # fmt: skip
     for account in sandbox.account_ids:
-        run_rule_now(save_rule(raise_budgets(account), now=NOW).id, NOW)
+        run_rule_now(save_rule(raise_budgets(account), now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
     pending = list_approvals(actor=ANA)
     by_account = {
         a: [p for p in pending if p.account_external_id == a] for a in sandbox.account_ids
@@ -256,8 +256,8 @@ def test_the_cli_rejects_by_id_and_says_what_it_could_not(live) -> None:  # type
     from tests.test_cli import rex
 
     rule = save_rule(scale_winners(scope={"level": "campaign", "account_ids": ["act_2001"]},
-                                   safety={"require_approval": True}))  # fmt: skip
-    run_rule_now(rule.id)
+                                   safety={"require_approval": True}), by=SYSTEM)  # fmt: skip
+    run_rule_now(rule.id, by=SYSTEM)
     first, _c = list_approvals(actor=ANA)  # A and C
 
     person("bo@example.com", admin=True)

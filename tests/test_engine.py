@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.actions.approvals import ApprovalError, approve, expire_approvals, list_approvals, reject
 from core.actions.rollback import RollbackRefused, rollback
@@ -42,8 +43,8 @@ def actions() -> list[ActionHistory]:
 
 
 def test_the_worked_example_scales_a_and_c(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS, now=NOW)
-    result = run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
 
     assert (result.status, result.entities_checked, result.entities_matched) == (
         "succeeded", 3, 2,
@@ -65,8 +66,8 @@ def test_the_worked_example_scales_a_and_c(worked) -> None:  # type: ignore[no-u
 
 
 def test_dry_run_writes_nothing_to_meta(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"dry_run": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"dry_run": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     assert worked.state.write_log == []
     assert [(a.entity_name, a.new_value, a.status) for a in actions()] == [
         ("A", "250.00 USD", "dry_run"),
@@ -75,7 +76,7 @@ def test_dry_run_writes_nothing_to_meta(worked) -> None:  # type: ignore[no-unty
 
 
 def test_the_same_slot_twice_writes_once(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS, now=NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
     claim = claim_rule(rule.id, NOW)
     run_claimed(claim, NOW)
     again = claim_rule(rule.id, NOW + timedelta(seconds=5))
@@ -86,7 +87,7 @@ def test_the_same_slot_twice_writes_once(worked) -> None:  # type: ignore[no-unt
 
 def test_daily_cap_counts_across_runs(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
                                       client_options={"poll_seconds": 0.01}))  # fmt: skip
     rule = save_rule(
@@ -98,10 +99,9 @@ def test_daily_cap_counts_across_runs(db: Engine, sandbox) -> None:  # type: ign
             "actions": [{"type": "pause"}],
             "safety": {"max_daily_actions": 2, "cooldown_minutes": 0},
         },
-        now=NOW,
-    )  # fmt: skip
-    first = run_rule_now(rule.id, NOW)
-    second = run_rule_now(rule.id, NOW + timedelta(hours=1))
+        now=NOW, by=SYSTEM)  # fmt: skip
+    first = run_rule_now(rule.id, NOW, by=SYSTEM)
+    second = run_rule_now(rule.id, NOW + timedelta(hours=1), by=SYSTEM)
 
     assert first.entities_matched >= 5
     assert len(sandbox.state.write_log) == 2
@@ -113,7 +113,7 @@ def test_daily_cap_counts_across_runs(db: Engine, sandbox) -> None:  # type: ign
 
 def test_a_budget_under_a_campaign_budget_is_reported_not_sent(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
                                       client_options={"poll_seconds": 0.01}))  # fmt: skip
     rule = save_rule(
@@ -124,16 +124,15 @@ def test_a_budget_under_a_campaign_budget_is_reported_not_sent(db: Engine, sandb
             "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0},
             "actions": [{"type": "change_budget", "by_percent": 10}],
         },
-        now=NOW,
-    )  # fmt: skip
-    result = run_rule_now(rule.id, NOW)
+        now=NOW, by=SYSTEM)  # fmt: skip
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert result.entities_matched >= 1 and sandbox.state.write_log == []
     assert all("lives on its campaign" in s.reason for s in result.steps)
 
 
 def test_approve_reject_expire_and_double_approve(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     queued = list_approvals(actor=ANA)
     assert [(q.entity_name, q.old, q.new) for q in queued] == [
         ("A", "200.00 USD", "250.00 USD"),
@@ -153,8 +152,8 @@ def test_approve_reject_expire_and_double_approve(worked) -> None:  # type: igno
 
 
 def test_an_expired_proposal_cannot_be_approved(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     a, _c = list_approvals(actor=ANA)
 
     with pytest.raises(ApprovalError, match="expired at"):
@@ -174,8 +173,8 @@ def two_hour_approvals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_the_approval_window_is_a_setting(worked, two_hour_approvals) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     a, _c = list_approvals(actor=ANA)
 
     assert a.expires_at == NOW + timedelta(hours=2)
@@ -185,8 +184,8 @@ def test_the_approval_window_is_a_setting(worked, two_hour_approvals) -> None:  
 
 
 def test_a_stale_proposal_is_not_executed(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     c = next(q for q in list_approvals(actor=ANA) if q.entity_name == "C")
     with worked.state.lock:  # someone changes C's budget in Ads Manager meanwhile
         next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 35_000
@@ -199,8 +198,8 @@ def test_a_stale_proposal_is_not_executed(worked) -> None:  # type: ignore[no-un
 
 def test_a_stale_proposal_says_the_budget_in_its_currency(worked) -> None:  # type: ignore[no-untyped-def]
     """Defect 7: the drift is said as money ("now 350.00 USD"), never in minor units."""
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     c = next(q for q in list_approvals(actor=ANA) if q.entity_name == "C")
     with worked.state.lock:  # 350.00 USD set in Ads Manager; the proposal saw 320.00 USD
         next(e for e in worked.state.entities.values() if e.name == "C").daily_budget = 35_000
@@ -215,8 +214,8 @@ def test_a_stale_proposal_says_the_budget_in_its_currency(worked) -> None:  # ty
 
 
 def test_rollback_restores_and_refuses_after_drift(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     on_a, on_c = actions()
 
     undo = rollback(on_a.id, by=ANA, now=NOW)
@@ -239,16 +238,16 @@ def test_rollback_restores_and_refuses_after_drift(worked) -> None:  # type: ign
 def test_a_rejected_token_during_a_run_holds_the_account(worked) -> None:  # type: ignore[no-untyped-def]
     from core.sandbox import FaultConfig
 
-    rule = save_rule(SCALE_WINNERS, now=NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
     worked.set_faults(FaultConfig(expired_token=True))
-    result = run_rule_now(rule.id, NOW)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
 
     assert result.status == "failed"
     assert {a.status for a in actions()} == {"failed"}
     with read_session() as session:
         notes = session.scalars(select(Notification)).all()
     assert [n.kind for n in notes] == ["token_invalid"]
-    again = run_rule_now(rule.id, NOW + timedelta(hours=1))
+    again = run_rule_now(rule.id, NOW + timedelta(hours=1), by=SYSTEM)
     assert all("needs reconnecting" in s.reason for s in again.steps)
     assert len(actions()) == 2  # nothing new was sent
 
@@ -259,27 +258,32 @@ def test_cooldown_and_the_next_run_time(worked) -> None:  # type: ignore[no-unty
     rule = save_rule(
         {**SCALE_WINNERS, "actions": [{"type": "pause"}], "schedule": {"every_minutes": 30},
          "safety": {"cooldown_minutes": 120}},
-        now=NOW,
-    )  # fmt: skip
-    run_rule_now(rule.id, NOW)
+        now=NOW, by=SYSTEM)  # fmt: skip
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     paused = {e.name for e in worked.state.entities.values() if e.status == "PAUSED"}
     assert paused == {"A", "C"}
-    assert get_rule(rule.id).next_execution_at == NOW.replace(second=0) + timedelta(minutes=30)
+    assert get_rule(rule.id, actor=SYSTEM).next_execution_at == NOW.replace(second=0) + timedelta(
+        minutes=30
+    )
 
     on_a = actions()[0]
     undo = rollback(on_a.id, by=ANA, now=NOW + timedelta(minutes=1))
     assert (undo.old_value, undo.new_value) == ("PAUSED", "ACTIVE")
     assert next(e for e in worked.state.entities.values() if e.name == "A").status == "ACTIVE"
 
-    again = run_rule_now(rule.id, NOW + timedelta(minutes=30))  # A matches again, cooling down
+    again = run_rule_now(
+        rule.id, NOW + timedelta(minutes=30), by=SYSTEM
+    )  # A matches again, cooling down
     assert [s.reason[:16] for s in again.steps if s.name == "A"] == ["in cooldown unti"]
 
 
 def test_duplicate_makes_a_paused_copy_and_rollback_archives_it(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule(
-        {**SCALE_WINNERS, "actions": [{"type": "duplicate", "name_suffix": " (Rex)"}]}, now=NOW
+        {**SCALE_WINNERS, "actions": [{"type": "duplicate", "name_suffix": " (Rex)"}]},
+        now=NOW,
+        by=SYSTEM,
     )
-    run_rule_now(rule.id, NOW)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     copies = {e.name: e for e in worked.state.entities.values() if e.name.endswith(" (Rex)")}
     assert {(name, e.status) for name, e in copies.items()} == {
         ("A (Rex)", "PAUSED"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from core.access.actor import Actor
+from core.access.actor import SYSTEM, Actor
 from core.accounts import connect_account, get_account
 from core.actions.approvals import ApprovalError, approve, approve_many, list_approvals
 from core.actions.changes import change_of
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_two_runners_at_once_write_once(worked, db: Engine) -> None:  # type: ignore[no-untyped-def]
-    save_rule(SCALE_WINNERS, now=NOW)
+    save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
     results: list[list] = []
     barrier = threading.Barrier(4)
 
@@ -53,8 +53,8 @@ def test_two_runners_at_once_write_once(worked, db: Engine) -> None:  # type: ig
 
 
 def test_two_people_approving_at_once_execute_once(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     target = list_approvals(actor=ANA)[0]
     outcomes: list[str] = []
     barrier = threading.Barrier(3)
@@ -86,7 +86,7 @@ def test_approving_many_sends_n_writes_in_n_over_50_requests(db: Engine, tmp_pat
                        "adsets": [{"id": "4101", "name": "All", "ads": ads}]}],
     }]}))  # fmt: skip
     with SandboxServer(scenario=scenario, now=NOW) as server:
-        connect_account("act_3001", server.token, graph_url=server.url)
+        connect_account("act_3001", server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW))
         rule = save_rule(
             {
@@ -97,8 +97,9 @@ def test_approving_many_sends_n_writes_in_n_over_50_requests(db: Engine, tmp_pat
                 "safety": {"require_approval": True, "max_daily_actions": 500},
             },
             now=NOW,
+            by=SYSTEM,
         )
-        run_rule_now(rule.id, NOW)
+        run_rule_now(rule.id, NOW, by=SYSTEM)
         queued = list_approvals(actor=ANA)
         assert len(queued) == n and server.state.write_log == []
         with server.state.lock:
@@ -121,7 +122,7 @@ def test_approving_many_sends_n_writes_in_n_over_50_requests(db: Engine, tmp_pat
 def test_with_faults_on_nothing_runs_twice_and_everything_has_an_outcome(db: Engine) -> None:
     with SandboxServer(seed=5, now=NOW, faults=FaultConfig(seed=3)) as server:
         account = server.account_ids[0]
-        connect_account(account, server.token, graph_url=server.url)
+        connect_account(account, server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(
             options=SyncOptions(
                 days=8, breakdowns=False, now=NOW, client_options={"poll_seconds": 0.01}
@@ -140,9 +141,10 @@ def test_with_faults_on_nothing_runs_twice_and_everything_has_an_outcome(db: Eng
                 "safety": {"max_daily_actions": 50, "cooldown_minutes": 0},
             },
             now=NOW,
+            by=SYSTEM,
         )
         server.set_faults(FaultConfig(rates={"5xx": 0.3, "transient": 0.2}, seed=11))
-        result = run_rule_now(rule.id, NOW)
+        result = run_rule_now(rule.id, NOW, by=SYSTEM)
 
         recorded = actions()
         assert result.entities_matched >= 10
@@ -164,14 +166,14 @@ def test_with_faults_on_nothing_runs_twice_and_everything_has_an_outcome(db: Eng
 
 
 def test_a_rate_limit_defers_the_account_until_the_regain_time(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS, now=NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
     worked.set_faults(FaultConfig(rates={"buc": 1.0}, regain_minutes=30))
-    run_rule_now(rule.id, NOW)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     assert {a.status for a in actions()} == {"failed"}
     assert get_account("act_2001").rate_limited_until is not None
 
     worked.set_faults(FaultConfig())
-    later = run_rule_now(rule.id, NOW + timedelta(minutes=10))
+    later = run_rule_now(rule.id, NOW + timedelta(minutes=10), by=SYSTEM)
     assert all("rate-limits the account" in s.reason for s in later.steps)
     assert worked.state.write_log == []
 
@@ -179,7 +181,7 @@ def test_a_rate_limit_defers_the_account_until_the_regain_time(worked) -> None: 
 def test_jpy_budgets_in_whole_yen(db: Engine) -> None:
     with SandboxServer(seed=2, now=NOW) as server:
         account = server.account_ids[1]  # JPY, Asia/Tokyo
-        connect_account(account, server.token, graph_url=server.url)
+        connect_account(account, server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(
             options=SyncOptions(
                 days=8, breakdowns=False, now=NOW, client_options={"poll_seconds": 0.01}
@@ -197,9 +199,10 @@ def test_jpy_budgets_in_whole_yen(db: Engine) -> None:
                 "actions": [{"type": "change_budget", "by_amount": 500}],
             },
             now=NOW,
+            by=SYSTEM,
         )
         before = {e.id: e.daily_budget for e in server.state.entities.values() if e.daily_budget}
-        run_rule_now(rule.id, NOW)
+        run_rule_now(rule.id, NOW, by=SYSTEM)
         changed = {w.object_id: int(w.params["daily_budget"]) for w in server.state.write_log}
         assert changed and all(new == before[i] + 500 for i, new in changed.items())
         assert all(a.new_value.endswith(" JPY") and "." not in a.new_value for a in actions())
@@ -207,9 +210,11 @@ def test_jpy_budgets_in_whole_yen(db: Engine) -> None:
 
 def test_notify_creates_an_in_app_notification(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule(
-        {**SCALE_WINNERS, "actions": [{"type": "notify", "message": "Scale me"}]}, now=NOW
+        {**SCALE_WINNERS, "actions": [{"type": "notify", "message": "Scale me"}]},
+        now=NOW,
+        by=SYSTEM,
     )
-    run_rule_now(rule.id, NOW)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     with read_session() as session:
         notes = session.scalars(select(Notification).order_by(Notification.id)).all()
     assert [n.title for n in notes] == ["Scale winners: A", "Scale winners: C"]
@@ -231,19 +236,21 @@ def test_a_rule_for_a_platform_rex_cannot_act_on_is_refused(db: Engine) -> None:
             )
         )
     with pytest.raises(InputError) as caught:
-        save_rule({**SCALE_WINNERS, "scope": {"level": "campaign", "account_ids": ["act_77"]}})
+        save_rule(
+            {**SCALE_WINNERS, "scope": {"level": "campaign", "account_ids": ["act_77"]}}, by=SYSTEM
+        )
     assert caught.value.field == "scope.account_ids[0]"
     assert "Meta accounts only" in caught.value.problem
 
 
 def test_the_operators_queries_run_unchanged_on_postgresql(pg_db: Engine) -> None:
     with SandboxServer(scenario=SCENARIO) as server:
-        connect_account("act_2001", server.token, graph_url=server.url)
+        connect_account("act_2001", server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False))
-        rule = save_rule(SCALE_WINNERS)
+        rule = save_rule(SCALE_WINNERS, by=SYSTEM)
         # both writes refused by Meta (after a 5xx their outcome would be unknown)
         server.set_faults(FaultConfig(fail_next=["ads_rate"] * 10))
-        run_rule_now(rule.id)
+        run_rule_now(rule.id, by=SYSTEM)
     queries = [
         q for q in (ROOT / "tests" / "sql" / "operators.sql").read_text().split(";") if q.strip()
     ]  # the seed system's runbook, verbatim
@@ -263,7 +270,12 @@ def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-
     from tests.test_cli import rex
 
     document = {**SCALE_WINNERS, "safety": {"require_approval": True}}
-    rule_id = rex("rules", "import", "-", stdin=json.dumps(document)).stdout.strip()
+    person("ana@example.com", admin=True)
+    imported = rex("rules", "import", "-", stdin=json.dumps(document))
+    assert imported.returncode == 1 and "say who acts: --as EMAIL" in imported.stderr
+    assert rex("rules", "list").stdout.startswith("no rules yet")  # nothing saved
+    rule_id = rex("rules", "import", "-", "--as", "ana@example.com",
+                  stdin=json.dumps(document)).stdout.strip()  # fmt: skip
 
     preview = rex("rules", "preview", rule_id, "--all")
     assert preview.returncode == 0, preview.stderr
@@ -272,13 +284,12 @@ def test_cli_preview_run_approve_and_rollback(live) -> None:  # type: ignore[no-
     assert every.returncode == 0, every.stderr
     assert re.search(rf"^{rule_id}\s+Scale winners\s+campaign\s+3\s+2\s*$", every.stdout, re.M)
 
-    ran = rex("run", "--rule", rule_id)
+    ran = rex("run", "--rule", rule_id, "--as", "ana@example.com")
     assert ran.returncode == 0, ran.stderr
     assert "queued: change_budget A 200.00 USD → 250.00 USD" in ran.stdout
 
     pending = rex("approvals", "list").stdout
     approval_id = pending.splitlines()[1].split()[0]
-    person("ana@example.com", admin=True)
     approved = rex("approvals", "approve", approval_id, "999", "--as", "ana@example.com")
     assert approved.returncode == 1  # one of the two could not be decided …
     assert "proposal 999: no pending action with id 999" in approved.stderr

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 import core
+from core.access.actor import SYSTEM
 from core.accounts import connect_account, list_accounts
 from core.crypto import SecretKeyError
 from core.errors import InputError, RexError
@@ -164,7 +165,7 @@ def test_a_graph_url_answering_garbage_says_to_check_the_url(
 ) -> None:
     garbage.status, garbage.content_type, garbage.body = status, content_type, body
     with pytest.raises(UnexpectedResponseError) as caught:
-        connect_account(ACCOUNT, TOKEN, graph_url=garbage.url)
+        connect_account(ACCOUNT, TOKEN, graph_url=garbage.url, by=SYSTEM)
     hint = caught.value.hint
     assert f"The server at {garbage.url} answered HTTP {status}" in hint
     assert "Check the Graph API URL" in hint and "nothing was stored" in hint
@@ -178,7 +179,7 @@ def test_a_graph_url_answering_a_bare_server_error_says_try_again(
 ) -> None:
     garbage.status = 502
     with pytest.raises(TransientError) as caught:
-        connect_account(ACCOUNT, TOKEN, graph_url=garbage.url)
+        connect_account(ACCOUNT, TOKEN, graph_url=garbage.url, by=SYSTEM)
     assert "temporary problem" in caught.value.hint and "nothing was stored" in caught.value.hint
     assert len(garbage.requests) > 1  # a read: retried before giving up
     assert list_accounts() == []
@@ -197,7 +198,7 @@ def test_a_token_that_cannot_be_one_is_refused_before_anything_is_sent(
     db: Engine, garbage: Garbage, token: str
 ) -> None:
     with pytest.raises(InputError) as caught:
-        connect_account(ACCOUNT, token, graph_url=garbage.url)
+        connect_account(ACCOUNT, token, graph_url=garbage.url, by=SYSTEM)
     assert caught.value.field == "token" and "copy the token again" in caught.value.problem
     assert garbage.requests == []
     assert list_accounts() == []
@@ -213,7 +214,7 @@ def test_a_token_that_cannot_be_one_is_refused_before_anything_is_sent(
 )
 def test_a_graph_url_that_cannot_be_one_is_an_input_error(db: Engine, url: str, why: str) -> None:
     with pytest.raises(InputError) as caught:
-        connect_account(ACCOUNT, TOKEN, graph_url=url)
+        connect_account(ACCOUNT, TOKEN, graph_url=url, by=SYSTEM)
     assert caught.value.field == "graph_url" and why in caught.value.problem
     assert "https://graph.facebook.com" in caught.value.problem
 
@@ -242,11 +243,11 @@ def test_the_page_says_when_the_key_to_encrypt_the_token_is_lost(
     db: Engine, sandbox, key_file: Path
 ) -> None:  # type: ignore[no-untyped-def]
     first, second = sandbox.account_ids[:2]
-    connect_account(first, sandbox.token, graph_url=sandbox.url)  # makes the key file
+    connect_account(first, sandbox.token, graph_url=sandbox.url, by=SYSTEM)  # makes the key file
     key_file.unlink()
     app = connect_on_the_page(second, sandbox.token, sandbox.url)
     shown = app.error[0].value
     assert "key" in shown and first in shown  # names the account whose token it holds
     assert [a.external_id for a in list_accounts()] == [first]
     with pytest.raises(SecretKeyError):
-        connect_account(second, sandbox.token, graph_url=sandbox.url)
+        connect_account(second, sandbox.token, graph_url=sandbox.url, by=SYSTEM)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
@@ -32,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_figures_after_a_run(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     later = save_rule(
         {
             **SCALE_WINNERS,
@@ -42,10 +43,11 @@ def test_figures_after_a_run(worked) -> None:  # type: ignore[no-untyped-def]
             "conditions": {"metric": "roas", "window": "last_7d", "op": "<", "value": 3},
         },
         now=NOW,
+        by=SYSTEM,
     )
-    run_rule_now(later.id, NOW)
+    run_rule_now(later.id, NOW, by=SYSTEM)
 
-    health = system_health(now=NOW + timedelta(days=2))
+    health = system_health(now=NOW + timedelta(days=2), actor=SYSTEM)
     assert (health.rule_success_rate, health.action_success_rate) == (1.0, 1.0)
     assert health.active_rules == 2 and health.pending_approvals == 0
     assert health.actions_today == 0  # they were two days ago
@@ -77,22 +79,26 @@ def _rule(name: str, actions: list, filters: list | None = None, **safety) -> di
 
 def test_budget_under_automation_counts_what_active_rules_can_change(worked) -> None:  # type: ignore[no-untyped-def]
     # A 200, B 150 and C 320 USD a day, all delivering; no rule yet
-    assert system_health(now=NOW).budget_under_automation == {}
-    save_rule(_rule("Only says", [{"type": "notify"}]), now=NOW)
-    save_rule(_rule("Tries", [{"type": "pause"}], dry_run=True), now=NOW)
-    save_rule({**_rule("Off", [{"type": "pause"}]), "status": "paused"}, now=NOW)
-    assert system_health(now=NOW).budget_under_automation == {}  # none of them changes any
+    assert system_health(now=NOW, actor=SYSTEM).budget_under_automation == {}
+    save_rule(_rule("Only says", [{"type": "notify"}]), now=NOW, by=SYSTEM)
+    save_rule(_rule("Tries", [{"type": "pause"}], dry_run=True), now=NOW, by=SYSTEM)
+    save_rule({**_rule("Off", [{"type": "pause"}]), "status": "paused"}, now=NOW, by=SYSTEM)
+    assert (
+        system_health(now=NOW, actor=SYSTEM).budget_under_automation == {}
+    )  # none of them changes any
 
     only_c = [{"field": "name", "op": "=", "value": "C"}]
-    save_rule(_rule("Guards C", [{"type": "pause"}], only_c), now=NOW)
-    health = system_health(now=NOW)
+    save_rule(_rule("Guards C", [{"type": "pause"}], only_c), now=NOW, by=SYSTEM)
+    health = system_health(now=NOW, actor=SYSTEM)
     assert health.budget_under_automation == {"USD": Decimal("320.00")}
     assert health.entities_under_automation == 1
 
     not_c = [{"field": "name", "op": "!=", "value": "C"}]
-    save_rule(_rule("Scales", [{"type": "change_budget", "by_percent": 10, "max": 900}], not_c))
-    save_rule(_rule("Also C", [{"type": "pause"}], only_c), now=NOW)  # counted once
-    health = system_health(now=NOW)
+    save_rule(
+        _rule("Scales", [{"type": "change_budget", "by_percent": 10, "max": 900}], not_c), by=SYSTEM
+    )
+    save_rule(_rule("Also C", [{"type": "pause"}], only_c), now=NOW, by=SYSTEM)  # counted once
+    health = system_health(now=NOW, actor=SYSTEM)
     assert health.budget_under_automation == {"USD": Decimal("670.00")}
     assert health.entities_under_automation == 3
 
@@ -118,9 +124,9 @@ def _account_with_a_pause(at) -> int:  # type: ignore[no-untyped-def]
 
 def test_a_pause_without_synced_days_before_it_is_not_enough_data(db: Engine) -> None:
     _account_with_a_pause(utcnow() - timedelta(days=15))  # its 7 days after have settled
-    assert system_health().pauses == Counted(measured=0, waiting=1, without_estimate=0)
+    assert system_health(actor=SYSTEM).pauses == Counted(measured=0, waiting=1, without_estimate=0)
     update_outcomes(now=utcnow())  # nothing was synced before it: no estimate
-    health = system_health()
+    health = system_health(actor=SYSTEM)
     assert health.spend_saved == {}
     assert health.pauses == Counted(measured=0, waiting=0, without_estimate=1)
 
@@ -190,16 +196,17 @@ def test_the_impact_figures_are_the_outcomes_estimates_and_hold_the_truth(db: En
         }  # fmt: skip
 
     with SandboxServer(scenario=copy.deepcopy(scenario()), now=start) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         sync(start, 35)
         for rule in (
-            save_rule(one("Shop · 8004", {"type": "pause"}), now=start),
+            save_rule(one("Shop · 8004", {"type": "pause"}), now=start, by=SYSTEM),
             save_rule(
                 one("Shop · 8003", {"type": "change_budget", "by_percent": 20, "max": 1000}),
                 now=start,
+                by=SYSTEM,
             ),  # fmt: skip
         ):
-            run_rule_now(rule.id, start)
+            run_rule_now(rule.id, start, by=SYSTEM)
         with write_session() as session:  # as if they had run at `start` (the sandbox's now)
             for action in session.scalars(select(ActionHistory)):
                 action.finished_at = start
@@ -231,7 +238,7 @@ def test_the_impact_figures_are_the_outcomes_estimates_and_hold_the_truth(db: En
             )
         }
     pause, raised = weeks["pause"].effects or {}, weeks["change_budget"].effects or {}
-    health = system_health(now=later)
+    health = system_health(now=later, actor=SYSTEM)
     assert health.pauses == Counted(measured=1) and health.raises == Counted(measured=1)
     saved = health.spend_saved["USD"]  # what the pause did not spend, with its interval
     assert (saved.estimate, saved.low, saved.high) == pytest.approx(

@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from core.access.actor import SYSTEM
 from core.sandbox import SandboxServer, market
 from tests.conftest import NOW
 
@@ -293,7 +294,7 @@ def on_the_wall_clock():  # type: ignore[no-untyped-def]
 
 
 def test_moving_the_sandbox_on_moves_rex_with_it_so_a_sync_reads_the_new_days(  # type: ignore[no-untyped-def]
-    db, on_the_wall_clock
+    db, cli_admin, on_the_wall_clock
 ) -> None:
     sandbox = on_the_wall_clock
     from sqlalchemy import func, select
@@ -305,7 +306,7 @@ def test_moving_the_sandbox_on_moves_rex_with_it_so_a_sync_reads_the_new_days(  
     from core.sync.runner import SyncOptions, sync_accounts
     from tests.test_cli import rex
 
-    connect_account(USD, sandbox.token, graph_url=sandbox.url)
+    connect_account(USD, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     options = SyncOptions(days=3, breakdowns=False, client_options={"poll_seconds": 0.01})
     first = sync_accounts(options=options)
     assert all(r.ok for r in first), [r.error for r in first]
@@ -323,12 +324,12 @@ def test_moving_the_sandbox_on_moves_rex_with_it_so_a_sync_reads_the_new_days(  
         after = session.scalar(select(func.max(AdMetric.date)))
     assert after == before + timedelta(days=2)
 
-    assert advance_sandboxes(3).ahead_days == 5
+    assert advance_sandboxes(3, by=SYSTEM).ahead_days == 5
     back = rex("sandbox", "advance", "--to", "2026-01-01")
     assert back.returncode == 2 and "only moves forward" in back.stderr
     assert rex("sandbox", "advance", "--days", "-3").returncode == 2
 
-    reset_sandboxes()  # the sandbox back to its world, Rex back on the wall clock
+    reset_sandboxes(by=SYSTEM)  # the sandbox back to its world, Rex back on the wall clock
     assert clock.ahead_days() == 0 and admin(sandbox, "GET", "clock").json()["advanced_days"] == 0
 
 
@@ -340,10 +341,10 @@ def test_a_real_account_keeps_rex_on_the_wall_clock(db, on_the_wall_clock) -> No
     from core.db.models import AdAccount
     from core.errors import InputError
 
-    connect_account(USD, sandbox.token, graph_url=sandbox.url)
-    advance_sandboxes(1)
+    connect_account(USD, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
+    advance_sandboxes(1, by=SYSTEM)
     with pytest.raises(InputError) as refused:  # no real account joins simulated days
-        connect_account("act_999", "EAAB" + "x" * 40, graph_url=None)
+        connect_account("act_999", "EAAB" + "x" * 40, graph_url=None, by=SYSTEM)
     assert refused.value.field == "graph_url" and "Reset the sandbox" in refused.value.problem
 
     clock.set_ahead_days(0)
@@ -352,14 +353,14 @@ def test_a_real_account_keeps_rex_on_the_wall_clock(db, on_the_wall_clock) -> No
                               currency="USD", timezone_name="UTC", account_status=1,
                               token_encrypted="x", graph_url=None))  # fmt: skip
     with pytest.raises(InputError) as refused:
-        advance_sandboxes(7)
+        advance_sandboxes(7, by=SYSTEM)
     assert refused.value.field == "days" and "act_777 is a real Meta account" in (
         refused.value.problem
     )
     assert clock.ahead_days() == 0  # refused: neither clock moved
     assert admin(sandbox, "GET", "clock").json()["advanced_days"] == 1
     with pytest.raises(InputError):
-        advance_sandboxes(0)  # 1 to 366 days
+        advance_sandboxes(0, by=SYSTEM)  # 1 to 366 days
 
 
 # --- targeting and schedules -----------------------------------------------------------

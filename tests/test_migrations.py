@@ -62,6 +62,14 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
+    # 0011 undone: rules no longer name who saved them, accounts have no four-eyes flag
+    assert _tables(empty_url) == set(Base.metadata.tables)
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("automation_rules")}
+    assert "updated_by_id" not in columns and "deleted_at" in columns
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("ad_accounts")}
+    assert "four_eyes" not in columns and "removed_at" in columns
+
+    migrate.downgrade("-1", url=empty_url)
     # 0010 undone: grants, sessions and the audit log are gone, the seed's users stay
     assert _tables(empty_url) == set(Base.metadata.tables) - USERS_TABLES
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("users")}

@@ -17,6 +17,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.db import read_session
 from core.db.models import (
@@ -75,7 +76,7 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
     db: Engine,
 ) -> None:
     with SandboxServer(scenario=copy.deepcopy(scenario()), now=NOW) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         sync(NOW, 35)
         generate(ACCOUNT, now=NOW)
         (excluded,) = [v for v in list_suggestions(actor=ANA) if v.entity_id == "8000"
@@ -202,12 +203,12 @@ def test_a_rule_action_gets_an_outcome_and_the_cli_lists_it(db: Engine) -> None:
     from tests.test_cli import rex
 
     with SandboxServer(scenario=copy.deepcopy(scenario()), now=NOW) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         sync(NOW, 35)
         from core.rules.store import save_rule
         from tests.documents import scale_winners
 
-        rule = save_rule(scale_winners(name="Scale the retargeting"))
+        rule = save_rule(scale_winners(name="Scale the retargeting"), by=SYSTEM)
         with write_session() as session:
             entity = session.scalars(select(AdEntity).where(AdEntity.external_id == "8003")).one()
             change = BudgetChange(level=Level.ADSET, entity="8003", budget="daily",

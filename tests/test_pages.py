@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account, list_accounts
 from core.db import write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, TokenStatus
@@ -36,7 +37,7 @@ def run(page: str) -> AppTest:
 @pytest.fixture
 def synced(db: Engine, sandbox) -> str:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(
         [account],
         options=SyncOptions(
@@ -129,7 +130,7 @@ def test_a_refused_token_for_a_new_account_says_what_token_is_needed(db: Engine,
 
 def test_a_refused_token_for_a_connected_account_keeps_the_old_one(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     app = _page_with_connect_form(account, "expired-token-abcdef", sandbox.url)
     assert f"{account} keeps the token it had" in app.error[0].value
     assert list_accounts()[0].token_status == "ok"
@@ -224,7 +225,7 @@ def tokyo(db: Engine) -> int:
 
 
 def test_overview_counts_account_local_days_and_fills_gaps(tokyo: int) -> None:
-    overview = account_overview(tokyo, now=NOW)
+    overview = account_overview(tokyo, now=NOW, actor=SYSTEM)
     assert overview.today == date(2026, 11, 21)  # already Saturday in Tokyo
     assert overview.first_day == date(2026, 10, 23)
     assert len(overview.series) == 30 and overview.series[-1].day == overview.today
@@ -236,14 +237,17 @@ def test_overview_counts_account_local_days_and_fills_gaps(tokyo: int) -> None:
     # the 30 days before hold one synced day (Oct 22): no comparison with the other 29
     assert overview.data_starts == date(2026, 10, 22) and overview.previous is None
     assert "synced only from 2026-10-22" in (overview.coverage() or "")
-    day_before = account_overview(tokyo, now=NOW, days=1).previous  # Nov 20: synced
+    day_before = account_overview(tokyo, now=NOW, days=1, actor=SYSTEM).previous  # Nov 20: synced
     assert day_before is not None and day_before.spend == Decimal(2000)
     assert overview.money(overview.current.spend) == "3,500 JPY"
-    assert account_overview(tokyo, today=date(2026, 11, 20), days=2).current.spend == 2000
+    assert (
+        account_overview(tokyo, today=date(2026, 11, 20), days=2, actor=SYSTEM).current.spend
+        == 2000
+    )
 
 
 def test_entity_table_names_parents_and_formats_budgets(tokyo: int) -> None:
-    rows = {r.level: r for r in entity_table(tokyo, today=date(2026, 11, 21))}
+    rows = {r.level: r for r in entity_table(tokyo, today=date(2026, 11, 21), actor=SYSTEM)}
     assert rows["campaign"].budget == "5,000 JPY / day" and rows["campaign"].campaign is None
     assert rows["adset"].budget == "on campaign" and rows["adset"].campaign == "Ramen"
     assert (rows["ad"].campaign, rows["ad"].adset, rows["ad"].parent) == (
@@ -252,9 +256,9 @@ def test_entity_table_names_parents_and_formats_budgets(tokyo: int) -> None:
         "Tokyo 25-34",
     )
     assert rows["ad"].spend == Decimal(3500) and rows["ad"].roas == Decimal(5500) / 3500
-    assert [r.level for r in entity_table(tokyo, level="adset")] == ["adset"]
+    assert [r.level for r in entity_table(tokyo, level="adset", actor=SYSTEM)] == ["adset"]
     with pytest.raises(InputError) as error:
-        entity_table(tokyo, level="campaigns")
+        entity_table(tokyo, level="campaigns", actor=SYSTEM)
     assert error.value.field == "level"
 
 

@@ -10,6 +10,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Multiselect
 
+from core.access.actor import SYSTEM
 from core.actions.approvals import list_approvals
 from core.db import write_session
 from core.db.models import RuleExecution
@@ -66,8 +67,8 @@ def test_the_executions_empty_state_links_to_the_rules_page(db: Engine) -> None:
 
 
 def test_approve_by_id_from_the_queue(live) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}})
-    run_rule_now(rule.id)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, by=SYSTEM)
+    run_rule_now(rule.id, by=SYSTEM)
     a, c = list_approvals(actor=ANA)
 
     app = run("pages/approvals.py")
@@ -82,8 +83,8 @@ def test_approve_by_id_from_the_queue(live) -> None:  # type: ignore[no-untyped-
 
 
 def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS)
-    result = run_rule_now(rule.id)
+    rule = save_rule(SCALE_WINNERS, by=SYSTEM)
+    result = run_rule_now(rule.id, by=SYSTEM)
 
     app = run("pages/executions.py")
     runs = app.dataframe[0].value
@@ -102,8 +103,8 @@ def test_executions_show_the_trace_and_roll_back(live) -> None:  # type: ignore[
 
 
 def test_reject_many_by_id_with_a_reason(live) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}})
-    run_rule_now(rule.id)
+    rule = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, by=SYSTEM)
+    run_rule_now(rule.id, by=SYSTEM)
     ids = [p.id for p in list_approvals(actor=ANA)]
 
     app = run("pages/approvals.py")
@@ -127,8 +128,8 @@ def test_a_person_settles_an_unknown_outcome_on_the_executions_page(live) -> Non
     from core.db.models import ActionHistory
     from core.db.types import utcnow
 
-    rule = save_rule(SCALE_WINNERS)
-    result = run_rule_now(rule.id)
+    rule = save_rule(SCALE_WINNERS, by=SYSTEM)
+    result = run_rule_now(rule.id, by=SYSTEM)
     action_id = result.steps[0].action_id
     with write_session() as session:  # as if its answer had been lost and Meta kept quiet
         details = session.get_one(ActionHistory, action_id).details
@@ -159,8 +160,8 @@ def test_choosing_another_proposal_after_a_decision_does_not_crash(live) -> None
     """Defect 1: decide one, then pick another in "Proposals". The browser still shows
     (and sends back) the label of the proposal just decided, unless the page told it the
     selection changed; the page must take that without a TypeError."""
-    rule = save_rule(APPROVAL)
-    run_rule_now(rule.id)
+    rule = save_rule(APPROVAL, by=SYSTEM)
+    run_rule_now(rule.id, by=SYSTEM)
     a, c = list_approvals(actor=ANA)
 
     app = run("pages/approvals.py")
@@ -184,8 +185,8 @@ def test_choosing_another_proposal_after_a_decision_does_not_crash(live) -> None
 
 
 def test_approve_and_reject_on_each_row(live) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(APPROVAL)
-    run_rule_now(rule.id)
+    rule = save_rule(APPROVAL, by=SYSTEM)
+    run_rule_now(rule.id, by=SYSTEM)
     a, c = list_approvals(actor=ANA)
 
     app = run("pages/approvals.py")
@@ -220,11 +221,13 @@ def test_entities_of_two_accounts_are_told_apart() -> None:
 
     from core.db.types import utcnow
 
-    asked = save_rule({**BOTH, "name": "Ask first", "safety": {"require_approval": True}})
-    run_rule_now(asked.id)
-    acting = save_rule({**BOTH, "safety": {"cooldown_minutes": 600}})
-    run_rule_now(acting.id)
-    again = run_rule_now(acting.id, utcnow() + timedelta(minutes=30))  # all in cooldown
+    asked = save_rule(
+        {**BOTH, "name": "Ask first", "safety": {"require_approval": True}}, by=SYSTEM
+    )
+    run_rule_now(asked.id, by=SYSTEM)
+    acting = save_rule({**BOTH, "safety": {"cooldown_minutes": 600}}, by=SYSTEM)
+    run_rule_now(acting.id, by=SYSTEM)
+    again = run_rule_now(acting.id, utcnow() + timedelta(minutes=30), by=SYSTEM)  # all in cooldown
 
     app = run("pages/approvals.py")
     labels = app.multiselect(key="approvals_chosen").options
@@ -257,8 +260,8 @@ def test_entities_of_two_accounts_are_told_apart() -> None:
 
 def test_runs_say_what_happened(live) -> None:  # type: ignore[no-untyped-def]
     """Defect 8: acted, queued for approval, would act (dry run), skipped."""
-    rule = save_rule(APPROVAL)
-    result = run_rule_now(rule.id)
+    rule = save_rule(APPROVAL, by=SYSTEM)
+    result = run_rule_now(rule.id, by=SYSTEM)
     with write_session() as session:  # the counts core/engine/run.py records (issue 11)
         session.execute(
             update(RuleExecution)
@@ -274,8 +277,8 @@ def test_runs_say_what_happened(live) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_undo_from_the_activity_feed(live) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS)
-    result = run_rule_now(rule.id)
+    rule = save_rule(SCALE_WINNERS, by=SYSTEM)
+    result = run_rule_now(rule.id, by=SYSTEM)
     on_a = next(s.action_id for s in result.steps if s.name == "A")
 
     app = run("pages/executions.py")
@@ -299,8 +302,8 @@ def test_undo_from_the_activity_feed(live) -> None:  # type: ignore[no-untyped-d
 def test_the_feed_links_entities_to_ads_manager() -> None:
     from tests.test_activity import as_if_on_meta
 
-    rule = save_rule(BOTH)
-    run_rule_now(rule.id)
+    rule = save_rule(BOTH, by=SYSTEM)
+    run_rule_now(rule.id, by=SYSTEM)
     as_if_on_meta(TWIN)
 
     app = run("pages/executions.py")
@@ -319,8 +322,8 @@ def test_the_feed_pages_through_many_actions(live) -> None:  # type: ignore[no-u
 
     from core.db.models import ActionHistory
 
-    rule = save_rule(SCALE_WINNERS)
-    result = run_rule_now(rule.id)
+    rule = save_rule(SCALE_WINNERS, by=SYSTEM)
+    result = run_rule_now(rule.id, by=SYSTEM)
     with write_session() as session:  # 58 older actions of the same rule, one a minute
         model = session.get_one(ActionHistory, result.steps[0].action_id)
         for minutes in range(1, 59):

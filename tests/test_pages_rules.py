@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from core.access.actor import SYSTEM
 from core.engine.run import run_rule_now
 from core.rules.builder import TEMPLATES, duplicate_rule, problems_by_section, template
 from core.rules.document import parse_rule
@@ -87,7 +88,7 @@ def test_build_from_a_template_preview_outcomes_save_and_run(live) -> None:  # t
 
     app.button(key="builder_save").click().run()
     ok(app)
-    (saved,) = list_rules()
+    (saved,) = list_rules(actor=SYSTEM)
     assert saved.name == "Scale winners" and saved.document["scope"]["account_ids"] == ["act_2001"]
     assert "Saved “Scale winners”" in app.success[0].value
 
@@ -101,7 +102,9 @@ def test_build_from_a_template_preview_outcomes_save_and_run(live) -> None:  # t
 def test_the_builder_stays_open_when_banners_come_and_go_and_after_saving(db: Engine) -> None:
     """Defect 4: Edit → Builder → change the mode (a banner appears) → Save: the builder
     stays the view shown, and the list is not drawn under it."""
-    rule = save_rule({**SCALE_WINNERS, "scope": {"level": "campaign"}, "status": "active"})
+    rule = save_rule(
+        {**SCALE_WINNERS, "scope": {"level": "campaign"}, "status": "active"}, by=SYSTEM
+    )
     app = run()
     assert keys(app, f"open_{rule.id}")
     app.button(key=f"edit_{rule.id}").click().run()
@@ -123,7 +126,7 @@ def test_the_builder_stays_open_when_banners_come_and_go_and_after_saving(db: En
     assert app.segmented_control(key="rules_view").value == "Builder"
     assert app.radio(key="b1_mode").value == "approval"
     assert not keys(app, f"open_{rule.id}")
-    assert get_rule(rule.id).document["safety"]["require_approval"] is True
+    assert get_rule(rule.id, actor=SYSTEM).document["safety"]["require_approval"] is True
 
 
 def test_validation_names_the_field_on_screen_and_blocks_saving(db: Engine) -> None:
@@ -191,19 +194,19 @@ def test_templates_open_in_test_first_mode_and_say_so(db: Engine) -> None:
 def test_a_document_with_both_dry_run_and_approval_opens_in_one_mode(db: Engine) -> None:
     both = {**SCALE_WINNERS, "scope": {"level": "campaign"},
             "safety": {"dry_run": True, "require_approval": True}}  # fmt: skip
-    rule = save_rule(both)
+    rule = save_rule(both, by=SYSTEM)
     app = run()
     app.button(key=f"open_{rule.id}").click().run()
     assert app.radio(key="b1_mode").value == "dry_run"
     assert any("both dry run and approval" in w.value for w in app.warning)
     app.button(key="builder_save").click().run()
-    safety = get_rule(rule.id).document["safety"]
+    safety = get_rule(rule.id, actor=SYSTEM).document["safety"]
     assert (safety["dry_run"], safety["require_approval"]) == (True, False)
 
 
 def test_dry_run_review_then_go_live_in_one_click(live) -> None:  # type: ignore[no-untyped-def]
     tested = {"dry_run": True, "cooldown_minutes": 1440}
-    rule = save_rule({**SCALE_WINNERS, "status": "draft", "safety": tested})
+    rule = save_rule({**SCALE_WINNERS, "status": "draft", "safety": tested}, by=SYSTEM)
     app = run()
     assert not keys(app, f"golive_{rule.id}")  # nothing to review before it ran
     app.button(key=f"run_{rule.id}").click().run()
@@ -212,7 +215,7 @@ def test_dry_run_review_then_go_live_in_one_click(live) -> None:  # type: ignore
     assert budgets(live) == {"A": 20_000, "B": 15_000, "C": 32_000}  # a dry run
     app.button(key=f"golive_{rule.id}").click().run()
     ok(app)
-    live_rule = get_rule(rule.id)
+    live_rule = get_rule(rule.id, actor=SYSTEM)
     assert live_rule.status == "active" and live_rule.version == 2
     assert live_rule.document["safety"]["dry_run"] is False
     assert not keys(app, f"golive_{rule.id}")
@@ -220,44 +223,49 @@ def test_dry_run_review_then_go_live_in_one_click(live) -> None:  # type: ignore
     assert "2 acted" in app.success[0].value
     assert budgets(live) == {"A": 25_000, "B": 15_000, "C": 40_000}
 
-    second = save_rule({**SCALE_WINNERS, "name": "Other", "safety": {"dry_run": True}})
-    run_rule_now(second.id)
+    second = save_rule({**SCALE_WINNERS, "name": "Other", "safety": {"dry_run": True}}, by=SYSTEM)
+    run_rule_now(second.id, by=SYSTEM)
     app.run()
     app.button(key=f"open_{second.id}").click().run()
     app.button(key="builder_go_live").click().run()
     ok(app)
-    assert get_rule(second.id).document["safety"]["dry_run"] is False
+    assert get_rule(second.id, actor=SYSTEM).document["safety"]["dry_run"] is False
     assert app.radio(key="b2_mode").value == "live"  # the builder shows the saved rule
 
 
 def test_delete_asks_for_confirmation(db: Engine) -> None:
     """Defect 16: Delete does nothing until "I understand" is ticked."""
-    rule = save_rule({**SCALE_WINNERS, "scope": {"level": "campaign"}})
+    rule = save_rule({**SCALE_WINNERS, "scope": {"level": "campaign"}}, by=SYSTEM)
     app = run()
     assert app.button(key=f"delete_{rule.id}").disabled  # no click can reach it yet
     app.checkbox(key=f"confirm_delete_{rule.id}").check().run()
     app.button(key=f"delete_{rule.id}").click().run()
     ok(app)
-    assert list_rules() == [] and "Deleted Scale winners" in app.success[0].value
+    assert list_rules(actor=SYSTEM) == [] and "Deleted Scale winners" in app.success[0].value
 
 
 def test_the_list_switches_bulk_sorts_and_opens_rules_by_id(db: Engine) -> None:
-    first = save_rule({**SCALE_WINNERS, "name": "Zeta", "scope": {"level": "campaign"}})
-    second = save_rule({**SCALE_WINNERS, "name": "Alpha", "scope": {"level": "campaign"}})
+    first = save_rule({**SCALE_WINNERS, "name": "Zeta", "scope": {"level": "campaign"}}, by=SYSTEM)
+    second = save_rule(
+        {**SCALE_WINNERS, "name": "Alpha", "scope": {"level": "campaign"}}, by=SYSTEM
+    )
     app = run()
     app.toggle(key=f"on_{second.id}").set_value(False).run()
-    assert {r.name: r.status for r in list_rules()} == {"Zeta": "active", "Alpha": "paused"}
+    assert {r.name: r.status for r in list_rules(actor=SYSTEM)} == {
+        "Zeta": "active",
+        "Alpha": "paused",
+    }
     assert app.toggle(key=f"on_{second.id}").value is False
 
     app.checkbox(key=f"pick_{first.id}").check().run()
     app.checkbox(key=f"pick_{second.id}").check().run()
     app.button(key="rules_disable").click().run()
-    assert {r.status for r in list_rules()} == {"paused"}
+    assert {r.status for r in list_rules(actor=SYSTEM)} == {"paused"}
     assert not app.toggle(key=f"on_{first.id}").value
     app.checkbox(key=f"pick_{first.id}").check().run()
     app.checkbox(key=f"pick_{second.id}").check().run()
     app.button(key="rules_enable").click().run()
-    assert {r.status for r in list_rules()} == {"active"}
+    assert {r.status for r in list_rules(actor=SYSTEM)} == {"active"}
     assert "Enabled 2 rule(s)" in app.success[0].value
 
     assert keys(app, "open_") == [f"open_{first.id}", f"open_{second.id}"]  # oldest first
@@ -266,10 +274,10 @@ def test_the_list_switches_bulk_sorts_and_opens_rules_by_id(db: Engine) -> None:
     assert all("If ROAS over the last 7 days" in c.value for c in app.caption[1:3])
 
     app.button(key=f"duplicate_{first.id}").click().run()
-    assert "Zeta (copy)" in {r.name for r in list_rules()}
+    assert "Zeta (copy)" in {r.name for r in list_rules(actor=SYSTEM)}
     assert app.segmented_control(key="rules_view").value == "Builder"
     assert app.text_input(key="b1_name").value == "Zeta (copy)"
-    copy = duplicate_rule(second.id)
+    copy = duplicate_rule(second.id, by=SYSTEM)
     assert copy.status == "draft"
 
 
@@ -277,8 +285,8 @@ def test_many_rules_are_found_by_name_and_status_a_page_at_a_time(db: Engine) ->
     for i in range(25):
         status = "paused" if i % 5 == 0 else "active"
         save_rule({**SCALE_WINNERS, "name": f"Rule {i:02}", "status": status,
-                   "scope": {"level": "campaign"}})  # fmt: skip
-    by_name = {r.name: r.id for r in list_rules()}
+                   "scope": {"level": "campaign"}}, by=SYSTEM)  # fmt: skip
+    by_name = {r.name: r.id for r in list_rules(actor=SYSTEM)}
 
     app = run()
     assert "25 rule(s) · page 1 of 2" in app.caption[0].value
@@ -292,7 +300,7 @@ def test_many_rules_are_found_by_name_and_status_a_page_at_a_time(db: Engine) ->
     app.multiselect(key="rules_statuses").set_value(["paused"]).run()
     assert app.caption[0].value == "2 rule(s)"  # Rule 10 and Rule 15
     app.toggle(key=f"on_{by_name['Rule 15']}").set_value(True).run()  # by id, not position
-    assert {r.name: r.status for r in list_rules()}["Rule 15"] == "active"
+    assert {r.name: r.status for r in list_rules(actor=SYSTEM)}["Rule 15"] == "active"
 
 
 def test_scope_by_picking_active_only_by_default(live) -> None:  # type: ignore[no-untyped-def]
@@ -310,14 +318,14 @@ def test_scope_by_picking_active_only_by_default(live) -> None:  # type: ignore[
     assert list(outcomes(app)["Entity"]) == ["A"]  # B is picked but does not match; C not picked
 
     app.button(key="builder_save").click().run()
-    (saved,) = list_rules()
+    (saved,) = list_rules(actor=SYSTEM)
     assert saved.document["scope"]["filters"] == [
         {"field": "id", "op": "in", "value": [by_name["A"], by_name["B"]]},
         {"field": "effective_status", "op": "in", "value": ["ACTIVE"]},
     ]
     app.toggle(key="b0_active_only").set_value(False).run()
     app.button(key="builder_save").click().run()
-    assert get_rule(saved.id).document["scope"]["filters"] == [
+    assert get_rule(saved.id, actor=SYSTEM).document["scope"]["filters"] == [
         {"field": "id", "op": "in", "value": [by_name["A"], by_name["B"]]}
     ]
 
@@ -332,12 +340,12 @@ def test_schedules_in_human_terms_and_money_with_its_currency(live) -> None:  # 
     assert any("America/Los_Angeles" in c.value for c in app.caption)
     app.button(key="builder_save").click().run()
     ok(app)
-    (saved,) = list_rules()
+    (saved,) = list_rules(actor=SYSTEM)
     schedule = saved.document["schedule"]
     assert (schedule["every_minutes"], schedule["hours"]) == (60, [9, 10])
     app.selectbox(key="b0_schedule").set_value("every_15").run()
     app.button(key="builder_save").click().run()
-    schedule = get_rule(saved.id).document["schedule"]
+    schedule = get_rule(saved.id, actor=SYSTEM).document["schedule"]
     assert schedule["every_minutes"] == 15 and "hours" not in schedule
 
 
@@ -350,7 +358,7 @@ def test_the_builder_sets_days_hours_and_thin_data_guards(live) -> None:  # type
     app.number_input(key="b1_min_spend").set_value(25.5).run()
     app.button(key="builder_save").click().run()
     ok(app)
-    (saved,) = list_rules()
+    (saved,) = list_rules(actor=SYSTEM)
     schedule = saved.document["schedule"]
     assert (schedule["days"], schedule["hours"]) == (["mon", "fri"], [9, 18])
     assert saved.document["safety"]["min_spend"] == 25.5

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
+from core.access.actor import SYSTEM
 from core.access.roles import Role
 from core.accounts import connect_account
 from core.db import read_session
@@ -61,7 +62,7 @@ def shop(db: Engine):  # type: ignore[no-untyped-def]
     """The planted shop in its own sandbox frozen at NOW, connected and synced (29 days:
     the 28 whole days the evidence uses, and today)."""
     with SandboxServer(scenario=copy.deepcopy(SCENARIO), now=NOW) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=29, now=NOW, client_options={"poll_seconds": 0.01}))
         yield server
 
@@ -324,7 +325,7 @@ def test_an_hours_window_is_applied_as_rules_in_test_first_mode(suggested) -> No
     click(app, f"apply_{hours.id}")
     after = get_suggestion(hours.id, actor=ANA)
     assert after.status == SuggestionStatus.APPLIED
-    made = {r.name: r for r in list_rules()}
+    made = {r.name: r for r in list_rules(actor=SYSTEM)}
     assert set(made) == {r["name"] for r in hours.action["rules"]}
     assert all(r.document["safety"]["dry_run"] for r in made.values())  # Test first, as proposed
     app.selectbox(key="suggestions_status").set_value("applied").run()

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from core.access.actor import SYSTEM
 from core.accounts import (
     AccountBusyError,
     AccountRemovedError,
@@ -90,8 +91,8 @@ def _record() -> dict[str, object]:
 
 
 def test_a_deleted_rule_keeps_its_record_and_never_runs_again(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE, now=NOW)
-    run = run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE, now=NOW, by=SYSTEM)
+    run = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert run.actions_taken == 4  # a budget change and a notification each for A and C
     before = _record()
     assert sorted(a[:2] for a in before["actions"]) == 2 * [("A", "Scale winners")] + 2 * [
@@ -99,18 +100,20 @@ def test_a_deleted_rule_keeps_its_record_and_never_runs_again(worked) -> None:  
     ]
     assert len(before["executions"]) == 1 and len(before["notifications"]) == 2
 
-    deleted = delete_rule(rule.id, now=NOW)
+    deleted = delete_rule(rule.id, now=NOW, by=SYSTEM)
 
     assert deleted.deleted and deleted.status == "deleted"
     assert _record() == before  # executions, actions, notifications: all there, named
-    assert [v for v, _ in rule_versions(rule.id)] == [1]
-    assert list_rules() == []
-    assert [(r.id, r.deleted) for r in list_rules(include_deleted=True)] == [(rule.id, True)]
+    assert [v for v, _ in rule_versions(rule.id, actor=SYSTEM)] == [1]
+    assert list_rules(actor=SYSTEM) == []
+    assert [(r.id, r.deleted) for r in list_rules(include_deleted=True, actor=SYSTEM)] == [
+        (rule.id, True)
+    ]
     with pytest.raises(NotFoundError, match="was deleted"):
-        get_rule(rule.id)
+        get_rule(rule.id, actor=SYSTEM)
     with pytest.raises(NotFoundError, match="was deleted"):
-        save_rule({**SCALE, "name": "edited"}, rule_id=rule.id, now=NOW)
-    assert get_rule(rule.id, include_deleted=True).name == "Scale winners"
+        save_rule({**SCALE, "name": "edited"}, rule_id=rule.id, now=NOW, by=SYSTEM)
+    assert get_rule(rule.id, include_deleted=True, actor=SYSTEM).name == "Scale winners"
 
     # Never due again, even if its next run were set: the claim takes active rules only.
     with write_session() as session:
@@ -124,17 +127,17 @@ def test_a_deleted_rule_keeps_its_record_and_never_runs_again(worked) -> None:  
 
 
 def test_a_removed_account_keeps_the_record_and_comes_back_when_connected(worked) -> None:  # type: ignore[no-untyped-def]
-    scale = save_rule(SCALE, now=NOW)
-    run_rule_now(scale.id, NOW)
-    asked = save_rule(ASK_FIRST, now=NOW)
-    run_rule_now(asked.id, NOW)
+    scale = save_rule(SCALE, now=NOW, by=SYSTEM)
+    run_rule_now(scale.id, NOW, by=SYSTEM)
+    asked = save_rule(ASK_FIRST, now=NOW, by=SYSTEM)
+    run_rule_now(asked.id, NOW, by=SYSTEM)
     assert len(list_approvals(actor=ANA)) == 2
     before = _record()
     assert len(before["actions"]) == 4 and len(before["approvals"]) == 2
     assert len(before["notifications"]) == 2
     account_id = get_account(ACCOUNT).id
 
-    removed = remove_account(ACCOUNT, now=NOW)
+    removed = remove_account(ACCOUNT, now=NOW, by=SYSTEM)
 
     assert removed.external_id == ACCOUNT and removed.campaigns == 3
     assert _record() == before  # the record stays, naming the rule, account and entities
@@ -158,15 +161,15 @@ def test_a_removed_account_keeps_the_record_and_comes_back_when_connected(worked
     with pytest.raises(AccountRemovedError, match="connect it again"):
         client_for(row)
     with pytest.raises(InputError, match="it was removed"):
-        save_rule({**SCALE, "name": "New"}, now=NOW)
+        save_rule({**SCALE, "name": "New"}, now=NOW, by=SYSTEM)
     writes = len(worked.state.write_log)
-    after = run_rule_now(scale.id, NOW + timedelta(hours=2))
+    after = run_rule_now(scale.id, NOW + timedelta(hours=2), by=SYSTEM)
     assert (after.entities_checked, after.actions_taken) == (0, 0)
     assert len(worked.state.write_log) == writes
     before["executions"].append((after.execution_id, "Scale winners"))
 
     # Connecting it again brings the same row back; the record is unchanged.
-    again = connect_account(ACCOUNT, worked.token, graph_url=worked.url)
+    again = connect_account(ACCOUNT, worked.token, graph_url=worked.url, by=SYSTEM)
     assert again.id == account_id and not again.removed
     sync_accounts([ACCOUNT], options=SyncOptions(days=15, breakdowns=False, now=NOW))
     assert get_account(ACCOUNT).campaigns == 3
@@ -174,13 +177,13 @@ def test_a_removed_account_keeps_the_record_and_comes_back_when_connected(worked
 
 
 def test_an_account_with_unsettled_writes_is_not_removed(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     with write_session() as session:
         session.execute(update(ActionHistory).values(status="unknown"))
 
     with pytest.raises(AccountBusyError, match="still settling"):
-        remove_account(ACCOUNT, now=NOW)
+        remove_account(ACCOUNT, now=NOW, by=SYSTEM)
 
     assert [a.external_id for a in list_accounts()] == [ACCOUNT]
     assert get_account(ACCOUNT).campaigns == 3
@@ -193,8 +196,8 @@ def test_the_scheduler_log_line_names_the_rules_it_ran(live, monkeypatch, caplog
     from core.scheduler.service import JobSpec, Scheduler
     from core.settings import reload_settings
 
-    first = save_rule(SCALE)
-    second = save_rule({**SCALE, "name": "Scale winners, again"})
+    first = save_rule(SCALE, by=SYSTEM)
+    second = save_rule({**SCALE, "name": "Scale winners, again"}, by=SYSTEM)
     monkeypatch.setenv("REX_SCHEDULER_FRESH_MINUTES", "0")
     sched = Scheduler(settings=reload_settings())
     tick = sched._instrument(JobSpec("engine_tick", 60, 60, sched.engine_tick))

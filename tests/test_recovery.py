@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.db import read_session, write_session
 from core.db.models import AdAccount, SchedulerHeartbeat, SyncRun
@@ -32,7 +33,7 @@ def _running_syncs() -> list[SyncRun]:
 
 def test_a_sync_killed_mid_run_is_closed_by_the_next_recovery(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sandbox.set_faults(FaultConfig(latency_ms=300))  # a slow Meta: the sync takes a while
     child = subprocess.Popen(
         [sys.executable, "-m", "core", "sync", "--account", account, "--days", "3"],
@@ -61,7 +62,7 @@ def test_a_sync_killed_mid_run_is_closed_by_the_next_recovery(db: Engine, sandbo
 
 
 def test_a_sync_still_running_elsewhere_is_left_alone(db: Engine, sandbox) -> None:  # type: ignore[no-untyped-def]
-    connect_account(sandbox.account_ids[0], sandbox.token, graph_url=sandbox.url)
+    connect_account(sandbox.account_ids[0], sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     with write_session() as session:
         account_id = session.scalars(select(AdAccount.id)).one()
         session.add_all(

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
+from core.access.actor import SYSTEM
 from core.db import write_session
 from core.db.models import AdAccount, AdEntity, AdMetric, SyncRun
 from core.views.overview import account_overview, entity_table
@@ -44,7 +45,7 @@ def _setup(previous_days: bool) -> int:
 
 
 def test_series_totals_and_previous_period(db: Engine) -> None:
-    overview = account_overview(_setup(previous_days=True), now=NOW)
+    overview = account_overview(_setup(previous_days=True), now=NOW, actor=SYSTEM)
     assert overview.today == TODAY
     assert [p.day for p in overview.series] == [
         TODAY - timedelta(days=n) for n in range(29, -1, -1)
@@ -58,12 +59,12 @@ def test_series_totals_and_previous_period(db: Engine) -> None:
 
 
 def test_no_comparison_when_the_previous_period_was_never_synced(db: Engine) -> None:
-    overview = account_overview(_setup(previous_days=False), now=NOW)
+    overview = account_overview(_setup(previous_days=False), now=NOW, actor=SYSTEM)
     assert overview.previous is None and overview.change("spend") is None
 
 
 def test_entity_rows_show_budgets_where_they_live(db: Engine) -> None:
-    rows = entity_table(_setup(previous_days=False), now=NOW)
+    rows = entity_table(_setup(previous_days=False), now=NOW, actor=SYSTEM)
     assert [(r.level, r.name, r.budget) for r in rows] == [
         ("campaign", "Camp", "123.45 USD / day"),
         ("adset", "Set", "on campaign"),
@@ -73,7 +74,7 @@ def test_entity_rows_show_budgets_where_they_live(db: Engine) -> None:
 
 def test_a_range_reaching_before_the_synced_data_says_where_it_starts(db: Engine) -> None:
     account_id = _setup(previous_days=False)  # 30 days of numbers, nothing before
-    overview = account_overview(account_id, days=60, now=NOW)
+    overview = account_overview(account_id, days=60, now=NOW, actor=SYSTEM)
     start = TODAY - timedelta(days=29)
     assert overview.data_starts == start and overview.starts_late
     assert overview.current.spend == Decimal(290)  # the same as over 30 days …
@@ -82,7 +83,7 @@ def test_a_range_reaching_before_the_synced_data_says_where_it_starts(db: Engine
         f"synced data starts {start:%Y-%m-%d} (30 of the 60 days have no data); "
         "the comparison period has no data"
     )
-    thirty = account_overview(account_id, days=30, now=NOW)
+    thirty = account_overview(account_id, days=30, now=NOW, actor=SYSTEM)
     assert not thirty.starts_late and thirty.previous is None
     assert thirty.coverage() == "the comparison period has no data"
 
@@ -92,7 +93,7 @@ def test_a_comparison_period_synced_in_part_is_not_compared(db: Engine) -> None:
     with write_session() as session:  # a sync read 45 days (the first 15 without delivery)
         session.add(SyncRun(account_id=account_id, status="succeeded",
                             since=TODAY - timedelta(days=44), until=TODAY))  # fmt: skip
-    overview = account_overview(account_id, days=30, now=NOW)
+    overview = account_overview(account_id, days=30, now=NOW, actor=SYSTEM)
     assert overview.data_starts == TODAY - timedelta(days=44)
     assert overview.previous is None
     assert overview.coverage() == (
@@ -101,12 +102,15 @@ def test_a_comparison_period_synced_in_part_is_not_compared(db: Engine) -> None:
         f"{TODAY - timedelta(days=44):%Y-%m-%d}, so there is no comparison"
     )
     # 15 days: the 15 before are synced (without delivery): compared, against zero
-    fifteen = account_overview(account_id, days=15, now=NOW)
+    fifteen = account_overview(account_id, days=15, now=NOW, actor=SYSTEM)
     assert fifteen.previous is not None and fifteen.coverage() is None
     assert fifteen.change("spend") == fifteen.current.spend - fifteen.previous.spend
 
 
 def test_entity_rows_follow_the_range(db: Engine) -> None:
     account_id = _setup(previous_days=True)
-    spend = {days: entity_table(account_id, days=days, now=NOW)[0].spend for days in (7, 30, 60)}
+    spend = {
+        days: entity_table(account_id, days=days, now=NOW, actor=SYSTEM)[0].spend
+        for days in (7, 30, 60)
+    }
     assert spend == {7: Decimal(60), 30: Decimal(290), 60: Decimal(290 + 150)}

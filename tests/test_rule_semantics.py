@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.actions.rollback import RollbackRefused, rollback
 from core.db import read_session
@@ -44,22 +45,22 @@ def test_a_dry_run_does_not_hold_back_the_live_rule(worked) -> None:  # type: ig
         **SCALE_WINNERS,
         "safety": {"dry_run": True, "cooldown_minutes": 1440, "max_daily_actions": 2},
     }
-    rule = save_rule(document, now=NOW)
-    tried = run_rule_now(rule.id, NOW)
+    rule = save_rule(document, now=NOW, by=SYSTEM)
+    tried = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert (tried.actions_would, tried.actions_taken) == (2, 0)
     # a second dry run simulates the rule's own cooldown on its "would" rows
-    again = run_rule_now(rule.id, NOW + timedelta(minutes=30))
+    again = run_rule_now(rule.id, NOW + timedelta(minutes=30), by=SYSTEM)
     assert {s.reason[:12] for s in again.steps} == {"in cooldown "}
     assert worked.state.write_log == []
 
     live = {**document, "safety": {**document["safety"], "dry_run": False}}
-    save_rule(live, rule_id=rule.id, now=NOW + timedelta(minutes=40))
-    went_live = run_rule_now(rule.id, NOW + timedelta(hours=1))
+    save_rule(live, rule_id=rule.id, now=NOW + timedelta(minutes=40), by=SYSTEM)
+    went_live = run_rule_now(rule.id, NOW + timedelta(hours=1), by=SYSTEM)
 
     assert (went_live.actions_taken, went_live.actions_skipped) == (2, 0), went_live.steps
     assert budgets(worked) == {"A": 25_000, "B": 15_000, "C": 40_000}
     # and the live actions count for the live rule: the next run is in cooldown
-    later = run_rule_now(rule.id, NOW + timedelta(hours=2))
+    later = run_rule_now(rule.id, NOW + timedelta(hours=2), by=SYSTEM)
     assert {s.reason[:12] for s in later.steps} == {"in cooldown "}
     assert len(worked.state.write_log) == 2
 
@@ -71,9 +72,8 @@ def test_every_action_of_a_rule_runs_despite_its_cooldown(worked) -> None:  # ty
         {**SCALE_WINNERS,
          "actions": [{"type": "pause"}, {"type": "notify", "message": "paused"}],
          "safety": {"cooldown_minutes": 1440}},
-        now=NOW,
-    )  # fmt: skip
-    result = run_rule_now(rule.id, NOW)
+        now=NOW, by=SYSTEM)  # fmt: skip
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert [(s.name, s.action, s.outcome) for s in result.steps] == [
         ("A", "pause", "succeeded"),
         ("A", "notify", "notified"),
@@ -87,11 +87,15 @@ def test_every_action_of_a_rule_runs_despite_its_cooldown(worked) -> None:  # ty
 
 
 def test_counts_say_what_happened(worked) -> None:  # type: ignore[no-untyped-def]
-    approval = save_rule({**SCALE_WINNERS, "name": "ask", "safety": {"require_approval": True}})
-    dry = save_rule({**SCALE_WINNERS, "name": "try", "safety": {"dry_run": True}})
-    capped = save_rule({**SCALE_WINNERS, "name": "cap", "safety": {"max_daily_actions": 1}})
+    approval = save_rule(
+        {**SCALE_WINNERS, "name": "ask", "safety": {"require_approval": True}}, by=SYSTEM
+    )
+    dry = save_rule({**SCALE_WINNERS, "name": "try", "safety": {"dry_run": True}}, by=SYSTEM)
+    capped = save_rule(
+        {**SCALE_WINNERS, "name": "cap", "safety": {"max_daily_actions": 1}}, by=SYSTEM
+    )
 
-    asked, tried, acted = (run_rule_now(r.id, NOW) for r in (approval, dry, capped))
+    asked, tried, acted = (run_rule_now(r.id, NOW, by=SYSTEM) for r in (approval, dry, capped))
 
     def counts(result) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
         with read_session() as session:
@@ -111,11 +115,14 @@ def test_counts_say_what_happened(worked) -> None:  # type: ignore[no-untyped-de
 
 
 def test_the_cli_run_says_queued_would_and_acted(live) -> None:  # type: ignore[no-untyped-def]
+    from tests.signed import ADMIN, person
     from tests.test_cli import rex
 
+    person(ADMIN)
+
     def run(document: dict) -> str:
-        rule_id = rex("rules", "import", "-", stdin=json.dumps(document)).stdout.strip()
-        ran = rex("run", "--rule", rule_id)
+        imported = rex("rules", "import", "-", "--as", ADMIN, stdin=json.dumps(document))
+        ran = rex("run", "--rule", imported.stdout.strip(), "--as", ADMIN)
         assert ran.returncode == 0, ran.stderr
         return ran.stdout
 
@@ -153,7 +160,7 @@ def _tokyo_scenario() -> dict:
 def two_currencies(db: Engine) -> Iterator[SandboxServer]:
     with SandboxServer(scenario=_tokyo_scenario(), now=NOW) as server:
         for account in ("act_2001", "act_2002"):
-            connect_account(account, server.token, graph_url=server.url)
+            connect_account(account, server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
         yield server
 
@@ -169,11 +176,11 @@ def test_a_rule_over_two_currencies_without_its_own_acts_on_none(two_currencies)
     from core.rules.document import RuleDocumentError
 
     with pytest.raises(RuleDocumentError, match="need one currency"):
-        save_rule(ALL_ACCOUNTS, now=NOW)  # refused when saved today …
-    rule = save_rule({**ALL_ACCOUNTS, "currency": "USD"}, now=NOW)
+        save_rule(ALL_ACCOUNTS, now=NOW, by=SYSTEM)  # refused when saved today …
+    rule = save_rule({**ALL_ACCOUNTS, "currency": "USD"}, now=NOW, by=SYSTEM)
     with write_session() as session:  # … but an install may hold one saved before
         session.execute(update(AutomationRule).values(document=ALL_ACCOUNTS))
-    result = run_rule_now(rule.id, NOW)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert result.status == "skipped"
     assert (
         "this rule's money values (profit > 100, max 500) need one currency, but act_2001 "
@@ -183,9 +190,9 @@ def test_a_rule_over_two_currencies_without_its_own_acts_on_none(two_currencies)
 
 
 def test_a_stated_currency_leaves_the_other_accounts_out(two_currencies) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule({**ALL_ACCOUNTS, "currency": "usd"}, now=NOW)
+    rule = save_rule({**ALL_ACCOUNTS, "currency": "usd"}, now=NOW, by=SYSTEM)
     assert rule.document["currency"] == "USD"
-    result = run_rule_now(rule.id, NOW)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert result.status == "succeeded"
     assert [(a.entity_name, a.new_value) for a in actions()] == [
         ("A", "250.00 USD"),
@@ -204,9 +211,8 @@ def test_skip_reasons_name_the_true_cause(two_currencies) -> None:  # type: igno
     rule = save_rule(
         {**SCALE_WINNERS, "currency": "JPY", "scope": {"level": "campaign",
                                                        "account_ids": ["act_2002"]}},
-        now=NOW,
-    )  # fmt: skip
-    result = run_rule_now(rule.id, NOW)
+        now=NOW, by=SYSTEM)  # fmt: skip
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     (step,) = result.steps
     assert (step.name, step.outcome) == ("J", "skipped")
     assert step.reason == ("already above the rule's max (500 JPY): an increase never lowers it")
@@ -257,8 +263,8 @@ def test_the_document_checks_its_currency() -> None:
 
 
 def test_a_refused_rollback_shows_money_in_the_currency(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     on_a = actions()[0]
     with worked.state.lock:  # someone sets A to $262.50 in Ads Manager
         next(e for e in worked.state.entities.values() if e.name == "A").daily_budget = 26_250
@@ -353,7 +359,7 @@ def _rule_row(rule_id: int) -> tuple:  # type: ignore[type-arg]
 @pytest.fixture
 def synced_world(db: Engine, sandbox) -> str:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
                                       client_options={"poll_seconds": 0.01}))  # fmt: skip
     return account
@@ -369,12 +375,11 @@ def test_a_preview_writes_nothing_and_is_what_the_dry_run_records(sandbox, synce
             "actions": [{"type": "pause"}, {"type": "notify", "message": "paused"}],
             "safety": {"max_daily_actions": 5, "cooldown_minutes": 60, "dry_run": True},
         },
-        now=NOW,
-    )  # fmt: skip
+        now=NOW, by=SYSTEM)  # fmt: skip
     rows, rule_row = _row_counts(), _rule_row(rule.id)
     requests, writes = len(sandbox.state.request_log), len(sandbox.state.write_log)
 
-    preview = preview_outcomes(rule.id, NOW)
+    preview = preview_outcomes(rule.id, NOW, actor=SYSTEM)
 
     assert _row_counts() == rows and _rule_row(rule.id) == rule_row
     assert (len(sandbox.state.request_log), len(sandbox.state.write_log)) == (requests, writes)
@@ -386,7 +391,7 @@ def test_a_preview_writes_nothing_and_is_what_the_dry_run_records(sandbox, synce
     assert preview.steps[0].old_text == "ACTIVE" and preview.steps[0].new_text == "PAUSED"
     assert preview.summary == f"would act on 5, skipped {len(outcomes) - 5}"
 
-    result = run_rule_now(rule.id, NOW)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
     assert [PreviewStep.of(step) for step in result.steps] == preview.steps
     with read_session() as session:
         recorded = session.scalars(
@@ -400,7 +405,7 @@ def test_a_preview_writes_nothing_and_is_what_the_dry_run_records(sandbox, synce
     ]
     # the next preview sees what the dry run recorded: its own cooldown, and its cap
     acted = {s.entity_id for s in preview.steps if not s.skipped}
-    again = preview_outcomes(rule.id, NOW).steps
+    again = preview_outcomes(rule.id, NOW, actor=SYSTEM).steps
     assert {s.reason[:12] for s in again if s.entity_id in acted} == {"in cooldown "}
     assert {s.reason for s in again if s.entity_id not in acted} == {
         "daily cap reached (5 actions today)"
@@ -416,30 +421,32 @@ def test_a_preview_applies_the_engines_guards(sandbox, synced_world) -> None:  #
         "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0},
         "actions": [{"type": "change_budget", "by_percent": 10}],
     })  # fmt: skip
-    preview = preview_outcomes(draft, NOW)
+    preview = preview_outcomes(draft, NOW, actor=SYSTEM)
     assert preview.steps and {s.outcome for s in preview.steps} == {"skipped"}
     assert all("lives on its campaign" in (s.reason or "") for s in preview.steps)
     # outside the rule's days (NOW is a Friday in Los Angeles)
     weekend = parse_rule({**draft.to_json(), "schedule": {"days": ["sat", "sun"]}})
-    assert {s.reason for s in preview_outcomes(weekend, NOW).steps} == {
+    assert {s.reason for s in preview_outcomes(weekend, NOW, actor=SYSTEM).steps} == {
         "not a scheduled day (fri in America/Los_Angeles)"
     }
 
 
 def test_a_preview_shows_changes_and_approvals_in_money(worked) -> None:  # type: ignore[no-untyped-def]
-    asked = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW)
-    preview = preview_outcomes(asked.id, NOW)
+    asked = save_rule({**SCALE_WINNERS, "safety": {"require_approval": True}}, now=NOW, by=SYSTEM)
+    preview = preview_outcomes(asked.id, NOW, actor=SYSTEM)
     assert [(s.name, s.outcome, s.old_text, s.new_text) for s in preview.steps] == [
         ("A", "would queue for approval", "200.00 USD", "250.00 USD"),
         ("C", "would queue for approval", "320.00 USD", "400.00 USD"),
     ]
     assert preview.summary == "would queue 2 for approval"
-    run_rule_now(asked.id, NOW)  # the proposals are now waiting
-    waiting = preview_outcomes(asked.id, NOW + timedelta(minutes=1)).steps
+    run_rule_now(asked.id, NOW, by=SYSTEM)  # the proposals are now waiting
+    waiting = preview_outcomes(asked.id, NOW + timedelta(minutes=1), actor=SYSTEM).steps
     assert [s.outcome for s in waiting] == ["skipped", "skipped"]
     assert all(re.fullmatch(r"in cooldown until .* UTC", s.reason or "") for s in waiting)
 
-    live = preview_outcomes(parse_rule({**SCALE_WINNERS, "safety": {"max_daily_actions": 1}}), NOW)
+    live = preview_outcomes(
+        parse_rule({**SCALE_WINNERS, "safety": {"max_daily_actions": 1}}), NOW, actor=SYSTEM
+    )
     assert [(s.name, s.outcome, s.new_text, s.reason) for s in live.steps] == [
         ("A", "would change", "250.00 USD", None),
         ("C", "skipped", None, "daily cap reached (1 actions today)"),

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, update
 
+from core.access.actor import SYSTEM
 from core.actions.rollback import rollback
 from core.db import write_session
 from core.db.models import AdEntity, RuleStatus
@@ -110,7 +111,9 @@ def test_an_import_lists_each_problem_by_screen_name_and_path() -> None:
 
 
 def test_scope_choices_are_the_synced_entities_with_their_status(worked) -> None:  # type: ignore[no-untyped-def]
-    assert [(c.name, c.effective_status) for c in scope_choices(["act_2001"], "campaign")] == [
+    assert [
+        (c.name, c.effective_status) for c in scope_choices(["act_2001"], "campaign", actor=SYSTEM)
+    ] == [
         ("A", "ACTIVE"),
         ("B", "ACTIVE"),
         ("C", "ACTIVE"),
@@ -122,28 +125,30 @@ def test_scope_choices_are_the_synced_entities_with_their_status(worked) -> None
         session.execute(
             update(AdEntity).where(AdEntity.name == "C").values(effective_status="ARCHIVED")
         )
-    assert [(c.name, c.effective_status) for c in scope_choices([], "campaign")] == [
+    assert [(c.name, c.effective_status) for c in scope_choices([], "campaign", actor=SYSTEM)] == [
         ("A", "ACTIVE"),
         ("B", "PAUSED"),
     ]  # archived ones are never candidates
-    assert [c.name for c in scope_choices(None, "campaign", active_only=True)] == ["A"]
-    assert [c.name for c in scope_choices(["act_9999"], "campaign")] == []
-    assert {c.name for c in scope_choices(["act_2001"], "adset")} == {"A · all", "B · all",
-                                                                      "C · all"}  # fmt: skip
+    assert [c.name for c in scope_choices(None, "campaign", active_only=True, actor=SYSTEM)] == [
+        "A"
+    ]
+    assert [c.name for c in scope_choices(["act_9999"], "campaign", actor=SYSTEM)] == []
+    adsets = {c.name for c in scope_choices(["act_2001"], "adset", actor=SYSTEM)}
+    assert adsets == {"A · all", "B · all", "C · all"}
 
 
 def test_the_list_reads_last_run_actions_money_moved_and_errors(worked) -> None:  # type: ignore[no-untyped-def]
     from core.sandbox import FaultConfig
 
     before = budgets(worked)
-    rule = save_rule(SCALE_WINNERS, now=NOW)
-    idle = save_rule({**SCALE_WINNERS, "name": "Idle"}, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(SCALE_WINNERS, now=NOW, by=SYSTEM)
+    idle = save_rule({**SCALE_WINNERS, "name": "Idle"}, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     after = budgets(worked)
     moved = sum(after[n] - before[n] for n in after)  # cents: the account bills in USD
     assert moved > 0
 
-    rows = {r.rule.id: r for r in rules_with_activity(now=NOW)}
+    rows = {r.rule.id: r for r in rules_with_activity(now=NOW, actor=SYSTEM)}
     row = rows[rule.id]
     assert row.actions_7d == 2 and row.errors_7d == 0 and row.currency == "USD"
     assert row.money_moved == {"USD": Decimal(moved) / 100}
@@ -154,26 +159,26 @@ def test_the_list_reads_last_run_actions_money_moved_and_errors(worked) -> None:
 
     on_a = next(a for a in actions() if a.entity_name == "A")
     rollback(on_a.id, by=ANA, now=NOW)  # a change undone moved no money
-    row = {r.rule.id: r for r in rules_with_activity(now=NOW)}[rule.id]
+    row = {r.rule.id: r for r in rules_with_activity(now=NOW, actor=SYSTEM)}[rule.id]
     assert row.money_moved == {"USD": Decimal(after["C"] - before["C"]) / 100}
     assert row.actions_7d == 2  # the rollback is a person's action, not the rule's
 
     worked.set_faults(FaultConfig(expired_token=True))
     later = NOW + timedelta(hours=1)
-    run_rule_now(idle.id, later)
-    row = {r.rule.id: r for r in rules_with_activity(now=later)}[idle.id]
+    run_rule_now(idle.id, later, by=SYSTEM)
+    row = {r.rule.id: r for r in rules_with_activity(now=later, actor=SYSTEM)}[idle.id]
     assert row.errors_7d == 1 and row.last_run.status == "failed" and row.last_run.error
-    assert {r.rule.id: r for r in rules_with_activity(now=later + timedelta(days=8))}[
+    assert {r.rule.id: r for r in rules_with_activity(now=later + timedelta(days=8), actor=SYSTEM)}[
         idle.id
     ].errors_7d == 0  # a week later it is history
 
 
 def test_sorting_and_bulk_status(db: Engine) -> None:
     ids = [
-        save_rule({**SCALE_WINNERS, "name": n, "scope": {"level": "campaign"}}).id
+        save_rule({**SCALE_WINNERS, "name": n, "scope": {"level": "campaign"}}, by=SYSTEM).id
         for n in ("b", "C", "a")
     ]
-    rows = rules_with_activity()
+    rows = rules_with_activity(actor=SYSTEM)
     by_name, _, _ = page_of_rules(rows, sort="name")
     assert [r.rule.name for r in by_name] == ["a", "b", "C"]
     created, _, _ = page_of_rules(rows)
@@ -181,17 +186,20 @@ def test_sorting_and_bulk_status(db: Engine) -> None:
     with pytest.raises(Exception, match="sort"):
         page_of_rules(rows, sort="colour")
 
-    result = set_statuses(ids[:2], RuleStatus.PAUSED)
+    result = set_statuses(ids[:2], RuleStatus.PAUSED, by=SYSTEM)
     assert str(result) == "Disabled 2 rule(s): b, C"
-    assert [r.status for r in list_rules()] == ["paused", "paused", "active"]
+    assert [r.status for r in list_rules(actor=SYSTEM)] == ["paused", "paused", "active"]
 
 
 def test_modes_are_exclusive_and_go_live_saves_the_tested_version(db: Engine) -> None:
     rule = save_rule({**SCALE_WINNERS, "scope": {"level": "campaign"}, "status": "draft",
-                      "safety": {"dry_run": True, "cooldown_minutes": 30}})  # fmt: skip
-    live = go_live(rule.id)
+                      "safety": {"dry_run": True, "cooldown_minutes": 30}}, by=SYSTEM)  # fmt: skip
+    live = go_live(rule.id, by=SYSTEM)
     assert (live.status, live.version) == ("active", 2)
-    assert live.document["safety"] == {**get_rule(rule.id).document["safety"], "dry_run": False}
+    assert live.document["safety"] == {
+        **get_rule(rule.id, actor=SYSTEM).document["safety"],
+        "dry_run": False,
+    }
     assert live.document["safety"]["cooldown_minutes"] == 30  # the rest as it was tested
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, or_, select, update
 
+from core.access.actor import SYSTEM
 from core.db import read_session, write_session
 from core.db.models import (
     ActionHistory,
@@ -112,8 +113,8 @@ def test_the_nightly_lookback_syncs_each_account_once_a_night(live) -> None:  # 
 
 
 def test_a_tick_runs_the_due_rules_and_only_those(live) -> None:  # type: ignore[no-untyped-def]
-    due = save_rule(SCALE_WINNERS)
-    later = save_rule({**SCALE_WINNERS, "name": "Later"})
+    due = save_rule(SCALE_WINNERS, by=SYSTEM)
+    later = save_rule({**SCALE_WINNERS, "name": "Later"}, by=SYSTEM)
     with write_session() as session:
         session.execute(
             update(AutomationRule)
@@ -143,7 +144,7 @@ def test_a_sync_job_skips_accounts_a_sync_just_read(live) -> None:  # type: igno
 
 
 def test_a_stale_account_is_not_evaluated(live) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(SCALE_WINNERS)
+    rule = save_rule(SCALE_WINNERS, by=SYSTEM)
     with write_session() as session:
         account = session.scalars(select(AdAccount)).one()
         account.last_sync_at = utcnow() - timedelta(hours=2)
@@ -256,7 +257,7 @@ def test_replicas_on_postgresql_survive_sigkill_without_double_writes(
     from core.sync.runner import SyncOptions, sync_accounts
 
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(
         options=SyncOptions(days=8, breakdowns=False, client_options={"poll_seconds": 0.01})
     )
@@ -288,7 +289,8 @@ def test_replicas_on_postgresql_survive_sigkill_without_double_writes(
                     "actions": [{"type": "pause"}],
                     "schedule": {"every_minutes": 1},
                     "safety": {"cooldown_minutes": 0, "max_daily_actions": 100},
-                }
+                },
+                by=SYSTEM,
             )
         )
     env = {

@@ -13,6 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, func, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.db import read_session
 from core.db.models import (
@@ -61,8 +62,8 @@ def scheduler_run() -> subprocess.CompletedProcess:
 def connected(sandbox) -> str:  # type: ignore[no-untyped-def]
     """One sandbox account connected (the key file made for it) and a due rule."""
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
-    save_rule(PAUSE_EVERYTHING)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
+    save_rule(PAUSE_EVERYTHING, by=SYSTEM)
     return account
 
 
@@ -84,7 +85,7 @@ def every_command_stops(account: str, *words: str) -> None:
 
 
 def test_a_deleted_key_file_stops_every_command_and_is_not_replaced(
-    db: Engine, sandbox, key_file: Path
+    db: Engine, cli_admin: str, sandbox, key_file: Path
 ) -> None:  # type: ignore[no-untyped-def]
     account = connected(sandbox)
     assert key_file.exists()
@@ -126,7 +127,7 @@ def test_a_changed_environment_key_stops_the_scheduler(
 
 
 def test_a_fresh_install_makes_its_key_on_the_first_connect(
-    db: Engine, sandbox, key_file: Path
+    db: Engine, cli_admin: str, sandbox, key_file: Path
 ) -> None:  # type: ignore[no-untyped-def]
     assert not key_file.exists()
     listed = rex("accounts", "list")

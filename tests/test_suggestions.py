@@ -22,6 +22,7 @@ import requests
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.actions.approvals import approve, reject
 from core.actions.rollback import rollback
@@ -173,7 +174,7 @@ def patterns(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> P
     url = _migrated_url(request.param, request, migrated_urls)
     for _engine in use_database(url):
         with SandboxServer(scenario=world, now=NOW) as server:
-            connect_account(ACCOUNT, server.token, graph_url=server.url)
+            connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
             # dayparting needs an end time as well as the lifetime budget
             write(server, "5003", end_time="2026-12-20T00:00:00-0800")
             connect_and_sync(server)
@@ -286,7 +287,7 @@ def test_no_pattern_and_thin_data_suggest_nothing(db: Engine) -> None:
         adset("6002", [AUDIENCE_NETWORK, OLDEST], targeting=SPEC, budget=1500),
     )
     with SandboxServer(scenario=world, now=NOW) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
         done = generate(ACCOUNT, now=NOW)
     account = account_row()
@@ -305,7 +306,7 @@ def test_in_a_special_ad_category_no_age_edit_is_proposed_but_placements_still_a
     world = scenario(adset("7101", [AUDIENCE_NETWORK, OLDEST], targeting=SPEC))
     world["accounts"][0]["campaigns"][0]["special_ad_categories"] = ["HOUSING"]
     with SandboxServer(scenario=world, now=NOW) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
         generate(ACCOUNT, now=NOW)
         views = by_subject(list_suggestions(actor=ANA))
@@ -372,7 +373,7 @@ def test_a_budget_moves_from_a_saturated_campaign_budget_to_a_budget_limited_ad_
     with SandboxServer(scenario=world, now=NOW) as server:
         budget_history(server, "4201", campaign_budgets)
         budget_history(server, "5301", [16000, 20000, 25000, 31200, 39000, 48800], every=4)
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
         generate(ACCOUNT, now=NOW)
         (shift,) = list_suggestions(actor=ANA, kind="budget")
@@ -411,7 +412,7 @@ def shop(db: Engine) -> Iterator[Shop]:
         ),  # fmt: skip
     )
     with SandboxServer(scenario=world, now=NOW) as server:
-        connect_account(ACCOUNT, server.token, graph_url=server.url)
+        connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
         generate(ACCOUNT, now=NOW)
         views = by_subject(list_suggestions(actor=ANA))

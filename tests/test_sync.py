@@ -12,6 +12,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, func, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account, get_account
 from core.crypto import secret_box
 from core.db import read_session, write_session
@@ -38,7 +39,7 @@ BREAKDOWN_MODELS = (AdDemographicInsight, AdPlacementInsight, AdGeographicInsigh
 
 def connect(sandbox, *accounts: str) -> None:  # type: ignore[no-untyped-def]
     for account in accounts or (USD, JPY):
-        connect_account(account, sandbox.token, graph_url=sandbox.url)
+        connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
 
 
 def sync(*accounts: str, days: int = 3, breakdowns: bool = True, progress=None):  # type: ignore[no-untyped-def]

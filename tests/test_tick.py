@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.db import read_session, write_session
 from core.db.models import ActionHistory, AdEntity, RuleExecution
@@ -26,13 +27,14 @@ def batch_requests(server) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_the_first_rule_wins_a_budget_and_the_second_sees_its_change(worked) -> None:  # type: ignore[no-untyped-def]
-    first = save_rule(scale_winners(name="Raise 25 %"), now=NOW)
+    first = save_rule(scale_winners(name="Raise 25 %"), now=NOW, by=SYSTEM)
     second = save_rule(
         scale_winners(name="Raise 10 %",
                       actions=[{"type": "change_budget", "by_percent": 10, "max": 1000}]),
-        now=NOW,
-    )  # fmt: skip
-    pauser = save_rule(scale_winners(name="Stop them", actions=[{"type": "pause"}]), now=NOW)
+        now=NOW, by=SYSTEM)  # fmt: skip
+    pauser = save_rule(
+        scale_winners(name="Stop them", actions=[{"type": "pause"}]), now=NOW, by=SYSTEM
+    )
     with worked.state.lock:
         worked.state.request_log.clear()  # the sync's requests
 
@@ -66,8 +68,10 @@ def test_the_first_rule_wins_a_budget_and_the_second_sees_its_change(worked) -> 
 
 
 def test_a_rule_with_nothing_left_to_do_names_the_rule_that_did_it(worked) -> None:  # type: ignore[no-untyped-def]
-    pauser = save_rule(scale_winners(name="Stop A and C", actions=[{"type": "pause"}]), now=NOW)
-    save_rule(scale_winners(name="Also stop them", actions=[{"type": "pause"}]), now=NOW)
+    pauser = save_rule(
+        scale_winners(name="Stop A and C", actions=[{"type": "pause"}]), now=NOW, by=SYSTEM
+    )
+    save_rule(scale_winners(name="Also stop them", actions=[{"type": "pause"}]), now=NOW, by=SYSTEM)
 
     paused, late = run_due_rules(TICK)
 
@@ -82,8 +86,8 @@ def test_a_rule_with_nothing_left_to_do_names_the_rule_that_did_it(worked) -> No
 
 def test_a_dry_run_in_the_same_tick_changes_nothing_for_the_live_rule(worked) -> None:  # type: ignore[no-untyped-def]
     save_rule(scale_winners(name="Test pause", actions=[{"type": "pause"}],
-                            safety={"dry_run": True}), now=NOW)  # fmt: skip
-    save_rule(scale_winners(name="Raise"), now=NOW)
+                            safety={"dry_run": True}), now=NOW, by=SYSTEM)  # fmt: skip
+    save_rule(scale_winners(name="Raise"), now=NOW, by=SYSTEM)
 
     tested, live = run_due_rules(TICK)
 
@@ -96,7 +100,7 @@ def test_a_dry_run_in_the_same_tick_changes_nothing_for_the_live_rule(worked) ->
 
 def test_a_large_rule_s_trace_keeps_what_it_acted_on_and_counts_the_rest(db, sandbox) -> None:  # type: ignore[no-untyped-def]
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW,
                                       client_options={"poll_seconds": 0.01}))  # fmt: skip
     rule = save_rule(
@@ -104,10 +108,9 @@ def test_a_large_rule_s_trace_keeps_what_it_acted_on_and_counts_the_rest(db, san
          "conditions": {"metric": "spend", "window": "last_7d", "op": ">", "value": 0.5},
          "actions": [{"type": "pause"}],
          "safety": {"max_daily_actions": 2, "cooldown_minutes": 0, "dry_run": True}},
-        now=NOW,
-    )  # fmt: skip
+        now=NOW, by=SYSTEM)  # fmt: skip
 
-    result = run_rule_now(rule.id, NOW)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
 
     with read_session() as session:
         trace = session.get_one(RuleExecution, result.execution_id).trace
@@ -120,7 +123,7 @@ def test_a_large_rule_s_trace_keeps_what_it_acted_on_and_counts_the_rest(db, san
 
 
 def test_a_key_used_behind_the_ledger_s_back_is_never_written_twice(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(scale_winners(), now=NOW)
+    rule = save_rule(scale_winners(), now=NOW, by=SYSTEM)
     with write_session() as session:  # another runner recorded A's intent for this slot
         a = session.scalars(select(AdEntity).where(AdEntity.name == "A")).one()
         session.add(ActionHistory(

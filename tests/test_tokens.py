@@ -8,6 +8,7 @@ import logging
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account, get_account, list_accounts
 from core.crypto import SecretBox, SecretKeyError, secret_box
 from core.db import read_session
@@ -46,7 +47,7 @@ def _database_text(engine: Engine) -> bytes:
 
 def test_connect_stores_the_token_encrypted_and_nowhere_in_clear(db: Engine, sandbox) -> None:
     account = sandbox.account_ids[0]
-    view = connect_account(account, sandbox.token, graph_url=sandbox.url)
+    view = connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     sync_accounts([account], options=SyncOptions(days=3, breakdowns=False, now=NOW))
 
     with read_session() as session:
@@ -60,7 +61,7 @@ def test_connect_stores_the_token_encrypted_and_nowhere_in_clear(db: Engine, san
 def test_a_rejected_token_stores_nothing_and_is_not_echoed(db: Engine, sandbox) -> None:
     wrong = "EAAwrongtoken1234567890abcdefABCDEF"
     with pytest.raises(TokenInvalidError) as caught:
-        connect_account(sandbox.account_ids[0], wrong, graph_url=sandbox.url)
+        connect_account(sandbox.account_ids[0], wrong, graph_url=sandbox.url, by=SYSTEM)
 
     assert wrong not in str(caught.value)
     assert "Reconnect" in caught.value.explain() or "token" in caught.value.explain()
@@ -90,10 +91,12 @@ def test_token_never_reaches_the_log_output(db: Engine, sandbox) -> None:
     # Third-party libraries log too: urllib3 at DEBUG shows every request line.
     logging.getLogger("urllib3").setLevel(logging.DEBUG)
     try:
-        connect_account(sandbox.account_ids[0], sandbox.token, graph_url=sandbox.url)
+        connect_account(sandbox.account_ids[0], sandbox.token, graph_url=sandbox.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=2, breakdowns=False, now=NOW))
         with pytest.raises(TokenInvalidError):
-            connect_account(sandbox.account_ids[1], sandbox.token + "x", graph_url=sandbox.url)
+            connect_account(
+                sandbox.account_ids[1], sandbox.token + "x", graph_url=sandbox.url, by=SYSTEM
+            )
         logging.getLogger("third.party").warning("GET /me?access_token=%s", sandbox.token)
     finally:
         configure_logging("WARNING")
@@ -149,7 +152,7 @@ def test_connecting_makes_the_key_file_and_accounts_say_whether_it_reads_the_tok
     from cryptography.fernet import Fernet
 
     account = sandbox.account_ids[0]
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     assert key_file.exists()
     assert [a.token_readable for a in list_accounts()] == [True]
 
@@ -164,7 +167,7 @@ def test_without_the_key_file_every_account_is_attempted_and_every_run_closed(
     db: Engine, sandbox, key_file
 ) -> None:  # type: ignore[no-untyped-def]
     for account in sandbox.account_ids:
-        connect_account(account, sandbox.token, graph_url=sandbox.url)
+        connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     key_file.unlink()
 
     results = sync_accounts(options=SyncOptions(days=2, breakdowns=False, now=NOW))
@@ -191,13 +194,13 @@ def test_connect_failures_say_what_happened_for_this_account(db: Engine, sandbox
 
     account = sandbox.account_ids[0]
     with pytest.raises(TokenInvalidError) as new:
-        connect_account(account, "EAAwrongtoken1234567890", graph_url=sandbox.url)
+        connect_account(account, "EAAwrongtoken1234567890", graph_url=sandbox.url, by=SYSTEM)
     assert "nothing was stored" in new.value.hint and "ads_management" in new.value.hint
     assert "reconnect" not in new.value.explain().lower()  # never connected: nothing to redo
 
-    connect_account(account, sandbox.token, graph_url=sandbox.url)
+    connect_account(account, sandbox.token, graph_url=sandbox.url, by=SYSTEM)
     with pytest.raises(TokenInvalidError) as again:
-        connect_account(account, "EAAwrongtoken1234567890", graph_url=sandbox.url)
+        connect_account(account, "EAAwrongtoken1234567890", graph_url=sandbox.url, by=SYSTEM)
     assert f"{account} keeps the token it had" in again.value.hint
     assert get_account(account).token_status == "ok"
 
@@ -205,7 +208,7 @@ def test_connect_failures_say_what_happened_for_this_account(db: Engine, sandbox
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     with pytest.raises(ConnectionFailedError) as unreachable:
-        connect_account(sandbox.account_ids[1], "EAAsometoken1234567890", graph_url=url)
+        connect_account(sandbox.account_ids[1], "EAAsometoken1234567890", graph_url=url, by=SYSTEM)
     assert unreachable.value.hint.startswith(f"Rex could not reach the Graph API at {url}")
     assert "refused" not in unreachable.value.hint
 
@@ -213,6 +216,6 @@ def test_connect_failures_say_what_happened_for_this_account(db: Engine, sandbox
 @pytest.mark.parametrize("value", ["", "   "])
 def test_an_empty_account_id_is_required(db: Engine, value: str) -> None:
     with pytest.raises(InputError) as caught:
-        connect_account(value, "x" * 20)
+        connect_account(value, "x" * 20, by=SYSTEM)
     assert caught.value.field == "account"
     assert caught.value.problem.startswith("an ad account id is required")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from core.access.actor import SYSTEM
 from core.accounts import connect_account
 from core.actions.approvals import ApprovalError, approve, list_approvals
 from core.actions.changes import BudgetChange, change_of, stored
@@ -59,7 +60,7 @@ def lying(db: Engine) -> Iterator[tuple[SandboxServer, Hostile]]:
     """The worked example (campaigns A, B, C; frozen at NOW) behind the hostile proxy,
     connected and synced through it."""
     with SandboxServer(scenario=WORKED_EXAMPLE, now=NOW) as server, Hostile(server.url) as proxy:
-        connect_account("act_2001", server.token, graph_url=proxy.url)
+        connect_account("act_2001", server.token, graph_url=proxy.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=15, breakdowns=False, now=NOW))
         yield server, proxy
 
@@ -97,10 +98,10 @@ def test_an_applied_write_whose_answer_is_lost_is_never_sent_again(lying, lie: s
     server, proxy = lying
     proxy.add(Behaviour(writes, LIES[lie]))
     proxy.add(Behaviour(edge("activities"), HISTORY_LAGS))
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
 
     for slot in range(5):  # five slots of the same day
-        run_rule_now(rule.id, NOW + timedelta(minutes=10 * slot))
+        run_rule_now(rule.id, NOW + timedelta(minutes=10 * slot), by=SYSTEM)
 
     assert len(budget_writes(server)) == 1  # Meta applied it once; Rex never re-sent it
     (acted,) = [r for r in rows() if r.status != "skipped"]
@@ -122,8 +123,8 @@ def test_an_applied_write_whose_answer_is_lost_is_never_sent_again(lying, lie: s
 def test_a_lost_answer_is_settled_at_once_when_the_history_shows_the_write(lying) -> None:  # type: ignore[no-untyped-def]
     server, proxy = lying
     proxy.add(Behaviour(writes, lose(502)))
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
-    result = run_rule_now(rule.id, NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
 
     (acted,) = rows()
     assert acted.status == "succeeded" and acted.details["settle"]["evidence"] == "change history"
@@ -138,19 +139,21 @@ def test_before_settling_an_unknown_write_holds_the_entity_for_every_writer(lyin
     raise_a = {**RAISE_ONCE_A_DAY, "scope": {**RAISE_ONCE_A_DAY["scope"],
                "filters": [{"field": "name", "op": "=", "value": "A"}]}}  # fmt: skip
     asks = save_rule({**raise_a, "name": "Ask first", "safety": {"require_approval": True}},
-                     now=NOW)  # fmt: skip
-    run_rule_now(asks.id, NOW)  # a proposal for A waits for a person
+                     now=NOW, by=SYSTEM)  # fmt: skip
+    run_rule_now(asks.id, NOW, by=SYSTEM)  # a proposal for A waits for a person
     (proposal,) = list_approvals(actor=ANA)
 
     proxy.add(Behaviour(writes, lose(502), times=1))
-    first = save_rule(raise_a, now=NOW)
-    run_rule_now(first.id, NOW + timedelta(minutes=1))
+    first = save_rule(raise_a, now=NOW, by=SYSTEM)
+    run_rule_now(first.id, NOW + timedelta(minutes=1), by=SYSTEM)
     (unknown,) = rows()
     assert unknown.status == "unknown"
 
     # another rule on the same campaign: held, whatever it wants to do
-    pause = save_rule({**raise_a, "name": "Pause A", "actions": [{"type": "pause"}]}, now=NOW)
-    held = run_rule_now(pause.id, NOW + timedelta(minutes=2))
+    pause = save_rule(
+        {**raise_a, "name": "Pause A", "actions": [{"type": "pause"}]}, now=NOW, by=SYSTEM
+    )
+    held = run_rule_now(pause.id, NOW + timedelta(minutes=2), by=SYSTEM)
     assert [s.outcome for s in held.steps] == ["skipped"]
     assert f"action #{unknown.id}" in held.steps[0].reason
 
@@ -170,8 +173,8 @@ def test_a_person_settles_what_the_evidence_cannot(lying) -> None:  # type: igno
     # campaign afterwards: the state cannot tell whose change it shows
     denied = {"error": {"message": "(#200) Requires ads_read on the activities", "code": 200}}
     proxy.add(Behaviour(edge("activities"), lambda _r, _f: _reply(403, denied)))
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     (unknown,) = rows()
     server.edit_as_person(change_of(unknown).entity, daily_budget=21_000)
 
@@ -210,7 +213,7 @@ def test_a_batch_cut_short_keeps_the_results_already_received(db: Engine, tmp_pa
                        "adsets": [{"id": "4201", "name": "All", "ads": ads}]}],
     }]}))  # fmt: skip
     with SandboxServer(scenario=scenario, now=NOW) as server:
-        connect_account("act_3002", server.token, graph_url=server.url)
+        connect_account("act_3002", server.token, graph_url=server.url, by=SYSTEM)
         sync_accounts(options=SyncOptions(days=8, breakdowns=False, now=NOW))
         rule = save_rule(
             {
@@ -221,11 +224,12 @@ def test_a_batch_cut_short_keeps_the_results_already_received(db: Engine, tmp_pa
                 "safety": {"max_daily_actions": 500},
             },
             now=NOW,
+            by=SYSTEM,
         )
         # the first batch call goes through, its 50th item hits the account's rate limit
         # (regained in 5 minutes): the second call must not go out
         server.set_faults(FaultConfig(fail_next=["none"] * 50 + ["buc"], regain_minutes=5))
-        run_rule_now(rule.id, NOW)
+        run_rule_now(rule.id, NOW, by=SYSTEM)
         with server.state.lock:
             paused = {w.object_id for w in server.state.write_log}
 
@@ -276,7 +280,7 @@ def _orphan(name: str, new_minor: int, status: str, *, sent: bool, rule_id: int)
 
 
 def test_recovery_settles_from_evidence_not_from_the_current_state(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
     claim_rule(rule.id, NOW)  # a runner claimed it, started, and died
     with write_session() as session:
         session.add(RuleExecution(rule_id=rule.id, started_at=NOW, status="running"))
@@ -309,7 +313,7 @@ def test_recovery_settles_from_evidence_not_from_the_current_state(worked) -> No
 
 
 def test_an_unknown_write_waits_for_the_history_before_it_is_called_not_applied(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
     b = _orphan("B", 16_500, "unknown", sent=True, rule_id=rule.id)
 
     settle_unknown(now=NOW + timedelta(minutes=1))  # too early: the history may lag
@@ -321,7 +325,7 @@ def test_an_unknown_write_waits_for_the_history_before_it_is_called_not_applied(
 
 
 def test_one_account_that_cannot_be_read_does_not_stop_the_others(worked) -> None:  # type: ignore[no-untyped-def]
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
     with write_session() as session:  # an account whose token the key cannot decrypt
         broken = AdAccount(
             platform="meta", external_id="act_9", name="Broken", currency="USD",
@@ -355,8 +359,8 @@ def test_one_account_that_cannot_be_read_does_not_stop_the_others(worked) -> Non
 def test_approvals_and_rollback_of_settled_writes_work_again(lying) -> None:  # type: ignore[no-untyped-def]
     server, proxy = lying
     proxy.add(Behaviour(writes, lose(502), times=1))
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
-    run_rule_now(rule.id, NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
     settle_unknown(now=utcnow())
     (done,) = rows()
     assert done.status == "succeeded"
@@ -370,12 +374,13 @@ def test_approvals_and_rollback_of_settled_writes_work_again(lying) -> None:  # 
 
 def test_a_token_the_key_cannot_decrypt_sends_nothing_and_holds_nothing_back(worked) -> None:  # type: ignore[no-untyped-def]
     rule = save_rule({**RAISE_ONCE_A_DAY, "safety": {"max_daily_actions": 5,
-                                                     "cooldown_minutes": 60}}, now=NOW)  # fmt: skip
+                                                     "cooldown_minutes": 60}},
+                     now=NOW, by=SYSTEM)  # fmt: skip
     with write_session() as session:
         account = session.scalars(select(AdAccount)).one()
         good_token, account.token_encrypted = account.token_encrypted, "garbage"
 
-    result = run_rule_now(rule.id, NOW)
+    result = run_rule_now(rule.id, NOW, by=SYSTEM)
 
     assert {r.status for r in rows()} == {"deferred"}  # nothing pending, nothing unknown
     assert all("cannot be decrypted" in r.error_message for r in rows())
@@ -383,14 +388,14 @@ def test_a_token_the_key_cannot_decrypt_sends_nothing_and_holds_nothing_back(wor
 
     with write_session() as session:  # the key is back: the rule acts at its next run
         session.scalars(select(AdAccount)).one().token_encrypted = good_token
-    again = run_rule_now(rule.id, NOW + timedelta(minutes=5))
+    again = run_rule_now(rule.id, NOW + timedelta(minutes=5), by=SYSTEM)
     assert again.actions_taken == 2 and len(worked.state.write_log) == 2  # no cooldown held
 
 
 def test_the_cli_lists_unknown_outcomes_and_a_person_settles_one(worked) -> None:  # type: ignore[no-untyped-def]
     from tests.test_cli import rex
 
-    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW)
+    rule = save_rule(RAISE_ONCE_A_DAY, now=NOW, by=SYSTEM)
     waiting = _orphan("B", 16_500, "unknown", sent=True, rule_id=rule.id)
     with write_session() as session:
         row = session.get_one(ActionHistory, waiting)

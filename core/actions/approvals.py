@@ -15,7 +15,7 @@ and a message in words. The callers only format it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +40,7 @@ from core.db.models import (
     AdAccount,
     AdEntity,
     ApprovalStatus,
+    AutomationRule,
     PendingAction,
 )
 from core.db.types import utcnow
@@ -226,7 +227,7 @@ def reject_many(
     """Reject several proposals, each if it is still pending and unexpired, one outcome
     per id in the order given: one read and one transaction, nothing asked of Meta."""
     now = now or utcnow()
-    open_ids, refused = _open(approval_ids, by, now, engine)
+    open_ids, refused = _open(approval_ids, by, now, engine, approving=False)
     wanted = {i: (ApprovalStatus.REJECTED, reason) for i in open_ids}
     claimed, raced = _claim(wanted, by, engine, now)
     refused |= raced
@@ -251,7 +252,7 @@ def approve_many(
     one transaction, committed before any write goes out.
     """
     now = now or utcnow()
-    open_ids, refused = _open(approval_ids, by, now, engine)
+    open_ids, refused = _open(approval_ids, by, now, engine, approving=True)
     for approval_id, why in _held(open_ids, engine).items():
         refused[approval_id] = Decision(approval_id, DecisionOutcome.HELD,
             f"proposal {approval_id} was not executed now: {why}; it stays pending — "
@@ -302,16 +303,18 @@ def _refusal(approval_id: int, row: PendingAction | None, now: datetime) -> Deci
 
 
 def _open(
-    approval_ids: list[int], by: Actor, now: datetime, engine: Engine | None
+    approval_ids: list[int], by: Actor, now: datetime, engine: Engine | None, *, approving: bool
 ) -> tuple[list[int], dict[int, Decision]]:
     """(the distinct ids still open to a decision by `by`, the refusals of the others),
     from one read. A proposal on an account `by` may not decide is refused as if it did
-    not exist when they cannot even read the account."""
+    not exist when they cannot even read the account. On a four-eyes account, whoever
+    last changed the rule may reject its proposals but not approve them."""
     ids = list(dict.fromkeys(approval_ids))
     with read_session(engine) as session:
         rows = {
             r.id: r for r in session.scalars(select(PendingAction).where(PendingAction.id.in_(ids)))
         }
+        own = _own_rules(session, by, rows.values()) if approving else {}
     refused: dict[int, Decision] = {}
     for i in ids:
         row = rows.get(i)
@@ -321,9 +324,31 @@ def _open(
             refused[i] = Decision(i, DecisionOutcome.NOT_ALLOWED,
                                   f"{by.label} may not decide approvals on this account; an "
                                   "approver of it can")  # fmt: skip
+        elif row is not None and row.status == ApprovalStatus.PENDING and i in own:
+            refused[i] = Decision(i, DecisionOutcome.NOT_ALLOWED,
+                                  f"four eyes: {by.label} last changed rule “{own[i]}”, so "
+                                  "another approver of the account approves its proposals "
+                                  "(rejecting stays open to you)")  # fmt: skip
         elif refusal := _refusal(i, row, now):
             refused[i] = refusal
     return [i for i in ids if i not in refused], refused
+
+
+def _own_rules(session: Session, by: Actor, rows: Iterable[PendingAction]) -> dict[int, str]:
+    """The proposals (id → rule name) whose rule `by` last changed, on four-eyes accounts."""
+    if by.user_id is None:
+        return {}
+    rule_ids = {r.rule_id for r in rows if r.rule_id is not None}
+    if not rule_ids:
+        return {}
+    found = session.execute(
+        select(AutomationRule.id, AutomationRule.name)
+        .where(AutomationRule.id.in_(rule_ids), AutomationRule.updated_by_id == by.user_id)
+    )  # fmt: skip
+    names: dict[int, str] = {rule_id: name for rule_id, name in found}
+    guarded = set(session.scalars(select(AdAccount.id).where(AdAccount.four_eyes)))
+    return {r.id: names[r.rule_id] for r in rows
+            if r.rule_id in names and r.account_id in guarded}  # fmt: skip
 
 
 def _claim(

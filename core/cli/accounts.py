@@ -12,9 +12,11 @@ from core.accounts import (
     AccountView,
     connect_account,
     get_account,
-    list_accounts,
+    readable_accounts,
     remove_account,
+    set_four_eyes,
 )
+from core.cli.acting import acting, add_as, reader
 from core.cli.args import Parser, UsageError, token
 from core.cli.console import confirm, print_table
 from core.enums import SyncStatus
@@ -32,16 +34,27 @@ def register(parser: Parser) -> None:
     )
     given.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
     add.add_argument("--graph-url", help="another Graph endpoint, e.g. the sandbox's graph_url")
+    add_as(add)
     add.set_defaults(handler=add_account, prepare=read_token)
 
     listing = actions.add_parser("list", help="connected accounts")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    add_as(listing)
     listing.set_defaults(handler=show_accounts)
 
     remove = actions.add_parser("remove", help="remove an account and all its synced data")
     remove.add_argument("account", help="act_… or Rex's id")
     remove.add_argument("--yes", action="store_true", help="don't ask for confirmation")
+    add_as(remove)
     remove.set_defaults(handler=remove_one)
+
+    eyes = actions.add_parser(
+        "four-eyes", help="on: whoever last changed a rule cannot approve its proposals here"
+    )
+    eyes.add_argument("account", help="act_… or Rex's id")
+    eyes.add_argument("switch", choices=("on", "off"))
+    add_as(eyes)
+    eyes.set_defaults(handler=four_eyes)
 
 
 def read_token(args: argparse.Namespace) -> int:
@@ -60,7 +73,7 @@ def read_token(args: argparse.Namespace) -> int:
 
 
 def add_account(args: argparse.Namespace) -> int:
-    view = connect_account(args.account, args.token, graph_url=args.graph_url)
+    view = connect_account(args.account, args.token, by=acting(args), graph_url=args.graph_url)
     print(
         f"connected {view.external_id} “{view.name}” ({view.currency}, {view.timezone_name}, "
         f"{view.status_label}); run `python -m core sync --account {view.external_id}`"
@@ -68,8 +81,16 @@ def add_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def four_eyes(args: argparse.Namespace) -> int:
+    view = set_four_eyes(args.account, args.switch == "on", by=acting(args))
+    print(f"four eyes is {'on' if view.four_eyes else 'off'} for {view.external_id}: "
+          + ("whoever last changed a rule cannot approve its proposals there"
+             if view.four_eyes else "anyone with the approver role decides"))  # fmt: skip
+    return 0
+
+
 def show_accounts(args: argparse.Namespace) -> int:
-    accounts = list_accounts()
+    accounts = readable_accounts(reader(args))
     if args.json:
         print(json.dumps([_account_json(a) for a in accounts], indent=2))
         return 0
@@ -125,12 +146,13 @@ def _token_shown(account: AccountView) -> str:
 
 
 def remove_one(args: argparse.Namespace) -> int:
+    by = acting(args)
     view = get_account(args.account)
     if not args.yes and not confirm(
         f"Remove {view.external_id} “{view.name}” and all its synced data?"
     ):
         print("nothing removed")
         return 1
-    remove_account(view.id)
+    remove_account(view.id, by=by)
     print(f"removed {view.external_id}")
     return 0

@@ -11,13 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.acting import acting, add_as, reader
 from core.cli.args import Parser, row_id, rule_file
 from core.cli.console import print_table
 from core.db.models import RuleStatus
 from core.engine.preview import PreviewStep, preview_outcomes
 from core.errors import InputError
 from core.rules.describe import describe_rule, describe_value_key
-from core.rules.document import rule_json_schema
+from core.rules.document import parse_rule, rule_json_schema
 from core.rules.preview import preview_rules
 from core.rules.store import delete_rule, get_rule, list_rules, save_rule, set_status
 
@@ -29,11 +30,15 @@ def register(parser: Parser) -> None:
     imported.add_argument(
         "--replace", type=row_id("rule"), metavar="ID", help="save as a new version of ID"
     )
+    add_as(imported)
     imported.set_defaults(handler=import_rule)
     exported = actions.add_parser("export", help="print rule documents as JSON")
     exported.add_argument("rule_id", nargs="?", type=row_id("rule"), help="one rule (default: all)")
+    add_as(exported)
     exported.set_defaults(handler=export_rules)
-    actions.add_parser("list", help="saved rules").set_defaults(handler=show_rules)
+    listed = actions.add_parser("list", help="saved rules")
+    add_as(listed)
+    listed.set_defaults(handler=show_rules)
     for name, help_text in (
         ("enable", "set a rule active"),
         ("disable", "pause a rule"),
@@ -41,6 +46,7 @@ def register(parser: Parser) -> None:
     ):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("rule_id", type=row_id("rule"))
+        add_as(action)
         action.set_defaults(handler=change_rule, change=name)
     preview = actions.add_parser(
         "preview", help="what a rule — or, without ID, every active rule — matches now"
@@ -49,6 +55,7 @@ def register(parser: Parser) -> None:
         "rule_id", type=row_id("rule"), nargs="?", help="omit for every active rule"
     )
     preview.add_argument("--all", action="store_true", help="show candidates that don't match")
+    add_as(preview)
     preview.set_defaults(handler=preview_rule)
     actions.add_parser(
         "schema", help="print the rule document's JSON Schema (docs/rule.schema.json)"
@@ -60,7 +67,8 @@ def import_rule(args: argparse.Namespace) -> int:
         name, data = "stdin", sys.stdin.buffer.read()
     else:
         name, data = args.file, Path(args.file).read_bytes()
-    view = save_rule(_utf8(name, data), rule_id=args.replace)
+    rule = parse_rule(_utf8(name, data))  # the document's own problems first
+    view = save_rule(rule, by=acting(args), rule_id=args.replace)
     print(view.id)
     print(
         f"saved rule {view.id} “{view.name}” version {view.version} ({view.status})",
@@ -83,15 +91,16 @@ def _utf8(name: str, data: bytes) -> str:
 
 def export_rules(args: argparse.Namespace) -> int:
     if args.rule_id is not None:
-        print(json.dumps(get_rule(args.rule_id).document, indent=2, ensure_ascii=False))
+        document = get_rule(args.rule_id, actor=reader(args)).document
+        print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        documents = [rule.document for rule in list_rules()]
+        documents = [rule.document for rule in list_rules(actor=reader(args))]
         print(json.dumps(documents, indent=2, ensure_ascii=False))
     return 0
 
 
 def show_rules(args: argparse.Namespace) -> int:
-    rules = list_rules()
+    rules = list_rules(actor=reader(args))
     if not rules:
         print("no rules yet: `python -m core rules import FILE` (docs/rule.schema.json)")
         return 0
@@ -115,11 +124,11 @@ def show_rules(args: argparse.Namespace) -> int:
 
 def change_rule(args: argparse.Namespace) -> int:
     if args.change == "delete":
-        view = delete_rule(args.rule_id)
+        view = delete_rule(args.rule_id, by=acting(args))
         print(f"deleted rule {view.id} “{view.name}”")
     else:
         status = RuleStatus.ACTIVE if args.change == "enable" else RuleStatus.PAUSED
-        view = set_status(args.rule_id, status)
+        view = set_status(args.rule_id, status, by=acting(args))
         print(f"rule {view.id} “{view.name}” is {view.status} (version {view.version})")
     return 0
 
@@ -128,8 +137,8 @@ def preview_rule(args: argparse.Namespace) -> int:
     """One rule: each candidate's values, the conditions it failed and what Rex would do;
     without an id, every active rule in one pass."""
     if args.rule_id is None:
-        return _preview_every_rule()
-    preview = preview_outcomes(args.rule_id)
+        return _preview_every_rule(args)
+    preview = preview_outcomes(args.rule_id, actor=reader(args))
     evaluation = preview.evaluation
     print(f"{evaluation.rule.name}: {describe_rule(evaluation.rule, evaluation.currency)}")
     shown = evaluation.candidates if args.all else evaluation.matched
@@ -159,9 +168,9 @@ def preview_rule(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview_every_rule() -> int:
+def _preview_every_rule(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    results = preview_rules()
+    results = preview_rules(actor=reader(args))
     if not results:
         print("no active rules")
         return 0

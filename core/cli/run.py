@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.acting import acting, add_as
 from core.cli.args import Parser, row_id
 from core.db.models import ExecutionStatus
 from core.engine.run import run_due_rules, run_rule_now
@@ -16,15 +17,20 @@ STEP_WORDS = {StepOutcome.DRY_RUN: "would (dry run)", StepOutcome.PENDING: "not 
 
 def register(parser: Parser) -> None:
     parser.add_argument(
-        "--rule", type=row_id("rule"), metavar="ID", help="run this rule now, due or not"
-    )
+        "--rule", type=row_id("rule"), metavar="ID",
+        help="run this rule now, due or not (as the user named by --as)",
+    )  # fmt: skip
+    add_as(parser)
     parser.set_defaults(handler=run, needs_key=True)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.rule is not None:
-        get_rule(args.rule)  # "no rule with id …" rather than "running elsewhere"
-    results = [run_rule_now(args.rule)] if args.rule is not None else run_due_rules()
+        by = acting(args)
+        get_rule(args.rule, actor=by)  # "no rule with id …" rather than "running elsewhere"
+        results = [run_rule_now(args.rule, by=by)]
+    else:
+        results = run_due_rules()  # the scheduler's own work, as Rex
     if not results:
         print("no rules are due")
     for r in results:

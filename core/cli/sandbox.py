@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from core.cli.acting import acting, add_as
 from core.cli.args import Parser, UsageError, milliseconds, port, token
 from core.cli.console import print_table
 from core.sandbox import FaultConfig, run_server
@@ -58,6 +59,7 @@ def register(parser: Parser) -> None:
     when = advance.add_mutually_exclusive_group(required=True)
     when.add_argument("--days", type=_days, help="how many days to move forward (1–366)")
     when.add_argument("--to", type=_date, help="the UTC date to move to (YYYY-MM-DD)")
+    add_as(advance)
     advance.set_defaults(handler=advance_clock)
 
 
@@ -90,7 +92,7 @@ def advance_clock(args: argparse.Namespace) -> int:
                 f"--to: {args.to} is not after Rex's today ({clock.now().date()}): the "
                 "sandbox's clock only moves forward"
             )
-    moved = advance_sandboxes(days)
+    moved = advance_sandboxes(days, by=acting(args))
     print_table([("Account", "Today"), *moved.today.items()])
     print(
         f"The sandbox and Rex are {moved.ahead_days} day(s) ahead of the wall clock. Sync "

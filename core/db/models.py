@@ -172,6 +172,8 @@ class AdAccount(Base):
     # notifications) keeps naming the account; its token is wiped and its synced data
     # deleted. Connecting the account again clears it.
     removed_at: Mapped[datetime | None]
+    # Four-eyes: whoever last changed a rule cannot approve its proposals on this account.
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -379,6 +381,9 @@ class AutomationRule(Base):
     claim_expires_at: Mapped[datetime | None]
     # Deleted: status `deleted`, never due, not listed; the record names it still.
     deleted_at: Mapped[datetime | None]
+    # the user who saved the current version (None: Rex itself, or saved before users
+    # existed); a plain id: users are disabled, never deleted (migration 0011)
+    updated_by_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -393,6 +398,7 @@ class AutomationRuleVersion(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="RESTRICT"))
     version: Mapped[int] = mapped_column(Integer)
     document: Mapped[dict[str, Any]]
+    saved_by_id: Mapped[int | None] = mapped_column(Integer)  # who saved it (as updated_by_id)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from core.access.actor import Actor
 from core.actions.kinds import kind_of
 from core.actions.settle import unsettled_writes
 from core.db.types import utcnow
@@ -105,6 +106,7 @@ def preview_outcomes(
     rule: int | RuleDocument,
     now: datetime | None = None,
     *,
+    actor: Actor,
     engine: Engine | None = None,
     rule_id: int | None = None,
 ) -> Preview:
@@ -117,7 +119,7 @@ def preview_outcomes(
 
     now = now or utcnow()
     if isinstance(rule, int):
-        rule_id, document = rule, get_rule(rule, engine=engine).rule
+        rule_id, document = rule, get_rule(rule, actor=actor, engine=engine).rule
     else:
         document = rule
     prepared = prepare(document, now, engine)

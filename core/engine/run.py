@@ -36,6 +36,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from core.access.actor import Actor
+from core.access.audit import record
+from core.access.roles import Permission
 from core.actions.execute import execute_intents
 from core.actions.settle import unsettled_writes
 from core.db import read_session, write_session
@@ -94,10 +97,19 @@ def run_rule_now(
     rule_id: int,
     now: datetime | None = None,
     *,
+    by: Actor,
     runner: str | None = None,
     engine: Engine | None = None,
 ) -> RunResult:
+    """Run one rule now, due or not, as `by` (who may run rules on all its accounts)."""
+    from core.rules.store import get_rule, require_on_rule
+
     now = now or utcnow()
+    with write_session(engine) as session:
+        rule = get_rule(rule_id, actor=by, engine=engine)  # another team's: not found
+        require_on_rule(session, by, rule.document, Permission.RUN_RULES)
+        if by.user_id is not None:  # a person's decision (the scheduler's runs are its own)
+            record(session, by, "rule.run_now", "rule", rule_id, at=now)
     claim = claim_rule(rule_id, now, runner=runner, engine=engine)
     if claim is None:
         raise RuleBusyError(f"rule {rule_id} is running elsewhere right now; try again shortly")

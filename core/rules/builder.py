@@ -21,10 +21,12 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from core.access.actor import AccessDenied, Actor
+from core.access.roles import Permission
 from core.actions.kinds import ActionType
 from core.db import read_session
 from core.db.models import AdAccount, AdEntity, RuleExecution, RuleStatus
-from core.errors import InputError, RexError
+from core.errors import InputError, NotFoundError, RexError
 from core.rules.describe import counts_text
 from core.rules.document import (
     COMPARISONS,
@@ -75,13 +77,15 @@ def offers_go_live(view: RuleView) -> bool:
     )
 
 
-def go_live(rule_id: int, *, engine: Engine | None = None, now: datetime | None = None) -> RuleView:
+def go_live(
+    rule_id: int, *, by: Actor, engine: Engine | None = None, now: datetime | None = None
+) -> RuleView:
     """The saved rule (the version its dry run ran) as a new version with dry run off and
     status active: the last step of "test first → review → go live"."""
-    document = copy.deepcopy(get_rule(rule_id, engine=engine).document)
+    document = copy.deepcopy(get_rule(rule_id, actor=by, engine=engine).document)
     set_mode(document, Mode.LIVE)
     document["status"] = "active"
-    return save_rule(document, rule_id=rule_id, engine=engine, now=now)
+    return save_rule(document, by=by, rule_id=rule_id, engine=engine, now=now)
 
 
 # ----------------------------------------------------------------------- templates
@@ -192,13 +196,14 @@ def scope_choices(
     level: str,
     *,
     active_only: bool = False,
+    actor: Actor,
     limit: int = SCOPE_CHOICES_LIMIT,
     engine: Engine | None = None,
 ) -> list[ScopeChoice]:
     """Synced campaigns, ad sets or ads a rule can be scoped to by picking, with their
     status: of `account_ids` (all Meta accounts when empty), archived and deleted ones
     left out (as the evaluation does), only ACTIVE ones with `active_only`; by account
-    and name, at most `limit`."""
+    and name, at most `limit`; only of the accounts `actor` may edit rules on."""
     query = (
         select(
             AdEntity.external_id, AdEntity.name, AdAccount.external_id, AdEntity.effective_status
@@ -213,6 +218,9 @@ def scope_choices(
         query = query.where(AdAccount.external_id.in_(account_ids))
     if active_only:
         query = query.where(AdEntity.effective_status == "ACTIVE")
+    editable = actor.account_ids(Permission.EDIT_RULES)
+    if editable is not None:
+        query = query.where(AdAccount.id.in_(editable))
     with read_session(engine) as session:
         return [ScopeChoice(*row) for row in session.execute(query)]
 
@@ -229,13 +237,19 @@ class AccountChoice:
         return f"{self.name} ({self.external_id}, {self.currency})"
 
 
-def account_choices(*, engine: Engine | None = None) -> dict[str, AccountChoice]:
-    """The Meta accounts a rule can cover, by external id (no tokens read)."""
+def account_choices(
+    *, actor: Actor, permission: Permission = Permission.EDIT_RULES, engine: Engine | None = None
+) -> dict[str, AccountChoice]:
+    """The Meta accounts a rule can cover on which `actor` may do `permission`, by
+    external id (no tokens read)."""
     query = (
         select(AdAccount.external_id, AdAccount.name, AdAccount.currency, AdAccount.timezone_name)
         .where(AdAccount.platform == "meta", AdAccount.connected)
         .order_by(AdAccount.external_id)
     )
+    allowed = actor.account_ids(permission)
+    if allowed is not None:
+        query = query.where(AdAccount.id.in_(allowed))
     with read_session(engine) as session:
         return {row[0]: AccountChoice(*row) for row in session.execute(query)}
 
@@ -516,13 +530,17 @@ def import_rule(text: str) -> dict[str, Any]:
 
 
 def save_draft(
-    draft: RuleDraft | dict[str, Any], rule_id: int | None = None, *, engine: Engine | None = None
+    draft: RuleDraft | dict[str, Any],
+    rule_id: int | None = None,
+    *,
+    by: Actor,
+    engine: Engine | None = None,
 ) -> RuleView:
     """Save the builder's draft (a new rule, or a new version of `rule_id`); a refusal
     names the field as the builder shows it."""
     document = _document(draft)
     try:
-        return save_rule(document, rule_id=rule_id, engine=engine)
+        return save_rule(document, by=by, rule_id=rule_id, engine=engine)
     except RuleDocumentError as error:
         path, problem = error.problems[0]
         raise InputError(field_label(path, document), problem) from None
@@ -533,12 +551,12 @@ def save_draft(
 # ------------------------------------------------------------ the list's actions
 
 
-def run_summary(result: Any, *, engine: Engine | None = None) -> str:
+def run_summary(result: Any, *, actor: Actor, engine: Engine | None = None) -> str:
     """What a run did, in words, from its recorded execution (acted, queued for approval,
     would act in a dry run, skipped)."""
     with read_session(engine) as session:
         execution = session.get_one(RuleExecution, result.execution_id)
-        name = get_rule(execution.rule_id, engine=engine).name
+        name = get_rule(execution.rule_id, actor=actor, engine=engine).name
         text = f"{name}: {execution.status} — {execution.entities_matched} matched, " + counts_text(
             execution.actions_taken,
             execution.actions_queued,
@@ -563,37 +581,39 @@ class BulkResult:
 
 
 def set_statuses(
-    rule_ids: Iterable[int], status: RuleStatus, *, engine: Engine | None = None
+    rule_ids: Iterable[int], status: RuleStatus, *, by: Actor, engine: Engine | None = None
 ) -> BulkResult:
     """Enable (`active`) or disable (`paused`) several rules; one that cannot be changed
     (an account no longer connected …) is named, the others are changed."""
     done, refused = [], []
     for rule_id in sorted(set(rule_ids)):
         try:
-            done.append(set_status(rule_id, status, engine=engine).name)
-        except InputError as error:
+            done.append(set_status(rule_id, status, by=by, engine=engine).name)
+        except (InputError, NotFoundError, AccessDenied) as error:
             refused.append(f"rule {rule_id}: {error}")
     if not done and refused:
         raise InputError("rules", "; ".join(refused))
     return BulkResult(status, done, refused)
 
 
-def saved_rule(rule_id: int | None, *, engine: Engine | None = None) -> RuleView | None:
+def saved_rule(
+    rule_id: int | None, *, actor: Actor, engine: Engine | None = None
+) -> RuleView | None:
     """The saved rule the builder edits, or None (new, or deleted meanwhile)."""
     if rule_id is None:
         return None
     try:
-        return get_rule(rule_id, engine=engine)
+        return get_rule(rule_id, actor=actor, engine=engine)
     except RexError:
         return None
 
 
-def duplicate_rule(rule_id: int, *, engine: Engine | None = None) -> RuleView:
+def duplicate_rule(rule_id: int, *, by: Actor, engine: Engine | None = None) -> RuleView:
     """A copy of a rule as a draft named "… (copy)", so it never runs by surprise."""
-    document = copy.deepcopy(get_rule(rule_id, engine=engine).document)
+    document = copy.deepcopy(get_rule(rule_id, actor=by, engine=engine).document)
     document["name"] = f"{document['name']} (copy)"[:200]
     document["status"] = "draft"
-    return save_rule(document, engine=engine)
+    return save_rule(document, by=by, engine=engine)
 
 
 # --------------------------------------------------------------------- preview

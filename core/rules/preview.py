@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from core.access.actor import Actor
 from core.db import read_session
 from core.db.models import RuleStatus
 from core.db.types import utcnow
@@ -21,20 +22,24 @@ from core.rules.store import RuleView, get_rule, list_rules
 
 
 def preview_rule(
-    rule: int | RuleDocument, now: datetime | None = None, *, engine: Engine | None = None
+    rule: int | RuleDocument,
+    now: datetime | None = None,
+    *,
+    actor: Actor,
+    engine: Engine | None = None,
 ) -> Evaluation:
     """What a rule (saved, by id, or an unsaved document) matches now; changes nothing."""
-    document = get_rule(rule, engine=engine).rule if isinstance(rule, int) else rule
+    document = get_rule(rule, actor=actor, engine=engine).rule if isinstance(rule, int) else rule
     with read_session(engine) as session:
         return evaluate(session, document, now or utcnow())
 
 
 def preview_rules(
-    now: datetime | None = None, *, engine: Engine | None = None
+    now: datetime | None = None, *, actor: Actor, engine: Engine | None = None
 ) -> list[tuple[RuleView, Evaluation]]:
-    """What every active rule matches now, all evaluated in one pass; changes nothing.
-    Returns (rule view, evaluation) pairs in rule id order."""
-    views = [v for v in list_rules(engine=engine) if v.status == RuleStatus.ACTIVE]
+    """What every active rule `actor` may read matches now, all evaluated in one pass;
+    changes nothing. Returns (rule view, evaluation) pairs in rule id order."""
+    views = [v for v in list_rules(actor=actor, engine=engine) if v.status == RuleStatus.ACTIVE]
     with read_session(engine) as session:
         evaluations = evaluate_many(session, [v.rule for v in views], now or utcnow())
     return list(zip(views, evaluations, strict=True))

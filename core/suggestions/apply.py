@@ -107,7 +107,7 @@ def _apply(suggestion_id: int, actor: Actor, *, engine: Engine | None, now: date
         actor.require(Permission.APPLY_SUGGESTIONS, account.id, account.external_id)
         _check(row, account)
         if (row.action or {}).get("type") == RULES:
-            return _make_rules(row, by=by, engine=engine, now=now)
+            return _make_rules(row, by=actor, engine=engine, now=now)
         steps = _steps(session, row)
     unsettled = unsettled_writes([s.entity.id for s in steps], engine=engine)
     for step in steps:
@@ -150,13 +150,13 @@ def _apply(suggestion_id: int, actor: Actor, *, engine: Engine | None, now: date
         return Applied(suggestion_id, after.status, words, action_ids[0])
 
 
-def _make_rules(row: RexSuggestion, *, by: str, engine: Engine | None, now: datetime) -> Applied:
+def _make_rules(row: RexSuggestion, *, by: Actor, engine: Engine | None, now: datetime) -> Applied:
     """A Rex-side hours window: its rules saved (in Test first mode, as proposed), the
     suggestion applied with their ids. Nothing is written to Meta until they go live."""
     from core.rules.store import save_rule
 
     documents = (row.action or {}).get("rules") or []
-    made = [save_rule(document, engine=engine, now=now) for document in documents]
+    made = [save_rule(document, by=by, engine=engine, now=now) for document in documents]
     ids = [view.id for view in made]
     listed = ", ".join(f"#{i}" for i in ids)
     with write_session(engine) as session:
@@ -165,7 +165,7 @@ def _make_rules(row: RexSuggestion, *, by: str, engine: Engine | None, now: date
             raise SuggestionStateError(f"suggestion {row.id} is {fresh.status} now")
         fresh.detail = {**(fresh.detail or {}), "rule_ids": ids}
         _baseline(session, fresh, now)
-        records.move(session, fresh, APPLIED, by=by, now=now,
+        records.move(session, fresh, APPLIED, by=by.label, now=now,
                      reason=f"rules {listed} made in Test first mode: review and go live on "
                      "the Rules page")  # fmt: skip
     return Applied(row.id, APPLIED, f"made rules {listed} in Test first mode (dry run): "

@@ -36,6 +36,7 @@ from core.engine.steps import Step
 from core.errors import NotFoundError
 from core.labels import account_label, action_words, ads_manager_url, is_sandbox
 from core.rules.describe import counts_text, describe_value_key
+from core.rules.store import readable_rules
 from core.views.outcomes import outcome_words
 
 PER_PAGE = 50
@@ -172,6 +173,7 @@ class ActivityPage:
 
 def list_executions(
     *,
+    actor: Actor,
     rule_id: int | None = None,
     account: str | None = None,
     status: ExecutionStatus | None = None,
@@ -179,7 +181,8 @@ def list_executions(
     limit: int = 200,
     engine: Engine | None = None,
 ) -> list[ExecutionRow]:
-    """Runs, newest first; `account` (act_…) keeps the rules scoped to it or to all."""
+    """Runs of the rules `actor` may read, newest first; `account` (act_…) keeps the
+    rules scoped to it or to all."""
     query = (
         select(RuleExecution, AutomationRule.name)
         .join(AutomationRule, AutomationRule.id == RuleExecution.rule_id)
@@ -194,27 +197,34 @@ def list_executions(
         query = query.where(RuleExecution.started_at >= since)
     with read_session(engine) as session:
         rows = session.execute(query.add_columns(AutomationRule.document)).all()
+        rules = {e.rule_id: session.get_one(AutomationRule, e.rule_id) for e, _, _ in rows}
+        shown = readable_rules(session, actor, list(rules.values()))
     return [
         _execution_row(e, name)
         for e, name, document in rows
-        if account is None
+        if e.rule_id in shown
+        and (account is None
         or not (document.get("scope") or {}).get("account_ids")
-        or account in document["scope"]["account_ids"]
-    ]
+        or account in document["scope"]["account_ids"])
+    ]  # fmt: skip
 
 
-def execution_detail(execution_id: int, *, engine: Engine | None = None) -> ExecutionDetail:
+def execution_detail(
+    execution_id: int, *, actor: Actor, engine: Engine | None = None
+) -> ExecutionDetail:
+    """One run of a rule `actor` may read: its trace, its actions, what it skipped."""
     with read_session(engine) as session:
         found = session.execute(
-            select(RuleExecution, AutomationRule.name)
+            select(RuleExecution, AutomationRule)
             .join(AutomationRule, AutomationRule.id == RuleExecution.rule_id)
             .where(RuleExecution.id == execution_id)
         ).first()
-        if found is None:
+        if found is None or not readable_rules(session, actor, [found[1]]):
             raise NotFoundError(f"no execution with id {execution_id}")
-        execution, name = found
+        execution, name = found[0], found[1].name
         actions = _action_rows(
-            session, _actions_query().where(ActionHistory.execution_id == execution_id)
+            session,
+            _readable(_actions_query().where(ActionHistory.execution_id == execution_id), actor),
         )
         trace = execution.trace or {}
         steps = [Step.model_validate(s) for s in trace.get("actions", [])]
@@ -326,7 +336,7 @@ def activity_feed(
 
 
 def why_not(
-    rule_id: int, *, now: datetime | None = None, engine: Engine | None = None
+    rule_id: int, *, actor: Actor, now: datetime | None = None, engine: Engine | None = None
 ) -> list[str]:
     """Plain answers to "why didn't my rule run (or act)?"."""
     from core.settings import get_settings
@@ -335,7 +345,7 @@ def why_not(
     reasons: list[str] = []
     with read_session(engine) as session:
         rule = session.get(AutomationRule, rule_id)
-        if rule is None:
+        if rule is None or not readable_rules(session, actor, [rule]):
             raise NotFoundError(f"no rule with id {rule_id}")
         scope = (rule.document.get("scope") or {}).get("account_ids") or []
         connected = select(AdAccount).where(AdAccount.connected)

@@ -32,7 +32,8 @@ from urllib.parse import quote
 from sqlalchemy import Engine, Row, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from core.accounts import AccountView, get_account
+from core.access.actor import Actor
+from core.accounts import AccountView, read_account
 from core.db import read_session
 from core.db.models import (
     METRIC_COLUMNS,
@@ -121,6 +122,7 @@ class BreakdownView:
 def breakdown_view(
     account_id: int,
     *,
+    actor: Actor,
     metric: str,
     since: date,
     until: date,
@@ -142,7 +144,7 @@ def breakdown_view(
         )
     if since > until:
         raise InputError("date range", "the first day must not be after the last")
-    account = get_account(account_id, engine=engine)
+    account = read_account(account_id, actor=actor, engine=engine)
     level = get_settings().breakdown_level
     with read_session(engine) as session:
 

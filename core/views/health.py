@@ -32,6 +32,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.actions.changes import BudgetChange, StoredChangeError, change_of
 from core.actions.kinds import ActionType, kind_of
 from core.db import read_session
@@ -57,6 +59,7 @@ from core.errors import RexError
 from core.money import format_money, from_minor
 from core.outcomes.record import HEADLINE, ROLLED_BACK, SETTLE_DAYS
 from core.rules.document import parse_rule
+from core.rules.store import readable_rules
 from core.suggestions.stats import Interval
 from core.views.outcomes import effect_words, money, summed
 
@@ -183,69 +186,65 @@ class Health:
 
 def system_health(
     *,
+    actor: Actor,
     days: int = 7,
     now: datetime | None = None,
     engine: Engine | None = None,
     impact: bool = True,
 ) -> Health:
-    """The figures of the last `days` days at `now`; the impact figures (which evaluate
-    the active rules' scopes) only with `impact`."""
+    """The figures of the last `days` days at `now`, over the accounts `actor` may read
+    (the rules whose every account they may read, the actions, proposals and syncs of
+    their accounts); the impact figures (which evaluate the active rules' scopes) only
+    with `impact`. The scheduler's processes are everyone's to see; its job log (whose
+    messages may name any account) is an admin's."""
     now = now or utcnow()
     since = now - timedelta(days=days)
     day_ago = now - timedelta(hours=24)
+    readable = actor.account_ids(Permission.READ)
+
+    def mine(query: Any, column: Any) -> Any:  # only the reader's accounts' rows
+        return query if readable is None else query.where(column.in_(readable))
+
     with read_session(engine) as session:
-        runs = dict(
-            session.execute(
-                select(RuleExecution.status, func.count())
-                .where(RuleExecution.started_at >= since)
-                .group_by(RuleExecution.status)
-            ).all()
+        rule_ids = _readable_rule_ids(session, actor)
+        ran = select(RuleExecution.status, func.count()).where(RuleExecution.started_at >= since)
+        if rule_ids is not None:
+            ran = ran.where(RuleExecution.rule_id.in_(rule_ids))
+        runs = dict(session.execute(ran.group_by(RuleExecution.status)).all())
+        timed = select(func.avg(RuleExecution.duration_ms)).where(
+            RuleExecution.started_at >= since, RuleExecution.status != ExecutionStatus.SKIPPED
         )
-        average_ms = session.scalar(
-            select(func.avg(RuleExecution.duration_ms)).where(
-                RuleExecution.started_at >= since,
-                RuleExecution.status != ExecutionStatus.SKIPPED,
-            )
-        )
-        actions = dict(
-            session.execute(
-                select(ActionHistory.status, func.count())
-                .where(ActionHistory.created_at >= since)
-                .group_by(ActionHistory.status)
-            ).all()
-        )
+        if rule_ids is not None:
+            timed = timed.where(RuleExecution.rule_id.in_(rule_ids))
+        average_ms = session.scalar(timed)
+        acted = select(ActionHistory.status, func.count()).where(ActionHistory.created_at >= since)
+        grouped = mine(acted, ActionHistory.account_id).group_by(ActionHistory.status)
+        actions = dict(session.execute(grouped).all())
+        synced = select(SyncRun.status, func.count()).where(SyncRun.started_at >= since)
         syncs = dict(
-            session.execute(
-                select(SyncRun.status, func.count())
-                .where(SyncRun.started_at >= since)
-                .group_by(SyncRun.status)
-            ).all()
+            session.execute(mine(synced, SyncRun.account_id).group_by(SyncRun.status)).all()
         )
-        active_rules = session.scalar(
-            select(func.count())
-            .select_from(AutomationRule)
-            .where(AutomationRule.status == RuleStatus.ACTIVE)
-        )
+        active = select(AutomationRule.id).where(AutomationRule.status == RuleStatus.ACTIVE)
+        active_ids = set(session.scalars(active))
+        active_rules = len(active_ids if rule_ids is None else active_ids & rule_ids)
+        counted = select(func.count()).select_from(ActionHistory)
         actions_today = session.scalar(
-            select(func.count())
-            .select_from(ActionHistory)
-            .where(
+            mine(counted, ActionHistory.account_id).where(
                 ActionHistory.created_at >= day_ago,
                 ActionHistory.status == ActionStatus.SUCCEEDED,
             )
         )
         failures_today = session.scalar(
-            select(func.count())
-            .select_from(ActionHistory)
-            .where(
+            mine(counted, ActionHistory.account_id).where(
                 ActionHistory.created_at >= day_ago,
                 ActionHistory.status.in_((ActionStatus.FAILED, ActionStatus.UNKNOWN)),
             )
         )
+        waiting = select(func.count()).select_from(PendingAction)
         pending = session.scalar(
-            select(func.count())
-            .select_from(PendingAction)
-            .where(PendingAction.status == ApprovalStatus.PENDING, PendingAction.expires_at > now)
+            mine(waiting, PendingAction.account_id).where(
+                PendingAction.status == ApprovalStatus.PENDING, PendingAction.expires_at > now
+            )
         )
         beats = session.scalars(
             select(SchedulerHeartbeat).order_by(SchedulerHeartbeat.started_at.desc()).limit(10)
@@ -258,10 +257,10 @@ def system_health(
                 SchedulerEvent.message,
             )
             .order_by(SchedulerEvent.at.desc())
-            .limit(20)
+            .limit(20 if actor.admin else 0)
         ).all()
-        last_sync = session.scalar(select(func.max(SyncRun.finished_at)))
-        figures = _impact(session, now) if impact else {}
+        last_sync = session.scalar(mine(select(func.max(SyncRun.finished_at)), SyncRun.account_id))
+        figures = _impact(session, now, readable) if impact else {}
 
     judged = sum(v for k, v in runs.items() if k != ExecutionStatus.SKIPPED)
     sent = actions.get(ActionStatus.SUCCEEDED, 0) + actions.get(ActionStatus.FAILED, 0)
@@ -296,17 +295,25 @@ def system_health(
     )
 
 
-def _impact(session: Session, now: datetime) -> dict[str, Any]:
-    budget, counted = _budget_under_automation(session, now)
+def _readable_rule_ids(session: Session, actor: Actor) -> set[int] | None:
+    """The rules `actor` may read (None: every rule, an admin)."""
+    if actor.admin:
+        return None
+    return readable_rules(session, actor, list(session.scalars(select(AutomationRule))))
+
+
+def _impact(session: Session, now: datetime, readable: frozenset[int] | None) -> dict[str, Any]:
+    budget, counted = _budget_under_automation(session, now, readable)
     since = now - timedelta(days=IMPACT_DAYS)
-    done = session.scalars(
-        select(ActionHistory).where(
-            ActionHistory.status == ActionStatus.SUCCEEDED,
-            ActionHistory.action_type.in_((ActionType.PAUSE, ActionType.CHANGE_BUDGET)),
-            ActionHistory.created_at >= since,
-            ActionHistory.entity_id.is_not(None),
-        )
-    ).all()
+    query = select(ActionHistory).where(
+        ActionHistory.status == ActionStatus.SUCCEEDED,
+        ActionHistory.action_type.in_((ActionType.PAUSE, ActionType.CHANGE_BUDGET)),
+        ActionHistory.created_at >= since,
+        ActionHistory.entity_id.is_not(None),
+    )
+    if readable is not None:
+        query = query.where(ActionHistory.account_id.in_(readable))
+    done = session.scalars(query).all()
     pauses = [a for a in done if a.action_type == ActionType.PAUSE]
     raises = [a for a in done if a.action_type == ActionType.CHANGE_BUDGET and _raised(a)]
     headlines = _headlines(session, [a.id for a in pauses + raises])
@@ -383,9 +390,12 @@ def _measured(
     )
 
 
-def _budget_under_automation(session: Session, now: datetime) -> tuple[dict[str, Decimal], int]:
-    """Daily budgets (per currency) of the delivering entities some active rule that is
-    not in dry run can change, and how many entities that is. The candidates are the
+def _budget_under_automation(
+    session: Session, now: datetime, readable: frozenset[int] | None
+) -> tuple[dict[str, Decimal], int]:
+    """Daily budgets (per currency) of the delivering entities (of the `readable`
+    accounts; None: all) some active rule that is not in dry run can change, and how
+    many entities that is. The candidates are the
     rule engine's own: `evaluate_many` picks them as a run would (accounts, level,
     filters, archived ones left out, accounts in another currency left out)."""
     from core.rules.evaluate import evaluate_many  # the engine, loaded only for this
@@ -409,6 +419,8 @@ def _budget_under_automation(session: Session, now: datetime) -> tuple[dict[str,
         for position in evaluation.positions.tolist():  # the rule's candidates
             entity = frame.entities[position]
             if entity.id in seen or entity.effective_status != "ACTIVE":
+                continue
+            if readable is not None and entity.account_id not in readable:
                 continue
             if entity.daily_budget_minor:
                 seen.add(entity.id)

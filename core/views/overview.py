@@ -20,7 +20,8 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, aliased
 
-from core.accounts import AccountView, get_account
+from core.access.actor import Actor
+from core.accounts import AccountView, read_account
 from core.db import read_session
 from core.db.models import AdEntity, AdMetric, Level, SyncRun, SyncStatus
 from core.db.types import utcnow
@@ -134,6 +135,7 @@ class EntityRow:
 def account_overview(
     account_id: int,
     *,
+    actor: Actor,
     days: int = 30,
     today: date | None = None,
     now: datetime | None = None,
@@ -141,8 +143,8 @@ def account_overview(
 ) -> AccountOverview:
     """The last `days` account-local days ending `today` (default: the account's today at
     `now`), day by day, with totals, where the synced data starts, and the same number of
-    days just before when they were synced in full."""
-    account = get_account(account_id, engine=engine)
+    days just before when they were synced in full. Only an account `actor` may read."""
+    account = read_account(account_id, actor=actor, engine=engine)
     today = today or local_today(account.timezone_name, now or utcnow())
     first = today - timedelta(days=days - 1)
     before = first - timedelta(days=days)
@@ -210,6 +212,7 @@ def _data_starts(session: Session, account_id: int) -> date | None:
 def entity_table(
     account_id: int,
     *,
+    actor: Actor,
     level: Level | None = None,
     days: int = 30,
     today: date | None = None,
@@ -219,7 +222,7 @@ def entity_table(
     """Campaigns, ad sets and ads with status, budget and the last `days` days' numbers."""
     if level is not None and level not in tuple(Level):
         raise InputError("level", f"{level!r} is not a level; use {spoken(Level)}")
-    account = get_account(account_id, engine=engine)
+    account = read_account(account_id, actor=actor, engine=engine)
     today = today or local_today(account.timezone_name, now or utcnow())
     first = today - timedelta(days=days - 1)
     parent = aliased(AdEntity)

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import aliased
 
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.actions.changes import BudgetChange, change_of
 from core.actions.kinds import ActionType
 from core.db import read_session
@@ -61,12 +63,12 @@ class RuleListRow:
 
 
 def rules_with_activity(
-    *, now: datetime | None = None, engine: Engine | None = None
+    *, actor: Actor, now: datetime | None = None, engine: Engine | None = None
 ) -> list[RuleListRow]:
-    """Every rule with what it did: its last run, its succeeded actions and the budget
-    money it moved (net, per currency, rolled-back changes left out) over 7 days, and its
-    failed or partial runs in 7 days. A few grouped queries, whatever the number of
-    rules."""
+    """Every rule `actor` may read with what it did: its last run, its succeeded actions
+    and the budget money it moved (net, per currency, rolled-back changes left out) over
+    7 days, and its failed or partial runs in 7 days. A few grouped queries, whatever the
+    number of rules."""
     since = (now or utcnow()) - timedelta(days=7)
     undo = aliased(ActionHistory)
     with read_session(engine) as session:
@@ -127,7 +129,7 @@ def rules_with_activity(
                 continue  # a record without the amounts: nothing to add
             per_rule = moved.setdefault(action.rule_id or 0, {})
             per_rule[currency] = per_rule.get(currency, Decimal(0)) + delta
-    accounts = account_choices(engine=engine)
+    accounts = account_choices(actor=actor, permission=Permission.READ, engine=engine)
     return [
         RuleListRow(
             rule,
@@ -137,7 +139,7 @@ def rules_with_activity(
             errors.get(rule.id, 0),
             rule_currency(rule.document, accounts),
         )
-        for rule in list_rules(engine=engine)
+        for rule in list_rules(actor=actor, engine=engine)
     ]
 
 
