@@ -140,7 +140,7 @@ class Launcher:
         """Suggestions from what was just synced (the scheduler regenerates them daily)."""
         from core.suggestions.generate import generate
 
-        result = generate()
+        result = generate(by=SYSTEM)
         for account, done in result.accounts.items():
             print(f"✓ {account}: {len(done.new) + len(done.refreshed)} open suggestions "
                   "(Insights → Suggestions)", flush=True)  # fmt: skip

@@ -251,6 +251,8 @@ if view == "Rules":
                        args=(rule.id,), help="Open in the builder")  # fmt: skip
         cols[2].caption(describe_rule(rule.rule, row.currency))
         cols[3].markdown(f"{rule.status} · {rule.level} · v{rule.version}")
+        if rule.changed_by:
+            cols[3].caption(f"changed by {rule.changed_by}")
         if row.can_go_live and can_edit:
             cols[3].button("Go live", key=f"golive_{rule.id}", on_click=make_live,
                            args=(rule.id,), help="Save it with dry run off, active")  # fmt: skip
@@ -293,8 +295,9 @@ else:
         state["builder_rule_id"] = None
     if editing is not None:
         st.info(
-            f"Editing rule {editing.id} “{editing.name}” (version {editing.version}): saving "
-            "makes a new version."
+            f"Editing rule {editing.id} “{editing.name}” (version {editing.version}"
+            + (f", saved by {editing.changed_by}" if editing.changed_by else "")
+            + "): saving makes a new version."
         )
     elif state["builder_origin"]:
         st.info(

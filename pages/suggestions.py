@@ -44,7 +44,7 @@ def _find(account: str | None) -> None:
     try:
         result = generate(
             account,
-            by=session_actor().label,
+            by=session_actor(),
             progress=show,
         )
     except RexError as error:

@@ -25,6 +25,7 @@ from core.db.models import AdAccount, AutomationRuleVersion
 from core.engine.run import run_rule_now
 from core.errors import NotFoundError
 from core.rules.store import delete_rule, get_rule, list_rules, save_rule, set_status
+from core.suggestions.generate import generate
 from core.views.activity import execution_detail, list_executions, why_not
 from core.views.breakdowns import breakdown_view
 from core.views.health import system_health
@@ -68,6 +69,8 @@ def test_rules_runs_and_figures_follow_the_accounts_of_who_asks(sandbox, queued)
 
     # rules: saved only with `edit rules` on every account they cover
     mine = save_rule({**raise_budgets(usd), "name": "Ma's rule"}, by=marketer, now=NOW)
+    assert mine.changed_by == "ma@example.com"  # the Rules page says who, for four eyes
+    assert get_rule(theirs, actor=viewer).changed_by is None  # Rex saved it (the fixture)
     with pytest.raises(AccessDenied, match="ma@example.com may not edit rules on"):
         save_rule(raise_budgets(jpy), by=marketer, now=NOW)
     every = {**raise_budgets(usd), "scope": {"level": "adset"}}  # all accounts: JPY's too
@@ -131,6 +134,9 @@ def test_rules_runs_and_figures_follow_the_accounts_of_who_asks(sandbox, queued)
     )
     assert system_health(actor=other, now=LATER, impact=False).active_rules == 1
     assert system_health(actor=other, now=LATER, impact=False).events == []  # the admins'
+
+    # finding suggestions looks at their own accounts only
+    assert set(generate(by=other, now=NOW).accounts) == {jpy}
 
     # numbers and breakdowns of another team's account: not found
     with pytest.raises(NotFoundError, match="no connected ad account"):

@@ -78,7 +78,7 @@ def test_an_applied_suggestion_is_measured_at_each_checkpoint_against_the_truth(
     with SandboxServer(scenario=copy.deepcopy(scenario()), now=NOW) as server:
         connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         sync(NOW, 35)
-        generate(ACCOUNT, now=NOW)
+        generate(ACCOUNT, now=NOW, by=SYSTEM)
         (excluded,) = [v for v in list_suggestions(actor=ANA) if v.entity_id == "8000"
                        and v.segment == ("audience_network",) and v.action]  # fmt: skip
         assert apply_suggestion(excluded.id, by=ANA, now=NOW).action_id is not None

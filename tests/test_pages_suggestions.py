@@ -69,7 +69,7 @@ def shop(db: Engine):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def suggested(shop):  # type: ignore[no-untyped-def]
-    generate(now=NOW)
+    generate(now=NOW, by=SYSTEM)
     return shop
 
 

@@ -178,7 +178,7 @@ def patterns(request: pytest.FixtureRequest, migrated_urls: dict[str, str]) -> P
             # dayparting needs an end time as well as the lifetime budget
             write(server, "5003", end_time="2026-12-20T00:00:00-0800")
             connect_and_sync(server)
-            done = generate(ACCOUNT, now=NOW)
+            done = generate(ACCOUNT, now=NOW, by=SYSTEM)
             account = account_row()
             evidence = account_evidence(account, Period.ending_yesterday(account, NOW))
             result = Patterns(
@@ -289,7 +289,7 @@ def test_no_pattern_and_thin_data_suggest_nothing(db: Engine) -> None:
     with SandboxServer(scenario=world, now=NOW) as server:
         connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
-        done = generate(ACCOUNT, now=NOW)
+        done = generate(ACCOUNT, now=NOW, by=SYSTEM)
     account = account_row()
     evidence = account_evidence(account, Period.ending_yesterday(account, NOW))
     assert {e.entity.external_id for e in evidence} == {"6001", "6002"}  # there was data …
@@ -308,7 +308,7 @@ def test_in_a_special_ad_category_no_age_edit_is_proposed_but_placements_still_a
     with SandboxServer(scenario=world, now=NOW) as server:
         connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
-        generate(ACCOUNT, now=NOW)
+        generate(ACCOUNT, now=NOW, by=SYSTEM)
         views = by_subject(list_suggestions(actor=ANA))
         oldest = get_suggestion(views[("7101", "age", "65+")].id, actor=ANA)
         assert not oldest.can_apply and suggestion(oldest.id).action is None
@@ -375,7 +375,7 @@ def test_a_budget_moves_from_a_saturated_campaign_budget_to_a_budget_limited_ad_
         budget_history(server, "5301", [16000, 20000, 25000, 31200, 39000, 48800], every=4)
         connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
-        generate(ACCOUNT, now=NOW)
+        generate(ACCOUNT, now=NOW, by=SYSTEM)
         (shift,) = list_suggestions(actor=ANA, kind="budget")
         steps = (suggestion(shift.id).action or {})["steps"]
         assert [s["change"]["level"] for s in steps] == ["campaign", "adset"]
@@ -414,7 +414,7 @@ def shop(db: Engine) -> Iterator[Shop]:
     with SandboxServer(scenario=world, now=NOW) as server:
         connect_account(ACCOUNT, server.token, graph_url=server.url, by=SYSTEM)
         connect_and_sync(server)
-        generate(ACCOUNT, now=NOW)
+        generate(ACCOUNT, now=NOW, by=SYSTEM)
         views = by_subject(list_suggestions(actor=ANA))
         assert {("7001", "publisher_platform", "audience_network"), ("7001", "age", "65+"),
                 ("7002", "age", "65+")} <= set(views)  # fmt: skip
@@ -512,7 +512,7 @@ def test_meta_s_refusals_and_changes_made_at_meta_read_as_words(shop: Shop) -> N
 def test_a_dismissed_suggestion_stays_dismissed_unless_the_evidence_changed(shop: Shop) -> None:
     sid = shop.id_of("7001", "age", "65+")
     dismiss(sid, "we sell to 65+ in store", by=ANA, now=NOW)
-    again = generate(ACCOUNT, now=NOW + timedelta(minutes=5)).accounts[ACCOUNT]
+    again = generate(ACCOUNT, now=NOW + timedelta(minutes=5), by=SYSTEM).accounts[ACCOUNT]
     assert sid in again.still_dismissed and again.new == []
     assert suggestion(sid).status == SuggestionStatus.DISMISSED
     assert history(sid) == [(None, "new", None), ("new", "dismissed", "we sell to 65+ in store")]
@@ -557,7 +557,7 @@ def test_the_record_expires_supersedes_and_never_holds_two_open_for_a_change(
     # the ad set paused in Ads Manager: not delivering, its suggestion not found again
     shop.server.edit_as_person("7002", status="PAUSED")
     connect_and_sync(shop.server, days=1)
-    again = generate(ACCOUNT, now=NOW).accounts[ACCOUNT]
+    again = generate(ACCOUNT, now=NOW, by=SYSTEM).accounts[ACCOUNT]
     assert advantage in again.expired
     row = suggestion(advantage)
     assert (row.status, row.reason) == (SuggestionStatus.EXPIRED, EXPIRED_REASON)

@@ -80,7 +80,7 @@ def test_a_rejected_token_stores_nothing_and_is_not_echoed(db: Engine, sandbox) 
 )
 def test_bad_input_names_the_field(db: Engine, field: str, kwargs: dict) -> None:
     with pytest.raises(InputError) as caught:
-        connect_account(**kwargs)
+        connect_account(**kwargs, by=SYSTEM)
     assert caught.value.field == field
     assert list_accounts() == []
 

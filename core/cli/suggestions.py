@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 
-from core.access.actor import SYSTEM
 from core.cli.acting import acting, add_as, reader
 from core.cli.args import Parser, row_id
 from core.cli.console import print_table
@@ -28,6 +27,7 @@ def register(parser: Parser) -> None:
     generate = actions.add_parser("generate", help="find suggestions now (all accounts or one)")
     generate.add_argument("--account", help="act_… or Rex's id (default: every account)")
     generate.add_argument("--json", action="store_true", help="the open suggestions, as JSON")
+    add_as(generate)
     generate.set_defaults(handler=generate_suggestions)
     listing = actions.add_parser("list", help="suggestions (default: the open ones)")
     listing.add_argument(
@@ -61,9 +61,10 @@ def generate_suggestions(args: argparse.Namespace) -> int:
         if account and not args.json:
             print(f"[{done + 1}/{of}] {account} …", file=sys.stderr)
 
-    result = generate(args.account, progress=progress)
+    by = reader(args)
+    result = generate(args.account, by=by, progress=progress)
     if args.json:
-        views = listed(actor=SYSTEM, account=args.account)  # what the operator generated
+        views = listed(actor=by, account=args.account)  # what was generated
         print(json.dumps([v.to_json() for v in views], indent=2, ensure_ascii=False))
     else:
         for account, done in result.accounts.items():

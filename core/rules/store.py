@@ -23,12 +23,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import object_session
 
 from core.access.actor import Actor
 from core.access.audit import record
 from core.access.roles import Permission
 from core.db import read_session, write_session
-from core.db.models import AdAccount, AutomationRule, AutomationRuleVersion, Level, RuleStatus
+from core.db.models import (
+    AdAccount,
+    AutomationRule,
+    AutomationRuleVersion,
+    Level,
+    RuleStatus,
+    User,
+)
 from core.db.types import utcnow
 from core.enums import DOCUMENT_STATUSES, spoken
 from core.errors import InputError, NotFoundError
@@ -50,6 +58,7 @@ class RuleView:
     last_execution_at: datetime | None
     document: dict[str, Any]
     deleted_at: datetime | None = None
+    changed_by: str | None = None  # who saved the current version (None: Rex itself)
 
     @property
     def rule(self) -> RuleDocument:
@@ -267,4 +276,11 @@ def _view(row: AutomationRule) -> RuleView:
         last_execution_at=row.last_execution_at,
         document=row.document,
         deleted_at=row.deleted_at,
+        changed_by=_email(row.updated_by_id, object_session(row)),
     )
+
+
+def _email(user_id: int | None, session: Any) -> str | None:
+    """Who a saved version names, by e-mail (None: Rex itself, or before users)."""
+    user = session.get(User, user_id) if user_id is not None and session is not None else None
+    return user.email if user is not None else None

@@ -47,6 +47,7 @@ from sqlalchemy import Engine, false, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from core.access.actor import SYSTEM
 from core.db import read_session, rows_changed, write_session
 from core.db.models import (
     AdAccount,
@@ -228,7 +229,7 @@ class Scheduler:
         day = f"suggestions:{now.date().isoformat()}"
         if not self.try_lease(day, timedelta(days=2), now, again=False):
             return {"settled": settled}  # generated today already (here or by a replica)
-        result = generate(engine=self.engine, now=now)
+        result = generate(engine=self.engine, now=now, by=SYSTEM)
         total = result.total
         return {"settled": settled, "new": len(total.new), "expired": len(total.expired),
                 "skipped": sorted(result.skipped)}  # fmt: skip

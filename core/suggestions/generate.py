@@ -35,6 +35,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from core.access.actor import Actor
+from core.access.roles import Permission
 from core.accounts import client_for
 from core.actions.changes import (
     BudgetChange,
@@ -110,14 +112,17 @@ def generate(
     *,
     engine: Engine | None = None,
     now: datetime | None = None,
-    by: str = "rex",
+    by: Actor,
     progress: Progress | None = None,
 ) -> Generated:
-    """Find the suggestions of one account (id or act_…) or of every connected one and
-    bring the record in line."""
+    """Find the suggestions of one account (id or act_…) or of every connected one `by`
+    may read (Rex itself: all) and bring the record in line."""
     now = now or utcnow()
+    readable = by.account_ids(Permission.READ)
     with read_session(engine) as session:
         query = select(AdAccount).where(AdAccount.connected).order_by(AdAccount.id)
+        if readable is not None:
+            query = query.where(AdAccount.id.in_(readable))
         accounts = list(session.scalars(query))
     if account_id is not None:
         wanted = str(account_id)
@@ -135,7 +140,7 @@ def generate(
             result.skipped[account.external_id] = str(error)
             log.warning("suggestions for %s not generated: %s", account.external_id, error)
             continue
-        result.accounts[account.external_id] = reconcile(account, found, now=now, by=by,
+        result.accounts[account.external_id] = reconcile(account, found, now=now, by=by.label,
                                                          engine=engine)  # fmt: skip
     if progress:
         progress(len(accounts), len(accounts), "")
