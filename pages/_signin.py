@@ -9,7 +9,9 @@ session on sign-out, expiry, a password change or disabling.
 
 With the `[auth]` section of `.streamlit/secrets.toml` configured, a "Sign in with …"
 button signs in through the company's identity provider (Streamlit's `st.login`,
-OpenID Connect); the provider's e-mail is matched to a Rex user.
+OpenID Connect); the provider's e-mail is matched to a Rex user — refused when the
+provider sent none or says it is unverified — and a Rex session starts while the
+provider's ID token lasts (after that, only a new trip through the provider).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import streamlit as st
 
 from core.access.actor import AccessDenied, Actor
 from core.access.roles import Permission
-from core.access.signin import SignInError, resolve, sign_in, sign_in_sso, sign_out
+from core.access.signin import (
+    SignedIn,
+    SignInError,
+    resolve,
+    sign_in,
+    sign_in_sso,
+    sign_out,
+    wall_now,
+)
 from core.settings import get_settings
 
 COOKIE = "rex_session"
@@ -78,9 +88,9 @@ def _sign_out() -> None:
 def _sign_in_form() -> None:
     st.title("Sign in to Rex")
     if _sso_configured():
-        if st.user.is_logged_in and st.user.get("email"):
+        if st.user.is_logged_in and _provider_sign_in_current():  # back from the provider
             try:
-                signed = sign_in_sso(str(st.user.get("email")))
+                signed = _sign_in_sso()
             except SignInError as error:
                 st.error(str(error))
                 st.button("Sign out of the identity provider", on_click=st.logout)
@@ -108,6 +118,40 @@ def _sign_in_form() -> None:
         "a password, once. Lost it? `python -m core users passwd EMAIL --as EMAIL` on the "
         "server sets a new one."
     )
+
+
+def _sign_in_sso() -> SignedIn:
+    """A Rex session for the person the identity provider signed in (SignInError when
+    it sent no e-mail, an unverified one, or one that is no Rex user's)."""
+    email = st.user.get("email")
+    if not isinstance(email, str) or not email.strip():
+        raise SignInError(
+            "your identity provider sent no e-mail address: an admin must have it send the "
+            "`email` claim (the `email` scope)"
+        )
+    return sign_in_sso(email, verified=_claim_true(st.user.get("email_verified")))
+
+
+def _provider_sign_in_current() -> bool:
+    """Whether the provider's sign-in that Streamlit remembers still vouches for the
+    person: its ID token has not expired (`exp`; about an hour at the big providers).
+    Streamlit keeps that sign-in in its own cookie for 30 days, so without this a Rex
+    session that ended (expired, or ended by an admin) would start again from the
+    cookie alone, for someone the company may have offboarded since: afterwards only a
+    new trip through the provider starts one."""
+    expires = st.user.get("exp")
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        return False
+    return wall_now().timestamp() < expires
+
+
+def _claim_true(value: object) -> bool | None:
+    """A boolean claim as providers send it: true/false, "true"/"false", or absent."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def _write_cookie(token: str | None) -> None:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -112,21 +112,42 @@ def main() -> int:
 
 
 @contextmanager
-def throwaway_app(sync_days: int = 60) -> Iterator[str]:
+def throwaway_app(
+    sync_days: int = 60,
+    *,
+    demo: bool = True,
+    secrets: Callable[[str], str] | None = None,
+    prepare: Callable[[dict[str, str]], None] | None = None,
+) -> Iterator[str]:
     """`python -m core up` on a temporary SQLite file with its own sandbox, plus a demo
-    rule that has run; yields the app's base URL and stops everything afterwards."""
+    rule that has run (`demo=False`: none, only the first admin's password set); yields
+    the app's base URL and stops everything afterwards.
+
+    `secrets`, given the app's base URL, returns the text of the app's `secrets.toml`
+    (e.g. an `[auth]` section whose redirect_uri names that URL): written into the
+    throwaway install and the only secrets file Streamlit reads there (its
+    `secrets.files` option, as STREAMLIT_SECRETS_FILES), so none of the checkout's or the
+    home's `.streamlit/secrets.toml` is used. `prepare` is called with the install's
+    environment once it is up and seeded (e.g. `rex(env, "users", "add", …)`)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, REX_DATA_DIR=tmp, REX_DATABASE_URL=f"sqlite:///{tmp}/rex.db")
         env.pop("DATABASE_URL", None)
         env["REX_SANDBOX_PORT"] = str(free_port())
         env["REX_UI_PORT"] = port = str(free_port())
+        if secrets is not None:
+            secrets_file = Path(tmp) / "secrets.toml"
+            secrets_file.write_text(secrets(f"http://127.0.0.1:{port}"), encoding="utf-8")
+            secrets_file.chmod(0o600)
+            env["STREAMLIT_SECRETS_FILES"] = str(secrets_file)
         env["REX_ADMIN_EMAIL"] = DEMO_EMAIL
         env["REX_SYNC_DAYS"] = str(sync_days)  # 60: the KPIs show "vs previous 30 days"
         env.pop("REX_SECRET_KEY", None)  # its own key file in the temporary data dir
         server = subprocess.Popen([sys.executable, "-m", "core", "up"], cwd=ROOT, env=env)
         try:
             wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
-            seed_demo_rule(env)
+            seed_demo_rule(env, rule=demo)
+            if prepare is not None:
+                prepare(env)
             yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
@@ -171,13 +192,25 @@ def shoot(
 
 
 def sign_in(page, base: str, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
-    """Sign in through the app's form; the session's cookie then carries every page."""
-    page.goto(base + "/")
-    page.get_by_role("heading", name="Sign in to Rex").wait_for(timeout=60_000)
-    page.get_by_role("textbox", name="E-mail").fill(email)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=60_000)
+    """Sign in through the app's form; the session's cookie then carries every page. A
+    wrong password just before makes the next attempt wait (Rex's throttle: 1 s after
+    the first): then wait as long as the page says, as a person would, and again."""
+    import re
+
+    navigation = page.locator('[data-testid="stSidebarNav"]')
+    throttled = page.locator('[data-testid="stAlert"]').filter(has_text="before trying again")
+    for _attempt in range(3):
+        page.goto(base + "/")  # a fresh form, no notice left from an attempt before
+        page.get_by_role("heading", name="Sign in to Rex").wait_for(timeout=60_000)
+        page.get_by_role("textbox", name="E-mail").fill(email)
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        navigation.or_(throttled).first.wait_for(timeout=60_000)
+        if not throttled.count():
+            break
+        wait = re.search(r"wait (\d+) second", throttled.first.inner_text())
+        time.sleep((int(wait.group(1)) if wait else 1) + 0.5)
+    navigation.wait_for(timeout=60_000)
     settle(page)
 
 
@@ -231,29 +264,38 @@ def shoot_builder(page, base: str, out: Path) -> int:  # type: ignore[no-untyped
     return 0
 
 
-def seed_demo_rule(env: dict[str, str]) -> None:
-    """The first admin's password set (for the browser to sign in); a rule that queues
-    approvals, run once, and one of them approved: the Automation pages have something
-    to show; suggestions found from the synced breakdowns."""
+def seed_demo_rule(env: dict[str, str], *, rule: bool = True) -> None:
+    """The first admin's password set (for the browser to sign in); unless not `rule`, a
+    rule that queues approvals, run once, and one of them approved: the Automation pages
+    have something to show; suggestions found from the synced breakdowns."""
     import json
 
-    def rex(*args: str, stdin: str | None = None) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "core", *args],
-            cwd=ROOT,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-
-    rex("users", "passwd", DEMO_EMAIL, "--password-stdin", "--as", DEMO_EMAIL,
+    rex(env, "users", "passwd", DEMO_EMAIL, "--password-stdin", "--as", DEMO_EMAIL,
         stdin=DEMO_PASSWORD + "\n")  # fmt: skip
-    rule_id = rex("rules", "import", "-", stdin=json.dumps(DEMO_RULE)).strip()
-    rex("run", "--rule", rule_id)  # queues its proposals (ids 1, 2, …: a new database)
-    rex("approvals", "approve", "1", "--as", DEMO_EMAIL)  # one applied change, undoable
-    rex("suggestions", "generate")  # the Suggestions page: what the breakdowns say
+    if not rule:
+        return
+    admin = ("--as", DEMO_EMAIL)  # rules are made and run by a Rex user
+    rule_id = rex(env, "rules", "import", "-", *admin, stdin=json.dumps(DEMO_RULE)).strip()
+    rex(env, "run", "--rule", rule_id, *admin)  # queues its proposals (ids 1, 2, …)
+    rex(env, "approvals", "approve", "1", "--as", DEMO_EMAIL)  # one applied change, undoable
+    rex(env, "suggestions", "generate")  # the Suggestions page: what the breakdowns say
+
+
+def rex(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """`python -m core ARGS` on the install of `env`; its output (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        error = subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+        error.add_note(f"its stderr: {done.stderr.strip()}")  # what went wrong, in the report
+        raise error
+    return done.stdout
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None:

@@ -95,11 +95,25 @@ def sign_in(
 
 
 def sign_in_sso(
-    email: str, *, now: datetime | None = None, engine: Engine | None = None
+    email: str,
+    *,
+    verified: bool | None = None,
+    now: datetime | None = None,
+    engine: Engine | None = None,
 ) -> SignedIn:
-    """A new session for the Rex user whose e-mail the identity provider confirmed."""
+    """A new session for the Rex user whose e-mail the identity provider confirmed.
+
+    `verified` is the provider's `email_verified` claim: False (the provider has not
+    checked that the address is the person's) is refused, since whoever put a Rex
+    user's address on an account there would sign in as them; None (a provider that
+    sends no such claim, as Entra ID) trusts the provider's e-mail."""
     now = now or wall_now()
     address = email.strip().lower()
+    if verified is False:
+        raise SignInError(
+            f"your identity provider has not verified {address}: verify it there, then "
+            "sign in again"
+        )
     with write_session(engine) as session:
         user = session.scalars(select(User).where(User.email == address)).one_or_none()
         if user is None:
