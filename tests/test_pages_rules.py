@@ -271,7 +271,9 @@ def test_the_list_switches_bulk_sorts_and_opens_rules_by_id(db: Engine) -> None:
     assert keys(app, "open_") == [f"open_{first.id}", f"open_{second.id}"]  # oldest first
     app.selectbox(key="rules_sort").set_value("name").run()
     assert keys(app, "open_") == [f"open_{second.id}", f"open_{first.id}"]
-    assert all("If ROAS over the last 7 days" in c.value for c in app.caption[1:3])
+    described = [c.value for c in app.caption if c.value.startswith("If ")]
+    assert len(described) == 2 and all("If ROAS over the last 7 days" in c for c in described)
+    assert "changed by admin@rex.local" in [c.value for c in app.caption]  # the toggle's save
 
     app.button(key=f"duplicate_{first.id}").click().run()
     assert "Zeta (copy)" in {r.name for r in list_rules(actor=SYSTEM)}
