@@ -171,7 +171,7 @@ def shoot(
             if only and name not in only:
                 continue
             page.goto(base + path)
-            page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+            page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)  # loaded CI
             page.wait_for_timeout(6000)  # data grids render a moment after the page
             for grid in page.locator('[data-testid="stDataFrame"]').all():
                 if not grid.is_visible():
