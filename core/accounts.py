@@ -35,6 +35,7 @@ from core.db.models import (
     AdEntity,
     ApprovalStatus,
     Level,
+    Notification,
     PendingAction,
     RexSuggestion,
     SyncStatus,
@@ -53,6 +54,7 @@ from core.meta.errors import (
     UnexpectedResponseError,
 )
 from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
+from core.notify.events import Event
 from core.settings import Settings, get_settings, is_loopback
 
 TOKEN_NEEDED = (
@@ -383,6 +385,27 @@ def set_four_eyes(
             row.four_eyes = on
         session.flush()
         return _view(row, _entity_counts(session, row.id).get(row.id, {}), None)
+
+
+def hold_for_token(session: Session, row: AdAccount, why: str) -> None:
+    """Meta rejected the account's token: hold the account (no call until it is
+    reconnected) and tell its people — once, when it becomes held, not at every call
+    that finds it so (`connect_account` lifts the hold)."""
+    if row.token_status == TokenStatus.NEEDS_RECONNECT:
+        return
+    row.token_status = TokenStatus.NEEDS_RECONNECT
+    row.token_error = why
+    session.add(
+        Notification(
+            account_id=row.id,
+            kind=Event.ACCOUNT_HELD,
+            title=f"Reconnect {row.name} ({row.external_id}): Meta rejected its token",
+            body=f"{why} Rex makes no call to this account, and its rules do not run, until "
+            "an admin connects it again with a new token (Accounts page).",
+            link="accounts",
+            details={"facts": {"Account": f"{row.name} ({row.external_id})"}},
+        )
+    )
 
 
 def client_for(account: AdAccount, **options: Any) -> GraphClient:

@@ -113,6 +113,18 @@ class SuggestionStatus(StrEnum):
 OPEN_SUGGESTIONS = (SuggestionStatus.NEW, SuggestionStatus.QUEUED)
 
 
+class DeliveryStatus(StrEnum):
+    """`notification_deliveries.status`: one message on one channel (core/notify/deliver.py).
+    `sending` is claimed by a scheduler; `unknown`: it stopped after the message may have
+    left, so Rex does not send it again by itself (at most once)."""
+
+    PENDING = "pending"  # waiting for its time (quiet hours, a retry's backoff)
+    SENDING = "sending"  # claimed; in_flight_at set just before the message leaves
+    SENT = "sent"  # the receiver accepted it
+    FAILED = "failed"  # refused for good, or still failing after the last retry
+    UNKNOWN = "unknown"  # the sender stopped mid-send: it may or may not have arrived
+
+
 def spoken(members: Iterable[StrEnum]) -> str:
     """The values as a sentence lists them, for messages: "active, paused or draft"."""
     values = [member.value for member in members]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.enums import Level
@@ -217,6 +218,69 @@ class Settings(BaseSettings):
         default=15, ge=1, le=1440, description="How long a lock-out lasts."
     )
 
+    public_url: str | None = Field(
+        default=None,
+        description="The address people open Rex at, for the links in notifications "
+        "(e.g. https://rex.example.com); default http://<REX_UI_ADDRESS>:<REX_UI_PORT>.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server that sends Rex's e-mail; unset: no e-mail."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls (port 587), tls (implicit TLS, port 465) or none (a server "
+        "on this machine only: a password never travels in clear text).",
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP user, if it asks.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_ca_file: str | None = Field(
+        default=None, description="A CA bundle that signed the SMTP server's certificate."
+    )
+    smtp_from: str = Field(default="Rex <rex@localhost>", description="The From of Rex's e-mail.")
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="A Slack incoming webhook (https://hooks.slack.com/services/…): the "
+        "team's channel, told about every account (REX_TEAM_EVENTS).",
+    )
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        description="A JSON webhook (Teams Workflows, Discord, your own service) told "
+        "about every account (REX_TEAM_EVENTS); needs REX_WEBHOOK_SECRET.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs each webhook request: X-Rex-Signature: sha256=HMAC(secret, "
+        "timestamp + '.' + body). Also signs the webhooks people set for themselves.",
+    )
+    team_events: str = Field(
+        default="rule_notify,action_failed,account_held,outcome_unknown,approvals_waiting",
+        description="What the team channels (REX_SLACK_WEBHOOK_URL, REX_WEBHOOK_URL) are "
+        "told: a comma-separated list of events, or empty for nothing.",
+    )
+    notify_seconds: int = Field(
+        default=15, ge=1, le=3600, description="How often the scheduler delivers notifications."
+    )
+    notify_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=300, description="Each delivery must be answered within this."
+    )
+    notify_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Deliveries that keep failing are retried this many times in all "
+        "(exponential backoff with jitter), then shown as failed.",
+    )
+    notify_backoff_seconds: float = Field(
+        default=30.0, ge=0, description="Base of the delivery backoff (doubling, full jitter)."
+    )
+    notify_claim_seconds: int = Field(
+        default=120,
+        ge=1,
+        description="A scheduler's claim on a delivery; a scheduler that stopped mid-send "
+        "leaves it to the others after this.",
+    )
+
     log_level: str = Field(default="INFO", description="Python log level.")
 
     @field_validator("database_url")
@@ -260,6 +324,36 @@ class Settings(BaseSettings):
     @property
     def stale_after_minutes(self) -> int:
         return self.scheduler_stale_minutes or 2 * self.scheduler_sync_minutes
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        from core.notify.channels import check_webhook_url
+
+        for name in ("slack_webhook_url", "webhook_url"):
+            value = getattr(self, name)
+            if value is not None:
+                check_webhook_url(value.get_secret_value(), f"REX_{name.upper()}")
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(
+                "REX_WEBHOOK_URL is set without REX_WEBHOOK_SECRET: webhooks are signed; "
+                "set a long random secret (and give it to the receiver)"
+            )
+        return self
+
+    @field_validator("team_events")
+    @classmethod
+    def _check_team_events(cls, value: str) -> str:
+        from core.notify.events import event_kinds
+
+        return ",".join(event_kinds(value, field="REX_TEAM_EVENTS"))
+
+    @property
+    def link_base(self) -> str:
+        """Where links in notifications point: REX_PUBLIC_URL, or the UI's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.ui_address in ("0.0.0.0", "::") else self.ui_address
+        return f"http://{host}:{self.ui_port}"
 
     @property
     def key_file(self) -> Path:

@@ -246,7 +246,7 @@ def test_a_rejected_token_during_a_run_holds_the_account(worked) -> None:  # typ
     assert {a.status for a in actions()} == {"failed"}
     with read_session() as session:
         notes = session.scalars(select(Notification)).all()
-    assert [n.kind for n in notes] == ["token_invalid"]
+    assert [n.kind for n in notes] == ["account_held"]  # once, however many calls fail
     again = run_rule_now(rule.id, NOW + timedelta(hours=1), by=SYSTEM)
     assert all("needs reconnecting" in s.reason for s in again.steps)
     assert len(actions()) == 2  # nothing new was sent

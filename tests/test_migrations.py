@@ -28,6 +28,7 @@ SEED_TABLES = {
     "ad_entities",
 }
 USERS_TABLES = {"user_grants", "user_sessions", "audit_log"}
+NOTIFY_TABLES = {"notification_receipts", "notification_deliveries", "notification_preferences"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,8 +63,16 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     migrate.downgrade("-1", url=empty_url)
     below = migrate.current_revision(empty_url)
     assert below not in (None, head)
+    # 0012 undone: the inbox, the outbox and the preferences are gone, notifications stay
+    assert _tables(empty_url) == set(Base.metadata.tables) - NOTIFY_TABLES
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("notifications")}
+    assert "fanned_out_at" not in columns and "title" in columns
+    columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("action_history")}
+    assert "announced_at" not in columns and "sent_at" in columns
+
+    migrate.downgrade("-1", url=empty_url)
     # 0011 undone: rules no longer name who saved them, accounts have no four-eyes flag
-    assert _tables(empty_url) == set(Base.metadata.tables)
+    assert _tables(empty_url) == set(Base.metadata.tables) - NOTIFY_TABLES
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("automation_rules")}
     assert "updated_by_id" not in columns and "deleted_at" in columns
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("ad_accounts")}
@@ -71,7 +80,7 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
 
     migrate.downgrade("-1", url=empty_url)
     # 0010 undone: grants, sessions and the audit log are gone, the seed's users stay
-    assert _tables(empty_url) == set(Base.metadata.tables) - USERS_TABLES
+    assert _tables(empty_url) == set(Base.metadata.tables) - USERS_TABLES - NOTIFY_TABLES
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("users")}
     assert "password_hash" not in columns and "email" in columns
 
@@ -80,6 +89,7 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
     assert _tables(empty_url) == set(Base.metadata.tables) - {
         "rex_outcome_checkpoints",
         *USERS_TABLES,
+        *NOTIFY_TABLES,
     }
     columns = {
         c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestion_performance")
@@ -92,6 +102,7 @@ def test_one_step_down_and_up_again(empty_url: str) -> None:
         "rex_suggestion_events",
         "rex_outcome_checkpoints",
         *USERS_TABLES,
+        *NOTIFY_TABLES,
     }
     columns = {c["name"] for c in inspect(get_engine(empty_url)).get_columns("rex_suggestions")}
     assert "fingerprint" not in columns and "confidence" in columns

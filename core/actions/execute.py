@@ -32,12 +32,12 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from core.accounts import client_for
+from core.accounts import client_for, hold_for_token
 from core.actions.changes import StoredChangeError, Write, change_of
 from core.actions.kinds import kind_of
 from core.db import read_session, write_session
 from core.db.models import ActionHistory as Action
-from core.db.models import ActionStatus, AdAccount, AdEntity, Notification, TokenStatus
+from core.db.models import ActionStatus, AdAccount, AdEntity, TokenStatus
 from core.db.types import utcnow
 from core.enums import Level
 from core.errors import RexError
@@ -273,17 +273,8 @@ def _account_error(account: AdAccount, error: GraphError, engine: Engine | None)
     regain time so no call is made before it."""
     with write_session(engine) as session:
         row = session.get_one(AdAccount, account.id)
-        if isinstance(error, TokenInvalidError) and row.token_status != TokenStatus.NEEDS_RECONNECT:
-            row.token_status = TokenStatus.NEEDS_RECONNECT
-            row.token_error = error.explain()
-            session.add(
-                Notification(
-                    account_id=row.id,
-                    kind="token_invalid",
-                    title=f"Reconnect {row.name} ({row.external_id})",
-                    body=error.explain(),
-                )
-            )
+        if isinstance(error, TokenInvalidError):
+            hold_for_token(session, row, error.explain())
         elif isinstance(error, RateLimitedError):
             row.rate_limited_until = max(row.rate_limited_until or error.regain_at, error.regain_at)
 

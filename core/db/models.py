@@ -39,6 +39,7 @@ from core.enums import UNSETTLED as UNSETTLED  # re-exported, with the enums bel
 from core.enums import (
     ActionStatus,
     ApprovalStatus,
+    DeliveryStatus,
     ExecutionStatus,
     Level,
     RuleStatus,
@@ -462,6 +463,7 @@ class ActionHistory(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]  # just before the call went out; None: never sent
     finished_at: Mapped[datetime | None]
+    announced_at: Mapped[datetime | None]  # a failure told to people (core/notify/announce.py)
 
 
 class PendingAction(Base):
@@ -494,11 +496,21 @@ class PendingAction(Base):
     )
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    announced_at: Mapped[datetime | None]  # its approvers told (core/notify/announce.py)
 
 
 class Notification(Base):
+    """Something people are told (core/notify): a rule's notify action, a failed action,
+    an account held, proposals waiting, a digest. `user_id` is set for one person's own
+    (a digest); otherwise the people with access to `account_id` are told. Fanned out
+    once (`fanned_out_at`) into an inbox receipt per person and a delivery per channel."""
+
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_created", "created_at"),
+        Index("ix_notifications_fanned_out_at", "fanned_out_at"),
+        Index("uq_notifications_event_key", "event_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -512,7 +524,79 @@ class Notification(Base):
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]  # the seed's; read state is per person (receipts)
+    link: Mapped[str | None] = mapped_column(String(500))  # the page, e.g. "approvals"
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    event_key: Mapped[str | None] = mapped_column(String(200))  # made once
+    fanned_out_at: Mapped[datetime | None]
+
+
+class NotificationReceipt(Base):
+    """A notification in one person's inbox, read or not."""
+
+    __tablename__ = "notification_receipts"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "user_id"),
+        Index("ix_notification_receipts_user_read", "user_id", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="RESTRICT")
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None]
+
+
+class NotificationDelivery(Base):
+    """The outbox: one notification to one recipient on one channel, delivered at most
+    once (core/notify/deliver.py). `target`: the e-mail address it goes to, or "team"
+    (the channel in the settings) or "user" (the person's own webhook)."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="RESTRICT"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(320))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        string_enum(DeliveryStatus, 20), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_expires_at: Mapped[datetime | None]
+    in_flight_at: Mapped[datetime | None]  # just before the message left
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationPreference(Base):
+    """What one person wants to hear, and where (core/notify/preferences.py). No row:
+    the defaults (every event, by e-mail when Rex can send mail, no digest)."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    muted: Mapped[list[str]] = mapped_column(JSONDocument, default=list)  # event kinds
+    channels: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    digest_hour: Mapped[int] = mapped_column(SmallInteger, default=8)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    quiet_start: Mapped[str | None] = mapped_column(String(5))  # "22:00", the person's time
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    slack_url: Mapped[str | None] = mapped_column(Text)  # encrypted (core.crypto)
+    webhook_url: Mapped[str | None] = mapped_column(Text)  # encrypted
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # ------------------------------------------------------------------------ suggestions

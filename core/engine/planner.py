@@ -57,7 +57,9 @@ from core.engine.guards import (
 )
 from core.engine.steps import Step, StepOutcome
 from core.enums import Level
-from core.rules.describe import describe_values
+from core.labels import account_label
+from core.notify.events import Event
+from core.rules.describe import LEVEL_NOUNS, describe_values
 from core.rules.document import RuleDocument
 from core.rules.evaluate import Candidate, EntityRef, Evaluation, trace_value
 from core.settings import get_settings
@@ -323,11 +325,20 @@ class Planner:
         notification = Notification(
             account_id=account.id,
             rule_id=self.rule_id,
-            kind="rule_notify",
+            kind=Event.RULE_NOTIFY,
             title=f"{self.rule.name}: {candidate.name}",
             body=(action.message or "The rule's conditions held.") + f" ({values})",
+            link="executions",
+            details={"facts": {
+                "Account": account_label(account.name, account.external_id),
+                "Rule": self.rule.name,
+                LEVEL_NOUNS[self.rule.scope.level].capitalize(): account_label(
+                    candidate.name, candidate.external_id
+                ),
+                **shown,
+            }},
             created_at=self.now,
-        )
+        )  # fmt: skip
         row = self._row(candidate, account, kind, planned, ActionStatus.SUCCEEDED)
         self.records.append(_Record(step, row, notification))
 

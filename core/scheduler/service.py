@@ -52,7 +52,9 @@ from core.db import read_session, rows_changed, write_session
 from core.db.models import (
     AdAccount,
     AutomationRule,
+    DeliveryStatus,
     ExecutionStatus,
+    NotificationDelivery,
     RuleStatus,
     SchedulerEvent,
     SchedulerHeartbeat,
@@ -134,6 +136,13 @@ class Scheduler:
             JobSpec("approvals_expiry", 300, 300, self.expire_approvals),
             JobSpec("suggestions", 300, 300, self.suggestions),
             JobSpec("outcomes", 3600, 3600, self.outcomes),
+            JobSpec(
+                "notifications",
+                s.notify_seconds,
+                max(5, s.notify_seconds),
+                self.notifications,
+                shared=True,
+            ),
             JobSpec("recovery", 60, 60, self.recover),
             JobSpec("heartbeat", 15, 15, self.beat),
         ]
@@ -245,6 +254,21 @@ class Scheduler:
             return {"skipped": "measured today already"}
         done = update_outcomes(now=now, engine=self.engine)
         return {"started": done.started, "measured": len(done.measured), "waiting": done.waiting}
+
+    def notifications(self) -> dict[str, Any]:
+        """Tell people what happened (core/notify): new failures and proposals become
+        notifications, each gets its recipients, and what is due is delivered."""
+        from core.notify.deliver import deliver_due
+        from core.notify.digest import make_digests
+        from core.notify.outbox import publish
+
+        now = utcnow()
+        digests = make_digests(now, engine=self.engine)
+        published = publish(now, engine=self.engine)
+        done = deliver_due(now, runner=self.runner, engine=self.engine, stop=self.stop_event)
+        return {"new": published.fanned_out, "queued": published.deliveries, "digests": digests,
+                "sent": done.sent, "retrying": done.retrying, "failed": done.failed,
+                "unknown": done.unknown}  # fmt: skip
 
     def recover(self) -> dict[str, Any]:
         from core.scheduler.recovery import recover
@@ -532,6 +556,16 @@ class Scheduler:
                     .values(expires_at=now)
                     .execution_options(synchronize_session=False)
                 )
+            session.execute(  # deliveries claimed that sent nothing: back in the outbox
+                update(NotificationDelivery)
+                .where(
+                    NotificationDelivery.claimed_by == self.runner,
+                    NotificationDelivery.status == DeliveryStatus.SENDING,
+                    NotificationDelivery.in_flight_at.is_(None),
+                )
+                .values(status=DeliveryStatus.PENDING, claimed_by=None, claim_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
             if self.heartbeat_id:
                 row = session.get_one(SchedulerHeartbeat, self.heartbeat_id)
                 row.stopped_at = now

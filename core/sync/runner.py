@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from core.accounts import client_for, get_account
+from core.accounts import client_for, get_account, hold_for_token
 from core.db import read_session, write_session
 from core.db.errors import database_error
 from core.db.models import AdAccount, AdEntity, AdMetric, Level, SyncRun, SyncStatus, TokenStatus
@@ -601,8 +601,7 @@ def _record_failure(account_id: int, error: Exception, engine: Engine | None) ->
     with write_session(engine) as session:
         row = session.get_one(AdAccount, account_id)
         if isinstance(error, TokenInvalidError):
-            row.token_status = TokenStatus.NEEDS_RECONNECT
-            row.token_error = _describe(error)
+            hold_for_token(session, row, _describe(error))
         if isinstance(error, RateLimitedError):
             row.rate_limited_until = error.regain_at
 
