@@ -217,8 +217,11 @@ def test_notify_creates_an_in_app_notification(worked) -> None:  # type: ignore[
     run_rule_now(rule.id, NOW, by=SYSTEM)
     with read_session() as session:
         notes = session.scalars(select(Notification).order_by(Notification.id)).all()
-    assert [n.title for n in notes] == ["Scale winners: A", "Scale winners: C"]
-    assert notes[0].body.startswith("Scale me") and "ROAS, last 7 days" in notes[0].body
+    (note,) = notes  # one per run and account, its entities the lines
+    assert note.title == "Scale winners: 2 campaigns matched" and note.body == "Scale me"
+    lines = note.details["items"]
+    assert [line.split(" (")[0] for line in lines] == ["A", "C"]
+    assert all("ROAS, last 7 days" in line for line in lines)
     assert worked.state.write_log == []
 
 

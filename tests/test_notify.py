@@ -77,6 +77,14 @@ def channels(
     reload_settings()
 
 
+def notify_twice() -> None:
+    """The notify rule run twice (an hour apart): two notifications, each naming the two
+    campaigns that matched (A and C)."""
+    rule = save_rule(NOTIFY, now=NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW, by=SYSTEM)
+    run_rule_now(rule.id, NOW + timedelta(hours=1), by=SYSTEM)
+
+
 def user(email: str, roles: list[Role] | None = None, account: str = "act_2001") -> Actor:
     add_user(email, password="correct horse battery", by=SYSTEM)
     if roles:
@@ -121,23 +129,24 @@ def test_a_rule_notify_reaches_its_people_by_email_slack_and_webhook(
 ) -> None:  # type: ignore[no-untyped-def]
     ana = user("ana@example.com", [Role.VIEWER])
     zed = user("zed@example.com")  # no grant: hears nothing
-    rule = save_rule(NOTIFY, now=NOW, by=SYSTEM)
-    run_rule_now(rule.id, NOW, by=SYSTEM)
+    notify_twice()
 
     deliver()
 
-    mails = sorted(mail.to("ana@example.com"), key=lambda m: subject(m))
-    assert [subject(m) for m in mails] == ["[Rex] Scale winners: A", "[Rex] Scale winners: C"]
+    mails = mail.to("ana@example.com")
+    assert [subject(m) for m in mails] == 2 * ["[Rex] Scale winners: 2 campaigns matched"]
     text, html = mails[0].part("plain"), mails[0].part("html")
-    assert "Scale me" in text and "ROAS, last 7 days" in text
-    assert "Account: Worked example (USD) (act_2001)" in text and "Campaign: A (" in text
+    assert "Scale me" in text and "Account: Worked example (USD) (act_2001)" in text
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert [line.split(" (")[0] for line in lines] == ["- A", "- C"]  # the entities matched
+    assert all("ROAS, last 7 days" in line and "Profit, last 7 days" in line for line in lines)
     assert f"Open in Rex: {PUBLIC}/executions" in text
     assert f'href="{PUBLIC}/executions"' in html and "<th" in html
     assert mails[0].sender == "rex@example.com" and mails[0].message["Auto-Submitted"]
     assert mail.to("zed@example.com") == []
 
     slack = [r.json for r in hooks.to("/slack")]
-    assert sorted(m["text"].split(":")[1].strip() for m in slack) == ["A", "C"]
+    assert [m["text"] for m in slack] == 2 * ["Scale winners: 2 campaigns matched: Scale me"]
     for message in slack:
         kinds = [b["type"] for b in message["blocks"]]
         assert kinds[0] == "header" and "actions" in kinds
@@ -167,7 +176,7 @@ def test_the_inbox_marks_read_and_unread_and_shows_where_each_went(
     worked, channels, db: Engine
 ) -> None:  # type: ignore[no-untyped-def]
     ana = user("ana@example.com", [Role.VIEWER])
-    run_rule_now(save_rule(NOTIFY, now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
+    notify_twice()
     deliver()
 
     box = inbox(actor=ana)
@@ -262,7 +271,7 @@ def test_quiet_hours_hold_messages_and_muted_events_reach_only_the_inbox(
     quiet = {"quiet_start": f"{start:%H:%M}", "quiet_end": f"{end:%H:%M}"}
     save_preferences(by=ana, **{**DEFAULTS, "time_zone": "Asia/Tokyo", **quiet})
     save_preferences(by=bo, **{**DEFAULTS, "muted": ["rule_notify"]})
-    run_rule_now(save_rule(NOTIFY, now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
+    notify_twice()
 
     deliver(now)
     assert mail.to("ana@example.com") == [] and mail.to("bo@example.com") == []
@@ -313,7 +322,7 @@ def test_a_persons_own_slack_url_is_stored_encrypted_and_used(
     assert stored.slack_url and own not in stored.slack_url  # encrypted at rest
     assert my_preferences(actor=ana).has_slack_url and own not in repr(my_preferences(actor=ana))
 
-    run_rule_now(save_rule(NOTIFY, now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
+    notify_twice()
     deliver()
     assert len(hooks.accepted("/ana")) == 2
 
@@ -358,7 +367,7 @@ def test_a_receiver_that_fails_then_recovers_gets_each_message_exactly_once(
     user("ana@example.com", [Role.VIEWER])
     mail.replies.extend(["451 4.3.0 Try again later", "421 4.7.0 Busy"])
     hooks.answers.extend([(503, {}, "down"), (500, {}, "oops"), (502, {}, "gateway")])
-    run_rule_now(save_rule(NOTIFY, now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
+    notify_twice()
 
     deliver(rounds=6)
 
@@ -378,7 +387,7 @@ def test_retry_after_is_honoured_for_the_whole_channel(
     worked, channels, hooks: HttpReceiver, db: Engine
 ) -> None:  # type: ignore[no-untyped-def]
     hooks.answers.append((429, {"Retry-After": "120"}, "rate_limited"))
-    run_rule_now(save_rule(NOTIFY, now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
+    notify_twice()
     before = datetime.now(UTC)
 
     deliver()
@@ -396,7 +405,7 @@ def test_a_permanent_refusal_fails_and_is_shown_in_health_and_on_the_notificatio
 ) -> None:  # type: ignore[no-untyped-def]
     ana = user("ana@example.com", [Role.VIEWER])
     hooks.answers.extend([(404, {}, "no_service"), (404, {}, "no_service")])
-    run_rule_now(save_rule(NOTIFY, now=NOW, by=SYSTEM).id, NOW, by=SYSTEM)
+    notify_twice()
 
     deliver(rounds=3)
 

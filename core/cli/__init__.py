@@ -11,6 +11,7 @@
     suggestions generate|list|…      what the breakdowns suggest            suggestions.py
     outcomes update|list             what the applied changes did           outcomes.py
     users add|list|grant|revoke|…    who signs in, and their roles          users.py
+    notifications status|retry|…     the outbox: e-mail, Slack, webhooks    notifications.py
     up                               everything `make run` starts           up.py
 
 Each module has `register(parser)`, which adds its options and subcommands and sets
@@ -66,6 +67,7 @@ COMMANDS = (
     ("suggestions", "suggestions from the breakdowns: generate, list, apply, dismiss"),
     ("outcomes", "what applied changes did: update, list"),
     ("users", "who signs in and their roles: add, list, grant, revoke, passwd, disable"),
+    ("notifications", "the outbox: status, retry, test your channels, catch locally"),
     ("up", "migrate, start the sandbox, connect and sync it, serve the app"),
 )
 

@@ -322,23 +322,28 @@ class Planner:
             return
         shown = describe_values(dict(sorted(candidate.values.items())), candidate.currency)
         values = ", ".join(f"{heading} {text}" for heading, text in shown.items())
+        message = action.message or "The rule's conditions held."
+        entity = account_label(candidate.name, candidate.external_id)
         notification = Notification(
             account_id=account.id,
             rule_id=self.rule_id,
             kind=Event.RULE_NOTIFY,
             title=f"{self.rule.name}: {candidate.name}",
-            body=(action.message or "The rule's conditions held.") + f" ({values})",
+            body=f"{message} ({values})",
             link="executions",
-            details={"facts": {
-                "Account": account_label(account.name, account.external_id),
-                "Rule": self.rule.name,
-                LEVEL_NOUNS[self.rule.scope.level].capitalize(): account_label(
-                    candidate.name, candidate.external_id
-                ),
-                **shown,
-            }},
+            details={
+                "facts": {
+                    "Account": account_label(account.name, account.external_id),
+                    "Rule": self.rule.name,
+                    LEVEL_NOUNS[self.rule.scope.level].capitalize(): entity,
+                    **shown,
+                },
+                "message": message,
+                "line": f"{entity}: {values}",
+                "level": self.rule.scope.level,
+            },
             created_at=self.now,
-        )  # fmt: skip
+        )
         row = self._row(candidate, account, kind, planned, ActionStatus.SUCCEEDED)
         self.records.append(_Record(step, row, notification))
 
@@ -415,10 +420,44 @@ def commit_plans(planners: list[Planner], engine: Engine | None) -> list[int]:
 
 def _add(session: Any, records: list[_Record]) -> None:
     session.add_all([r.row for r in records])
-    session.add_all([r.notification for r in records if r.notification is not None])
+    session.add_all(_one_per_run([r.notification for r in records if r.notification]))
     session.flush()
     for record in records:
         if isinstance(record.row, PendingAction):
             record.step.pending_id = record.row.id
         else:
             record.step.action_id = record.row.id
+
+
+def _one_per_run(notifications: list[Notification]) -> list[Notification]:
+    """A rule's notify action tells people once per run and account: the entities that
+    matched are the message's lines (one entity: its own message, as made)."""
+    groups: dict[tuple[Any, ...], list[Notification]] = {}
+    for note in notifications:
+        details = note.details or {}
+        groups.setdefault((note.rule_id, note.account_id, details.get("message")), []).append(note)
+    merged = []
+    for notes in groups.values():
+        if len(notes) == 1:
+            merged.append(notes[0])
+            continue
+        first = notes[0].details or {}
+        facts = first.get("facts", {})
+        noun = LEVEL_NOUNS[Level(first["level"])]
+        merged.append(
+            Notification(
+                account_id=notes[0].account_id,
+                rule_id=notes[0].rule_id,
+                kind=notes[0].kind,
+                title=f"{facts.get('Rule')}: {len(notes)} {noun}s matched",
+                body=first.get("message"),
+                link=notes[0].link,
+                details={
+                    "facts": {"Account": facts.get("Account"), "Rule": facts.get("Rule")},
+                    "items": [(n.details or {}).get("line") for n in notes],
+                    "message": first.get("message"),
+                },
+                created_at=notes[0].created_at,
+            )
+        )
+    return merged

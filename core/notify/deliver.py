@@ -16,7 +16,9 @@ unknown ones again when a person decides so.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import random
 import time
 from collections.abc import Iterable
@@ -371,3 +373,45 @@ def retry(
             )
             record(session, by, "notifications.retry", "delivery", None, new={"ids": ids})
     return len(ids)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    channel: str  # its label
+    to: str
+    words: str  # "sent", or what went wrong and what to do
+
+
+def send_test(*, by: Actor) -> list[TestResult]:
+    """A test message on each of `by`'s channels now — and, for an admin, on the team's —
+    outside the outbox (nothing is recorded): to check the settings."""
+    settings = get_settings()
+    message = Message.of(kind="rule_notify", title="Rex test message",
+                         body=f"{by.label} asked Rex to test its notification settings.",
+                         details={"facts": {"Sent by": by.label}}, link="notifications",
+                         at=utcnow(), key=hashlib.sha256(os.urandom(16)).hexdigest(),
+                         base=settings.link_base)  # fmt: skip
+    targets: list[tuple[str, str, str]] = []  # channel, shown as, address
+    if by.user_id is not None and CHANNELS["email"].configured(settings):
+        targets.append(("email", by.email, by.email))
+    if by.user_id is not None:
+        with read_session() as session:
+            prefs = session.get(NotificationPreference, by.user_id)
+        for channel in ("slack", "webhook"):
+            stored = getattr(prefs, f"{channel}_url", None) if prefs else None
+            if stored:
+                targets.append((channel, "your own", secret_box().decrypt(stored)))
+    if by.can(Permission.MANAGE_ACCOUNTS):
+        for channel, secret in (("slack", settings.slack_webhook_url),
+                                ("webhook", settings.webhook_url)):  # fmt: skip
+            if secret is not None:
+                targets.append((channel, "the team's channel", secret.get_secret_value()))
+    results = []
+    for channel, shown, address in targets:
+        try:
+            CHANNELS[channel].send(message, address, settings, lambda: None)
+            words = "sent"
+        except (TryAgain, Undeliverable, MaybeDelivered) as error:
+            words = f"{type(error).__name__}: {error}"
+        results.append(TestResult(CHANNELS[channel].label, shown, words))
+    return results
