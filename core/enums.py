@@ -123,6 +123,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"  # the receiver accepted it
     FAILED = "failed"  # refused for good, or still failing after the last retry
     UNKNOWN = "unknown"  # the sender stopped mid-send: it may or may not have arrived
+    SKIPPED = "skipped"  # not sent: the person lost access or turned it off meanwhile
 
 
 def spoken(members: Iterable[StrEnum]) -> str:

@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass
@@ -56,9 +64,12 @@ class _Handler:
 
 class MailCatcher:
     """`replies`: SMTP answers to DATA to give first ("451 try later"); `hold_rcpt` set:
-    the server stops at RCPT (before any of the message has left) until `release`."""
+    the server stops at RCPT (before any of the message has left) until `release`.
+    With `tls` (an SSLContext): STARTTLS required, or with `implicit` TLS from the first
+    byte; with `logins` ({user: password}): AUTH required, over TLS only."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None, implicit: bool = False,
+                 logins: dict[str, str] | None = None) -> None:  # fmt: skip
         self.mails: list[Mail] = []
         self.replies: deque[str] = deque()
         self.lock = threading.Lock()
@@ -68,7 +79,28 @@ class MailCatcher:
             threading.Event(),
         )
         self.port = _free_port()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.logins: list[str] = []
+        options: dict[str, Any] = {}
+        if tls is not None and implicit:
+            options["ssl_context"] = tls
+        elif tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
+        if logins is not None:
+            # over implicit TLS aiosmtpd offers AUTH only when not told to require TLS
+            # (it knows TLS from STARTTLS only); the connection is TLS from its first byte
+            options.update(authenticator=self._authenticate, auth_require_tls=not implicit,
+                           auth_required=True)  # fmt: skip
+        self.known = logins or {}
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                     **options)  # fmt: skip
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                      mechanism: str, data: Any) -> AuthResult:  # fmt: skip
+        user, password = data.login.decode(), data.password.decode()
+        ok = self.known.get(user) == password
+        if ok:
+            self.logins.append(user)
+        return AuthResult(success=ok, handled=False)
 
     def __enter__(self) -> MailCatcher:
         self.controller.start()
@@ -89,6 +121,31 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for 127.0.0.1, signed by itself: the server's TLS context and the
+    file a client trusts (REX_SMTP_CA_FILE)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
 
 
 @dataclass

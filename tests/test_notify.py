@@ -17,10 +17,10 @@ from core.access.actor import SYSTEM, Actor, load_actor
 from core.access.roles import Role
 from core.access.users import add_user, grant
 from core.accounts import connect_account, get_account
-from core.db import read_session
+from core.db import read_session, write_session
 from core.db.models import DeliveryStatus, Notification, NotificationDelivery
 from core.engine.run import run_rule_now
-from core.notify.deliver import deliver_due
+from core.notify.deliver import deliver_due, retry
 from core.notify.digest import make_digests
 from core.notify.events import Event
 from core.notify.inbox import inbox, mark_read, outbox_health
@@ -31,7 +31,7 @@ from core.sandbox import FaultConfig
 from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
-from tests.receivers import HttpReceiver, Mail, MailCatcher
+from tests.receivers import HttpReceiver, Mail, MailCatcher, self_signed
 from tests.test_engine import SCALE_WINNERS
 
 SECRET = "a-long-random-webhook-secret"
@@ -421,3 +421,81 @@ def test_a_permanent_refusal_fails_and_is_shown_in_health_and_on_the_notificatio
     first = inbox(actor=ana).items[-1]  # newest first: the first notification is last
     shown = [d.words for d in first.deliveries if d.channel == "Slack"]
     assert shown and shown[0].startswith("failed: Slack at 127.0.0.1 refused it: 404")
+
+
+def test_a_person_who_loses_access_meanwhile_is_not_sent_what_waited(
+    worked, channels, mail: MailCatcher, db: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    from core.access.users import revoke
+
+    ana = user("ana@example.com", [Role.VIEWER])
+    now = datetime.now(UTC)
+    quiet = {"quiet_start": f"{now - timedelta(hours=1):%H:%M}",
+             "quiet_end": f"{now + timedelta(hours=1):%H:%M}"}  # fmt: skip
+    save_preferences(by=ana, **{**DEFAULTS, **quiet})
+    notify_twice()
+    deliver(now)  # waits for the end of her quiet hours
+    revoke("ana@example.com", "act_2001", by=SYSTEM)
+
+    deliver(now + timedelta(hours=2))
+
+    assert mail.to("ana@example.com") == []
+    email = [d for d in deliveries() if d.channel == "email"]
+    assert {d.status for d in email} == {DeliveryStatus.SKIPPED}
+    assert all("no longer have access" in (d.last_error or "") for d in email)
+
+
+# ------------------------------------------------------------------ TLS and login
+
+
+def send_one(mail: MailCatcher, monkeypatch: pytest.MonkeyPatch, **env: str) -> DeliveryStatus:
+    """One notification to an admin over `mail` with these settings; its delivery's end."""
+    configure(monkeypatch, REX_SMTP_HOST="127.0.0.1", REX_SMTP_PORT=str(mail.port), **env)
+    add_user("ops@example.com", password="correct horse battery", admin=True, by=SYSTEM)
+    with write_session() as session:
+        session.add(Notification(kind=Event.OUTCOME_UNKNOWN, title="Check action #9"))
+    deliver()
+    (row,) = deliveries()
+    return row
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit-tls"])
+# aiosmtpd warns that AUTH is not made to require TLS: over implicit TLS it already is
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_email_over_tls_with_a_login(
+    implicit: bool, tmp_path, monkeypatch: pytest.MonkeyPatch, db: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    context, ca_file = self_signed(tmp_path)
+    with MailCatcher(tls=context, implicit=implicit, logins={"rex": "s3cret"}) as mail:
+        row = send_one(mail, monkeypatch, REX_SMTP_TLS="tls" if implicit else "starttls",
+                       REX_SMTP_CA_FILE=str(ca_file), REX_SMTP_USERNAME="rex",
+                       REX_SMTP_PASSWORD="s3cret")  # fmt: skip
+        assert row.status == DeliveryStatus.SENT, row.last_error
+        assert mail.logins == ["rex"] and len(mail.to("ops@example.com")) == 1
+    monkeypatch.undo()
+    reload_settings()
+
+
+def test_a_refused_login_or_an_untrusted_certificate_fails_with_what_to_do(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, db: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    context, ca_file = self_signed(tmp_path)
+    with MailCatcher(tls=context, logins={"rex": "s3cret"}) as mail:
+        row = send_one(mail, monkeypatch, REX_SMTP_TLS="starttls", REX_SMTP_CA_FILE=str(ca_file),
+                       REX_SMTP_USERNAME="rex", REX_SMTP_PASSWORD="wrong")  # fmt: skip
+        assert row.status == DeliveryStatus.FAILED and mail.mails == []
+        assert "refused the login" in row.last_error and "REX_SMTP_PASSWORD" in row.last_error
+        assert "wrong" not in row.last_error  # a password is never shown
+
+    with MailCatcher(tls=context) as mail:  # the same message again, to a server not trusted
+        monkeypatch.delenv("REX_SMTP_CA_FILE")
+        monkeypatch.delenv("REX_SMTP_USERNAME")
+        configure(monkeypatch, REX_SMTP_PORT=str(mail.port))
+        assert retry(by=SYSTEM) == 1
+        deliver()
+        (row,) = deliveries()
+        assert row.status == DeliveryStatus.FAILED and mail.mails == []
+        assert "certificate is not trusted" in row.last_error
+        assert "REX_SMTP_CA_FILE" in row.last_error
+    monkeypatch.undo()
+    reload_settings()

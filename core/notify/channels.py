@@ -176,6 +176,11 @@ def _before_data(error: Exception, settings: Settings) -> DeliveryError:
             f"{where} refused the login ({error.smtp_code}): check REX_SMTP_USERNAME and "
             "REX_SMTP_PASSWORD, then `python -m core notifications retry`"
         )
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return Undeliverable(
+            f"{where} offers no login (AUTH) here: unset REX_SMTP_USERNAME, or use "
+            "REX_SMTP_TLS=starttls / tls if it offers one only over TLS"
+        )
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         ((address, (code, reply)),) = error.recipients.items()
         return _refused(code, reply, address)

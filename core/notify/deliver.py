@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from core.access.actor import Actor
+from core.access.actor import Actor, load_actor
 from core.access.audit import record
 from core.access.roles import Permission
 from core.crypto import SecretKeyError, secret_box
@@ -37,11 +37,14 @@ from core.db.models import (
     Notification,
     NotificationDelivery,
     NotificationPreference,
+    User,
 )
 from core.db.types import utcnow
 from core.errors import NotFoundError
 from core.notify.channels import CHANNELS, MaybeDelivered, TryAgain, Undeliverable
+from core.notify.events import event_of
 from core.notify.messages import Message
+from core.notify.preferences import of_row
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("rex.notify")
@@ -61,6 +64,7 @@ class Delivered:
     retrying: int = 0
     failed: int = 0
     unknown: int = 0
+    skipped: int = 0  # the person no longer has access, or no longer wants it
     recovered: int = 0  # claims of a stopped scheduler given back or marked unknown
     errors: list[str] = field(default_factory=list)
 
@@ -109,6 +113,10 @@ def _deliver_one(
     if claimed is None:
         return  # another scheduler took it
     row, note = claimed
+    if (why := _not_wanted(engine, row, note)) is not None:
+        _finish(engine, row.id, runner, status=DeliveryStatus.SKIPPED, error=why)
+        done.skipped += 1
+        return
     where = (row.channel, row.target, row.user_id)
     if where in held and held[where] > now:  # its receiver asked us to wait
         _finish(
@@ -225,6 +233,28 @@ def _claim(
         row = session.get_one(NotificationDelivery, delivery_id)
         session.refresh(row)
         return row, session.get_one(Notification, row.notification_id)
+
+
+def _not_wanted(engine: Engine | None, row: NotificationDelivery, note: Notification) -> str | None:
+    """Why a person's message is no longer sent (hours may pass in quiet hours or a
+    backoff): they were disabled, lost access to the account, or turned the event or
+    the channel off since. None: send it."""
+    if row.user_id is None:
+        return None  # a team channel
+    with read_session(engine) as session:
+        user = session.get(User, row.user_id)
+        if user is None or user.disabled_at is not None:
+            return "not sent: the user was disabled"
+        actor = load_actor(session, row.user_id, via="scheduler")
+        prefs = of_row(session.get(NotificationPreference, row.user_id), row.user_id)
+    kind = event_of(note.kind)
+    if note.user_id is None and not (
+        actor.admin if note.account_id is None else actor.can(kind.hears, note.account_id)
+    ):
+        return "not sent: they no longer have access to the account"
+    if not prefs.hears(kind.event) or row.channel not in prefs.channels:
+        return f"not sent: they turned {kind.label.lower()} or {CHANNELS[row.channel].label} off"
+    return None
 
 
 def _address(engine: Engine | None, row: NotificationDelivery, settings: Settings) -> str:

@@ -49,6 +49,8 @@ class DeliveryView:
         if self.status == DeliveryStatus.PENDING:
             when = f" at {self.at:%Y-%m-%d %H:%M} UTC" if self.at else ""
             return f"waiting{when}" + (f" (last try: {self.error})" if self.error else "")
+        if self.status == DeliveryStatus.SKIPPED:
+            return self.error or "not sent"
         if self.status == DeliveryStatus.SENDING:
             return "sending"
         if self.status == DeliveryStatus.UNKNOWN:
