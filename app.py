@@ -4,6 +4,7 @@ pages/. Each person sees the pages their roles open (core/access/roles.py)."""
 import streamlit as st
 
 from core.access.roles import Permission
+from core.notify.inbox import unread_count
 from pages._signin import sign_out_button, signed_in
 
 st.set_page_config(page_title="Rex", page_icon=":material/trending_up:", layout="wide")
@@ -11,6 +12,7 @@ st.set_page_config(page_title="Rex", page_icon=":material/trending_up:", layout=
 actor = signed_in()
 sign_out_button(actor)
 reads = actor.can(Permission.READ)
+unread = unread_count(actor=actor)
 sections = {
     "Automation": [
         st.Page("pages/rules.py", title="Rules", icon=":material/rule:"),
@@ -35,6 +37,8 @@ sections = {
         *([st.Page("pages/users.py", title="Users", icon=":material/group:"),
            st.Page("pages/audit.py", title="Audit log", icon=":material/receipt_long:")]
           if actor.can(Permission.MANAGE_USERS) else []),
+        st.Page("pages/notifications.py", title=f"Notifications ({unread})" if unread
+                else "Notifications", icon=":material/notifications:"),
     ],
 }  # fmt: skip
 st.navigation({name: pages for name, pages in sections.items() if pages}).run()

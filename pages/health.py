@@ -3,11 +3,14 @@
 import streamlit as st
 
 from core.access.roles import Permission
+from core.enums import DeliveryStatus
 from core.labels import format_duration, format_share, format_time
+from core.notify.deliver import retry
+from core.notify.inbox import outbox_health
 from core.outcomes.record import HEADLINE
 from core.views.health import IMPACT_DAYS, amounts, effects, system_health
-from pages._notices import show_notices
-from pages._signin import signed_in
+from pages._notices import act, show_notices
+from pages._signin import session_actor, signed_in
 
 actor = signed_in(Permission.READ)
 st.title("Health")
@@ -126,3 +129,44 @@ measured(
     "would have done anyway (from the account's entities Rex did not change), summed; 90 % "
     "interval below, with the effect on profit.",
 )  # fmt: skip
+
+
+STATUS_WORDS = {  # a delivery's status on screen, and what it counts
+    DeliveryStatus.SENT: ("Sent", "that the receiver accepted"),
+    DeliveryStatus.PENDING: ("Waiting", "waiting for quiet hours to end or for a retry"),
+    DeliveryStatus.SENDING: ("Sending", "being sent now"),
+    DeliveryStatus.FAILED: ("Failed", "refused for good, or failing after the last retry"),
+    DeliveryStatus.UNKNOWN: ("May not have arrived", "whose sender stopped mid-send"),
+    DeliveryStatus.SKIPPED: ("Skipped", "not sent: the person lost access or turned it off"),
+}
+
+
+def _send_again(delivery_ids: list[int]) -> None:
+    act(retry, delivery_ids, by=session_actor(),
+        done=lambda n: f"{n} deliveries queued to be sent again")  # fmt: skip
+
+
+if actor.can(Permission.MANAGE_ACCOUNTS):
+    st.subheader("Notifications")
+    outbox = outbox_health(actor=actor, days=7)
+    st.markdown(" · ".join(f"{label}: **{'set up' if ready else 'not set up'}**"
+                           for label, ready in outbox.channels.items()))  # fmt: skip
+    st.caption("E-mail: REX_SMTP_HOST; the team's Slack and webhook: REX_SLACK_WEBHOOK_URL "
+               "and REX_WEBHOOK_URL. People add their own under Notifications.")  # fmt: skip
+    counted = st.columns(len(outbox.counts))
+    for column, (status, count) in zip(counted, outbox.counts.items(), strict=True):
+        label, explains = STATUS_WORDS.get(status, (status.capitalize(), f"now {status}"))
+        column.metric(label, count, help=f"Deliveries of the last 7 days {explains}.")
+    if not outbox.troubled:
+        st.caption("No delivery failed or was left unsure in the last 7 days.")
+    else:
+        st.dataframe(
+            [{"Notification": title, "Channel": d.channel, "To": d.to, "Tries": d.attempts,
+              "What happened": d.words} for title, d in outbox.troubled],
+            hide_index=True, width="stretch",
+        )  # fmt: skip
+        st.button(
+            f"Send again ({len(outbox.troubled)})", key="notify_send_again",
+            on_click=_send_again, args=([d.id for _, d in outbox.troubled],),
+            help="Queues these again at once. One that may have arrived can then arrive twice.",
+        )  # fmt: skip

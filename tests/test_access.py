@@ -24,6 +24,7 @@ from core.db import read_session
 from core.db.models import AdAccount, AutomationRuleVersion
 from core.engine.run import run_rule_now
 from core.errors import NotFoundError
+from core.notify.outbox import publish
 from core.rules.store import delete_rule, get_rule, list_rules, save_rule, set_status
 from core.suggestions.generate import generate
 from core.views.activity import execution_detail, list_executions, why_not
@@ -36,7 +37,7 @@ from tests.test_decisions import LATER, queued, raise_budgets  # noqa: F401 (a f
 
 PAGES = ("pages/overview.py", "pages/rules.py", "pages/executions.py", "pages/approvals.py",
          "pages/breakdowns.py", "pages/suggestions.py", "pages/impact.py",
-         "pages/health.py")  # fmt: skip
+         "pages/health.py", "pages/notifications.py")  # fmt: skip
 FIGURES_ONLY = {"pages/impact.py", "pages/health.py"}  # nothing measured yet / counts
 
 
@@ -215,6 +216,8 @@ def test_every_page_shows_another_team_nothing_of_an_account(sandbox, queued, pa
     with read_session() as session:
         usd_name = session.scalars(select(AdAccount.name).where(AdAccount.external_id == usd)).one()
     person("jo@example.com", roles={jpy: [Role.VIEWER]})
+    person(ADMIN)  # told, with the approvers, about the proposals waiting:
+    publish(LATER)
     mine = signed_page(page, email="jo@example.com").run(timeout=120)
     assert not mine.exception, mine.exception
     shown = page_text(mine)

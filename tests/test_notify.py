@@ -414,7 +414,7 @@ def test_a_permanent_refusal_fails_and_is_shown_in_health_and_on_the_notificatio
     assert (
         "404 no_service" in failed[0].last_error and "webhook was removed" in failed[0].last_error
     )
-    health = outbox_health(days=30)  # NOW, the rules' time, is in the past
+    health = outbox_health(actor=SYSTEM, days=30)  # NOW, the rules' time, is in the past
     assert health.counts["failed"] == 2 and health.counts["sent"] == 4
     assert health.channels == {"E-mail": True, "Slack": True, "Webhook": True}
     assert all("404" in d.error for _, d in health.troubled)

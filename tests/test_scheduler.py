@@ -69,12 +69,14 @@ def test_jobs_are_registered_with_their_triggers_and_defaults(db: Engine) -> Non
         "approvals_expiry",
         "suggestions",
         "outcomes",
+        "notifications",
         "recovery",
         "heartbeat",
     }
     intervals = {job_id: job.trigger.interval.total_seconds() for job_id, job in jobs.items()}
     assert intervals["engine_tick"] == 60 and intervals["recent_sync"] == 15 * 60
     assert intervals["breakdown_sync"] == 3600 and intervals["approvals_expiry"] == 300
+    assert intervals["notifications"] == 15  # REX_NOTIFY_SECONDS
     for job in jobs.values():
         assert (job.max_instances, job.coalesce) == (1, True)
         assert job.misfire_grace_time >= 15  # never APScheduler's silent 1 s

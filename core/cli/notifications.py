@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.acting import acting, add_as
+from core.cli.acting import acting, add_as, reader
 from core.cli.args import Parser, days, port, row_id
 from core.cli.console import print_table
 
@@ -21,6 +21,7 @@ def register(parser: Parser) -> None:
     actions = parser.add_subparsers(metavar="ACTION")
     status = actions.add_parser("status", help="channels, deliveries, and what failed")
     status.add_argument("--days", type=days, default=7)
+    add_as(status)
     status.set_defaults(handler=show_status)
     again = actions.add_parser("retry", help="send failed or unknown deliveries again")
     again.add_argument("delivery_ids", type=row_id("delivery"), nargs="*", metavar="ID",
@@ -39,7 +40,7 @@ def register(parser: Parser) -> None:
 def show_status(args: argparse.Namespace) -> int:
     from core.notify.inbox import outbox_health
 
-    health = outbox_health(days=args.days)
+    health = outbox_health(actor=reader(args), days=args.days)
     ready = (f"{name} {'set up' if up else 'not set up'}" for name, up in health.channels.items())
     print("channels: " + ", ".join(ready))
     print(f"last {args.days} days: " + ", ".join(f"{n} {s}" for s, n in health.counts.items()))

@@ -23,6 +23,7 @@ from core.db.models import (
     Notification,
     NotificationDelivery,
     NotificationReceipt,
+    User,
 )
 from core.db.types import utcnow
 from core.labels import account_label
@@ -177,8 +178,11 @@ def _deliveries(session: Any, ids: list[int], user_id: int | None) -> dict[int, 
     return found
 
 
-def _view(row: NotificationDelivery) -> DeliveryView:
-    to = {"team": "the team's channel", "user": "your own"}.get(row.target, row.target)
+def _view(row: NotificationDelivery, owner: str | None = None) -> DeliveryView:
+    """`owner`: whose own webhook a "user" target is, as Health names it (the inbox says
+    "your own")."""
+    own = f"{owner}'s own" if owner else "your own"
+    to = {"team": "the team's channel", "user": own}.get(row.target, row.target)
     at = row.sent_at if row.status == DeliveryStatus.SENT else row.not_before
     return DeliveryView(row.id, CHANNELS[row.channel].label, to, row.status, row.attempts, at,
                         row.last_error)  # fmt: skip
@@ -194,9 +198,10 @@ class OutboxHealth:
     troubled: list[tuple[str, DeliveryView]]  # (the notification's title, its delivery)
 
 
-def outbox_health(*, days: int = 7, engine: Engine | None = None) -> OutboxHealth:
+def outbox_health(*, actor: Actor, days: int = 7, engine: Engine | None = None) -> OutboxHealth:
     """For admins (Health): the channels, and the deliveries that failed or may not have
     arrived, newest first."""
+    actor.require(Permission.MANAGE_ACCOUNTS)
     settings = get_settings()
     since = utcnow() - timedelta(days=days)
     with read_session(engine) as session:
@@ -205,8 +210,9 @@ def outbox_health(*, days: int = 7, engine: Engine | None = None) -> OutboxHealt
             .where(NotificationDelivery.created_at >= since)
             .group_by(NotificationDelivery.status)).all()))  # fmt: skip
         troubled = session.execute(
-            select(Notification.title, NotificationDelivery)
+            select(Notification.title, NotificationDelivery, User.email)
             .join(Notification, Notification.id == NotificationDelivery.notification_id)
+            .outerjoin(User, User.id == NotificationDelivery.user_id)
             .where(NotificationDelivery.status.in_([DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN]),
                    NotificationDelivery.created_at >= since)
             .order_by(NotificationDelivery.id.desc()).limit(50)
@@ -214,5 +220,5 @@ def outbox_health(*, days: int = 7, engine: Engine | None = None) -> OutboxHealt
     return OutboxHealth(
         channels={c.label: c.configured(settings) for c in CHANNELS.values()},
         counts={s.value: counts.get(s, 0) for s in DeliveryStatus},
-        troubled=[(title, _view(row)) for title, row in troubled],
+        troubled=[(title, _view(row, email)) for title, row, email in troubled],
     )
