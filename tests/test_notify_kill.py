@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Iterator
 
@@ -61,21 +62,30 @@ def settled() -> bool:
                                   for d in rows)  # fmt: skip
 
 
+def kill_mid_delivery(
+    env: dict[str, str], hold: threading.Event, held: threading.Event,
+    release: threading.Event, processes: list[subprocess.Popen],
+) -> None:  # fmt: skip
+    """A scheduler started, SIGKILLed once a delivery reached the receiver (`held`), the
+    receiver let go, a second scheduler started: back when every delivery settled."""
+    hold.set()
+    processes.append(victim := spawn_scheduler(**env))
+    assert held.wait(60), "no delivery reached the receiver"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    hold.clear()
+    release.set()
+    processes.append(spawn_scheduler(**env))
+    wait_until(settled, 60, 0.2, message="the deliveries did not settle")
+
+
 def test_killed_while_a_webhook_is_in_flight_it_is_sent_once_and_marked_unknown(
     told: list[int], processes: list[subprocess.Popen]
 ) -> None:
     with HttpReceiver() as hooks:
         env = {**FAST, "REX_WEBHOOK_URL": hooks.url("/hook"), "REX_WEBHOOK_SECRET": "s3cret-s3cret"}
-        hooks.hold.set()  # the first request arrives and is not answered
-        processes.append(victim := spawn_scheduler(**env))
-        assert hooks.held.wait(60), "no delivery reached the receiver"
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
-        hooks.hold.clear()
-        hooks.release.set()
-
-        processes.append(spawn_scheduler(**env))
-        wait_until(settled, 60, 0.2, message="the deliveries did not settle")
+        # the first request arrives and is not answered
+        kill_mid_delivery(env, hooks.hold, hooks.held, hooks.release, processes)
 
         keys = Counter(r.headers["X-Rex-Delivery"] for r in hooks.to("/hook"))
     rows = deliveries()
@@ -93,16 +103,8 @@ def test_killed_before_the_message_left_it_is_sent_after_the_restart_once(
     with MailCatcher() as mail:
         env = {**FAST, "REX_SMTP_HOST": "127.0.0.1", "REX_SMTP_PORT": str(mail.port),
                "REX_SMTP_TLS": "none"}  # fmt: skip
-        mail.hold_rcpt.set()  # the server stops at RCPT: none of the message has left
-        processes.append(victim := spawn_scheduler(**env))
-        assert mail.held.wait(60), "no delivery reached the SMTP server"
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
-        mail.hold_rcpt.clear()
-        mail.release.set()
-
-        processes.append(spawn_scheduler(**env))
-        wait_until(settled, 60, 0.2, message="the deliveries did not settle")
+        # the server stops at RCPT: none of the message has left
+        kill_mid_delivery(env, mail.hold_rcpt, mail.held, mail.release, processes)
         subjects = Counter(str(m.message["Subject"]).strip() for m in mail.to(ADMIN))
 
     assert subjects == {f"[Rex] Check action #{n}": 1 for n in (1, 2, 3)}
