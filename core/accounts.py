@@ -54,7 +54,7 @@ from core.meta.errors import (
     UnexpectedResponseError,
 )
 from core.meta.objects import ACCOUNT_STATUS_LABELS, InvalidAnswerError
-from core.notify.events import Event
+from core.notify.events import EVENTS, Event
 from core.settings import Settings, get_settings, is_loopback
 
 TOKEN_NEEDED = (
@@ -402,7 +402,7 @@ def hold_for_token(session: Session, row: AdAccount, why: str) -> None:
             title=f"Reconnect {row.name} ({row.external_id}): Meta rejected its token",
             body=f"{why} Rex makes no call to this account, and its rules do not run, until "
             "an admin connects it again with a new token (Accounts page).",
-            link="accounts",
+            link=EVENTS[Event.ACCOUNT_HELD].page,
             details={"facts": {"Account": f"{row.name} ({row.external_id})"}},
         )
     )

@@ -51,6 +51,7 @@ PAGES = {
     "health": ("/health", "Health"),
     "users": ("/users", "Users"),
     "audit": ("/audit", "Audit log"),
+    "notifications": ("/notifications", "Notifications"),
 }
 ACCOUNTS_BOX = '[class*="st-key-b"][class*="_accounts"] input'  # the builder's accounts
 DEMO_RULE = {

@@ -103,9 +103,15 @@ SUGGESTION_COLUMNS = {
 }
 
 
+# enum-typed from the start (0012)
+NOTIFY_COLUMNS = {("notification_deliveries", "status")}
+
+
 def test_the_enum_columns_are_the_status_and_level_columns_and_store_values() -> None:
     found = {(column.table.name, column.name) for column in _enum_columns()}
-    assert found == {(table, column) for table, column, _, _ in READ_BACK} | SUGGESTION_COLUMNS
+    assert found == {(table, column) for table, column, _, _ in READ_BACK} | SUGGESTION_COLUMNS | (
+        NOTIFY_COLUMNS
+    )
     for column in _enum_columns():
         kind = column.type
         assert isinstance(kind, sa.Enum) and kind.enum_class is not None

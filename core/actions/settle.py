@@ -49,7 +49,7 @@ from core.errors import InputError, NotFoundError, RexError
 from core.meta import GraphClient, GraphError, InvalidParameterError, PermissionDeniedError
 from core.meta.activities import Activity
 from core.meta.objects import ADSET_DELIVERY_FIELDS, ENTITY_FIELDS, EntityInfo
-from core.notify.events import Event
+from core.notify.events import EVENTS, Event
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -492,7 +492,7 @@ def _record(
                             account_id=intent.account_id,
                             rule_id=intent.rule_id,
                             kind=Event.OUTCOME_UNKNOWN,
-                            link="executions",
+                            link=EVENTS[Event.OUTCOME_UNKNOWN].page,
                             title=f"Check action #{intent.id} ({intent.action_type} on "
                             f"{intent.entity_name}): Rex cannot tell whether Meta applied it",
                             body=verdict.message,

@@ -58,7 +58,7 @@ from core.engine.guards import (
 from core.engine.steps import Step, StepOutcome
 from core.enums import Level
 from core.labels import account_label
-from core.notify.events import Event
+from core.notify.events import EVENTS, Event
 from core.rules.describe import LEVEL_NOUNS, describe_values
 from core.rules.document import RuleDocument
 from core.rules.evaluate import Candidate, EntityRef, Evaluation, trace_value
@@ -330,7 +330,7 @@ class Planner:
             kind=Event.RULE_NOTIFY,
             title=f"{self.rule.name}: {candidate.name}",
             body=f"{message} ({values})",
-            link="executions",
+            link=EVENTS[Event.RULE_NOTIFY].page,
             details={
                 "facts": {
                     "Account": account_label(account.name, account.external_id),

@@ -38,7 +38,7 @@ from core.db.models import (
 )
 from core.labels import action_words
 from core.money import format_money, from_minor
-from core.notify.events import Event
+from core.notify.events import EVENTS, Event
 from core.notify.preferences import of_row
 
 WINDOW = timedelta(hours=24)
@@ -143,7 +143,7 @@ def _digest(
         kind=Event.DIGEST,
         title=f"Rex digest for {local:%A %d %B %Y}",
         body=f"The 24 hours to {local:%H:%M} ({local.tzinfo}) on {len(ids)} account(s).",
-        link="overview" if not waiting else "approvals",
+        link=EVENTS[Event.APPROVALS_WAITING if waiting else Event.DIGEST].page,
         details={"items": items, "facts": {"Accounts": ", ".join(
             f"{a.name} ({a.external_id})" for a in accounts.values()) or "none"}},
         event_key=key,

@@ -76,7 +76,7 @@ EVENTS: dict[Event, EventKind] = {
             "Daily digest",
             "once a day at your hour: actions and money moved, approvals waiting, "
             "new suggestions, outcomes measured",
-            "overview",
+            "/",  # the Overview: the app's first page
             default_on=False,
         ),
     )

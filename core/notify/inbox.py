@@ -115,7 +115,7 @@ def inbox(
             items=tuple((note.details or {}).get("items") or ()),
             facts=tuple((note.details or {}).get("facts", {}).items()),
             account=account_label(account.name, account.external_id) if account else None,
-            link=f"{base}/{note.link}" if note.link else None, page=note.link,
+            link=f"{base}/{note.link.lstrip('/')}" if note.link else None, page=note.link,
             created_at=note.created_at, read_at=receipt.read_at,
             deliveries=tuple(deliveries.get(note.id, ())),
         )

@@ -42,7 +42,7 @@ from core.db.models import (
 from core.db.types import utcnow
 from core.labels import account_label, action_words
 from core.notify.channels import CHANNELS
-from core.notify.events import Event, event_kinds, event_of
+from core.notify.events import EVENTS, Event, event_kinds, event_of
 from core.notify.preferences import Preferences, preferences_of
 from core.settings import Settings, get_settings
 
@@ -145,7 +145,7 @@ def _failed(
         title=f"{count} failed on {account.name}",
         body="Meta did not apply these changes; nothing else was changed. The reason is "
         "beside each; Executions shows the run.",
-        link="executions",
+        link=EVENTS[Event.ACTION_FAILED].page,
         details={
             "items": [_failure(r) for r in rows[:LISTED]] + _more(rows),
             "facts": {
@@ -177,7 +177,7 @@ def _waiting(
         title=f"{count} for approval on {account.name}",
         body=f"Approve or reject them on the Approvals page before {first:%Y-%m-%d %H:%M} "
         "UTC, when the first expires.",
-        link="approvals",
+        link=EVENTS[Event.APPROVALS_WAITING].page,
         details={
             "items": [_proposal(p) for p in rows[:LISTED]] + _more(rows),
             "facts": {"Account": name, "Waiting": str(len(rows))},
