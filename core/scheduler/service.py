@@ -19,7 +19,8 @@ APScheduler 3.11 (BackgroundScheduler) with its known traps designed out:
 * the key check (core.crypto.verify_key) comes first in `start`: with a missing or
   changed key the scheduler stops with one message before it writes anything.
 
-One structured log line per job run: `job=… outcome=… duration_ms=…`.
+One structured log line per job run: `job=… outcome=… duration_ms=…` (the frequent
+`notifications` job: only when it did something).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class JobSpec:
     misfire_grace: int  # how late a run may start and still run
     func: Callable[[], Any]
     shared: bool = False  # one replica at a time (named lease)
+    quiet: bool = False  # frequent: its log line only when it did something
 
 
 @dataclass
@@ -142,6 +144,7 @@ class Scheduler:
                 max(5, s.notify_seconds),
                 self.notifications,
                 shared=True,
+                quiet=True,
             ),
             JobSpec("recovery", 60, 60, self.recover),
             JobSpec("heartbeat", 15, 15, self.beat),
@@ -454,7 +457,8 @@ class Scheduler:
                         log.exception("could not finish the lease %s", keeper.name)
             ms = (time.monotonic() - started) * 1000
             self._record_stats(spec.id, "ok", ms, detail)
-            if spec.id != "heartbeat":
+            idle = spec.quiet and not any((detail or {}).values())
+            if spec.id != "heartbeat" and not idle:
                 log.info(
                     "job=%s outcome=ok duration_ms=%.0f %s",
                     spec.id,
