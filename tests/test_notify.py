@@ -499,3 +499,44 @@ def test_a_refused_login_or_an_untrusted_certificate_fails_with_what_to_do(
         assert "REX_SMTP_CA_FILE" in row.last_error
     monkeypatch.undo()
     reload_settings()
+
+
+def test_webhook_urls_and_the_smtp_password_are_never_shown_or_logged(
+    worked, hooks: HttpReceiver, mail: MailCatcher, monkeypatch: pytest.MonkeyPatch, db: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import logging
+
+    from core.accounts import public_settings
+    from core.logs import RedactingFilter
+
+    secret_path = "/services/T0AAA/B0BBB/abcdefSECRETxyz123"
+    configure(monkeypatch, REX_SLACK_WEBHOOK_URL=hooks.url(secret_path),
+              REX_SMTP_HOST="127.0.0.1", REX_SMTP_PORT=str(mail.port), REX_SMTP_TLS="none",
+              REX_SMTP_USERNAME="rex", REX_SMTP_PASSWORD="smtp-pass-word-42")  # fmt: skip
+    hooks.answers.append((410, {}, "channel_is_archived"))
+    user("ana@example.com", [Role.VIEWER])
+    notify_twice()
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)  # Rex's own handler: every record scrubbed
+    handler.addFilter(RedactingFilter())
+    root, before = logging.getLogger(), logging.getLogger().level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # even the HTTP library's debug lines
+    try:
+        deliver()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+
+    shown = public_settings()
+    assert shown["slack_webhook_url"] == "set (hidden)" and shown["smtp_password"] == "set (hidden)"
+    rows = deliveries()
+    assert [d.last_error for d in rows if d.channel == "slack"][0].endswith(
+        "(the channel is archived or the webhook was removed)"
+    )
+    assert "POST" in logged.getvalue()  # the HTTP library did log the request
+    everything = " ".join([logged.getvalue(), repr(shown), *(d.last_error or "" for d in rows)])
+    assert "SECRETxyz" not in everything and "smtp-pass-word" not in everything
+    monkeypatch.undo()
+    reload_settings()

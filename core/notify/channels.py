@@ -269,8 +269,10 @@ def _post(
     leaving: Leaving,
     who: str,
 ) -> None:
-    register_secret(url)  # a webhook URL is its own password
-    host = urlsplit(url).hostname or "?"
+    parts = urlsplit(url)
+    for secret in (url, parts.path, parts.query):  # a webhook URL is its own password; an
+        register_secret(secret)  # HTTP library's debug line shows its path alone
+    host = parts.hostname or "?"
     leaving()
     try:
         answer = requests.post(
