@@ -78,7 +78,7 @@ class MailCatcher:
             threading.Event(),
             threading.Event(),
         )
-        self.port = _free_port()
+        self.port = free_port()
         self.logins: list[str] = []
         options: dict[str, Any] = {}
         if tls is not None and implicit:
@@ -115,7 +115,7 @@ class MailCatcher:
             return [m for m in self.mails if address in m.to]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A port free now (aiosmtpd's Controller checks its server by connecting to the
     port it was given, so it cannot take 0)."""
     with socket.socket() as probe:

@@ -31,8 +31,9 @@ from core.sandbox import FaultConfig
 from core.settings import reload_settings
 from core.sync.runner import SyncOptions, sync_accounts
 from tests.conftest import NOW
-from tests.receivers import HttpReceiver, Mail, MailCatcher, self_signed
+from tests.receivers import HttpReceiver, Mail, MailCatcher, free_port, self_signed
 from tests.test_engine import SCALE_WINNERS
+from tests.waiting import wait_until
 
 SECRET = "a-long-random-webhook-secret"
 PUBLIC = "https://rex.example.com"
@@ -540,3 +541,62 @@ def test_webhook_urls_and_the_smtp_password_are_never_shown_or_logged(
     assert "SECRETxyz" not in everything and "smtp-pass-word" not in everything
     monkeypatch.undo()
     reload_settings()
+
+
+# ------------------------------------------------------------------ the commands
+
+
+def test_notifications_test_sends_on_every_channel_and_says_what_each_answered(
+    channels, mail: MailCatcher, hooks: HttpReceiver, db: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_cli import rex
+
+    add_user("ops@example.com", password="correct horse battery", admin=True, by=SYSTEM)
+    hooks.answers.append((404, {}, "no_service"))  # the team's Slack is gone
+
+    result = rex("notifications", "test", "--as", "ops@example.com")
+
+    assert result.returncode == 1, result.stderr  # one channel failed
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("E-mail") and "ops@example.com" in line and "sent" in line
+               for line in lines)  # fmt: skip
+    assert any(line.startswith("Slack") and "404 no_service" in line for line in lines)
+    assert any(line.startswith("Webhook") and line.rstrip().endswith("sent") for line in lines)
+    (test_mail,) = mail.to("ops@example.com")
+    assert subject(test_mail) == "[Rex] Rex test message"
+    assert verified(hooks.to("/hook")[0])
+    assert deliveries() == []  # outside the outbox: nothing recorded
+
+
+def test_the_catcher_prints_what_arrives_and_checks_the_signature(channels, db: Engine) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from core.notify.catcher import catch
+
+    said: list[str] = []
+    stop = threading.Event()
+    smtp_port, http_port = free_port(), free_port()
+    worker = threading.Thread(target=catch, kwargs={
+        "smtp_port": smtp_port, "http_port": http_port, "secret": SECRET, "say": said.append,
+        "stop": stop})  # fmt: skip
+    worker.start()
+    try:
+        wait_until(lambda: said, 10, 0.05, message="the catcher did not start")
+        configure_env = {"REX_SMTP_PORT": str(smtp_port),
+                         "REX_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{http_port}/slack",
+                         "REX_WEBHOOK_URL": f"http://127.0.0.1:{http_port}/hook"}  # fmt: skip
+        with pytest.MonkeyPatch.context() as patch:
+            configure(patch, **configure_env)
+            add_user("ops@example.com", password="correct horse battery", admin=True, by=SYSTEM)
+            with write_session() as session:
+                session.add(Notification(kind=Event.OUTCOME_UNKNOWN, title="Check action #4"))
+            deliver()
+        reload_settings()
+        wait_until(lambda: len(said) >= 4, 10, 0.05, message="not everything arrived")
+    finally:
+        stop.set()
+        worker.join(10)
+    text = "\n".join(said)
+    assert "e-mail to ops@example.com (text/html + text/plain)" in text
+    assert "Subject: [Rex] Check action #4" in text
+    assert "Slack message" in text and "webhook outcome_unknown [signature ok]" in text
