@@ -11,8 +11,9 @@ APScheduler 3.11 (BackgroundScheduler) with its known traps designed out:
   finish, then its claims are released and the process exits 0;
 * several processes: rules are claimed with leases (core.engine.claim) and shared jobs
   (syncs) take a named lease, so each piece of work is done once. The lease of a running
-  job is short (`job_lease_seconds`, 2 min) and renewed every `lease_renew_seconds` (30 s)
-  while the job runs, so a replica killed mid-sync holds it up for two minutes at most;
+  job is short (`job_lease_seconds`, 2 min, or just under a shorter job's interval) and
+  renewed every `lease_renew_seconds` (30 s; a third of a shorter lease) while the job
+  runs, so a replica killed mid-sync holds it up for two minutes at most;
   when the job ends, the lease stays until its next run is due, so other replicas do not
   repeat the same sync meanwhile. On SQLite a second scheduler refuses to start (a lock
   on a file beside the database);
@@ -430,7 +431,9 @@ class Scheduler:
                 if not self.try_lease(lease, ttl, begun):
                     self._record_stats(spec.id, "skipped (another replica)", 0.0)
                     return None
-                keeper = _LeaseKeeper(self, lease, ttl, self.lease_renew_seconds)
+                # renewed well within its ttl (a 15 s job's lease lasts 14 s)
+                every = min(self.lease_renew_seconds, ttl.total_seconds() / 3)
+                keeper = _LeaseKeeper(self, lease, ttl, every)
                 keeper.start()
             with self._active_lock:
                 self.active += 1
