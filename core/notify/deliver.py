@@ -16,10 +16,9 @@ unknown ones again when a person decides so.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import random
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,8 +42,9 @@ from core.db.types import utcnow
 from core.errors import NotFoundError
 from core.notify.channels import CHANNELS, MaybeDelivered, TryAgain, Undeliverable
 from core.notify.events import event_of
+from core.notify.inbox import to_words
 from core.notify.messages import Message
-from core.notify.preferences import of_row
+from core.notify.preferences import my_preferences, of_row
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("rex.notify")
@@ -145,7 +145,7 @@ def _deliver_one(
             key=row.idempotency_key,
             base=settings.link_base,
         )
-        address = _address(engine, row, settings)
+        address = _address(engine, row.channel, row.target, row.user_id, settings)
         if row.channel == "slack":
             _pace(paced, address)
         CHANNELS[row.channel].send(message, address, settings, leaving)
@@ -257,31 +257,30 @@ def _not_wanted(engine: Engine | None, row: NotificationDelivery, note: Notifica
     return None
 
 
-def _address(engine: Engine | None, row: NotificationDelivery, settings: Settings) -> str:
-    """Where it goes: the e-mail address, the team channel's URL or the person's own."""
-    if row.channel == "email":
-        return row.target
-    if row.target == "team":
-        secret = settings.slack_webhook_url if row.channel == "slack" else settings.webhook_url
+def _address(
+    engine: Engine | None, channel: str, target: str, user_id: int | None, settings: Settings
+) -> str:
+    """Where a message goes: the e-mail address (`target`), the team channel's URL
+    ("team") or the person's own ("user"); Undeliverable when it is no longer set."""
+    label = CHANNELS[channel].label
+    if channel == "email":
+        return target
+    if target == "team":
+        secret = settings.slack_webhook_url if channel == "slack" else settings.webhook_url
         if secret is None:
-            name = "REX_SLACK_WEBHOOK_URL" if row.channel == "slack" else "REX_WEBHOOK_URL"
-            raise Undeliverable(
-                f"the team's {CHANNELS[row.channel].label} is no longer set up: set {name}"
-            )
+            name = "REX_SLACK_WEBHOOK_URL" if channel == "slack" else "REX_WEBHOOK_URL"
+            raise Undeliverable(f"the team's {label} is no longer set up: set {name}")
         return secret.get_secret_value()
     with read_session(engine) as session:
-        prefs = session.get(NotificationPreference, row.user_id) if row.user_id else None
-        stored = getattr(prefs, f"{row.channel}_url", None) if prefs else None
+        prefs = session.get(NotificationPreference, user_id) if user_id else None
+        stored = getattr(prefs, f"{channel}_url", None) if prefs else None
     if not stored:
-        raise Undeliverable(
-            f"no {CHANNELS[row.channel].label} URL is set any more (Notifications → Preferences)"
-        )
+        raise Undeliverable(f"no {label} URL is set any more (Notifications → Preferences)")
     try:
         return secret_box().decrypt(stored)
     except SecretKeyError:
         raise Undeliverable(
-            f"the stored {CHANNELS[row.channel].label} URL cannot be "
-            "decrypted with the current key: set it again"
+            f"the stored {label} URL cannot be decrypted with the current key: set it again"
         ) from None
 
 
@@ -419,29 +418,23 @@ def send_test(*, by: Actor) -> list[TestResult]:
     message = Message.of(kind="rule_notify", title="Rex test message",
                          body=f"{by.label} asked Rex to test its notification settings.",
                          details={"facts": {"Sent by": by.label}}, link="notifications",
-                         at=utcnow(), key=hashlib.sha256(os.urandom(16)).hexdigest(),
+                         at=utcnow(), key=secrets.token_hex(32),
                          base=settings.link_base)  # fmt: skip
-    targets: list[tuple[str, str, str]] = []  # channel, shown as, address
+    prefs = my_preferences(actor=by)
+    targets = []  # (channel, target) as the outbox would queue them
     if by.user_id is not None and CHANNELS["email"].configured(settings):
-        targets.append(("email", by.email, by.email))
-    if by.user_id is not None:
-        with read_session() as session:
-            prefs = session.get(NotificationPreference, by.user_id)
-        for channel in ("slack", "webhook"):
-            stored = getattr(prefs, f"{channel}_url", None) if prefs else None
-            if stored:
-                targets.append((channel, "your own", secret_box().decrypt(stored)))
+        targets.append(("email", by.email))
+    targets += [(c, "user") for c, own in (("slack", prefs.has_slack_url),
+                                           ("webhook", prefs.has_webhook_url)) if own]  # fmt: skip
     if by.can(Permission.MANAGE_ACCOUNTS):
-        for channel, secret in (("slack", settings.slack_webhook_url),
-                                ("webhook", settings.webhook_url)):  # fmt: skip
-            if secret is not None:
-                targets.append((channel, "the team's channel", secret.get_secret_value()))
+        targets += [(c, "team") for c in ("slack", "webhook") if CHANNELS[c].configured(settings)]
     results = []
-    for channel, shown, address in targets:
+    for channel, target in targets:
         try:
+            address = _address(None, channel, target, by.user_id, settings)
             CHANNELS[channel].send(message, address, settings, lambda: None)
             words = "sent"
         except (TryAgain, Undeliverable, MaybeDelivered) as error:
             words = f"{type(error).__name__}: {error}"
-        results.append(TestResult(CHANNELS[channel].label, shown, words))
+        results.append(TestResult(CHANNELS[channel].label, to_words(target), words))
     return results

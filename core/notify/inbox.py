@@ -178,11 +178,15 @@ def _deliveries(session: Any, ids: list[int], user_id: int | None) -> dict[int, 
     return found
 
 
-def _view(row: NotificationDelivery, owner: str | None = None) -> DeliveryView:
-    """`owner`: whose own webhook a "user" target is, as Health names it (the inbox says
-    "your own")."""
+def to_words(target: str, owner: str | None = None) -> str:
+    """A delivery's target as people read it: the address, "the team's channel", "your
+    own" (Health, with `owner`: "ana@example.com's own")."""
     own = f"{owner}'s own" if owner else "your own"
-    to = {"team": "the team's channel", "user": own}.get(row.target, row.target)
+    return {"team": "the team's channel", "user": own}.get(target, target)
+
+
+def _view(row: NotificationDelivery, owner: str | None = None) -> DeliveryView:
+    to = to_words(row.target, owner)
     at = row.sent_at if row.status == DeliveryStatus.SENT else row.not_before
     return DeliveryView(row.id, CHANNELS[row.channel].label, to, row.status, row.attempts, at,
                         row.last_error)  # fmt: skip

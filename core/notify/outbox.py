@@ -272,8 +272,8 @@ def _personal(
     out = []
     if "email" in prefs.channels and CHANNELS["email"].configured(settings):
         out.append(("email", actor.email))
-    for channel in ("slack", "webhook"):
-        if channel in prefs.channels and channel in prefs.secrets:
+    for channel, own in (("slack", prefs.has_slack_url), ("webhook", prefs.has_webhook_url)):
+        if channel in prefs.channels and own:
             out.append((channel, "user"))
     return out
 

@@ -9,7 +9,7 @@ shown back: the page says only that one is set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -44,7 +44,6 @@ class Preferences:
     has_slack_url: bool = False
     has_webhook_url: bool = False
     saved: bool = False  # False: the defaults, never saved
-    secrets: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def hears(self, event: Event) -> bool:
         """Told on their channels? (Their inbox has everything.)"""
@@ -88,7 +87,6 @@ def of_row(row: NotificationPreference | None, user_id: int | None = None) -> Pr
         has_slack_url=bool(row.slack_url),
         has_webhook_url=bool(row.webhook_url),
         saved=True,
-        secrets={k: v for k, v in (("slack", row.slack_url), ("webhook", row.webhook_url)) if v},
     )
 
 
